@@ -1,0 +1,126 @@
+//! Finding and validating the parents of a link: hint resolution, CID and capacity checks.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::vmdk::descriptor::NO_PARENT_CID;
+use crate::vmdk::link::{Link, dir_of};
+
+/// Deepest chain we open (VMware's limit on redo logs).
+pub const MAX_CHAIN_LINKS: usize = 255;
+
+/// Candidate paths for a parent hint, in the order we try them: as written (relative to the
+/// child's directory unless absolute), then with Windows separators turned into `/`.
+pub fn parent_candidates(child: &Path, hint: &str) -> Vec<PathBuf> {
+    let dir = dir_of(child);
+    let mut out = Vec::new();
+    for h in [hint.to_string(), hint.replace('\\', "/")] {
+        let p = Path::new(&h);
+        let full = if p.is_absolute() { p.to_path_buf() } else { dir.join(p) };
+        if !out.contains(&full) {
+            out.push(full);
+        }
+    }
+    // A Windows absolute hint ("C:/vms/base.vmdk") cannot exist here: fall back to the file name
+    // next to the child, which is where copied chains usually put it.
+    if let Some(name) = Path::new(&hint.replace('\\', "/")).file_name() {
+        let local = dir.join(name);
+        if !out.contains(&local) {
+            out.push(local);
+        }
+    }
+    out
+}
+
+/// Opens every parent of `leaf` read-only, checking CIDs and capacity; returns leaf-first.
+pub fn open_parents(leaf: Link) -> Result<Vec<Link>> {
+    let mut seen = HashSet::new();
+    seen.insert(canonical(leaf.path()));
+    let mut links = vec![leaf];
+    loop {
+        let child = links.last().expect("at least the leaf");
+        let d = child.descriptor();
+        let Some(hint) = d.parent_hint.clone() else {
+            break;
+        };
+        if d.parent_cid == NO_PARENT_CID {
+            break;
+        }
+        if links.len() >= MAX_CHAIN_LINKS {
+            return Err(Error::TooManyLinks(format!(
+                "{} has more than {MAX_CHAIN_LINKS} links",
+                links[0].path().display()
+            )));
+        }
+        let candidates = parent_candidates(child.path(), &hint);
+        let found = candidates.iter().find(|p| p.exists()).cloned();
+        let Some(parent_path) = found else {
+            return Err(Error::OpenParent {
+                child: child.path().to_path_buf(),
+                parent: candidates[0].clone(),
+                reason: "file not found".into(),
+            });
+        };
+        if !seen.insert(canonical(&parent_path)) {
+            return Err(Error::TooManyLinks(format!(
+                "{} refers back to {} (loop)",
+                child.path().display(),
+                parent_path.display()
+            )));
+        }
+        let parent = Link::open(&parent_path, false).map_err(|e| Error::OpenParent {
+            child: child.path().to_path_buf(),
+            parent: parent_path.clone(),
+            reason: e.to_string(),
+        })?;
+        let pd = parent.descriptor();
+        if pd.cid != d.parent_cid {
+            return Err(Error::CidMismatch {
+                child: child.path().to_path_buf(),
+                parent: parent_path,
+                expected: d.parent_cid,
+                found: pd.cid,
+            });
+        }
+        if parent.capacity() != child.capacity() {
+            return Err(Error::CapacityMismatch(format!(
+                "{} has {} sectors but its parent {} has {}",
+                child.path().display(),
+                child.capacity(),
+                parent_path.display(),
+                parent.capacity()
+            )));
+        }
+        links.push(parent);
+    }
+    Ok(links)
+}
+
+fn canonical(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_hint_resolves_against_child_directory() {
+        let c = parent_candidates(Path::new("/vm/snaps/child.vmdk"), "../base/b.vmdk");
+        assert_eq!(c[0], PathBuf::from("/vm/snaps/../base/b.vmdk"));
+    }
+
+    #[test]
+    fn windows_hint_gets_slash_form_and_basename_fallback() {
+        let c = parent_candidates(Path::new("/vm/c.vmdk"), "..\\base\\b.vmdk");
+        assert!(c.contains(&PathBuf::from("/vm/../base/b.vmdk")));
+        assert!(c.contains(&PathBuf::from("/vm/b.vmdk")));
+    }
+
+    #[test]
+    fn absolute_hint_is_used_as_is() {
+        let c = parent_candidates(Path::new("/vm/c.vmdk"), "/data/base.vmdk");
+        assert_eq!(c[0], PathBuf::from("/data/base.vmdk"));
+    }
+}

@@ -1,0 +1,110 @@
+//! The one error type of the engine; `ffi::errors` maps each variant to a VixError.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can go wrong below the C boundary.
+///
+/// Variants are nouns describing the failure; each carries the detail that goes into the log
+/// line, while the C caller only sees the mapped VixError code.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An operating-system I/O error on a named file.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file that was being accessed.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// A file that should exist does not.
+    #[error("file not found: {0}")]
+    FileNotFound(PathBuf),
+    /// A file that must not exist yet does.
+    #[error("file already exists: {0}")]
+    FileExists(PathBuf),
+    /// Another opener holds a conflicting lock on the disk.
+    #[error("disk is locked by another user: {0}")]
+    Locked(PathBuf),
+    /// A caller-supplied argument is invalid.
+    #[error("invalid argument: {0}")]
+    InvalidArg(String),
+    /// The file is not a VMDK we can interpret (bad magic, bad descriptor, bad header fields).
+    #[error("not a valid virtual disk: {0}")]
+    InvalidDisk(String),
+    /// The disk uses an on-disk version or incompatible feature we do not implement.
+    #[error("unsupported disk version or feature: {0}")]
+    UnsupportedVersion(String),
+    /// The disk's metadata is inconsistent (CheckRepair may fix it).
+    #[error("disk metadata is damaged: {0}")]
+    Corrupt(String),
+    /// A request reaches beyond the end of the disk.
+    #[error("sectors {start}..{end} are beyond the disk capacity of {capacity} sectors")]
+    OutOfRange {
+        /// First sector requested.
+        start: u64,
+        /// One past the last sector requested.
+        end: u64,
+        /// Disk capacity in sectors.
+        capacity: u64,
+    },
+    /// A write was attempted through a read-only open, or on a link that must not change.
+    #[error("read-only: {0}")]
+    ReadOnly(String),
+    /// A child's parentCID does not match its parent's CID.
+    #[error("{child}: parent {parent} was modified after the child was created (parentCID {expected:08x}, parent CID {found:08x})")]
+    CidMismatch {
+        /// The child descriptor.
+        child: PathBuf,
+        /// The parent descriptor.
+        parent: PathBuf,
+        /// What the child recorded.
+        expected: u32,
+        /// What the parent has now.
+        found: u32,
+    },
+    /// A parent link named by a child could not be opened.
+    #[error("cannot open parent {parent} of {child}: {reason}")]
+    OpenParent {
+        /// The child descriptor.
+        child: PathBuf,
+        /// The resolved parent path.
+        parent: PathBuf,
+        /// Why it failed.
+        reason: String,
+    },
+    /// Links of one chain disagree on capacity.
+    #[error("capacity mismatch: {0}")]
+    CapacityMismatch(String),
+    /// A chain loops or is deeper than we allow.
+    #[error("disk chain too deep or looping: {0}")]
+    TooManyLinks(String),
+    /// A metadata key does not exist.
+    #[error("metadata key not found: {0}")]
+    KeyNotFound(String),
+    /// An output buffer is too small; `required` bytes are needed.
+    #[error("buffer too small: {required} bytes required")]
+    BufferTooSmall {
+        /// Bytes needed.
+        required: usize,
+    },
+    /// A feature exists in the API but not (yet) in this implementation.
+    #[error("not supported: {0}")]
+    NotSupported(String),
+}
+
+/// Result alias used throughout the engine.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// Wraps an `io::Error` with the path it happened on, turning the common kinds into the
+    /// dedicated variants so callers get the right VixError.
+    pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Error {
+        let path = path.into();
+        match source.kind() {
+            io::ErrorKind::NotFound => Error::FileNotFound(path),
+            io::ErrorKind::AlreadyExists => Error::FileExists(path),
+            _ => Error::Io { path, source },
+        }
+    }
+}

@@ -1,0 +1,1 @@
+pub mod codes; pub mod types;

@@ -1,0 +1,203 @@
+//! Creating new disks: monolithic sparse and flat (split and other types come with their issue).
+
+use std::fs::{File, OpenOptions};
+use std::path::Path;
+
+use super::descriptor::{Access, Descriptor, ExtentKind, ExtentLine, NO_PARENT_CID};
+use super::fileio::{random_cid, random_u64, sync_data, write_all_at};
+use super::geometry::{Adapter, Geometry};
+use super::header::SparseHeader;
+use super::sparse::write_new_extent;
+use crate::error::{Error, Result};
+
+/// Sectors reserved for an embedded descriptor (qemu and VMware use 20).
+pub const EMBEDDED_DESCRIPTOR_SECTORS: u64 = 20;
+
+/// The disk layouts VixDiskLib can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskKind {
+    /// One sparse file with an embedded descriptor.
+    MonolithicSparse,
+    /// A descriptor plus one raw `-flat` file.
+    MonolithicFlat,
+    /// A descriptor plus 2 GB sparse extents.
+    SplitSparse,
+    /// A descriptor plus 2 GB flat extents.
+    SplitFlat,
+    /// ESX flat.
+    VmfsFlat,
+    /// Compressed, sequential.
+    StreamOptimized,
+    /// ESX thin.
+    VmfsThin,
+    /// ESX sparse.
+    VmfsSparse,
+}
+
+/// What to create.
+#[derive(Debug, Clone, Copy)]
+pub struct CreateSpec {
+    /// Layout.
+    pub kind: DiskKind,
+    /// Capacity in sectors.
+    pub capacity: u64,
+    /// Controller type.
+    pub adapter: Adapter,
+    /// `ddb.virtualHWVersion`.
+    pub hw_version: u16,
+}
+
+/// Formats 16 bytes the way VMware writes `ddb.uuid`: `60 00 c2 93 7b a0 3a 03-9f 22 56 c5 29 93 b7 27`.
+pub fn format_uuid(bytes: [u8; 16]) -> String {
+    let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{}", hex[..8].join(" "), hex[8..].join(" "))
+}
+
+fn new_uuid() -> String {
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&random_u64().to_le_bytes());
+    b[8..].copy_from_slice(&random_u64().to_le_bytes());
+    format_uuid(b)
+}
+
+/// The DDB every new base disk gets.
+pub fn base_ddb(spec: &CreateSpec) -> Vec<(String, String)> {
+    let g = Geometry::for_capacity(spec.capacity, spec.adapter);
+    let hw = if spec.hw_version == 0 { 4 } else { spec.hw_version };
+    vec![
+        ("virtualHWVersion".into(), hw.to_string()),
+        ("uuid".into(), new_uuid()),
+        ("geometry.cylinders".into(), g.cylinders.to_string()),
+        ("geometry.heads".into(), g.heads.to_string()),
+        ("geometry.sectors".into(), g.sectors.to_string()),
+        ("adapterType".into(), spec.adapter.ddb_name().into()),
+    ]
+}
+
+/// Opens `path` for a new file, refusing to replace an existing one.
+pub fn create_new_file(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))
+}
+
+/// Name of a sibling file: `dir/base.vmdk` + `-flat` → `base-flat.vmdk`.
+pub fn sibling_name(path: &Path, suffix: &str) -> String {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!("{stem}{suffix}.vmdk")
+}
+
+/// A descriptor for a new link.
+pub fn new_descriptor(create_type: &str, extents: Vec<ExtentLine>, ddb: Vec<(String, String)>) -> Descriptor {
+    Descriptor {
+        version: 1,
+        encoding: Some("UTF-8".into()),
+        cid: random_cid(),
+        parent_cid: NO_PARENT_CID,
+        create_type: create_type.into(),
+        parent_hint: None,
+        extra_header: Vec::new(),
+        extents,
+        extra_sections: Vec::new(),
+        ddb,
+    }
+}
+
+/// Writes a monolithic sparse file at `path` with descriptor `d` (its extent line is set here).
+pub fn write_monolithic_sparse(path: &Path, mut d: Descriptor, capacity: u64) -> Result<()> {
+    d.extents = vec![ExtentLine {
+        access: Access::ReadWrite,
+        sectors: capacity,
+        kind: ExtentKind::Sparse,
+        file: Some(sibling_name(path, "")),
+        offset: 0,
+    }];
+    let header = SparseHeader::new_layout(capacity, EMBEDDED_DESCRIPTOR_SECTORS);
+    let file = create_new_file(path)?;
+    let result = write_new_extent(&file, path, &header, Some(&d.render()));
+    if result.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    result
+}
+
+/// Creates a new disk. `progress(percent)` is called at least at 0 and 100.
+pub fn create(path: &Path, spec: &CreateSpec, progress: &mut dyn FnMut(u32)) -> Result<()> {
+    if spec.capacity == 0 {
+        return Err(Error::InvalidArg("capacity must be at least one sector".into()));
+    }
+    progress(0);
+    let ddb = base_ddb(spec);
+    match spec.kind {
+        DiskKind::MonolithicSparse => {
+            write_monolithic_sparse(path, new_descriptor("monolithicSparse", Vec::new(), ddb), spec.capacity)?
+        }
+        DiskKind::MonolithicFlat => create_monolithic_flat(path, spec, ddb)?,
+        other => {
+            return Err(Error::NotSupported(format!(
+                "creating {other:?} disks is not implemented yet"
+            )));
+        }
+    }
+    progress(100);
+    Ok(())
+}
+
+fn create_monolithic_flat(path: &Path, spec: &CreateSpec, ddb: Vec<(String, String)>) -> Result<()> {
+    let flat_name = sibling_name(path, "-flat");
+    let flat_path = super::link::dir_of(path).join(&flat_name);
+    let descriptor_file = create_new_file(path)?;
+    let flat = match create_new_file(&flat_path) {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = std::fs::remove_file(path);
+            return Err(e);
+        }
+    };
+    let d = new_descriptor(
+        "monolithicFlat",
+        vec![ExtentLine {
+            access: Access::ReadWrite,
+            sectors: spec.capacity,
+            kind: ExtentKind::Flat,
+            file: Some(flat_name),
+            offset: 0,
+        }],
+        ddb,
+    );
+    let result = (|| {
+        flat.set_len(spec.capacity * 512)
+            .map_err(|e| Error::io(&flat_path, e))?;
+        sync_data(&flat, &flat_path)?;
+        write_all_at(&descriptor_file, path, d.render().as_bytes(), 0)?;
+        sync_data(&descriptor_file, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(path);
+        let _ = std::fs::remove_file(&flat_path);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid_has_vmware_shape() {
+        let u = format_uuid([0x60, 0, 0xc2, 0x93, 0x7b, 0xa0, 0x3a, 3, 0x9f, 0x22, 0x56, 0xc5, 0x29, 0x93, 0xb7, 0x27]);
+        assert_eq!(u, "60 00 c2 93 7b a0 3a 03-9f 22 56 c5 29 93 b7 27");
+    }
+
+    #[test]
+    fn sibling_names_follow_vmware_convention() {
+        assert_eq!(sibling_name(Path::new("/a/disk.vmdk"), "-flat"), "disk-flat.vmdk");
+        assert_eq!(sibling_name(Path::new("disk.vmdk"), "-s001"), "disk-s001.vmdk");
+    }
+}

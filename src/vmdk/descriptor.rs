@@ -1,0 +1,358 @@
+//! The text descriptor: parse from text, render back to text. Pure, no I/O.
+//!
+//! Rendering follows the byte layout qemu-img, VMware and libvmdk all accept (see
+//! docs/format-notes.md): signature comment first, `version=1` first key, `CID` before
+//! `parentCID`, no spaces in `createType="…"`/`parentFileNameHint="…"`, then the extent
+//! section, then the DDB. Keys and lines we do not understand are kept verbatim.
+
+use crate::error::{Error, Result};
+
+/// `parentCID` of a disk that has no parent.
+pub const NO_PARENT_CID: u32 = 0xffff_ffff;
+/// Largest descriptor file we are willing to parse.
+pub const MAX_DESCRIPTOR_BYTES: usize = 1 << 20;
+
+/// Access mode of an extent line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Readable and writable.
+    ReadWrite,
+    /// Readable only.
+    ReadOnly,
+    /// Neither: reads return zeros.
+    NoAccess,
+}
+
+/// Kind of storage an extent line names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExtentKind {
+    /// Hosted sparse ("KDMV") file.
+    Sparse,
+    /// Raw file at an offset.
+    Flat,
+    /// No file: reads return zeros.
+    Zero,
+    /// ESX flat file (raw, like Flat but without an offset).
+    Vmfs,
+    /// ESX COWD sparse file.
+    VmfsSparse,
+}
+
+impl ExtentKind {
+    fn parse(word: &str) -> Option<ExtentKind> {
+        Some(match word.to_ascii_uppercase().as_str() {
+            "SPARSE" => ExtentKind::Sparse,
+            "FLAT" => ExtentKind::Flat,
+            "ZERO" => ExtentKind::Zero,
+            "VMFS" => ExtentKind::Vmfs,
+            "VMFSSPARSE" => ExtentKind::VmfsSparse,
+            _ => return None,
+        })
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            ExtentKind::Sparse => "SPARSE",
+            ExtentKind::Flat => "FLAT",
+            ExtentKind::Zero => "ZERO",
+            ExtentKind::Vmfs => "VMFS",
+            ExtentKind::VmfsSparse => "VMFSSPARSE",
+        }
+    }
+}
+
+/// One line of the extent section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtentLine {
+    /// Access mode.
+    pub access: Access,
+    /// Size in sectors.
+    pub sectors: u64,
+    /// Storage kind.
+    pub kind: ExtentKind,
+    /// File name relative to the descriptor (None for ZERO).
+    pub file: Option<String>,
+    /// Start offset in sectors inside the file (FLAT only).
+    pub offset: u64,
+}
+
+/// A parsed descriptor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Descriptor {
+    /// `version=` (1 for normal disks, 3 with change tracking).
+    pub version: u32,
+    /// `encoding=` if present.
+    pub encoding: Option<String>,
+    /// Content id of this link.
+    pub cid: u32,
+    /// Content id of the parent when this link was created, or `NO_PARENT_CID`.
+    pub parent_cid: u32,
+    /// `createType=`.
+    pub create_type: String,
+    /// Path of the parent link, relative to this descriptor's directory, if any.
+    pub parent_hint: Option<String>,
+    /// Header lines we do not interpret, kept verbatim.
+    pub extra_header: Vec<String>,
+    /// Extents in order.
+    pub extents: Vec<ExtentLine>,
+    /// Lines between the extents and the DDB that we do not interpret (e.g. change tracking).
+    pub extra_sections: Vec<String>,
+    /// DDB entries, key without the `ddb.` prefix, in file order.
+    pub ddb: Vec<(String, String)>,
+}
+
+fn unquote(v: &str) -> &str {
+    let v = v.trim();
+    v.strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .unwrap_or(v)
+}
+
+fn parse_hex_u32(v: &str, key: &str) -> Result<u32> {
+    u32::from_str_radix(unquote(v), 16)
+        .map_err(|_| Error::InvalidDisk(format!("descriptor: bad {key} value {v:?}")))
+}
+
+fn parse_extent(line: &str) -> Result<ExtentLine> {
+    let bad = || Error::InvalidDisk(format!("descriptor: bad extent line {line:?}"));
+    let (head, rest) = match line.find('"') {
+        Some(q) => (&line[..q], Some(&line[q + 1..])),
+        None => (line, None),
+    };
+    let mut words = head.split_whitespace();
+    let access = match words.next().map(str::to_ascii_uppercase).as_deref() {
+        Some("RW") => Access::ReadWrite,
+        Some("RDONLY") => Access::ReadOnly,
+        Some("NOACCESS") => Access::NoAccess,
+        _ => return Err(bad()),
+    };
+    let sectors: u64 = words.next().and_then(|w| w.parse().ok()).ok_or_else(bad)?;
+    let kind = words.next().and_then(ExtentKind::parse).ok_or_else(bad)?;
+    let (file, offset) = match rest {
+        None => (None, 0),
+        Some(r) => {
+            let end = r.find('"').ok_or_else(bad)?;
+            let tail = r[end + 1..].trim();
+            let offset = if tail.is_empty() {
+                0
+            } else {
+                tail.split_whitespace()
+                    .next()
+                    .and_then(|w| w.parse().ok())
+                    .ok_or_else(bad)?
+            };
+            (Some(r[..end].to_string()), offset)
+        }
+    };
+    if file.is_none() && kind != ExtentKind::Zero {
+        return Err(bad());
+    }
+    Ok(ExtentLine {
+        access,
+        sectors,
+        kind,
+        file,
+        offset,
+    })
+}
+
+impl Descriptor {
+    /// Parses descriptor text. Stops at the first NUL (qemu pads descriptors with NULs).
+    pub fn parse(text: &str) -> Result<Descriptor> {
+        let text = text.split('\0').next().unwrap_or("");
+        let mut d = Descriptor {
+            version: 0,
+            encoding: None,
+            cid: 0,
+            parent_cid: NO_PARENT_CID,
+            create_type: String::new(),
+            parent_hint: None,
+            extra_header: Vec::new(),
+            extents: Vec::new(),
+            extra_sections: Vec::new(),
+            ddb: Vec::new(),
+        };
+        let mut saw_version = false;
+        for raw in text.lines() {
+            let line = raw.trim_end_matches('\r').trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let first = line.split_whitespace().next().unwrap_or("");
+            if matches!(
+                first.to_ascii_uppercase().as_str(),
+                "RW" | "RDONLY" | "NOACCESS"
+            ) {
+                d.extents.push(parse_extent(line)?);
+                continue;
+            }
+            let Some((key, value)) = line.split_once('=') else {
+                return Err(Error::InvalidDisk(format!(
+                    "descriptor: unexpected line {line:?}"
+                )));
+            };
+            let key = key.trim();
+            let lower = key.to_ascii_lowercase();
+            if let Some(ddb_key) = lower.strip_prefix("ddb.") {
+                let _ = ddb_key;
+                d.ddb
+                    .push((key[4..].to_string(), unquote(value).to_string()));
+                continue;
+            }
+            match lower.as_str() {
+                "version" => {
+                    d.version = unquote(value).parse().map_err(|_| {
+                        Error::InvalidDisk(format!("descriptor: bad version {value:?}"))
+                    })?;
+                    saw_version = true;
+                }
+                "encoding" => d.encoding = Some(unquote(value).to_string()),
+                "cid" => d.cid = parse_hex_u32(value, "CID")?,
+                "parentcid" => d.parent_cid = parse_hex_u32(value, "parentCID")?,
+                "createtype" => d.create_type = unquote(value).to_string(),
+                "parentfilenamehint" => d.parent_hint = Some(unquote(value).to_string()),
+                _ if d.extents.is_empty() => d.extra_header.push(line.to_string()),
+                _ => d.extra_sections.push(line.to_string()),
+            }
+        }
+        if !saw_version || d.extents.is_empty() {
+            return Err(Error::InvalidDisk(
+                "descriptor has no version line or no extents".into(),
+            ));
+        }
+        if d.version > 3 {
+            return Err(Error::UnsupportedVersion(format!(
+                "descriptor version {}",
+                d.version
+            )));
+        }
+        if d.parent_cid == NO_PARENT_CID {
+            d.parent_hint = None;
+        }
+        Ok(d)
+    }
+
+    /// Renders the descriptor as text.
+    pub fn render(&self) -> String {
+        let mut s = String::with_capacity(1024);
+        s.push_str("# Disk DescriptorFile\n");
+        s.push_str(&format!("version={}\n", self.version));
+        if let Some(enc) = &self.encoding {
+            s.push_str(&format!("encoding=\"{enc}\"\n"));
+        }
+        s.push_str(&format!("CID={:08x}\n", self.cid));
+        s.push_str(&format!("parentCID={:08x}\n", self.parent_cid));
+        s.push_str(&format!("createType=\"{}\"\n", self.create_type));
+        if let Some(hint) = &self.parent_hint {
+            s.push_str(&format!("parentFileNameHint=\"{hint}\"\n"));
+        }
+        for line in &self.extra_header {
+            s.push_str(line);
+            s.push('\n');
+        }
+        s.push_str("\n# Extent description\n");
+        for e in &self.extents {
+            let access = match e.access {
+                Access::ReadWrite => "RW",
+                Access::ReadOnly => "RDONLY",
+                Access::NoAccess => "NOACCESS",
+            };
+            s.push_str(&format!("{access} {} {}", e.sectors, e.kind.as_str()));
+            if let Some(f) = &e.file {
+                s.push_str(&format!(" \"{f}\""));
+            }
+            if e.kind == ExtentKind::Flat {
+                s.push_str(&format!(" {}", e.offset));
+            }
+            s.push('\n');
+        }
+        s.push('\n');
+        for line in &self.extra_sections {
+            s.push_str(line);
+            s.push('\n');
+        }
+        if !self.extra_sections.is_empty() {
+            s.push('\n');
+        }
+        s.push_str("# The Disk Data Base\n#DDB\n\n");
+        for (k, v) in &self.ddb {
+            s.push_str(&format!("ddb.{k} = \"{v}\"\n"));
+        }
+        s
+    }
+
+    /// Total capacity in sectors (sum of the extents).
+    pub fn capacity(&self) -> u64 {
+        self.extents.iter().map(|e| e.sectors).sum()
+    }
+
+    /// Value of a DDB key (without `ddb.`), compared case-insensitively.
+    pub fn ddb_get(&self, key: &str) -> Option<&str> {
+        self.ddb
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Sets a DDB key, replacing an existing one in place or appending.
+    pub fn ddb_set(&mut self, key: &str, value: &str) {
+        match self.ddb.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(key)) {
+            Some(entry) => entry.1 = value.to_string(),
+            None => self.ddb.push((key.to_string(), value.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const QEMU_STYLE: &str = "# Disk DescriptorFile\nversion=1\nCID=52a1b3c\nparentCID=ffffffff\ncreateType=\"monolithicSparse\"\n\n# Extent description\nRW 131072 SPARSE \"q.vmdk\"\n\n# The Disk Data Base\n#DDB\n\nddb.virtualHWVersion = \"4\"\nddb.geometry.cylinders = \"130\"\nddb.geometry.heads = \"16\"\nddb.geometry.sectors = \"63\"\nddb.adapterType = \"ide\"\nddb.toolsVersion = \"2147483647\"\n\0\0\0";
+
+    #[test]
+    fn parses_qemu_descriptor_with_short_cid_and_nul_padding() {
+        let d = Descriptor::parse(QEMU_STYLE).unwrap();
+        assert_eq!(d.cid, 0x052a1b3c);
+        assert_eq!(d.parent_cid, NO_PARENT_CID);
+        assert_eq!(d.create_type, "monolithicSparse");
+        assert_eq!(d.capacity(), 131072);
+        assert_eq!(d.extents[0].file.as_deref(), Some("q.vmdk"));
+        assert_eq!(d.ddb_get("adapterType"), Some("ide"));
+        assert_eq!(d.ddb_get("GEOMETRY.HEADS"), Some("16"));
+    }
+
+    #[test]
+    fn render_then_parse_round_trips_and_keeps_unknown_lines() {
+        let text = "# Disk DescriptorFile\r\nversion=1\r\nencoding=\"UTF-8\"\r\nCID=fffffffe\r\nparentCID=12345678\r\nisNativeSnapshot=\"no\"\r\ncreateType=\"twoGbMaxExtentSparse\"\r\nparentFileNameHint=\"..\\\\base\\\\b.vmdk\"\r\n\r\n# Extent description\r\nRW 4192256 SPARSE \"t-s001.vmdk\"\r\nRDONLY 100 FLAT \"f.raw\" 7\r\nNOACCESS 8 ZERO\r\n\r\n# Change Tracking File\r\nchangeTrackPath=\"t-ctk.vmdk\"\r\n\r\n# The Disk Data Base\r\n#DDB\r\n\r\nddb.uuid = \"60 00 C2 93\"\r\nddb.custom.thing = \"x y\"\r\n";
+        let d = Descriptor::parse(text).unwrap();
+        assert_eq!(d.extents.len(), 3);
+        assert_eq!(d.extents[1].offset, 7);
+        assert_eq!(d.extents[2].kind, ExtentKind::Zero);
+        assert_eq!(d.extra_header, vec!["isNativeSnapshot=\"no\""]);
+        assert_eq!(d.extra_sections, vec!["changeTrackPath=\"t-ctk.vmdk\""]);
+        let again = Descriptor::parse(&d.render()).unwrap();
+        assert_eq!(again, d);
+    }
+
+    #[test]
+    fn rendering_puts_cid_before_parent_cid_and_has_libvmdk_sections() {
+        let mut d = Descriptor::parse(QEMU_STYLE).unwrap();
+        d.parent_cid = 0xabc;
+        d.parent_hint = Some("base.vmdk".into());
+        let text = d.render();
+        assert!(text.starts_with("# Disk DescriptorFile\nversion=1\n"));
+        assert!(text.find("CID=").unwrap() < text.find("parentCID=").unwrap());
+        assert!(text.contains("parentFileNameHint=\"base.vmdk\"\n"));
+        assert!(text.contains("# Extent description\n"));
+        assert!(text.contains("# The Disk Data Base\n"));
+        assert!(text.contains("parentCID=00000abc\n"));
+    }
+
+    #[test]
+    fn rejects_garbage_and_missing_extents() {
+        assert!(Descriptor::parse("hello world").is_err());
+        assert!(Descriptor::parse("version=1\nCID=1\n").is_err());
+        assert!(Descriptor::parse("version=1\nRW abc SPARSE \"x\"\n").is_err());
+        assert!(Descriptor::parse("version=1\nRW 10 SPARSE\n").is_err());
+    }
+}

@@ -1,0 +1,133 @@
+//! One extent of a link: sparse, flat or zero, positioned at a start sector of the virtual disk.
+
+use std::fs::File;
+use std::path::PathBuf;
+
+use super::descriptor::{Access, ExtentKind};
+use super::fileio::{read_at_zero_fill, sync_data, write_all_at};
+use super::sparse::{GrainMap, SparseExtent};
+use crate::error::{Error, Result};
+
+/// The storage behind an extent.
+pub enum ExtentStore {
+    /// Hosted sparse file.
+    Sparse(SparseExtent),
+    /// Raw file; `offset` is the byte offset of the extent's first sector.
+    Flat {
+        /// Path for messages.
+        path: PathBuf,
+        /// The file.
+        file: File,
+        /// Byte offset of extent sector 0.
+        offset: u64,
+    },
+    /// No storage: reads as zeros.
+    Zero,
+}
+
+/// An extent and its place in the virtual disk.
+pub struct Extent {
+    /// First virtual sector.
+    pub start: u64,
+    /// Size in sectors.
+    pub sectors: u64,
+    /// Access from the extent line.
+    pub access: Access,
+    /// Kind from the extent line.
+    pub kind: ExtentKind,
+    /// File name as written in the descriptor.
+    pub file_name: Option<String>,
+    /// Storage.
+    pub store: ExtentStore,
+}
+
+/// Where a run of a link's sectors lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mapping {
+    /// In extent `extent` at byte `offset` of its file.
+    Data {
+        /// Index of the extent in the link.
+        extent: usize,
+        /// Byte offset inside the extent file.
+        offset: u64,
+    },
+    /// Reads as zeros, hiding any parent.
+    Zero,
+    /// Not stored in this link; ask the parent.
+    Unallocated,
+}
+
+impl Extent {
+    /// Maps an extent-relative sector (see `Link::map`).
+    pub fn map(&self, index: usize, rel: u64, max: u64) -> Result<(Mapping, u64)> {
+        let max = max.min(self.sectors - rel);
+        if self.access == Access::NoAccess {
+            return Ok((Mapping::Zero, max));
+        }
+        Ok(match &self.store {
+            ExtentStore::Zero => (Mapping::Zero, max),
+            ExtentStore::Flat { offset, .. } => (
+                Mapping::Data {
+                    extent: index,
+                    offset: offset + rel * 512,
+                },
+                max,
+            ),
+            ExtentStore::Sparse(sp) => {
+                let (m, n) = sp.map(rel, max)?;
+                let m = match m {
+                    GrainMap::Data(offset) => Mapping::Data {
+                        extent: index,
+                        offset,
+                    },
+                    GrainMap::Zero => Mapping::Zero,
+                    GrainMap::Unallocated => Mapping::Unallocated,
+                };
+                (m, n)
+            }
+        })
+    }
+
+    /// Reads bytes at a file offset obtained from `map`.
+    pub fn read_data(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        match &self.store {
+            ExtentStore::Sparse(sp) => sp.read_data(buf, offset),
+            ExtentStore::Flat { path, file, .. } => read_at_zero_fill(file, path, buf, offset),
+            ExtentStore::Zero => {
+                buf.fill(0);
+                Ok(())
+            }
+        }
+    }
+
+    /// Writes at an extent-relative sector.
+    pub fn write(
+        &self,
+        rel: u64,
+        data: &[u8],
+        fill: &mut dyn FnMut(u64, &mut [u8]) -> Result<()>,
+    ) -> Result<()> {
+        if self.access != Access::ReadWrite {
+            return Err(Error::ReadOnly(format!(
+                "extent {} is not writable",
+                self.file_name.as_deref().unwrap_or("(zero)")
+            )));
+        }
+        match &self.store {
+            ExtentStore::Sparse(sp) => sp.write(rel, data, &mut |s, b| fill(s, b)),
+            ExtentStore::Flat { path, file, offset } => {
+                write_all_at(file, path, data, offset + rel * 512)
+            }
+            ExtentStore::Zero => Err(Error::ReadOnly("zero extents cannot be written".into())),
+        }
+    }
+
+    /// Makes written data and metadata durable.
+    pub fn flush(&self) -> Result<()> {
+        match &self.store {
+            ExtentStore::Sparse(sp) => sp.flush_metadata(),
+            ExtentStore::Flat { path, file, .. } => sync_data(file, path),
+            ExtentStore::Zero => Ok(()),
+        }
+    }
+}

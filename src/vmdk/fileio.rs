@@ -1,0 +1,83 @@
+//! Positioned file I/O helpers shared by the extent types.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Reads `buf.len()` bytes at `offset`; bytes beyond end of file read as zeros (flat extents
+/// are often shorter than their capacity because they were created sparse).
+pub fn read_at_zero_fill(file: &File, path: &Path, buf: &mut [u8], offset: u64) -> Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], offset + done as u64) {
+            Ok(0) => {
+                buf[done..].fill(0);
+                return Ok(());
+            }
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io(path, e)),
+        }
+    }
+    Ok(())
+}
+
+/// Reads exactly `buf.len()` bytes at `offset`; a short file is reported as damage.
+pub fn read_exact_at(file: &File, path: &Path, buf: &mut [u8], offset: u64) -> Result<()> {
+    file.read_exact_at(buf, offset).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            Error::InvalidDisk(format!(
+                "{}: file ends before byte {}",
+                path.display(),
+                offset + buf.len() as u64
+            ))
+        } else {
+            Error::io(path, e)
+        }
+    })
+}
+
+/// Writes all of `buf` at `offset`.
+pub fn write_all_at(file: &File, path: &Path, buf: &[u8], offset: u64) -> Result<()> {
+    file.write_all_at(buf, offset)
+        .map_err(|e| Error::io(path, e))
+}
+
+/// Returns the file length in bytes.
+pub fn file_len(file: &File, path: &Path) -> Result<u64> {
+    Ok(file.metadata().map_err(|e| Error::io(path, e))?.len())
+}
+
+/// Makes written data durable.
+pub fn sync_data(file: &File, path: &Path) -> Result<()> {
+    file.sync_data().map_err(|e| Error::io(path, e))
+}
+
+/// A random 32-bit value that is not one of the reserved CIDs (`ffffffff`, `fffffffe`).
+pub fn random_cid() -> u32 {
+    loop {
+        let v = random_u64() as u32;
+        if v < 0xffff_fffe {
+            return v;
+        }
+    }
+}
+
+/// 64 random bits from the OS (falls back to the std hasher's per-process random keys).
+pub fn random_u64() -> u64 {
+    let mut buf = [0u8; 8];
+    if let Ok(f) = File::open("/dev/urandom") {
+        if f.read_exact_at(&mut buf, 0).is_ok() {
+            return u64::from_le_bytes(buf);
+        }
+    }
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0));
+    h.finish()
+}

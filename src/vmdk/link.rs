@@ -1,0 +1,367 @@
+//! One link of a disk chain: its descriptor, its extents, its lock and its write session.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use super::descriptor::{Access, Descriptor, ExtentKind, ExtentLine, MAX_DESCRIPTOR_BYTES};
+use super::extent::{Extent, ExtentStore, Mapping};
+use super::fileio::{file_len, random_cid, read_exact_at, sync_data, write_all_at};
+use super::header::{HEADER_SIZE, SparseHeader};
+use super::sparse::SparseExtent;
+use crate::error::{Error, Result};
+use crate::log;
+
+/// Where the descriptor text is stored.
+enum DescriptorHome {
+    /// Inside the sparse extent at this byte offset, with this many bytes reserved.
+    Embedded { offset: u64, size: u64 },
+    /// In its own text file (the link's path).
+    File,
+}
+
+struct Session {
+    /// The first write of this open has happened (CID renewed, unclean flag set).
+    written: bool,
+}
+
+/// An open link.
+pub struct Link {
+    path: PathBuf,
+    /// The descriptor file (for monolithic sparse, the extent file itself); holds the lock.
+    file: File,
+    descriptor: Mutex<Descriptor>,
+    home: DescriptorHome,
+    extents: Vec<Extent>,
+    writable: bool,
+    session: Mutex<Session>,
+}
+
+fn open_file(path: &Path, writable: bool) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(writable)
+        .open(path)
+        .map_err(|e| Error::io(path, e))
+}
+
+/// Directory of a descriptor, for resolving names relative to it.
+pub fn dir_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+impl Link {
+    /// Opens the link at `path`; `writable` takes an exclusive lock, otherwise a shared one.
+    pub fn open(path: &Path, writable: bool) -> Result<Link> {
+        let file = open_file(path, writable)?;
+        let locked = if writable {
+            file.try_lock()
+        } else {
+            file.try_lock_shared()
+        };
+        if locked.is_err() {
+            return Err(Error::Locked(path.to_path_buf()));
+        }
+        let len = file_len(&file, path)?;
+        let mut first = vec![0u8; HEADER_SIZE.min(len as usize)];
+        read_exact_at(&file, path, &mut first, 0)?;
+        if SparseHeader::has_magic(&first) {
+            Self::open_monolithic(path, file, &first, writable)
+        } else if first.starts_with(b"COWD") {
+            Err(Error::NotSupported(format!(
+                "{}: vmfsSparse (COWD) extents need a descriptor",
+                path.display()
+            )))
+        } else {
+            Self::open_descriptor_file(path, file, len, writable)
+        }
+    }
+
+    fn open_monolithic(path: &Path, file: File, first: &[u8], writable: bool) -> Result<Link> {
+        let extent_file = file.try_clone().map_err(|e| Error::io(path, e))?;
+        let sparse = SparseExtent::open(path, extent_file, first)?;
+        let h = sparse.header().clone();
+        let (descriptor, home) = if h.descriptor_offset != 0 && h.descriptor_size != 0 {
+            let mut text = vec![0u8; (h.descriptor_size * 512) as usize];
+            read_exact_at(&file, path, &mut text, h.descriptor_offset * 512)?;
+            let d = Descriptor::parse(&String::from_utf8_lossy(&text)).map_err(|e| match e {
+                Error::InvalidDisk(m) => Error::InvalidDisk(format!("{}: {m}", path.display())),
+                other => other,
+            })?;
+            (
+                d,
+                DescriptorHome::Embedded {
+                    offset: h.descriptor_offset * 512,
+                    size: h.descriptor_size * 512,
+                },
+            )
+        } else {
+            return Err(Error::NotSupported(format!(
+                "{}: a sparse extent without an embedded descriptor must be opened through its descriptor file",
+                path.display()
+            )));
+        };
+        // The embedded extent line may name another file (renamed disks); the data is here.
+        let line = descriptor.extents.first().cloned();
+        let extent = Extent {
+            start: 0,
+            sectors: h.capacity,
+            access: line.as_ref().map_or(Access::ReadWrite, |l| l.access),
+            kind: ExtentKind::Sparse,
+            file_name: Some(file_name_of(path)),
+            store: ExtentStore::Sparse(sparse),
+        };
+        Ok(Link {
+            path: path.to_path_buf(),
+            file,
+            descriptor: Mutex::new(descriptor),
+            home,
+            extents: vec![extent],
+            writable,
+            session: Mutex::new(Session { written: false }),
+        })
+    }
+
+    fn open_descriptor_file(path: &Path, file: File, len: u64, writable: bool) -> Result<Link> {
+        if len as usize > MAX_DESCRIPTOR_BYTES {
+            return Err(Error::InvalidDisk(format!(
+                "{}: not a VMDK (no sparse header and too large for a descriptor)",
+                path.display()
+            )));
+        }
+        let mut text = vec![0u8; len as usize];
+        read_exact_at(&file, path, &mut text, 0)?;
+        let descriptor = Descriptor::parse(&String::from_utf8_lossy(&text))
+            .map_err(|e| match e {
+                Error::InvalidDisk(m) => Error::InvalidDisk(format!("{}: {m}", path.display())),
+                other => other,
+            })?;
+        let dir = dir_of(path);
+        let mut extents = Vec::with_capacity(descriptor.extents.len());
+        let mut start = 0u64;
+        for line in &descriptor.extents {
+            extents.push(open_extent(&dir, line, start, writable)?);
+            start += line.sectors;
+        }
+        Ok(Link {
+            path: path.to_path_buf(),
+            file,
+            descriptor: Mutex::new(descriptor),
+            home: DescriptorHome::File,
+            extents,
+            writable,
+            session: Mutex::new(Session { written: false }),
+        })
+    }
+
+    /// The path this link was opened with.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A copy of the current descriptor.
+    pub fn descriptor(&self) -> Descriptor {
+        self.descriptor.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Capacity in sectors.
+    pub fn capacity(&self) -> u64 {
+        self.extents.iter().map(|e| e.sectors).sum()
+    }
+
+    /// True if opened for writing.
+    pub fn writable(&self) -> bool {
+        self.writable
+    }
+
+    /// The extents.
+    pub fn extents(&self) -> &[Extent] {
+        &self.extents
+    }
+
+    fn extent_at(&self, sector: u64) -> Option<(usize, &Extent)> {
+        // Extents are few (one per 2 GiB at most); a linear scan is cheap.
+        self.extents
+            .iter()
+            .enumerate()
+            .find(|(_, e)| sector >= e.start && sector < e.start + e.sectors)
+    }
+
+    /// Maps virtual `sector`; the answer holds for the returned number of sectors (≤ `max`).
+    pub fn map(&self, sector: u64, max: u64) -> Result<(Mapping, u64)> {
+        let (i, e) = self
+            .extent_at(sector)
+            .ok_or_else(|| Error::InvalidArg(format!("sector {sector} outside every extent")))?;
+        e.map(i, sector - e.start, max)
+    }
+
+    /// Reads data located by `map`.
+    pub fn read_data(&self, extent: usize, buf: &mut [u8], offset: u64) -> Result<()> {
+        self.extents[extent].read_data(buf, offset)
+    }
+
+    /// Writes `data` at virtual `sector`; `fill` supplies the parent's content for the parts of
+    /// newly allocated grains that `data` does not cover.
+    pub fn write(
+        &self,
+        sector: u64,
+        data: &[u8],
+        fill: &mut dyn FnMut(u64, &mut [u8]) -> Result<()>,
+    ) -> Result<()> {
+        if !self.writable {
+            return Err(Error::ReadOnly(format!("{} is open read-only", self.path.display())));
+        }
+        self.begin_write_session()?;
+        let mut pos = 0usize;
+        let mut cur = sector;
+        while pos < data.len() {
+            let (_, e) = self
+                .extent_at(cur)
+                .ok_or_else(|| Error::InvalidArg(format!("sector {cur} outside every extent")))?;
+            let n = ((e.start + e.sectors - cur) as usize * 512).min(data.len() - pos);
+            let base = e.start;
+            e.write(cur - base, &data[pos..pos + n], &mut |s, b| fill(s + base, b))?;
+            pos += n;
+            cur += (n / 512) as u64;
+        }
+        Ok(())
+    }
+
+    /// On the first write of an open: a new CID (so children notice), and the unclean flag.
+    fn begin_write_session(&self) -> Result<()> {
+        let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
+        if session.written {
+            return Ok(());
+        }
+        for e in &self.extents {
+            if let ExtentStore::Sparse(sp) = &e.store {
+                sp.set_unclean(true)?;
+            }
+        }
+        let mut d = self.descriptor.lock().unwrap_or_else(|e| e.into_inner());
+        d.cid = random_cid();
+        self.write_descriptor(&d)?;
+        session.written = true;
+        Ok(())
+    }
+
+    /// Persists `d` as this link's descriptor (in place: the lock lives on this file).
+    pub fn write_descriptor(&self, d: &Descriptor) -> Result<()> {
+        let text = d.render();
+        match self.home {
+            DescriptorHome::Embedded { offset, size } => {
+                if text.len() as u64 > size {
+                    return Err(Error::InvalidArg(format!(
+                        "descriptor of {} bytes does not fit the {size}-byte embedded area",
+                        text.len()
+                    )));
+                }
+                let mut area = text.into_bytes();
+                area.resize(size as usize, 0);
+                write_all_at(&self.file, &self.path, &area, offset)?;
+            }
+            DescriptorHome::File => {
+                write_all_at(&self.file, &self.path, text.as_bytes(), 0)?;
+                self.file
+                    .set_len(text.len() as u64)
+                    .map_err(|e| Error::io(&self.path, e))?;
+            }
+        }
+        sync_data(&self.file, &self.path)
+    }
+
+    /// Replaces the descriptor (metadata writes, re-parenting) and persists it.
+    pub fn update_descriptor(&self, f: impl FnOnce(&mut Descriptor)) -> Result<()> {
+        if !self.writable {
+            return Err(Error::ReadOnly(format!("{} is open read-only", self.path.display())));
+        }
+        let mut d = self.descriptor.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut d);
+        self.write_descriptor(&d)
+    }
+
+    /// Makes all writes durable.
+    pub fn flush(&self) -> Result<()> {
+        for e in &self.extents {
+            e.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Flushes and, if this open wrote anything, clears the unclean-shutdown flag.
+    pub fn close(&self) -> Result<()> {
+        if !self.writable {
+            return Ok(());
+        }
+        self.flush()?;
+        let session = self.session.lock().unwrap_or_else(|e| e.into_inner());
+        if session.written {
+            for e in &self.extents {
+                if let ExtentStore::Sparse(sp) = &e.store {
+                    sp.set_unclean(false)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn file_name_of(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn open_extent(dir: &Path, line: &ExtentLine, start: u64, writable: bool) -> Result<Extent> {
+    let rw = writable && line.access == Access::ReadWrite;
+    let store = match (line.kind, &line.file) {
+        (ExtentKind::Zero, _) => ExtentStore::Zero,
+        (_, None) => return Err(Error::InvalidDisk("extent without a file name".into())),
+        (kind, Some(name)) => {
+            let path = dir.join(name.replace('\\', "/"));
+            let file = open_file(&path, rw)?;
+            match kind {
+                ExtentKind::Flat | ExtentKind::Vmfs => ExtentStore::Flat {
+                    offset: line.offset * 512,
+                    path,
+                    file,
+                },
+                ExtentKind::Sparse => {
+                    let mut first = vec![0u8; HEADER_SIZE];
+                    read_exact_at(&file, &path, &mut first, 0)?;
+                    let sp = SparseExtent::open(&path, file, &first)?;
+                    if sp.header().capacity < line.sectors {
+                        return Err(Error::InvalidDisk(format!(
+                            "{}: extent holds {} sectors but the descriptor says {}",
+                            path.display(),
+                            sp.header().capacity,
+                            line.sectors
+                        )));
+                    }
+                    ExtentStore::Sparse(sp)
+                }
+                ExtentKind::VmfsSparse => {
+                    return Err(Error::NotSupported(format!(
+                        "{}: vmfsSparse (COWD) extents are not supported yet",
+                        path.display()
+                    )));
+                }
+                ExtentKind::Zero => unreachable!("handled above"),
+            }
+        }
+    };
+    if !writable || line.access != Access::ReadWrite {
+        log::verbose(format!("extent {:?} opened read-only", line.file));
+    }
+    Ok(Extent {
+        start,
+        sectors: line.sectors,
+        access: line.access,
+        kind: line.kind,
+        file_name: line.file.clone(),
+        store,
+    })
+}

@@ -1,0 +1,10 @@
+//! The VMDK format engine: safe Rust, no knowledge of C.
+
+pub mod create;
+pub mod descriptor;
+pub mod extent;
+pub mod fileio;
+pub mod geometry;
+pub mod header;
+pub mod link;
+pub mod sparse;

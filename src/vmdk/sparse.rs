@@ -1,0 +1,447 @@
+//! A hosted sparse extent: grain directory, lazily loaded grain tables, grain allocation.
+//!
+//! Write ordering (crash safety): a new grain's data is written at the grain-aligned end of the
+//! file first; its grain-table entry only changes in memory. `flush_metadata` makes the data
+//! durable, then writes grain tables (primary, then redundant), then directory entries for
+//! tables allocated in this session, then syncs again. A crash therefore leaves at worst a
+//! leaked grain, never a table entry that points at garbage.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use super::fileio::{file_len, read_exact_at, sync_data, write_all_at};
+use super::header::{GD_AT_END, HEADER_SIZE, SparseHeader};
+use crate::error::{Error, Result};
+
+/// Where a run of an extent's sectors lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrainMap {
+    /// Stored in this file at the given byte offset.
+    Data(u64),
+    /// Reads as zeros regardless of any parent (zeroed-grain entry).
+    Zero,
+    /// Not stored here: the parent (or zeros) supplies it.
+    Unallocated,
+}
+
+struct Meta {
+    gd: Vec<u32>,
+    rgd: Vec<u32>,
+    gts: Vec<Option<Box<[u32]>>>,
+    dirty_gts: BTreeSet<usize>,
+    dirty_gd: BTreeSet<usize>,
+    /// Next free sector for appended grains (always grain aligned when grains are appended).
+    next_free: u64,
+    /// Data was written since the last sync.
+    data_unsynced: bool,
+}
+
+/// One open sparse extent file.
+pub struct SparseExtent {
+    path: PathBuf,
+    file: File,
+    header: SparseHeader,
+    meta: Mutex<Meta>,
+}
+
+fn sectors_to_bytes(s: u64) -> u64 {
+    s * 512
+}
+
+impl SparseExtent {
+    /// Opens an extent whose header bytes were already read from `file`.
+    pub fn open(path: &Path, file: File, header_bytes: &[u8]) -> Result<SparseExtent> {
+        let len = file_len(&file, path)?;
+        let file_sectors = len.div_ceil(512);
+        let header = SparseHeader::decode(header_bytes, file_sectors)
+            .map_err(|e| annotate(path, e))?;
+        if header.is_compressed() || header.gd_offset == GD_AT_END {
+            return Err(Error::NotSupported(format!(
+                "{}: streamOptimized (compressed) extents are not supported yet",
+                path.display()
+            )));
+        }
+        let entries = header.gd_entries() as usize;
+        let gd = read_u32s(&file, path, header.gd_offset, entries)?;
+        let rgd = if header.has_redundant() {
+            read_u32s(&file, path, header.rgd_offset, entries)?
+        } else {
+            Vec::new()
+        };
+        for (i, &gde) in gd.iter().enumerate() {
+            let end = u64::from(gde) + header.gt_sectors();
+            if gde != 0 && (u64::from(gde) < 1 || end > file_sectors) {
+                return Err(Error::Corrupt(format!(
+                    "{}: grain directory entry {i} points past the end of the file",
+                    path.display()
+                )));
+            }
+        }
+        let next_free = file_sectors
+            .max(header.overhead)
+            .next_multiple_of(header.grain_sectors);
+        Ok(SparseExtent {
+            path: path.to_path_buf(),
+            file,
+            meta: Mutex::new(Meta {
+                gts: vec![None; entries],
+                gd,
+                rgd,
+                dirty_gts: BTreeSet::new(),
+                dirty_gd: BTreeSet::new(),
+                next_free,
+                data_unsynced: false,
+            }),
+            header,
+        })
+    }
+
+    /// The decoded header.
+    pub fn header(&self) -> &SparseHeader {
+        &self.header
+    }
+
+    /// The extent file.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// The extent file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Meta> {
+        self.meta.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Loads grain table `gdi` into the cache if needed; returns false if it has none.
+    fn ensure_gt(&self, meta: &mut Meta, gdi: usize) -> Result<bool> {
+        if meta.gts[gdi].is_some() {
+            return Ok(true);
+        }
+        let gde = meta.gd[gdi];
+        if gde == 0 {
+            return Ok(false);
+        }
+        let n = self.header.gtes_per_gt as usize;
+        let table = read_u32s(&self.file, &self.path, u64::from(gde), n)?;
+        let limit = meta.next_free;
+        for (i, &e) in table.iter().enumerate() {
+            if e <= 1 {
+                continue;
+            }
+            let start = u64::from(e);
+            if start < self.header.overhead.min(self.header.gd_offset + 1)
+                || start + self.header.grain_sectors > limit
+            {
+                return Err(Error::Corrupt(format!(
+                    "{}: grain table {gdi} entry {i} points at sector {start}, outside the data area",
+                    self.path.display()
+                )));
+            }
+        }
+        meta.gts[gdi] = Some(table.into_boxed_slice());
+        Ok(true)
+    }
+
+    fn entry(&self, meta: &mut Meta, grain: u64) -> Result<u32> {
+        let per = u64::from(self.header.gtes_per_gt);
+        let gdi = (grain / per) as usize;
+        if gdi >= meta.gd.len() || !self.ensure_gt(meta, gdi)? {
+            return Ok(0);
+        }
+        let gt = meta.gts[gdi].as_ref().expect("loaded above");
+        Ok(gt[(grain % per) as usize])
+    }
+
+    fn classify(&self, gte: u32) -> GrainMap {
+        match gte {
+            0 => GrainMap::Unallocated,
+            1 if self.header.zeroed_gte() => GrainMap::Zero,
+            s => GrainMap::Data(sectors_to_bytes(u64::from(s))),
+        }
+    }
+
+    /// Maps extent-relative `sector`: returns where it lives and for how many sectors (at most
+    /// `max`) the same answer holds, merging grains that are contiguous in the file.
+    pub fn map(&self, sector: u64, max: u64) -> Result<(GrainMap, u64)> {
+        let gs = self.header.grain_sectors;
+        let mut meta = self.lock();
+        let grain = sector / gs;
+        let first = self.classify(self.entry(&mut meta, grain)?);
+        let first = match first {
+            GrainMap::Data(off) => GrainMap::Data(off + sectors_to_bytes(sector % gs)),
+            other => other,
+        };
+        let mut len = (gs - sector % gs).min(max);
+        let mut next = grain + 1;
+        while len < max && next * gs < self.header.capacity {
+            let m = self.classify(self.entry(&mut meta, next)?);
+            let expected = match first {
+                GrainMap::Data(off) => GrainMap::Data(off + sectors_to_bytes(len)),
+                other => other,
+            };
+            if m != expected {
+                break;
+            }
+            len = (len + gs).min(max);
+            next += 1;
+        }
+        Ok((first, len))
+    }
+
+    /// Reads from a byte offset returned by `map`.
+    pub fn read_data(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        read_exact_at(&self.file, &self.path, buf, offset)
+    }
+
+    /// Allocates table `gdi` in a file that lacks it (VMware stream files, foreign tools):
+    /// zeroed copies are appended and the directory entries become dirty.
+    fn allocate_gt(&self, meta: &mut Meta, gdi: usize) -> Result<()> {
+        let gt_sectors = self.header.gt_sectors();
+        let zeros = vec![0u8; sectors_to_bytes(gt_sectors) as usize];
+        let primary = meta.next_free;
+        write_all_at(&self.file, &self.path, &zeros, sectors_to_bytes(primary))?;
+        meta.gd[gdi] = u32_sector(primary, &self.path)?;
+        let mut end = primary + gt_sectors;
+        if !meta.rgd.is_empty() {
+            write_all_at(&self.file, &self.path, &zeros, sectors_to_bytes(end))?;
+            meta.rgd[gdi] = u32_sector(end, &self.path)?;
+            end += gt_sectors;
+        }
+        meta.next_free = end.next_multiple_of(self.header.grain_sectors);
+        meta.gts[gdi] = Some(vec![0u32; self.header.gtes_per_gt as usize].into_boxed_slice());
+        meta.dirty_gd.insert(gdi);
+        meta.data_unsynced = true;
+        Ok(())
+    }
+
+    /// Writes `data` (whole sectors) at extent-relative `sector`. Grains not yet allocated are
+    /// allocated at the end of the file; the parts of a new grain that `data` does not cover
+    /// are taken from `fill(extent_sector, buf)` (the parent chain, or zeros).
+    pub fn write(
+        &self,
+        sector: u64,
+        data: &[u8],
+        fill: &mut dyn FnMut(u64, &mut [u8]) -> Result<()>,
+    ) -> Result<()> {
+        let gs = self.header.grain_sectors;
+        let grain_bytes = sectors_to_bytes(gs) as usize;
+        let per = u64::from(self.header.gtes_per_gt);
+        let mut meta = self.lock();
+        let end = sector + (data.len() / 512) as u64;
+        let mut cur = sector;
+        while cur < end {
+            let grain = cur / gs;
+            let grain_start = grain * gs;
+            let gte = self.entry(&mut meta, grain)?;
+            let in_grain = (sector_end(grain_start, gs).min(end)) - cur;
+            let data_off = sectors_to_bytes(cur - sector) as usize;
+            match self.classify(gte) {
+                GrainMap::Data(off) => {
+                    // Overwrite in place; merge following grains that are contiguous.
+                    let mut run = in_grain;
+                    let mut g = grain + 1;
+                    while grain_start + run + (cur - grain_start) < end {
+                        let next = self.entry(&mut meta, g)?;
+                        if self.classify(next)
+                            != GrainMap::Data(off + sectors_to_bytes(g * gs - grain_start))
+                        {
+                            break;
+                        }
+                        run = (g * gs + gs).min(end) - cur;
+                        g += 1;
+                    }
+                    let bytes = &data[data_off..data_off + sectors_to_bytes(run) as usize];
+                    write_all_at(
+                        &self.file,
+                        &self.path,
+                        bytes,
+                        off + sectors_to_bytes(cur - grain_start),
+                    )?;
+                    cur += run;
+                }
+                state => {
+                    // Count whole new grains covered by the request, starting here.
+                    let whole = cur == grain_start && grain_start + gs <= end;
+                    let mut n = 1u64;
+                    if whole {
+                        while (grain + n + 1) * gs <= end
+                            && (grain + n) / per == grain / per
+                            && !matches!(
+                                self.classify(self.entry(&mut meta, grain + n)?),
+                                GrainMap::Data(_)
+                            )
+                        {
+                            n += 1;
+                        }
+                    }
+                    let gdi = (grain / per) as usize;
+                    if meta.gd[gdi] == 0 {
+                        self.allocate_gt(&mut meta, gdi)?;
+                    }
+                    let at = meta.next_free;
+                    if whole {
+                        let len = sectors_to_bytes(n * gs) as usize;
+                        write_all_at(
+                            &self.file,
+                            &self.path,
+                            &data[data_off..data_off + len],
+                            sectors_to_bytes(at),
+                        )?;
+                    } else {
+                        let mut buf = vec![0u8; grain_bytes];
+                        if state == GrainMap::Unallocated {
+                            fill(grain_start, &mut buf)?;
+                        }
+                        let rel = sectors_to_bytes(cur - grain_start) as usize;
+                        let len = sectors_to_bytes(in_grain) as usize;
+                        buf[rel..rel + len].copy_from_slice(&data[data_off..data_off + len]);
+                        write_all_at(&self.file, &self.path, &buf, sectors_to_bytes(at))?;
+                    }
+                    meta.next_free = at + n * gs;
+                    meta.data_unsynced = true;
+                    let gt = meta.gts[gdi].as_mut().expect("table exists after allocation");
+                    for k in 0..n {
+                        gt[((grain + k) % per) as usize] = u32_sector(at + k * gs, &self.path)?;
+                    }
+                    meta.dirty_gts.insert(gdi);
+                    cur = if whole { grain_start + n * gs } else { cur + in_grain };
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes everything written so far durable, in crash-safe order (see the module docs).
+    pub fn flush_metadata(&self) -> Result<()> {
+        let mut meta = self.lock();
+        if !meta.data_unsynced && meta.dirty_gts.is_empty() && meta.dirty_gd.is_empty() {
+            return Ok(());
+        }
+        sync_data(&self.file, &self.path)?;
+        let dirty: Vec<usize> = std::mem::take(&mut meta.dirty_gts).into_iter().collect();
+        for gdi in dirty {
+            let bytes = u32s_to_bytes(meta.gts[gdi].as_ref().expect("dirty table is loaded"));
+            write_all_at(&self.file, &self.path, &bytes, sectors_to_bytes(u64::from(meta.gd[gdi])))?;
+            if !meta.rgd.is_empty() && meta.rgd[gdi] != 0 {
+                write_all_at(&self.file, &self.path, &bytes, sectors_to_bytes(u64::from(meta.rgd[gdi])))?;
+            }
+        }
+        if !meta.dirty_gd.is_empty() {
+            sync_data(&self.file, &self.path)?;
+            meta.dirty_gd.clear();
+            let gd = u32s_to_bytes(&meta.gd);
+            write_all_at(&self.file, &self.path, &gd, sectors_to_bytes(self.header.gd_offset))?;
+            if !meta.rgd.is_empty() {
+                let rgd = u32s_to_bytes(&meta.rgd);
+                write_all_at(&self.file, &self.path, &rgd, sectors_to_bytes(self.header.rgd_offset))?;
+            }
+        }
+        sync_data(&self.file, &self.path)?;
+        meta.data_unsynced = false;
+        Ok(())
+    }
+
+    /// Rewrites the header with the given unclean-shutdown flag and syncs it.
+    pub fn set_unclean(&self, unclean: bool) -> Result<()> {
+        let mut h = self.header.clone();
+        h.unclean_shutdown = unclean;
+        write_all_at(&self.file, &self.path, &h.encode(), 0)?;
+        sync_data(&self.file, &self.path)
+    }
+
+    /// Calls `visit(first_sector, sectors)` for every allocated (data or zeroed) grain, in order.
+    pub fn for_each_allocated(&self, mut visit: impl FnMut(u64, u64)) -> Result<()> {
+        let gs = self.header.grain_sectors;
+        let per = u64::from(self.header.gtes_per_gt);
+        let mut meta = self.lock();
+        for gdi in 0..meta.gd.len() {
+            if !self.ensure_gt(&mut meta, gdi)? {
+                continue;
+            }
+            let gt = meta.gts[gdi].as_ref().expect("loaded");
+            for (i, &e) in gt.iter().enumerate() {
+                if e != 0 {
+                    let start = (gdi as u64 * per + i as u64) * gs;
+                    if start < self.header.capacity {
+                        visit(start, gs.min(self.header.capacity - start));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn sector_end(grain_start: u64, gs: u64) -> u64 {
+    grain_start + gs
+}
+
+fn annotate(path: &Path, e: Error) -> Error {
+    match e {
+        Error::InvalidDisk(m) => Error::InvalidDisk(format!("{}: {m}", path.display())),
+        Error::UnsupportedVersion(m) => {
+            Error::UnsupportedVersion(format!("{}: {m}", path.display()))
+        }
+        other => other,
+    }
+}
+
+fn u32_sector(sector: u64, path: &Path) -> Result<u32> {
+    u32::try_from(sector).map_err(|_| {
+        Error::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::from_raw_os_error(27), // EFBIG
+        }
+    })
+}
+
+fn read_u32s(file: &File, path: &Path, sector: u64, count: usize) -> Result<Vec<u32>> {
+    let mut bytes = vec![0u8; count * 4];
+    read_exact_at(file, path, &mut bytes, sectors_to_bytes(sector))?;
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
+}
+
+fn u32s_to_bytes(values: &[u32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// Creates the metadata of a new sparse extent in `file`: header, descriptor area, redundant and
+/// primary grain directories with every grain table pre-allocated (VMware requires it).
+pub fn write_new_extent(
+    file: &File,
+    path: &Path,
+    header: &SparseHeader,
+    descriptor: Option<&str>,
+) -> Result<()> {
+    let mut meta = vec![0u8; sectors_to_bytes(header.overhead) as usize];
+    meta[..HEADER_SIZE].copy_from_slice(&header.encode());
+    if let Some(text) = descriptor {
+        let area = sectors_to_bytes(header.descriptor_size) as usize;
+        if text.len() > area {
+            return Err(Error::InvalidArg("descriptor does not fit its area".into()));
+        }
+        let at = sectors_to_bytes(header.descriptor_offset) as usize;
+        meta[at..at + text.len()].copy_from_slice(text.as_bytes());
+    }
+    let entries = header.gd_entries();
+    let gds = header.gd_sectors();
+    for (dir, base) in [(header.rgd_offset, header.rgd_offset + gds), (header.gd_offset, header.gd_offset + gds)] {
+        for i in 0..entries {
+            let gt = (base + i * header.gt_sectors()) as u32;
+            let at = sectors_to_bytes(dir) as usize + i as usize * 4;
+            meta[at..at + 4].copy_from_slice(&gt.to_le_bytes());
+        }
+    }
+    write_all_at(file, path, &meta, 0)?;
+    file.set_len(sectors_to_bytes(header.overhead))
+        .map_err(|e| Error::io(path, e))?;
+    sync_data(file, path)
+}
