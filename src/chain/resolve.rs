@@ -8,7 +8,7 @@ use crate::vmdk::descriptor::NO_PARENT_CID;
 use crate::vmdk::link::{Link, dir_of};
 
 /// Deepest chain we open (VMware's limit on redo logs).
-pub const MAX_CHAIN_LINKS: usize = 255;
+pub(crate) const MAX_CHAIN_LINKS: usize = 255;
 
 /// Candidate paths for a parent hint, in the order we try them: as written (relative to the
 /// child's directory unless absolute), then with Windows separators turned into `/`.

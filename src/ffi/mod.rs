@@ -1,1 +1,16 @@
-pub mod codes; pub mod types;
+//! The C ABI of VixDiskLib: the only module with C types and `unsafe`. One file per API family.
+#![allow(non_camel_case_types, non_upper_case_globals, non_snake_case)]
+
+pub mod alloc;
+pub mod args;
+pub mod async_pool;
+pub mod boundary;
+pub mod codes;
+pub mod connect;
+pub mod disk;
+pub mod errors;
+pub mod handles;
+pub mod io;
+pub mod library;
+pub mod types;
+pub mod unsupported;

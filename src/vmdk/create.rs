@@ -11,7 +11,7 @@ use super::sparse::write_new_extent;
 use crate::error::{Error, Result};
 
 /// Sectors reserved for an embedded descriptor (qemu and VMware use 20).
-pub const EMBEDDED_DESCRIPTOR_SECTORS: u64 = 20;
+pub(crate) const EMBEDDED_DESCRIPTOR_SECTORS: u64 = 20;
 
 /// The disk layouts VixDiskLib can ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,9 +8,9 @@
 use crate::error::{Error, Result};
 
 /// `parentCID` of a disk that has no parent.
-pub const NO_PARENT_CID: u32 = 0xffff_ffff;
+pub(crate) const NO_PARENT_CID: u32 = 0xffff_ffff;
 /// Largest descriptor file we are willing to parse.
-pub const MAX_DESCRIPTOR_BYTES: usize = 1 << 20;
+pub(crate) const MAX_DESCRIPTOR_BYTES: usize = 1 << 20;
 
 /// Access mode of an extent line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,22 +3,22 @@
 use crate::error::{Error, Result};
 
 /// Size of the header on disk.
-pub const HEADER_SIZE: usize = 512;
+pub(crate) const HEADER_SIZE: usize = 512;
 /// Magic bytes at offset 0.
-pub const MAGIC: &[u8; 4] = b"KDMV";
+pub(crate) const MAGIC: &[u8; 4] = b"KDMV";
 /// `gdOffset` value meaning "the grain directory is described by the footer" (streamOptimized).
-pub const GD_AT_END: u64 = u64::MAX;
+pub(crate) const GD_AT_END: u64 = u64::MAX;
 
 /// Newline bytes are valid and must be checked.
-pub const FLAG_VALID_NEWLINE: u32 = 1 << 0;
+pub(crate) const FLAG_VALID_NEWLINE: u32 = 1 << 0;
 /// The redundant grain directory and tables are maintained.
-pub const FLAG_USE_REDUNDANT: u32 = 1 << 1;
+pub(crate) const FLAG_USE_REDUNDANT: u32 = 1 << 1;
 /// Grain-table entry 1 means "zeroed grain".
-pub const FLAG_ZEROED_GTE: u32 = 1 << 2;
+pub(crate) const FLAG_ZEROED_GTE: u32 = 1 << 2;
 /// Grains are compressed.
-pub const FLAG_COMPRESSED: u32 = 1 << 16;
+pub(crate) const FLAG_COMPRESSED: u32 = 1 << 16;
 /// Grains and metadata carry markers.
-pub const FLAG_MARKERS: u32 = 1 << 17;
+pub(crate) const FLAG_MARKERS: u32 = 1 << 17;
 /// Incompatible flags this implementation understands.
 const KNOWN_INCOMPAT: u32 = FLAG_COMPRESSED | FLAG_MARKERS;
 

@@ -1,0 +1,226 @@
+//! Disk lifecycle: Create, Open, Close, GetInfo/FreeInfo, GetTransportMode.
+
+use std::ffi::{c_char, c_int, c_void};
+use std::mem::size_of;
+
+use super::alloc::{calloc_owned, free_owned, is_owned};
+use super::args::{free_cstring, malloc_cstring, out_arg, path_arg, store};
+use super::boundary::{guard, guard_void};
+use super::handles::{CONNECTIONS, DISKS, DiskHandle, Pending};
+use super::types::*;
+use crate::chain::{Disk, OpenOptions};
+use crate::error::{Error, Result};
+use crate::log;
+use crate::vmdk::create::{CreateSpec, DiskKind, create};
+use crate::vmdk::geometry::{Adapter, Geometry};
+
+/// "file": the only transport for hosted disks.
+const TRANSPORT_FILE: &[u8] = b"file\0";
+
+/// Maps a C disk type to the engine's.
+pub fn disk_kind(t: DiskTypeArg) -> Result<DiskKind> {
+    Ok(match t {
+        1 => DiskKind::MonolithicSparse,
+        2 => DiskKind::MonolithicFlat,
+        3 => DiskKind::SplitSparse,
+        4 => DiskKind::SplitFlat,
+        5 => DiskKind::VmfsFlat,
+        6 => DiskKind::StreamOptimized,
+        7 => DiskKind::VmfsThin,
+        8 => DiskKind::VmfsSparse,
+        other => return Err(Error::InvalidArg(format!("unknown disk type {other}"))),
+    })
+}
+
+fn adapter_from_c(t: AdapterTypeArg) -> Result<Adapter> {
+    Ok(match t {
+        1 => Adapter::Ide,
+        2 => Adapter::BusLogic,
+        3 => Adapter::LsiLogic,
+        other => return Err(Error::InvalidArg(format!("unknown adapter type {other}"))),
+    })
+}
+
+fn adapter_to_c(a: Option<Adapter>) -> AdapterTypeArg {
+    match a {
+        Some(Adapter::Ide) => 1,
+        Some(Adapter::BusLogic) => 2,
+        Some(Adapter::LsiLogic) => 3,
+        Some(Adapter::LegacyEsx) | None => 256,
+    }
+}
+
+/// Calls a C progress callback (if any) with a percentage.
+pub fn progress_reporter(
+    func: VixDiskLibProgressFunc,
+    data: *mut c_void,
+) -> impl FnMut(u32) {
+    let data = data as usize;
+    move |percent: u32| {
+        if let Some(f) = func {
+            // SAFETY: the caller supplied this callback and its data for the duration of the call.
+            unsafe { f(data as *mut c_void, percent.min(100) as c_int) };
+        }
+    }
+}
+
+/// The connection's read-only setting; a NULL connection is tolerated as local read-write.
+fn connection_read_only(connection: VixDiskLibConnection) -> Result<bool> {
+    if connection.is_null() {
+        return Ok(false);
+    }
+    Ok(CONNECTIONS.get(connection as usize)?.read_only)
+}
+
+/// Creates a local disk. `createParams` gives type, adapter, hardware version and capacity in
+/// sectors; sector sizes other than 0/512 are treated as 512 (callers built against pre-7.0
+/// headers pass a shorter struct). The file must not exist (VIX_E_FILE_ALREADY_EXISTS).
+#[unsafe(no_mangle)]
+pub extern "C" fn VixDiskLib_Create(
+    connection: VixDiskLibConnection,
+    path: *const c_char,
+    createParams: *const VixDiskLibCreateParams,
+    progressFunc: VixDiskLibProgressFunc,
+    progressCallbackData: *mut c_void,
+) -> VixError {
+    guard("VixDiskLib_Create", || {
+        let path = path_arg(path, "path")?;
+        if connection_read_only(connection)? {
+            return Err(Error::ReadOnly("the connection is read-only".into()));
+        }
+        if createParams.is_null() {
+            return Err(Error::InvalidArg("createParams is NULL".into()));
+        }
+        // SAFETY: non-NULL; only the first 24 bytes (present in every header version) are read.
+        let (disk_type, adapter_type, hw, capacity) = unsafe {
+            let p = &*createParams;
+            (p.diskType, p.adapterType, p.hwVersion, p.capacity)
+        };
+        let spec = CreateSpec {
+            kind: disk_kind(disk_type)?,
+            capacity,
+            adapter: adapter_from_c(adapter_type)?,
+            hw_version: hw,
+        };
+        create(&path, &spec, &mut progress_reporter(progressFunc, progressCallbackData))?;
+        log::info(format!("created {} ({:?}, {capacity} sectors)", path.display(), spec.kind));
+        Ok(())
+    })
+}
+
+/// Opens a disk and, unless VIXDISKLIB_FLAG_OPEN_SINGLE_LINK, its parent chain. READ_ONLY (or
+/// a read-only connection) takes a shared lock; otherwise the leaf is locked exclusively and a
+/// second read-write open fails with VIX_E_FILE_ALREADY_LOCKED. UNBUFFERED is accepted as
+/// advice (the host page cache is still used; Flush makes data durable). `*diskHandle` is set
+/// on success and to NULL on failure.
+#[unsafe(no_mangle)]
+pub extern "C" fn VixDiskLib_Open(
+    connection: VixDiskLibConnection,
+    path: *const c_char,
+    flags: u32,
+    diskHandle: *mut VixDiskLibHandle,
+) -> VixError {
+    guard("VixDiskLib_Open", || {
+        let out = out_arg(diskHandle, "diskHandle")?;
+        store(out, std::ptr::null_mut());
+        let path = path_arg(path, "path")?;
+        let read_only = flags & VIXDISKLIB_FLAG_OPEN_READ_ONLY != 0 || connection_read_only(connection)?;
+        let opts = OpenOptions {
+            read_only,
+            single_link: flags & VIXDISKLIB_FLAG_OPEN_SINGLE_LINK != 0,
+        };
+        let disk = Disk::open(&path, opts)?;
+        log::info(format!(
+            "opened {} ({} link(s), {}, {} sectors)",
+            path.display(),
+            disk.links().len(),
+            if read_only { "read-only" } else { "read-write" },
+            disk.capacity()
+        ));
+        let token = DISKS.insert(DiskHandle {
+            disk,
+            connection: connection as usize,
+            pending: Pending::default(),
+        });
+        store(out, token as VixDiskLibHandle);
+        Ok(())
+    })
+}
+
+/// Closes a disk after its asynchronous requests finish; flushes and clears the
+/// unclean-shutdown mark. The handle is invalid afterwards (a second Close: VIX_E_INVALID_ARG).
+#[unsafe(no_mangle)]
+pub extern "C" fn VixDiskLib_Close(diskHandle: VixDiskLibHandle) -> VixError {
+    guard("VixDiskLib_Close", || {
+        let h = DISKS.remove(diskHandle as usize)?;
+        h.pending.wait_idle();
+        h.disk.close()
+    })
+}
+
+fn geometry_to_c(g: Geometry) -> VixDiskLibGeometry {
+    VixDiskLibGeometry {
+        cylinders: g.cylinders,
+        heads: g.heads,
+        sectors: g.sectors,
+    }
+}
+
+/// Returns a library-allocated VixDiskLibInfo; release it with FreeInfo.
+#[unsafe(no_mangle)]
+pub extern "C" fn VixDiskLib_GetInfo(diskHandle: VixDiskLibHandle, info: *mut *mut VixDiskLibInfo) -> VixError {
+    guard("VixDiskLib_GetInfo", || {
+        let out = out_arg(info, "info")?;
+        let h = DISKS.get(diskHandle as usize)?;
+        let i = h.disk.info();
+        let p = calloc_owned(size_of::<VixDiskLibInfo>()).cast::<VixDiskLibInfo>();
+        if p.is_null() {
+            return Err(Error::Io {
+                path: "(memory)".into(),
+                source: std::io::Error::from_raw_os_error(libc::ENOMEM),
+            });
+        }
+        let value = VixDiskLibInfo {
+            biosGeo: geometry_to_c(i.bios_geometry),
+            physGeo: geometry_to_c(i.geometry),
+            capacity: i.capacity,
+            adapterType: adapter_to_c(i.adapter),
+            numLinks: i.num_links as c_int,
+            parentFileNameHint: i.parent_hint.as_deref().map_or(std::ptr::null_mut(), malloc_cstring),
+            uuid: i.uuid.as_deref().map_or(std::ptr::null_mut(), malloc_cstring),
+            logicalSectorSize: VIXDISKLIB_SECTOR_SIZE,
+            physicalSectorSize: VIXDISKLIB_SECTOR_SIZE,
+        };
+        store(p, value);
+        store(out, p);
+        Ok(())
+    })
+}
+
+/// Frees a VixDiskLibInfo from GetInfo (NULL is allowed; foreign pointers are ignored).
+#[unsafe(no_mangle)]
+pub extern "C" fn VixDiskLib_FreeInfo(info: *mut VixDiskLibInfo) {
+    guard_void("VixDiskLib_FreeInfo", || {
+        if info.is_null() {
+            return;
+        }
+        if !is_owned(info.cast()) {
+            log::warn("VixDiskLib_FreeInfo: pointer was not allocated by this library; ignored");
+            return;
+        }
+        // SAFETY: `info` is a live VixDiskLibInfo this library allocated in GetInfo.
+        let (hint, uuid) = unsafe { ((*info).parentFileNameHint, (*info).uuid) };
+        free_owned(info.cast());
+        free_cstring(hint);
+        free_cstring(uuid);
+    });
+}
+
+/// "file" for a valid handle, NULL otherwise. Static; do not free.
+#[unsafe(no_mangle)]
+pub extern "C" fn VixDiskLib_GetTransportMode(diskHandle: VixDiskLibHandle) -> *const c_char {
+    match DISKS.get(diskHandle as usize) {
+        Ok(_) => TRANSPORT_FILE.as_ptr().cast(),
+        Err(_) => std::ptr::null(),
+    }
+}

@@ -1,0 +1,77 @@
+//! The one place where engine errors become VixError codes, plus GetErrorText/FreeErrorText.
+
+use std::ffi::{CString, c_char};
+use std::io;
+
+use super::boundary::{guard_ptr, guard_void};
+use super::codes::*;
+use super::types::VixError;
+use crate::error::Error;
+
+/// Maps an engine error to the VixError a VDDK client expects for it.
+pub fn to_vix(e: &Error) -> VixError {
+    match e {
+        Error::Io { source, .. } => errno_to_vix(source),
+        Error::FileNotFound(_) => VIX_E_FILE_NOT_FOUND,
+        Error::FileExists(_) => VIX_E_FILE_ALREADY_EXISTS,
+        Error::Locked(_) => VIX_E_FILE_ALREADY_LOCKED,
+        Error::InvalidArg(_) => VIX_E_INVALID_ARG,
+        Error::InvalidDisk(_) => VIX_E_DISK_INVALIDDISK,
+        Error::UnsupportedVersion(_) => VIX_E_DISK_UNSUPPORTEDDISKVERSION,
+        Error::Corrupt(_) => VIX_E_DISK_NEEDSREPAIR,
+        Error::OutOfRange { .. } => VIX_E_DISK_OUTOFRANGE,
+        Error::ReadOnly(_) => VIX_E_FILE_READ_ONLY,
+        Error::CidMismatch { .. } => VIX_E_DISK_CID_MISMATCH,
+        Error::OpenParent { .. } => VIX_E_DISK_OPENPARENT,
+        Error::CapacityMismatch(_) => VIX_E_DISK_CAPACITY_MISMATCH,
+        Error::TooManyLinks(_) => VIX_E_DISK_TOOMANYREDO,
+        Error::KeyNotFound(_) => VIX_E_DISK_KEY_NOTFOUND,
+        Error::BufferTooSmall { .. } => VIX_E_BUFFER_TOOSMALL,
+        Error::NotSupported(_) => VIX_E_NOT_SUPPORTED,
+    }
+}
+
+fn errno_to_vix(e: &io::Error) -> VixError {
+    match e.raw_os_error() {
+        Some(libc::ENOENT) => VIX_E_FILE_NOT_FOUND,
+        Some(libc::EACCES | libc::EPERM) => VIX_E_FILE_ACCESS_ERROR,
+        Some(libc::EROFS) => VIX_E_FILE_READ_ONLY,
+        Some(libc::ENOSPC | libc::EDQUOT) => VIX_E_DISK_FULL,
+        Some(libc::EEXIST) => VIX_E_FILE_ALREADY_EXISTS,
+        Some(libc::EFBIG) => VIX_E_FILE_TOO_BIG,
+        Some(libc::ENAMETOOLONG) => VIX_E_FILE_NAME_INVALID,
+        Some(libc::ENOMEM) => VIX_E_OUT_OF_MEMORY,
+        Some(libc::EWOULDBLOCK) => VIX_E_FILE_ALREADY_LOCKED,
+        _ => VIX_E_FILE_ERROR,
+    }
+}
+
+/// Returns a newly allocated description of `err`; free it with `VixDiskLib_FreeErrorText`.
+/// `locale` must be NULL (other locales are not supported and are treated as NULL).
+#[unsafe(no_mangle)]
+pub extern "C" fn VixDiskLib_GetErrorText(err: VixError, locale: *const c_char) -> *mut c_char {
+    let _ = locale;
+    guard_ptr("VixDiskLib_GetErrorText", || {
+        let text = error_text(err);
+        let text = match error_name(err) {
+            Some(name) if err & 0xFFFF != 0 => format!("{text} ({name}, {})", err & 0xFFFF),
+            _ => text.to_string(),
+        };
+        // Texts contain no NULs; an allocation failure aborts like any other in Rust.
+        let c = CString::new(text).unwrap_or_default();
+        // SAFETY: strdup copies a valid NUL-terminated string into malloc'd memory, so the
+        // caller can release it with FreeErrorText (which calls free).
+        unsafe { libc::strdup(c.as_ptr()) }
+    })
+}
+
+/// Frees a string returned by `VixDiskLib_GetErrorText`. NULL is allowed.
+#[unsafe(no_mangle)]
+pub extern "C" fn VixDiskLib_FreeErrorText(errMsg: *mut c_char) {
+    guard_void("VixDiskLib_FreeErrorText", || {
+        if !errMsg.is_null() {
+            // SAFETY: non-NULL pointers passed here come from GetErrorText's strdup (contract).
+            unsafe { libc::free(errMsg.cast()) };
+        }
+    });
+}

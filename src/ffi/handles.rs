@@ -1,0 +1,129 @@
+//! Handle registries: C handles are opaque tokens that are never dereferenced, so NULL, stale,
+//! foreign and double-closed handles are detected (VIX_E_INVALID_ARG) instead of crashing.
+//! Tokens are never reused, so a stale handle cannot alias a newer object.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+use crate::chain::Disk;
+use crate::error::{Error, Result};
+
+/// A registry of live objects keyed by the token handed to C.
+pub struct Registry<T> {
+    what: &'static str,
+    live: Mutex<Option<HashMap<usize, Arc<T>>>>,
+}
+
+/// Tokens look like aligned pointers so C code that prints or compares them behaves.
+static NEXT_TOKEN: AtomicUsize = AtomicUsize::new(0x1000);
+
+impl<T> Registry<T> {
+    /// An empty registry; `what` names the handle kind in messages.
+    pub const fn new(what: &'static str) -> Self {
+        Registry {
+            what,
+            live: Mutex::new(None),
+        }
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, Option<HashMap<usize, Arc<T>>>> {
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers `value`; returns its token.
+    pub fn insert(&self, value: T) -> usize {
+        let token = NEXT_TOKEN.fetch_add(0x10, Ordering::Relaxed);
+        self.map()
+            .get_or_insert_with(HashMap::new)
+            .insert(token, Arc::new(value));
+        token
+    }
+
+    /// Looks up a live handle.
+    pub fn get(&self, token: usize) -> Result<Arc<T>> {
+        if token == 0 {
+            return Err(Error::InvalidArg(format!("{} handle is NULL", self.what)));
+        }
+        self.map()
+            .as_ref()
+            .and_then(|m| m.get(&token).cloned())
+            .ok_or_else(|| {
+                Error::InvalidArg(format!(
+                    "{} handle {token:#x} is not open (closed already, or never ours)",
+                    self.what
+                ))
+            })
+    }
+
+    /// Unregisters a handle, returning the object.
+    pub fn remove(&self, token: usize) -> Result<Arc<T>> {
+        self.get(token)?;
+        self.map()
+            .as_mut()
+            .and_then(|m| m.remove(&token))
+            .ok_or_else(|| Error::InvalidArg(format!("{} handle closed concurrently", self.what)))
+    }
+
+    /// Unregisters every handle for which `pred` holds, returning them.
+    pub fn remove_where(&self, pred: impl Fn(&T) -> bool) -> Vec<Arc<T>> {
+        let mut guard = self.map();
+        let Some(m) = guard.as_mut() else {
+            return Vec::new();
+        };
+        let keys: Vec<usize> = m.iter().filter(|(_, v)| pred(v)).map(|(k, _)| *k).collect();
+        keys.iter().filter_map(|k| m.remove(k)).collect()
+    }
+}
+
+/// Counts asynchronous requests in flight on a handle, so Wait and Close can drain them.
+#[derive(Default)]
+pub struct Pending {
+    count: Mutex<usize>,
+    idle: Condvar,
+}
+
+impl Pending {
+    /// One more request in flight.
+    pub fn begin(&self) {
+        *self.count.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+    }
+
+    /// One request finished.
+    pub fn end(&self) {
+        let mut n = self.count.lock().unwrap_or_else(|e| e.into_inner());
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            self.idle.notify_all();
+        }
+    }
+
+    /// Blocks until no request is in flight.
+    pub fn wait_idle(&self) {
+        let mut n = self.count.lock().unwrap_or_else(|e| e.into_inner());
+        while *n > 0 {
+            n = self.idle.wait(n).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// A connection (always local in this library).
+pub struct Connection {
+    /// ConnectEx's readOnly: every disk opened through it is read-only.
+    pub read_only: bool,
+}
+
+/// An open disk handle.
+pub struct DiskHandle {
+    /// The chain.
+    pub disk: Disk,
+    /// Token of the connection it was opened through.
+    pub connection: usize,
+    /// Asynchronous requests in flight.
+    pub pending: Pending,
+}
+
+/// Live connections.
+pub static CONNECTIONS: Registry<Connection> = Registry::new("connection");
+/// Live disks.
+pub static DISKS: Registry<DiskHandle> = Registry::new("disk");

@@ -1,0 +1,192 @@
+//! Library lifecycle: InitEx/Init/Exit, log callbacks, the config file, transport modes, and
+//! the undocumented exports some clients link against.
+
+use std::ffi::{CString, c_char, c_int, c_void};
+use std::sync::Mutex;
+
+use super::args::opt_str_arg;
+use super::boundary::{guard, guard_void};
+use super::types::{Bool, VixDiskLibGenericLogFunc, VixError};
+use crate::error::{Error, Result};
+use crate::log::{self, Level};
+
+unsafe extern "C" {
+    /// From src/ffi/log_shim.c: calls `f("%s", message)` with a real `va_list`.
+    fn vixdisklib_call_log(f: *mut VixDiskLibGenericLogFunc, message: *const c_char);
+}
+
+/// Whether InitEx has been called (and Exit not yet).
+static INITIALIZED: Mutex<bool> = Mutex::new(false);
+
+/// The transport list: hosted disks are always reached as files.
+const TRANSPORT_MODES: &[u8] = b"file\0";
+
+/// Settings read from InitEx's config file.
+#[derive(Debug, PartialEq, Eq)]
+struct Config {
+    level: Level,
+}
+
+/// Parses VDDK's `key = "value"` config format leniently: unknown keys, comments and malformed
+/// lines are ignored.
+fn parse_config(text: &str) -> Config {
+    let mut config = Config { level: Level::Info };
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('#') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let value = value.trim().trim_matches('"');
+        if key.trim().eq_ignore_ascii_case("vixDiskLib.transport.LogLevel") {
+            if let Ok(n) = value.parse::<u32>() {
+                config.level = match n {
+                    0..=2 => Level::Warning,
+                    3 => Level::Info,
+                    _ => Level::Verbose,
+                };
+            }
+        }
+    }
+    config
+}
+
+fn install_logging(log_fn: usize, warn_fn: usize, level: Level) {
+    if log_fn == 0 && warn_fn == 0 {
+        log::configure(None, level);
+        return;
+    }
+    let sink = move |lvl: Level, msg: &str| {
+        let target = if lvl == Level::Warning && warn_fn != 0 { warn_fn } else { log_fn };
+        if target == 0 {
+            eprintln!("vixDiskLib: {msg}");
+            return;
+        }
+        let text = CString::new(format!("{}\n", msg.replace('\0', " "))).unwrap_or_default();
+        // SAFETY: `target` is a non-NULL VixDiskLibGenericLogFunc pointer given to InitEx and
+        // valid until Exit (after which this sink is removed); the shim builds the va_list.
+        unsafe { vixdisklib_call_log(target as *mut VixDiskLibGenericLogFunc, text.as_ptr()) };
+    };
+    log::configure(Some(Box::new(sink)), level);
+}
+
+fn init(
+    major: u32,
+    minor: u32,
+    log_fn: *mut VixDiskLibGenericLogFunc,
+    warn_fn: *mut VixDiskLibGenericLogFunc,
+    lib_dir: *const c_char,
+    config_file: *const c_char,
+) -> Result<()> {
+    let lib_dir = opt_str_arg(lib_dir, "libDir")?;
+    let config = match opt_str_arg(config_file, "configFile")? {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => parse_config(&text),
+            Err(e) => return Err(Error::io(path, e)),
+        },
+        None => Config { level: Level::Info },
+    };
+    install_logging(log_fn as usize, warn_fn as usize, config.level);
+    *INITIALIZED.lock().unwrap_or_else(|e| e.into_inner()) = true;
+    log::info(format!(
+        "vixdisklib {} initialised for API {major}.{minor} (libDir {:?}); transports: file",
+        env!("CARGO_PKG_VERSION"),
+        lib_dir.unwrap_or("(none)")
+    ));
+    Ok(())
+}
+
+/// Initialises the library. Any version pair is accepted; `libDir` need not exist; NULL log
+/// callbacks send warnings to stderr. The panic callback is never called: failures are returned.
+#[unsafe(no_mangle)]
+pub extern "C" fn VixDiskLib_InitEx(
+    majorVersion: u32,
+    minorVersion: u32,
+    log: *mut VixDiskLibGenericLogFunc,
+    warn: *mut VixDiskLibGenericLogFunc,
+    panic: *mut VixDiskLibGenericLogFunc,
+    libDir: *const c_char,
+    configFile: *const c_char,
+) -> VixError {
+    let _ = panic;
+    guard("VixDiskLib_InitEx", || {
+        init(majorVersion, minorVersion, log, warn, libDir, configFile)
+    })
+}
+
+/// The older form of InitEx, without a config file.
+#[unsafe(no_mangle)]
+pub extern "C" fn VixDiskLib_Init(
+    majorVersion: u32,
+    minorVersion: u32,
+    log: *mut VixDiskLibGenericLogFunc,
+    warn: *mut VixDiskLibGenericLogFunc,
+    panic: *mut VixDiskLibGenericLogFunc,
+    libDir: *const c_char,
+) -> VixError {
+    let _ = panic;
+    guard("VixDiskLib_Init", || {
+        init(majorVersion, minorVersion, log, warn, libDir, std::ptr::null())
+    })
+}
+
+/// Ends the library's use. Log callbacks are forgotten (the caller may unload them). Calling
+/// it twice, or without InitEx, is harmless. A later InitEx works.
+#[unsafe(no_mangle)]
+pub extern "C" fn VixDiskLib_Exit() {
+    guard_void("VixDiskLib_Exit", || {
+        *INITIALIZED.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        log::configure(None, Level::Info);
+    });
+}
+
+/// Colon-separated transports: "file". NULL before InitEx. The string is static; do not free.
+#[unsafe(no_mangle)]
+pub extern "C" fn VixDiskLib_ListTransportModes() -> *const c_char {
+    let initialized = *INITIALIZED.lock().unwrap_or_else(|e| e.into_inner());
+    if initialized {
+        TRANSPORT_MODES.as_ptr().cast()
+    } else {
+        std::ptr::null()
+    }
+}
+
+/// Undocumented VDDK export used by VMware's Java binding: fault injection does not exist
+/// here, so nothing is enabled and FALSE is returned.
+#[unsafe(no_mangle)]
+pub extern "C" fn VixDiskLib_SetInjectedFault(id: c_int, enabled: Bool, faultErr: c_int) -> Bool {
+    log::verbose(format!(
+        "VixDiskLib_SetInjectedFault({id}, {enabled}, {faultErr}): fault injection is not supported"
+    ));
+    0
+}
+
+/// Undocumented VDDK export: no fault is ever enabled.
+#[unsafe(no_mangle)]
+pub extern "C" fn VixDiskLib_IsFaultEnabled_Func(id: c_int, faultErr: *mut c_int) -> Bool {
+    let _ = (id, faultErr);
+    0
+}
+
+/// Undocumented VDDK export: no configuration option is settable this way; logged and ignored.
+#[unsafe(no_mangle)]
+pub extern "C" fn VixDiskLib_SetConfigOption(key: c_int, value: *mut c_void) {
+    let _ = value;
+    log::verbose(format!("VixDiskLib_SetConfigOption({key}): ignored"));
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_parser_reads_log_level_and_ignores_the_rest() {
+        let text = "# comment\ntmpDirectory = \"/tmp\"\nvixDiskLib.transport.LogLevel = \"5\"\nnonsense line\n";
+        assert_eq!(parse_config(text).level, Level::Verbose);
+        assert_eq!(parse_config("vixDiskLib.transport.LogLevel=1").level, Level::Warning);
+        assert_eq!(parse_config("").level, Level::Info);
+    }
+}
