@@ -1,9 +1,12 @@
 //! An open disk: a chain of links (leaf first). Reads walk the chain; writes go to the leaf.
 
+pub mod allocated;
+pub mod child;
+pub mod files;
 pub mod resolve;
 
 use std::path::Path;
-use std::sync::RwLock;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::error::{Error, Result};
 use crate::vmdk::extent::Mapping;
@@ -38,12 +41,19 @@ pub struct DiskInfo {
     pub uuid: Option<String>,
 }
 
+/// The links of an open disk and whether the leaf still accepts writes.
+pub struct Chain {
+    /// Leaf first, base last.
+    pub links: Vec<Link>,
+    /// Set once a child has been created over this chain: the child owns all writes now.
+    pub sealed: bool,
+}
+
 /// An open disk chain.
 pub struct Disk {
-    links: Vec<Link>,
     capacity: u64,
     /// Readers share, writers exclude (allocation changes the maps readers use).
-    io: RwLock<()>,
+    chain: RwLock<Chain>,
 }
 
 fn sectors_in(buf_len: usize) -> Result<u64> {
@@ -51,6 +61,26 @@ fn sectors_in(buf_len: usize) -> Result<u64> {
         return Err(Error::InvalidArg("buffer is not a whole number of sectors".into()));
     }
     Ok((buf_len / 512) as u64)
+}
+
+/// Reads from `links[level]` downwards: unallocated runs fall through to the parent.
+pub(crate) fn read_links(links: &[Link], level: usize, sector: u64, buf: &mut [u8]) -> Result<()> {
+    let link = &links[level];
+    let mut pos = 0usize;
+    while pos < buf.len() {
+        let s = sector + (pos / 512) as u64;
+        let want = ((buf.len() - pos) / 512) as u64;
+        let (m, n) = link.map(s, want)?;
+        let chunk = &mut buf[pos..pos + n as usize * 512];
+        match m {
+            Mapping::Data { extent, offset } => link.read_data(extent, chunk, offset)?,
+            Mapping::Zero => chunk.fill(0),
+            Mapping::Unallocated if level + 1 < links.len() => read_links(links, level + 1, s, chunk)?,
+            Mapping::Unallocated => chunk.fill(0),
+        }
+        pos += chunk.len();
+    }
+    Ok(())
 }
 
 impl Disk {
@@ -62,12 +92,28 @@ impl Disk {
         } else {
             resolve::open_parents(leaf)?
         };
-        let capacity = links[0].capacity();
-        Ok(Disk {
-            links,
-            capacity,
-            io: RwLock::new(()),
-        })
+        Ok(Disk::from_links(links))
+    }
+
+    /// Wraps already opened links (leaf first).
+    pub fn from_links(links: Vec<Link>) -> Disk {
+        Disk {
+            capacity: links[0].capacity(),
+            chain: RwLock::new(Chain {
+                links,
+                sealed: false,
+            }),
+        }
+    }
+
+    /// Shared access to the chain.
+    pub fn chain(&self) -> RwLockReadGuard<'_, Chain> {
+        self.chain.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Exclusive access to the chain.
+    pub fn chain_mut(&self) -> RwLockWriteGuard<'_, Chain> {
+        self.chain.write().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Capacity in sectors.
@@ -75,14 +121,9 @@ impl Disk {
         self.capacity
     }
 
-    /// The links, leaf first.
-    pub fn links(&self) -> &[Link] {
-        &self.links
-    }
-
-    /// True if the leaf accepts writes.
-    pub fn writable(&self) -> bool {
-        self.links[0].writable()
+    /// Number of links open.
+    pub fn num_links(&self) -> usize {
+        self.chain().links.len()
     }
 
     fn check_range(&self, start: u64, count: u64) -> Result<()> {
@@ -99,109 +140,116 @@ impl Disk {
     /// Reads whole sectors starting at `sector` into `buf`.
     pub fn read(&self, sector: u64, buf: &mut [u8]) -> Result<()> {
         self.check_range(sector, sectors_in(buf.len())?)?;
-        let _shared = self.io.read().unwrap_or_else(|e| e.into_inner());
-        self.read_from(0, sector, buf)
+        read_links(&self.chain().links, 0, sector, buf)
     }
 
-    /// Reads from link `level` downwards (unallocated runs fall through to the parent).
-    fn read_from(&self, level: usize, sector: u64, buf: &mut [u8]) -> Result<()> {
-        let link = &self.links[level];
-        let mut pos = 0usize;
-        while pos < buf.len() {
-            let s = sector + (pos / 512) as u64;
-            let want = ((buf.len() - pos) / 512) as u64;
-            let (m, n) = link.map(s, want)?;
-            let chunk = &mut buf[pos..pos + n as usize * 512];
-            match m {
-                Mapping::Data { extent, offset } => link.read_data(extent, chunk, offset)?,
-                Mapping::Zero => chunk.fill(0),
-                Mapping::Unallocated if level + 1 < self.links.len() => {
-                    self.read_from(level + 1, s, chunk)?
-                }
-                Mapping::Unallocated => chunk.fill(0),
-            }
-            pos += chunk.len();
-        }
-        Ok(())
-    }
-
-    /// Writes whole sectors at `sector` into the leaf.
+    /// Writes whole sectors at `sector` into the leaf; a partial grain is completed from the
+    /// parents first (copy-on-write), so no link ever holds a torn grain.
     pub fn write(&self, sector: u64, data: &[u8]) -> Result<()> {
         self.check_range(sector, sectors_in(data.len())?)?;
-        let _exclusive = self.io.write().unwrap_or_else(|e| e.into_inner());
+        let chain = self.chain_mut();
+        if chain.sealed {
+            return Err(Error::ReadOnly(
+                "a child disk was created over this disk: write through the child".into(),
+            ));
+        }
         let capacity = self.capacity;
+        let links = &chain.links;
         let mut fill = |s: u64, b: &mut [u8]| -> Result<()> {
-            // Copy-on-write source: the parents' content, clamped to the disk's end.
             let n = ((capacity.saturating_sub(s)) as usize * 512).min(b.len());
             b[n..].fill(0);
-            if self.links.len() > 1 {
-                self.read_from(1, s, &mut b[..n])
+            if links.len() > 1 {
+                read_links(links, 1, s, &mut b[..n])
             } else {
                 b[..n].fill(0);
                 Ok(())
             }
         };
-        self.links[0].write(sector, data, &mut fill)
+        links[0].write(sector, data, &mut fill)
     }
 
     /// Makes every completed write durable (data, then tables, then directories; fsync).
     pub fn flush(&self) -> Result<()> {
-        let _exclusive = self.io.write().unwrap_or_else(|e| e.into_inner());
-        self.links[0].flush()
+        let chain = self.chain_mut();
+        for link in &chain.links {
+            link.flush()?;
+        }
+        Ok(())
     }
 
-    /// Flushes and marks the leaf cleanly closed.
+    /// Flushes and marks every link this open wrote as cleanly closed.
     pub fn close(&self) -> Result<()> {
-        let _exclusive = self.io.write().unwrap_or_else(|e| e.into_inner());
-        self.links[0].close()
+        let chain = self.chain_mut();
+        let mut first_error = None;
+        for link in &chain.links {
+            if let Err(e) = link.close() {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Looks a DDB key up from the leaf towards the base.
     pub fn ddb_lookup(&self, key: &str) -> Option<String> {
-        self.links
+        self.chain()
+            .links
             .iter()
             .find_map(|l| l.descriptor().ddb_get(key).map(str::to_string))
+    }
+
+    /// Every DDB key visible through the chain (leaf first, no duplicates).
+    pub fn ddb_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = Vec::new();
+        for link in &self.chain().links {
+            for (k, _) in link.descriptor().ddb {
+                if !keys.iter().any(|have| have.eq_ignore_ascii_case(&k)) {
+                    keys.push(k);
+                }
+            }
+        }
+        keys
+    }
+
+    /// Sets a DDB key in the leaf's descriptor.
+    pub fn ddb_set(&self, key: &str, value: &str) -> Result<()> {
+        if key.is_empty() || key.contains(['"', '\n', '\r', '=']) || value.contains(['"', '\n', '\r']) {
+            return Err(Error::InvalidArg(format!("metadata key {key:?} or its value has characters a descriptor cannot hold")));
+        }
+        let chain = self.chain_mut();
+        chain.links[0].update_descriptor(|d| d.ddb_set(key, value))
     }
 
     fn ddb_u32(&self, key: &str) -> Option<u32> {
         self.ddb_lookup(key).and_then(|v| v.trim().parse().ok())
     }
 
+    fn ddb_geometry(&self, c: &str, h: &str, s: &str) -> Option<Geometry> {
+        Some(Geometry {
+            cylinders: self.ddb_u32(c)?,
+            heads: self.ddb_u32(h)?,
+            sectors: self.ddb_u32(s)?,
+        })
+    }
+
     /// Geometry, adapter, links, parent hint and uuid.
     pub fn info(&self) -> DiskInfo {
         let adapter = self.ddb_lookup("adapterType").and_then(|a| Adapter::from_ddb(&a));
-        let geometry = match (
-            self.ddb_u32("geometry.cylinders"),
-            self.ddb_u32("geometry.heads"),
-            self.ddb_u32("geometry.sectors"),
-        ) {
-            (Some(cylinders), Some(heads), Some(sectors)) => Geometry {
-                cylinders,
-                heads,
-                sectors,
-            },
-            _ => Geometry::for_capacity(self.capacity, adapter.unwrap_or(Adapter::Ide)),
-        };
-        let bios_geometry = match (
-            self.ddb_u32("geometry.biosCylinders"),
-            self.ddb_u32("geometry.biosHeads"),
-            self.ddb_u32("geometry.biosSectors"),
-        ) {
-            (Some(cylinders), Some(heads), Some(sectors)) => Geometry {
-                cylinders,
-                heads,
-                sectors,
-            },
-            _ => geometry,
-        };
+        let geometry = self
+            .ddb_geometry("geometry.cylinders", "geometry.heads", "geometry.sectors")
+            .unwrap_or_else(|| Geometry::for_capacity(self.capacity, adapter.unwrap_or(Adapter::Ide)));
+        let bios_geometry = self
+            .ddb_geometry("geometry.biosCylinders", "geometry.biosHeads", "geometry.biosSectors")
+            .unwrap_or(geometry);
+        let uuid = self.ddb_lookup("uuid");
+        let chain = self.chain();
         DiskInfo {
             capacity: self.capacity,
             geometry,
             bios_geometry,
             adapter,
-            num_links: self.links.len(),
-            parent_hint: self.links[0].descriptor().parent_hint,
-            uuid: self.ddb_lookup("uuid"),
+            num_links: chain.links.len(),
+            parent_hint: chain.links[0].descriptor().parent_hint,
+            uuid,
         }
     }
 }

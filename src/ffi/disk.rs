@@ -6,7 +6,7 @@ use std::mem::size_of;
 use super::alloc::{calloc_owned, free_owned, is_owned};
 use super::args::{free_cstring, malloc_cstring, out_arg, path_arg, store};
 use super::boundary::{guard, guard_void};
-use super::handles::{CONNECTIONS, DISKS, DiskHandle, Pending};
+use super::handles::{CONNECTIONS, DISKS, DiskHandle, Pending, take_retired};
 use super::types::*;
 use crate::chain::{Disk, OpenOptions};
 use crate::error::{Error, Result};
@@ -133,7 +133,7 @@ pub extern "C" fn VixDiskLib_Open(
         log::info(format!(
             "opened {} ({} link(s), {}, {} sectors)",
             path.display(),
-            disk.links().len(),
+            disk.num_links(),
             if read_only { "read-only" } else { "read-write" },
             disk.capacity()
         ));
@@ -152,6 +152,10 @@ pub extern "C" fn VixDiskLib_Open(
 #[unsafe(no_mangle)]
 pub extern "C" fn VixDiskLib_Close(diskHandle: VixDiskLibHandle) -> VixError {
     guard("VixDiskLib_Close", || {
+        if take_retired(diskHandle as usize) {
+            log::verbose("VixDiskLib_Close: handle was attached under a child; nothing to do");
+            return Ok(());
+        }
         let h = DISKS.remove(diskHandle as usize)?;
         h.pending.wait_idle();
         h.disk.close()

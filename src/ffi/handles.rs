@@ -127,3 +127,24 @@ pub struct DiskHandle {
 pub static CONNECTIONS: Registry<Connection> = Registry::new("connection");
 /// Live disks.
 pub static DISKS: Registry<DiskHandle> = Registry::new("disk");
+
+/// Disk handles that Attach consumed: closing one later is a harmless no-op (VDDK ≥ 6.7.1).
+static RETIRED: Mutex<Option<std::collections::HashSet<usize>>> = Mutex::new(None);
+
+/// Marks a disk handle as consumed by Attach.
+pub fn retire(token: usize) {
+    RETIRED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_or_insert_with(Default::default)
+        .insert(token);
+}
+
+/// True (once) if `token` was consumed by Attach.
+pub fn take_retired(token: usize) -> bool {
+    RETIRED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_mut()
+        .is_some_and(|s| s.remove(&token))
+}

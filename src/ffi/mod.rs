@@ -4,7 +4,9 @@
 pub mod alloc;
 pub mod args;
 pub mod async_pool;
+pub mod blocks;
 pub mod boundary;
+pub mod chain;
 pub mod codes;
 pub mod connect;
 pub mod disk;
@@ -12,5 +14,6 @@ pub mod errors;
 pub mod handles;
 pub mod io;
 pub mod library;
+pub mod metadata;
 pub mod types;
 pub mod unsupported;

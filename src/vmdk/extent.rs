@@ -122,6 +122,24 @@ impl Extent {
         }
     }
 
+    /// Calls `visit(rel_sector, sectors)` for the parts of extent sectors `[start, end)` that
+    /// hold data in this link (flat: all of it; zero/no-access: none).
+    pub fn for_each_allocated(&self, start: u64, end: u64, visit: &mut dyn FnMut(u64, u64)) -> Result<()> {
+        if self.access == Access::NoAccess {
+            return Ok(());
+        }
+        match &self.store {
+            ExtentStore::Sparse(sp) => sp.for_each_allocated(start, end, visit),
+            ExtentStore::Flat { .. } => {
+                if start < end {
+                    visit(start, end - start);
+                }
+                Ok(())
+            }
+            ExtentStore::Zero => Ok(()),
+        }
+    }
+
     /// Makes written data and metadata durable.
     pub fn flush(&self) -> Result<()> {
         match &self.store {

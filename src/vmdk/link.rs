@@ -167,6 +167,28 @@ impl Link {
         self.descriptor.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// True if the descriptor is embedded in the (single) sparse extent.
+    pub fn is_monolithic(&self) -> bool {
+        matches!(self.home, DescriptorHome::Embedded { .. })
+    }
+
+    /// Every file of this link: the descriptor first, then each extent file once.
+    pub fn files(&self) -> Vec<PathBuf> {
+        let mut out = vec![self.path.clone()];
+        if !self.is_monolithic() {
+            let dir = dir_of(&self.path);
+            for e in &self.extents {
+                if let Some(name) = &e.file_name {
+                    let p = dir.join(name.replace('\\', "/"));
+                    if !out.contains(&p) {
+                        out.push(p);
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Capacity in sectors.
     pub fn capacity(&self) -> u64 {
         self.extents.iter().map(|e| e.sectors).sum()
@@ -196,6 +218,20 @@ impl Link {
             .extent_at(sector)
             .ok_or_else(|| Error::InvalidArg(format!("sector {sector} outside every extent")))?;
         e.map(i, sector - e.start, max)
+    }
+
+    /// Calls `visit(sector, sectors)` for runs of virtual sectors in `[start, end)` that this
+    /// link stores (grain-granular for sparse extents), in ascending order.
+    pub fn for_each_allocated(&self, start: u64, end: u64, visit: &mut dyn FnMut(u64, u64)) -> Result<()> {
+        for e in &self.extents {
+            let lo = start.max(e.start);
+            let hi = end.min(e.start + e.sectors);
+            if lo < hi {
+                let base = e.start;
+                e.for_each_allocated(lo - base, hi - base, &mut |s, n| visit(s + base, n))?;
+            }
+        }
+        Ok(())
     }
 
     /// Reads data located by `map`.

@@ -354,22 +354,31 @@ impl SparseExtent {
         sync_data(&self.file, &self.path)
     }
 
-    /// Calls `visit(first_sector, sectors)` for every allocated (data or zeroed) grain, in order.
-    pub fn for_each_allocated(&self, mut visit: impl FnMut(u64, u64)) -> Result<()> {
+    /// Calls `visit(first_sector, sectors)` for every allocated (data or zeroed) grain that
+    /// overlaps extent sectors `[start, end)`, in ascending order. Tables without a directory
+    /// entry are skipped without I/O.
+    pub fn for_each_allocated(&self, start: u64, end: u64, visit: &mut dyn FnMut(u64, u64)) -> Result<()> {
         let gs = self.header.grain_sectors;
         let per = u64::from(self.header.gtes_per_gt);
+        let end = end.min(self.header.capacity);
+        if start >= end {
+            return Ok(());
+        }
         let mut meta = self.lock();
-        for gdi in 0..meta.gd.len() {
+        let first_gt = (start / gs / per) as usize;
+        let last_gt = ((end - 1) / gs / per) as usize;
+        for gdi in first_gt..=last_gt.min(meta.gd.len().saturating_sub(1)) {
             if !self.ensure_gt(&mut meta, gdi)? {
                 continue;
             }
             let gt = meta.gts[gdi].as_ref().expect("loaded");
-            for (i, &e) in gt.iter().enumerate() {
+            let base = gdi as u64 * per;
+            let lo = (start / gs).saturating_sub(base).min(per) as usize;
+            let hi = ((end - 1) / gs + 1).saturating_sub(base).min(per) as usize;
+            for (i, &e) in gt[lo..hi].iter().enumerate() {
                 if e != 0 {
-                    let start = (gdi as u64 * per + i as u64) * gs;
-                    if start < self.header.capacity {
-                        visit(start, gs.min(self.header.capacity - start));
-                    }
+                    let s = (base + (lo + i) as u64) * gs;
+                    visit(s, gs.min(self.header.capacity - s));
                 }
             }
         }

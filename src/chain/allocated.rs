@@ -1,0 +1,62 @@
+//! QueryAllocatedBlocks: which chunks of a range hold data in any link of the open chain.
+
+use super::Disk;
+use crate::error::{Error, Result};
+
+/// Smallest chunk VDDK accepts (sectors).
+pub const MIN_CHUNK: u64 = 128;
+/// Largest chunk VDDK accepts (sectors).
+pub const MAX_CHUNK: u64 = 128 * 1024;
+/// Most chunks one query may cover.
+pub const MAX_CHUNKS: u64 = 512 * 1024;
+
+impl Disk {
+    /// Returns ascending, merged `(start, length)` runs of whole chunks in
+    /// `[start, start + count)` that hold data in at least one open link. Arguments follow
+    /// VDDK's rules: chunk size in [128, 131072], start and count multiples of it, at most
+    /// 524288 chunks, and nothing past the last whole chunk of the disk.
+    pub fn allocated_chunks(&self, start: u64, count: u64, chunk: u64) -> Result<Vec<(u64, u64)>> {
+        if !(MIN_CHUNK..=MAX_CHUNK).contains(&chunk) {
+            return Err(Error::InvalidArg(format!(
+                "chunk size {chunk} is outside [{MIN_CHUNK}, {MAX_CHUNK}] sectors"
+            )));
+        }
+        if start % chunk != 0 || count % chunk != 0 {
+            return Err(Error::InvalidArg(format!(
+                "start {start} and count {count} must be multiples of the chunk size {chunk}"
+            )));
+        }
+        if count / chunk > MAX_CHUNKS {
+            return Err(Error::InvalidArg(format!(
+                "{} chunks requested; at most {MAX_CHUNKS} per query",
+                count / chunk
+            )));
+        }
+        let whole = self.capacity() / chunk * chunk;
+        let end = start
+            .checked_add(count)
+            .filter(|&e| e <= whole)
+            .ok_or_else(|| {
+                Error::InvalidArg(format!(
+                    "range {start}+{count} goes past the last whole chunk (sector {whole})"
+                ))
+            })?;
+        let mut marked = vec![false; (count / chunk) as usize];
+        for link in &self.chain().links {
+            link.for_each_allocated(start, end, &mut |s, n| {
+                let lo = (s.max(start) - start) / chunk;
+                let hi = ((s + n).min(end) - start).div_ceil(chunk);
+                marked[lo as usize..hi as usize].fill(true);
+            })?;
+        }
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        for (i, _) in marked.iter().enumerate().filter(|(_, m)| **m) {
+            let s = start + i as u64 * chunk;
+            match runs.last_mut() {
+                Some((rs, rl)) if *rs + *rl == s => *rl += chunk,
+                _ => runs.push((s, chunk)),
+            }
+        }
+        Ok(runs)
+    }
+}

@@ -1,0 +1,95 @@
+//! Whole-disk file operations on closed links: Unlink (delete every file of a link) and
+//! Rename (move every file and rewrite the descriptor's extent names).
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::vmdk::create::create_new_file;
+use crate::vmdk::descriptor::Descriptor;
+use crate::vmdk::fileio::{sync_data, write_all_at};
+use crate::vmdk::link::{Link, dir_of};
+
+/// Deletes every file of the link at `path` (descriptor and extents). The link must not be
+/// open elsewhere (we take its exclusive lock first). Children of it are orphaned.
+pub fn unlink(path: &Path) -> Result<()> {
+    let files = {
+        let link = Link::open(path, true)?;
+        link.files()
+    };
+    for f in &files {
+        match std::fs::remove_file(f) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(f, e)),
+        }
+    }
+    Ok(())
+}
+
+/// New name for an extent file when its disk is renamed from stem `old` to stem `new`.
+fn renamed_extent(name: &str, old: &str, new: &str) -> String {
+    match name.strip_prefix(old) {
+        Some(rest) => format!("{new}{rest}"),
+        None => name.to_string(),
+    }
+}
+
+fn stem(p: &Path) -> String {
+    p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// Renames the disk at `src` to `dst` (same or another directory): every extent file moves
+/// with it and the descriptor names the new files. Children keep their old
+/// `parentFileNameHint` and will no longer find this disk until re-attached.
+pub fn rename(src: &Path, dst: &Path) -> Result<()> {
+    if dst.exists() {
+        return Err(Error::FileExists(dst.to_path_buf()));
+    }
+    let link = Link::open(src, true)?;
+    let mut d: Descriptor = link.descriptor();
+    if link.is_monolithic() {
+        drop(link);
+        std::fs::rename(src, dst).map_err(|e| Error::io(src, e))?;
+        let moved = Link::open(dst, true)?;
+        let name = dst.file_name().map(|n| n.to_string_lossy().into_owned());
+        return moved.update_descriptor(|d| {
+            if let Some(e) = d.extents.first_mut() {
+                e.file = name;
+            }
+        });
+    }
+    let (old_stem, new_stem) = (stem(src), stem(dst));
+    let (src_dir, dst_dir) = (dir_of(src), dir_of(dst));
+    let mut moves: Vec<(PathBuf, PathBuf)> = Vec::new();
+    for e in &mut d.extents {
+        if let Some(name) = &e.file {
+            let new_name = renamed_extent(name, &old_stem, &new_stem);
+            let target = dst_dir.join(&new_name);
+            if target.exists() {
+                return Err(Error::FileExists(target));
+            }
+            moves.push((src_dir.join(name), target));
+            e.file = Some(new_name);
+        }
+    }
+    let out = create_new_file(dst)?;
+    write_all_at(&out, dst, d.render().as_bytes(), 0)?;
+    sync_data(&out, dst)?;
+    drop(link);
+    for (from, to) in &moves {
+        std::fs::rename(from, to).map_err(|e| Error::io(from, e))?;
+    }
+    std::fs::remove_file(src).map_err(|e| Error::io(src, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extent_names_follow_the_new_stem() {
+        assert_eq!(renamed_extent("disk-s001.vmdk", "disk", "new"), "new-s001.vmdk");
+        assert_eq!(renamed_extent("disk-flat.vmdk", "disk", "b"), "b-flat.vmdk");
+        assert_eq!(renamed_extent("other.raw", "disk", "b"), "other.raw");
+    }
+}

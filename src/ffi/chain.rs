@@ -1,0 +1,101 @@
+//! Chain management: CreateChild, Attach, IsAttachPossible, Unlink, Rename.
+
+use std::ffi::{c_char, c_void};
+
+use super::args::path_arg;
+use super::boundary::guard;
+use super::disk::{disk_kind, progress_reporter};
+use super::handles::{CONNECTIONS, DISKS, retire};
+use super::types::*;
+use crate::chain::files;
+use crate::error::{Error, Result};
+use crate::log;
+
+/// Creates a sparse child (redo log) over the open disk's leaf at `childPath`. The child
+/// records the leaf's CID and a parent hint relative to itself. Afterwards the parent handle
+/// refuses writes with VIX_E_FILE_READ_ONLY: open the child to write. Only
+/// VIXDISKLIB_DISK_MONOLITHIC_SPARSE children are supported so far.
+#[unsafe(no_mangle)]
+pub extern "C" fn VixDiskLib_CreateChild(
+    diskHandle: VixDiskLibHandle,
+    childPath: *const c_char,
+    diskType: DiskTypeArg,
+    progressFunc: VixDiskLibProgressFunc,
+    progressCallbackData: *mut c_void,
+) -> VixError {
+    guard("VixDiskLib_CreateChild", || {
+        let h = DISKS.get(diskHandle as usize)?;
+        let path = path_arg(childPath, "childPath")?;
+        let kind = disk_kind(diskType)?;
+        let mut progress = progress_reporter(progressFunc, progressCallbackData);
+        progress(0);
+        h.pending.wait_idle();
+        h.disk.create_child(&path, kind)?;
+        progress(100);
+        log::info(format!("created child {}", path.display()));
+        Ok(())
+    })
+}
+
+fn attach_pair(parent: VixDiskLibHandle, child: VixDiskLibHandle) -> Result<()> {
+    if parent == child {
+        return Err(Error::InvalidArg("parent and child are the same handle".into()));
+    }
+    let p = DISKS.get(parent as usize)?;
+    let c = DISKS.get(child as usize)?;
+    p.disk.check_attach(&c.disk)
+}
+
+/// VIX_OK if `child` (opened SINGLE_LINK, writable, same capacity) can be attached to `parent`.
+#[unsafe(no_mangle)]
+pub extern "C" fn VixDiskLib_IsAttachPossible(parent: VixDiskLibHandle, child: VixDiskLibHandle) -> VixError {
+    guard("VixDiskLib_IsAttachPossible", || attach_pair(parent, child))
+}
+
+/// Attaches `child` on top of `parent`'s chain. The child handle then reads the combined chain
+/// and the link is persisted in the child's descriptor (parentCID, parentFileNameHint). The
+/// parent handle is consumed whether or not the call succeeds (as in VDDK); closing it later is
+/// a harmless no-op.
+#[unsafe(no_mangle)]
+pub extern "C" fn VixDiskLib_Attach(parent: VixDiskLibHandle, child: VixDiskLibHandle) -> VixError {
+    guard("VixDiskLib_Attach", || {
+        attach_pair(parent, child)?;
+        let p = DISKS.remove(parent as usize)?;
+        retire(parent as usize);
+        p.pending.wait_idle();
+        let c = DISKS.get(child as usize)?;
+        c.pending.wait_idle();
+        let result = p.disk.attach_under(&c.disk);
+        if result.is_err() {
+            // The parent's links stayed with it: release them now, as its handle is gone.
+            if let Err(e) = p.disk.close() {
+                log::warn(format!("VixDiskLib_Attach: closing the parent after failure: {e}"));
+            }
+        }
+        result
+    })
+}
+
+/// Deletes every file of the disk link at `path` (which must not be open). A parent's
+/// children are orphaned; deleting a child leaves its parent untouched.
+#[unsafe(no_mangle)]
+pub extern "C" fn VixDiskLib_Unlink(connection: VixDiskLibConnection, path: *const c_char) -> VixError {
+    guard("VixDiskLib_Unlink", || {
+        if !connection.is_null() && CONNECTIONS.get(connection as usize)?.read_only {
+            return Err(Error::ReadOnly("the connection is read-only".into()));
+        }
+        let path = path_arg(path, "path")?;
+        files::unlink(&path)
+    })
+}
+
+/// Renames a closed disk and all its extent files, rewriting the descriptor. Children that
+/// name the old path in `parentFileNameHint` will not find it any more.
+#[unsafe(no_mangle)]
+pub extern "C" fn VixDiskLib_Rename(srcFileName: *const c_char, dstFileName: *const c_char) -> VixError {
+    guard("VixDiskLib_Rename", || {
+        let src = path_arg(srcFileName, "srcFileName")?;
+        let dst = path_arg(dstFileName, "dstFileName")?;
+        files::rename(&src, &dst)
+    })
+}
