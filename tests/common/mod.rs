@@ -1,0 +1,101 @@
+//! Helpers shared by the integration tests: disk creation through the engine, a byte model of
+//! expected content, and the qemu-img/qemu-io oracles.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use vixDiskLib::chain::{Disk, OpenOptions};
+use vixDiskLib::vmdk::create::{CreateSpec, DiskKind, create};
+use vixDiskLib::vmdk::geometry::Adapter;
+
+/// True if qemu-img and qemu-io can run here; tests that need them return early otherwise.
+pub fn have_qemu() -> bool {
+    let ok = Command::new("qemu-img").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("qemu-img not available: skipping the qemu oracle");
+    }
+    ok
+}
+
+/// Runs a shell command, returning (status code, stdout+stderr).
+pub fn sh(cmd: &str) -> (i32, String) {
+    let out = Command::new("sh").arg("-c").arg(cmd).output().expect("run sh");
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// Creates a monolithic sparse disk of `mib` MiB.
+pub fn create_sparse(path: &Path, mib: u64) {
+    let spec = CreateSpec {
+        kind: DiskKind::MonolithicSparse,
+        capacity: mib * 2048,
+        adapter: Adapter::LsiLogic,
+        hw_version: 7,
+    };
+    create(path, &spec, &mut |_| {}).expect("create");
+}
+
+/// Opens read-write (whole chain).
+pub fn open_rw(path: &Path) -> Disk {
+    Disk::open(path, OpenOptions::default()).expect("open rw")
+}
+
+/// Opens read-only (whole chain).
+pub fn open_ro(path: &Path) -> Disk {
+    Disk::open(path, OpenOptions { read_only: true, single_link: false }).expect("open ro")
+}
+
+/// Reads the whole disk.
+pub fn read_all(d: &Disk) -> Vec<u8> {
+    let mut buf = vec![0u8; d.capacity() as usize * 512];
+    d.read(0, &mut buf).expect("read all");
+    buf
+}
+
+/// Writes `len` bytes of `pattern` at byte `offset` to the disk and the model.
+pub fn write_pattern(d: &Disk, model: &mut [u8], offset: usize, len: usize, pattern: u8) {
+    let data = vec![pattern; len];
+    d.write((offset / 512) as u64, &data).expect("write");
+    model[offset..offset + len].copy_from_slice(&data);
+}
+
+/// Saves the model as a raw image for qemu-img compare.
+pub fn save_raw(model: &[u8], path: &Path) {
+    std::fs::write(path, model).expect("write raw");
+}
+
+/// `qemu-img compare` of a raw image and a vmdk: true if identical.
+pub fn qemu_same(raw: &Path, vmdk: &Path) -> bool {
+    let (code, out) = sh(&format!(
+        "qemu-img compare -f raw -F vmdk '{}' '{}'",
+        raw.display(),
+        vmdk.display()
+    ));
+    if code != 0 {
+        eprintln!("{out}");
+    }
+    code == 0
+}
+
+/// `qemu-img check` passes.
+pub fn qemu_check(vmdk: &Path) -> bool {
+    let (code, out) = sh(&format!("qemu-img check '{}'", vmdk.display()));
+    if code != 0 {
+        eprintln!("{out}");
+    }
+    code == 0
+}
+
+/// sha256 of a file.
+pub fn sha256(path: &Path) -> String {
+    let (code, out) = sh(&format!("sha256sum '{}'", path.display()));
+    assert_eq!(code, 0, "{out}");
+    out.split_whitespace().next().unwrap_or_default().to_string()
+}
+
+/// Path inside a temp dir.
+pub fn p(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name)
+}
