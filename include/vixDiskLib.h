@@ -258,16 +258,29 @@ typedef enum {
 } VixDiskLibSpecType;
 
 /*
- A VixDiskLib status code; the low 16 bits are the error code.
+ Opaque connection target.
  */
-typedef uint64_t VixError;
+typedef struct VixDiskLibConnectParam VixDiskLibConnectParam;
+
+/*
+ Opaque internal connection state (VDDK 6.7+).
+ */
+typedef struct VixDiskLibConnectParamsState VixDiskLibConnectParamsState;
 
 /*
  Opaque disk handle target.
  */
-typedef struct {
-  uint8_t _private[0];
-} VixDiskLibHandleStruct;
+typedef struct VixDiskLibHandleStruct VixDiskLibHandleStruct;
+
+/*
+ Opaque ticket credentials.
+ */
+typedef struct VixDiskLibTicketIdCreds VixDiskLibTicketIdCreds;
+
+/*
+ A VixDiskLib status code; the low 16 bits are the error code.
+ */
+typedef uint64_t VixError;
 
 /*
  An open disk.
@@ -313,13 +326,6 @@ typedef struct {
 typedef Bool (*VixDiskLibProgressFunc)(void *progressData, int percentCompleted);
 
 /*
- Opaque connection target.
- */
-typedef struct {
-  uint8_t _private[0];
-} VixDiskLibConnectParam;
-
-/*
  A connection made by Connect/ConnectEx.
  */
 typedef VixDiskLibConnectParam *VixDiskLibConnection;
@@ -357,13 +363,6 @@ typedef struct {
 } VixDiskLibSessionIdCreds;
 
 /*
- Opaque ticket credentials.
- */
-typedef struct {
-  uint8_t _private[0];
-} VixDiskLibTicketIdCreds;
-
-/*
  Credentials, by `credType`.
  */
 typedef union {
@@ -380,13 +379,6 @@ typedef union {
    */
   VixDiskLibTicketIdCreds *ticketId;
 } VixDiskLibCreds;
-
-/*
- Opaque internal connection state (VDDK 6.7+).
- */
-typedef struct {
-  uint8_t _private[0];
-} VixDiskLibConnectParamsState;
 
 /*
  A first-class disk.

@@ -12,7 +12,7 @@ use crate::log::{self, Level};
 
 unsafe extern "C" {
     /// From src/ffi/log_shim.c: calls `f("%s", message)` with a real `va_list`.
-    fn vixdisklib_call_log(f: *mut VixDiskLibGenericLogFunc, message: *const c_char);
+    fn vixdisklib_call_log(f: *mut c_void, message: *const c_char);
 }
 
 /// Whether InitEx has been called (and Exit not yet).
@@ -67,7 +67,7 @@ fn install_logging(log_fn: usize, warn_fn: usize, level: Level) {
         let text = CString::new(format!("{}\n", msg.replace('\0', " "))).unwrap_or_default();
         // SAFETY: `target` is a non-NULL VixDiskLibGenericLogFunc pointer given to InitEx and
         // valid until Exit (after which this sink is removed); the shim builds the va_list.
-        unsafe { vixdisklib_call_log(target as *mut VixDiskLibGenericLogFunc, text.as_ptr()) };
+        unsafe { vixdisklib_call_log(target as *mut c_void, text.as_ptr()) };
     };
     log::configure(Some(Box::new(sink)), level);
 }

@@ -14,7 +14,6 @@ pub type VixDiskLibSectorType = u64;
 pub type Bool = c_char;
 
 /// Opaque disk handle target.
-#[repr(C)]
 pub struct VixDiskLibHandleStruct {
     _private: [u8; 0],
 }
@@ -22,7 +21,6 @@ pub struct VixDiskLibHandleStruct {
 pub type VixDiskLibHandle = *mut VixDiskLibHandleStruct;
 
 /// Opaque connection target.
-#[repr(C)]
 pub struct VixDiskLibConnectParam {
     _private: [u8; 0],
 }
@@ -30,7 +28,6 @@ pub struct VixDiskLibConnectParam {
 pub type VixDiskLibConnection = *mut VixDiskLibConnectParam;
 
 /// Opaque internal connection state (VDDK 6.7+).
-#[repr(C)]
 pub struct VixDiskLibConnectParamsState {
     _private: [u8; 0],
 }
@@ -38,7 +35,6 @@ pub struct VixDiskLibConnectParamsState {
 /// Stand-in for the C function type `VixDiskLibGenericLogFunc` (declared in the header's
 /// preamble as `void (const char *fmt, va_list args)`); only ever handled by pointer and
 /// called through the C shim.
-#[repr(C)]
 pub struct VixDiskLibGenericLogFunc {
     _private: [u8; 0],
 }
@@ -174,7 +170,6 @@ pub struct VixDiskLibSessionIdCreds {
 }
 
 /// Opaque ticket credentials.
-#[repr(C)]
 pub struct VixDiskLibTicketIdCreds {
     _private: [u8; 0],
 }

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs what the build and the tests need beyond Rust, gcc, python3 and qemu-img (which every
+# machine of this project has): cmake and pytest. Safe to run repeatedly.
+set -euo pipefail
+need_apt=()
+command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
+command -v qemu-img >/dev/null 2>&1 || need_apt+=(qemu-utils)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+python3 -c 'import pytest' 2>/dev/null || python3 -m pip install -q pytest
