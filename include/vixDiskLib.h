@@ -2102,7 +2102,7 @@ VixError VixDiskLib_Flush(VixDiskLibHandle diskHandle);
 /*
  From src/ffi/log_shim.c: calls `f("%s", message)` with a real `va_list`.
  */
-extern void vixdisklib_call_log(VixDiskLibGenericLogFunc *f, const char *message);
+extern void vixdisklib_call_log(void *f, const char *message);
 
 /*
  Initialises the library. Any version pair is accepted; `libDir` need not exist; NULL log

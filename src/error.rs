@@ -52,7 +52,9 @@ pub enum Error {
     #[error("read-only: {0}")]
     ReadOnly(String),
     /// A child's parentCID does not match its parent's CID.
-    #[error("{child}: parent {parent} was modified after the child was created (parentCID {expected:08x}, parent CID {found:08x})")]
+    #[error(
+        "{child}: parent {parent} was modified after the child was created (parentCID {expected:08x}, parent CID {found:08x})"
+    )]
     CidMismatch {
         /// The child descriptor.
         child: PathBuf,

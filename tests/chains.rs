@@ -38,7 +38,13 @@ fn nightly_chain(dir: &std::path::Path) -> (Vec<std::path::PathBuf>, Vec<Vec<u8>
         // A whole grain, a sub-grain write into parent data (copy-on-write), and a new area.
         write_pattern(&d, &mut model, day_us * 3 * MIB, 64 * 1024, 0x20 + day);
         write_pattern(&d, &mut model, day_us * 4096 + 512, 1024, 0x40 + day);
-        write_pattern(&d, &mut model, 50 * MIB + day_us * 100_000 / 512 * 512, 3 * 512, 0x60 + day);
+        write_pattern(
+            &d,
+            &mut model,
+            50 * MIB + day_us * 100_000 / 512 * 512,
+            3 * 512,
+            0x60 + day,
+        );
         d.close().unwrap();
         gens.push(child);
         models.push(model.clone());
@@ -53,14 +59,23 @@ fn every_nightly_generation_reads_as_that_day() {
     for (k, gen_path) in gens.iter().enumerate() {
         let d = open_ro(gen_path);
         assert_eq!(d.num_links(), k + 1, "generation {k} link count");
-        assert!(read_all(&d) == models[k], "generation {k} content differs from the model");
+        assert!(
+            read_all(&d) == models[k],
+            "generation {k} content differs from the model"
+        );
     }
     if have_qemu() {
         let raw = p(dir.path(), "day7.raw");
         save_raw(&models[7], &raw);
-        assert!(qemu_same(&raw, &gens[7]), "qemu-img disagrees with our day-7 chain");
+        assert!(
+            qemu_same(&raw, &gens[7]),
+            "qemu-img disagrees with our day-7 chain"
+        );
         assert!(qemu_check(&gens[7]));
-        let (code, out) = sh(&format!("qemu-img info --backing-chain '{}'", gens[7].display()));
+        let (code, out) = sh(&format!(
+            "qemu-img info --backing-chain '{}'",
+            gens[7].display()
+        ));
         assert_eq!(code, 0, "{out}");
         assert_eq!(out.matches("image: ").count(), 8, "{out}");
     }
@@ -77,7 +92,14 @@ fn recreate_any_day_with_attach_leaves_that_day_untouched() {
     let mut expected = models[k].clone();
     {
         let parent = open_ro(&gens[k]);
-        let child = Disk::open(&redo, OpenOptions { read_only: false, single_link: true }).unwrap();
+        let child = Disk::open(
+            &redo,
+            OpenOptions {
+                read_only: false,
+                single_link: true,
+            },
+        )
+        .unwrap();
         parent.attach_under(&child).unwrap();
         assert_eq!(child.num_links(), k + 2);
         write_pattern(&child, &mut expected, 5 * MIB + 512, 4096, 0x99);
@@ -85,7 +107,10 @@ fn recreate_any_day_with_attach_leaves_that_day_untouched() {
         child.close().unwrap();
     }
     let after: Vec<String> = gens[..=k].iter().map(|g| sha256(g)).collect();
-    assert_eq!(before, after, "attaching and writing changed an older generation");
+    assert_eq!(
+        before, after,
+        "attaching and writing changed an older generation"
+    );
     // The link is persisted: reopening the redo log alone gives the same chain.
     let again = open_ro(&redo);
     assert_eq!(again.num_links(), k + 2);
@@ -111,7 +136,8 @@ fn a_frozen_base_is_unchanged_by_writes_through_its_child() {
     let base_sum = sha256(&base);
     {
         let d = open_ro(&base);
-        d.create_child(&p(dir.path(), "ro.vmdk"), DiskKind::MonolithicSparse).unwrap();
+        d.create_child(&p(dir.path(), "ro.vmdk"), DiskKind::MonolithicSparse)
+            .unwrap();
         assert!(matches!(d.write(0, &[0u8; 512]), Err(Error::ReadOnly(_))));
     }
     let child = open_rw(&p(dir.path(), "ro.vmdk"));
@@ -131,7 +157,8 @@ fn partial_grain_write_copies_the_rest_of_the_grain_from_the_parent() {
     {
         let d = open_rw(&base);
         write_pattern(&d, &mut model, 0, 128 * 1024, 0xaa);
-        d.create_child(&p(dir.path(), "c.vmdk"), DiskKind::MonolithicSparse).unwrap();
+        d.create_child(&p(dir.path(), "c.vmdk"), DiskKind::MonolithicSparse)
+            .unwrap();
         d.close().unwrap();
     }
     {
@@ -140,14 +167,24 @@ fn partial_grain_write_copies_the_rest_of_the_grain_from_the_parent() {
         c.close().unwrap();
     }
     // The child alone (SINGLE_LINK) holds the whole first grain: parent data around our sector.
-    let single = Disk::open(&p(dir.path(), "c.vmdk"), OpenOptions { read_only: true, single_link: true }).unwrap();
+    let single = Disk::open(
+        &p(dir.path(), "c.vmdk"),
+        OpenOptions {
+            read_only: true,
+            single_link: true,
+        },
+    )
+    .unwrap();
     assert_eq!(single.num_links(), 1);
     let mut grain = vec![0u8; 65536];
     single.read(0, &mut grain).unwrap();
     assert!(grain == model[..65536]);
     let mut second = vec![1u8; 65536];
     single.read(128, &mut second).unwrap();
-    assert!(second.iter().all(|&b| b == 0), "an untouched grain must not be in the child");
+    assert!(
+        second.iter().all(|&b| b == 0),
+        "an untouched grain must not be in the child"
+    );
 }
 
 #[test]
@@ -160,9 +197,13 @@ fn parent_written_behind_the_childs_back_is_refused_at_open() {
     create_sparse(&base, 4);
     {
         let d = open_rw(&base);
-        d.create_child(&p(dir.path(), "c.vmdk"), DiskKind::MonolithicSparse).unwrap();
+        d.create_child(&p(dir.path(), "c.vmdk"), DiskKind::MonolithicSparse)
+            .unwrap();
     }
-    let (code, out) = sh(&format!("qemu-io -f vmdk -c 'write -P 0x77 1M 4k' '{}'", base.display()));
+    let (code, out) = sh(&format!(
+        "qemu-io -f vmdk -c 'write -P 0x77 1M 4k' '{}'",
+        base.display()
+    ));
     assert_eq!(code, 0, "{out}");
     match Disk::open(&p(dir.path(), "c.vmdk"), OpenOptions::default()) {
         Err(Error::CidMismatch { .. }) => {}
@@ -176,23 +217,45 @@ fn missing_parent_capacity_mismatch_and_loops_are_refused() {
     let base = p(dir.path(), "b.vmdk");
     create_sparse(&base, 4);
     let child = p(dir.path(), "c.vmdk");
-    open_rw(&base).create_child(&child, DiskKind::MonolithicSparse).unwrap();
+    open_rw(&base)
+        .create_child(&child, DiskKind::MonolithicSparse)
+        .unwrap();
     std::fs::rename(&base, p(dir.path(), "moved.vmdk")).unwrap();
-    assert!(matches!(Disk::open(&child, OpenOptions::default()), Err(Error::OpenParent { .. })));
+    assert!(matches!(
+        Disk::open(&child, OpenOptions::default()),
+        Err(Error::OpenParent { .. })
+    ));
     std::fs::rename(p(dir.path(), "moved.vmdk"), &base).unwrap();
     assert!(Disk::open(&child, OpenOptions::default()).is_ok());
 
     let small = p(dir.path(), "small.vmdk");
     create_sparse(&small, 2);
-    let redo = Disk::open(&small, OpenOptions { read_only: false, single_link: true }).unwrap();
+    let redo = Disk::open(
+        &small,
+        OpenOptions {
+            read_only: false,
+            single_link: true,
+        },
+    )
+    .unwrap();
     let parent = open_ro(&base);
-    assert!(matches!(parent.check_attach(&redo), Err(Error::CapacityMismatch(_))));
+    assert!(matches!(
+        parent.check_attach(&redo),
+        Err(Error::CapacityMismatch(_))
+    ));
 
     // A link whose parent hint points at itself.
     let me = p(dir.path(), "loop.vmdk");
     create_sparse(&me, 4);
     {
-        let l = Disk::open(&me, OpenOptions { read_only: false, single_link: true }).unwrap();
+        let l = Disk::open(
+            &me,
+            OpenOptions {
+                read_only: false,
+                single_link: true,
+            },
+        )
+        .unwrap();
         let cid = l.chain().links[0].descriptor().cid;
         l.chain().links[0]
             .update_descriptor(|d| {
@@ -201,7 +264,16 @@ fn missing_parent_capacity_mismatch_and_loops_are_refused() {
             })
             .unwrap();
     }
-    assert!(matches!(Disk::open(&me, OpenOptions { read_only: true, single_link: false }), Err(Error::TooManyLinks(_))));
+    assert!(matches!(
+        Disk::open(
+            &me,
+            OpenOptions {
+                read_only: true,
+                single_link: false
+            }
+        ),
+        Err(Error::TooManyLinks(_))
+    ));
 }
 
 #[test]
@@ -238,14 +310,23 @@ fn allocated_blocks_match_qemu_img_map() {
     let (gens, _) = nightly_chain(dir.path());
     let d = open_ro(&gens[7]);
     let ours = d.allocated_chunks(0, d.capacity(), 128).unwrap();
-    let (code, out) = sh(&format!("qemu-img map --output=json '{}'", gens[7].display()));
+    let (code, out) = sh(&format!(
+        "qemu-img map --output=json '{}'",
+        gens[7].display()
+    ));
     assert_eq!(code, 0, "{out}");
     // Rebuild qemu's data ranges as 64 KiB chunks, merged.
     let mut theirs: Vec<(u64, u64)> = Vec::new();
     for line in out.lines().filter(|l| l.contains("\"data\": true")) {
         let num = |key: &str| -> u64 {
             let at = line.find(key).unwrap() + key.len();
-            line[at..].trim_start_matches([' ', ':']).split([',', ' ', '}']).next().unwrap().parse().unwrap()
+            line[at..]
+                .trim_start_matches([' ', ':'])
+                .split([',', ' ', '}'])
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
         };
         let (start, length) = (num("\"start\"") / 512, num("\"length\"") / 512);
         let s = start / 128 * 128;
@@ -257,7 +338,14 @@ fn allocated_blocks_match_qemu_img_map() {
     }
     assert_eq!(ours, theirs);
     // Single-link counts only the leaf.
-    let leaf = Disk::open(&gens[7], OpenOptions { read_only: true, single_link: true }).unwrap();
+    let leaf = Disk::open(
+        &gens[7],
+        OpenOptions {
+            read_only: true,
+            single_link: true,
+        },
+    )
+    .unwrap();
     let leaf_blocks = leaf.allocated_chunks(0, leaf.capacity(), 128).unwrap();
     let total: u64 = leaf_blocks.iter().map(|b| b.1).sum();
     assert!(total > 0 && total < ours.iter().map(|b| b.1).sum::<u64>());
@@ -270,8 +358,17 @@ fn allocated_blocks_enforce_vddk_argument_rules() {
     create_sparse(&base, 1);
     let d = open_ro(&base);
     assert!(d.allocated_chunks(0, 2048, 64).is_err(), "chunk below 128");
-    assert!(d.allocated_chunks(0, 2048, 262144).is_err(), "chunk above 131072");
-    assert!(d.allocated_chunks(100, 128, 128).is_err(), "unaligned start");
-    assert!(d.allocated_chunks(0, 2048 + 128, 128).is_err(), "past the end");
+    assert!(
+        d.allocated_chunks(0, 2048, 262144).is_err(),
+        "chunk above 131072"
+    );
+    assert!(
+        d.allocated_chunks(100, 128, 128).is_err(),
+        "unaligned start"
+    );
+    assert!(
+        d.allocated_chunks(0, 2048 + 128, 128).is_err(),
+        "past the end"
+    );
     assert_eq!(d.allocated_chunks(0, 2048, 128).unwrap(), vec![]);
 }

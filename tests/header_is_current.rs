@@ -4,8 +4,9 @@
 #[test]
 fn committed_header_matches_a_fresh_generation() {
     let fresh = include_str!(concat!(env!("OUT_DIR"), "/vixDiskLib.h"));
-    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/include/vixDiskLib.h"))
-        .expect("include/vixDiskLib.h is committed");
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/include/vixDiskLib.h"))
+            .expect("include/vixDiskLib.h is committed");
     assert!(
         fresh == committed,
         "include/vixDiskLib.h is stale: run `VIXDISKLIB_BLESS_HEADER=1 cargo build` and commit it"
@@ -16,15 +17,56 @@ fn committed_header_matches_a_fresh_generation() {
 fn header_declares_every_exported_function() {
     let header = include_str!(concat!(env!("OUT_DIR"), "/vixDiskLib.h"));
     for name in [
-        "InitEx", "Init", "Exit", "ListTransportModes", "AllocateConnectParams", "FreeConnectParams",
-        "Connect", "ConnectEx", "Disconnect", "Cleanup", "PrepareForAccess", "EndAccess",
-        "GetConnectParams", "Create", "CreateChild", "Open", "Close", "GetInfo", "FreeInfo",
-        "GetTransportMode", "Read", "Write", "ReadAsync", "WriteAsync", "Wait", "Flush",
-        "QueryAllocatedBlocks", "FreeBlockList", "GetMetadataKeys", "ReadMetadata", "WriteMetadata",
-        "Clone", "SpaceNeededForClone", "Grow", "Shrink", "Defragment", "Rename", "Unlink",
-        "CheckRepair", "IsAttachPossible", "Attach", "GetErrorText", "FreeErrorText",
-        "SetInjectedFault", "IsFaultEnabled_Func", "SetConfigOption",
+        "InitEx",
+        "Init",
+        "Exit",
+        "ListTransportModes",
+        "AllocateConnectParams",
+        "FreeConnectParams",
+        "Connect",
+        "ConnectEx",
+        "Disconnect",
+        "Cleanup",
+        "PrepareForAccess",
+        "EndAccess",
+        "GetConnectParams",
+        "Create",
+        "CreateChild",
+        "Open",
+        "Close",
+        "GetInfo",
+        "FreeInfo",
+        "GetTransportMode",
+        "Read",
+        "Write",
+        "ReadAsync",
+        "WriteAsync",
+        "Wait",
+        "Flush",
+        "QueryAllocatedBlocks",
+        "FreeBlockList",
+        "GetMetadataKeys",
+        "ReadMetadata",
+        "WriteMetadata",
+        "Clone",
+        "SpaceNeededForClone",
+        "Grow",
+        "Shrink",
+        "Defragment",
+        "Rename",
+        "Unlink",
+        "CheckRepair",
+        "IsAttachPossible",
+        "Attach",
+        "GetErrorText",
+        "FreeErrorText",
+        "SetInjectedFault",
+        "IsFaultEnabled_Func",
+        "SetConfigOption",
     ] {
-        assert!(header.contains(&format!("VixDiskLib_{name}(")), "VixDiskLib_{name} is missing");
+        assert!(
+            header.contains(&format!("VixDiskLib_{name}(")),
+            "VixDiskLib_{name} is missing"
+        );
     }
 }

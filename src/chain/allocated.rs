@@ -21,7 +21,7 @@ impl Disk {
                 "chunk size {chunk} is outside [{MIN_CHUNK}, {MAX_CHUNK}] sectors"
             )));
         }
-        if start % chunk != 0 || count % chunk != 0 {
+        if !start.is_multiple_of(chunk) || !count.is_multiple_of(chunk) {
             return Err(Error::InvalidArg(format!(
                 "start {start} and count {count} must be multiples of the chunk size {chunk}"
             )));

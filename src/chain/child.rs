@@ -21,7 +21,10 @@ pub fn parent_hint(child: &Path, parent: &Path) -> String {
     let Some(parent_dir) = parent_abs.parent() else {
         return parent_abs.to_string_lossy().into_owned();
     };
-    let name = parent_abs.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = parent_abs
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let a: Vec<Component> = child_dir.components().collect();
     let b: Vec<Component> = parent_dir.components().collect();
     let common = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
@@ -115,7 +118,10 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let parent = d.path().join("base.vmdk");
         std::fs::write(&parent, b"x").unwrap();
-        assert_eq!(parent_hint(&d.path().join("child.vmdk"), &parent), "base.vmdk");
+        assert_eq!(
+            parent_hint(&d.path().join("child.vmdk"), &parent),
+            "base.vmdk"
+        );
     }
 
     #[test]
@@ -125,6 +131,9 @@ mod tests {
         std::fs::create_dir_all(d.path().join("snaps")).unwrap();
         let parent = d.path().join("base/b.vmdk");
         std::fs::write(&parent, b"x").unwrap();
-        assert_eq!(parent_hint(&d.path().join("snaps/c.vmdk"), &parent), "../base/b.vmdk");
+        assert_eq!(
+            parent_hint(&d.path().join("snaps/c.vmdk"), &parent),
+            "../base/b.vmdk"
+        );
     }
 }

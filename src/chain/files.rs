@@ -35,7 +35,9 @@ fn renamed_extent(name: &str, old: &str, new: &str) -> String {
 }
 
 fn stem(p: &Path) -> String {
-    p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    p.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// Renames the disk at `src` to `dst` (same or another directory): every extent file moves
@@ -88,7 +90,10 @@ mod tests {
 
     #[test]
     fn extent_names_follow_the_new_stem() {
-        assert_eq!(renamed_extent("disk-s001.vmdk", "disk", "new"), "new-s001.vmdk");
+        assert_eq!(
+            renamed_extent("disk-s001.vmdk", "disk", "new"),
+            "new-s001.vmdk"
+        );
         assert_eq!(renamed_extent("disk-flat.vmdk", "disk", "b"), "b-flat.vmdk");
         assert_eq!(renamed_extent("other.raw", "disk", "b"), "other.raw");
     }

@@ -57,8 +57,10 @@ pub struct Disk {
 }
 
 fn sectors_in(buf_len: usize) -> Result<u64> {
-    if buf_len % 512 != 0 {
-        return Err(Error::InvalidArg("buffer is not a whole number of sectors".into()));
+    if !buf_len.is_multiple_of(512) {
+        return Err(Error::InvalidArg(
+            "buffer is not a whole number of sectors".into(),
+        ));
     }
     Ok((buf_len / 512) as u64)
 }
@@ -75,7 +77,9 @@ pub(crate) fn read_links(links: &[Link], level: usize, sector: u64, buf: &mut [u
         match m {
             Mapping::Data { extent, offset } => link.read_data(extent, chunk, offset)?,
             Mapping::Zero => chunk.fill(0),
-            Mapping::Unallocated if level + 1 < links.len() => read_links(links, level + 1, s, chunk)?,
+            Mapping::Unallocated if level + 1 < links.len() => {
+                read_links(links, level + 1, s, chunk)?
+            }
             Mapping::Unallocated => chunk.fill(0),
         }
         pos += chunk.len();
@@ -212,8 +216,13 @@ impl Disk {
 
     /// Sets a DDB key in the leaf's descriptor.
     pub fn ddb_set(&self, key: &str, value: &str) -> Result<()> {
-        if key.is_empty() || key.contains(['"', '\n', '\r', '=']) || value.contains(['"', '\n', '\r']) {
-            return Err(Error::InvalidArg(format!("metadata key {key:?} or its value has characters a descriptor cannot hold")));
+        if key.is_empty()
+            || key.contains(['"', '\n', '\r', '='])
+            || value.contains(['"', '\n', '\r'])
+        {
+            return Err(Error::InvalidArg(format!(
+                "metadata key {key:?} or its value has characters a descriptor cannot hold"
+            )));
         }
         let chain = self.chain_mut();
         chain.links[0].update_descriptor(|d| d.ddb_set(key, value))
@@ -233,12 +242,20 @@ impl Disk {
 
     /// Geometry, adapter, links, parent hint and uuid.
     pub fn info(&self) -> DiskInfo {
-        let adapter = self.ddb_lookup("adapterType").and_then(|a| Adapter::from_ddb(&a));
+        let adapter = self
+            .ddb_lookup("adapterType")
+            .and_then(|a| Adapter::from_ddb(&a));
         let geometry = self
             .ddb_geometry("geometry.cylinders", "geometry.heads", "geometry.sectors")
-            .unwrap_or_else(|| Geometry::for_capacity(self.capacity, adapter.unwrap_or(Adapter::Ide)));
+            .unwrap_or_else(|| {
+                Geometry::for_capacity(self.capacity, adapter.unwrap_or(Adapter::Ide))
+            });
         let bios_geometry = self
-            .ddb_geometry("geometry.biosCylinders", "geometry.biosHeads", "geometry.biosSectors")
+            .ddb_geometry(
+                "geometry.biosCylinders",
+                "geometry.biosHeads",
+                "geometry.biosSectors",
+            )
             .unwrap_or(geometry);
         let uuid = self.ddb_lookup("uuid");
         let chain = self.chain();

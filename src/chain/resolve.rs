@@ -17,7 +17,11 @@ pub fn parent_candidates(child: &Path, hint: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for h in [hint.to_string(), hint.replace('\\', "/")] {
         let p = Path::new(&h);
-        let full = if p.is_absolute() { p.to_path_buf() } else { dir.join(p) };
+        let full = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            dir.join(p)
+        };
         if !out.contains(&full) {
             out.push(full);
         }

@@ -27,9 +27,13 @@ pub extern "C" fn VixDiskLib_QueryAllocatedBlocks(
     guard("VixDiskLib_QueryAllocatedBlocks", || {
         let out = out_arg(blockList, "blockList")?;
         let h = DISKS.get(diskHandle as usize)?;
-        let runs = h.disk.allocated_chunks(startSector, numSectors, chunkSize)?;
-        let count = u32::try_from(runs.len()).map_err(|_| Error::InvalidArg("too many blocks".into()))?;
-        let bytes = size_of::<VixDiskLibBlockList>() + size_of::<VixDiskLibBlock>() * runs.len().max(1);
+        let runs = h
+            .disk
+            .allocated_chunks(startSector, numSectors, chunkSize)?;
+        let count =
+            u32::try_from(runs.len()).map_err(|_| Error::InvalidArg("too many blocks".into()))?;
+        let bytes =
+            size_of::<VixDiskLibBlockList>() + size_of::<VixDiskLibBlock>() * runs.len().max(1);
         let list = calloc_owned(bytes).cast::<VixDiskLibBlockList>();
         if list.is_null() {
             return Err(Error::Io {
@@ -61,4 +65,3 @@ pub extern "C" fn VixDiskLib_FreeBlockList(blockList: *mut VixDiskLibBlockList) 
         VIX_E_INVALID_ARG
     }
 }
-

@@ -39,7 +39,9 @@ pub extern "C" fn VixDiskLib_CreateChild(
 
 fn attach_pair(parent: VixDiskLibHandle, child: VixDiskLibHandle) -> Result<()> {
     if parent == child {
-        return Err(Error::InvalidArg("parent and child are the same handle".into()));
+        return Err(Error::InvalidArg(
+            "parent and child are the same handle".into(),
+        ));
     }
     let p = DISKS.get(parent as usize)?;
     let c = DISKS.get(child as usize)?;
@@ -48,7 +50,10 @@ fn attach_pair(parent: VixDiskLibHandle, child: VixDiskLibHandle) -> Result<()> 
 
 /// VIX_OK if `child` (opened SINGLE_LINK, writable, same capacity) can be attached to `parent`.
 #[unsafe(no_mangle)]
-pub extern "C" fn VixDiskLib_IsAttachPossible(parent: VixDiskLibHandle, child: VixDiskLibHandle) -> VixError {
+pub extern "C" fn VixDiskLib_IsAttachPossible(
+    parent: VixDiskLibHandle,
+    child: VixDiskLibHandle,
+) -> VixError {
     guard("VixDiskLib_IsAttachPossible", || attach_pair(parent, child))
 }
 
@@ -69,7 +74,9 @@ pub extern "C" fn VixDiskLib_Attach(parent: VixDiskLibHandle, child: VixDiskLibH
         if result.is_err() {
             // The parent's links stayed with it: release them now, as its handle is gone.
             if let Err(e) = p.disk.close() {
-                log::warn(format!("VixDiskLib_Attach: closing the parent after failure: {e}"));
+                log::warn(format!(
+                    "VixDiskLib_Attach: closing the parent after failure: {e}"
+                ));
             }
         }
         result
@@ -79,7 +86,10 @@ pub extern "C" fn VixDiskLib_Attach(parent: VixDiskLibHandle, child: VixDiskLibH
 /// Deletes every file of the disk link at `path` (which must not be open). A parent's
 /// children are orphaned; deleting a child leaves its parent untouched.
 #[unsafe(no_mangle)]
-pub extern "C" fn VixDiskLib_Unlink(connection: VixDiskLibConnection, path: *const c_char) -> VixError {
+pub extern "C" fn VixDiskLib_Unlink(
+    connection: VixDiskLibConnection,
+    path: *const c_char,
+) -> VixError {
     guard("VixDiskLib_Unlink", || {
         if !connection.is_null() && CONNECTIONS.get(connection as usize)?.read_only {
             return Err(Error::ReadOnly("the connection is read-only".into()));
@@ -92,7 +102,10 @@ pub extern "C" fn VixDiskLib_Unlink(connection: VixDiskLibConnection, path: *con
 /// Renames a closed disk and all its extent files, rewriting the descriptor. Children that
 /// name the old path in `parentFileNameHint` will not find it any more.
 #[unsafe(no_mangle)]
-pub extern "C" fn VixDiskLib_Rename(srcFileName: *const c_char, dstFileName: *const c_char) -> VixError {
+pub extern "C" fn VixDiskLib_Rename(
+    srcFileName: *const c_char,
+    dstFileName: *const c_char,
+) -> VixError {
     guard("VixDiskLib_Rename", || {
         let src = path_arg(srcFileName, "srcFileName")?;
         let dst = path_arg(dstFileName, "dstFileName")?;

@@ -29,7 +29,11 @@ fn require_local(params: *const VixDiskLibConnectParams) -> Result<()> {
     }
 }
 
-fn connect(params: *const VixDiskLibConnectParams, read_only: bool, out: *mut VixDiskLibConnection) -> Result<()> {
+fn connect(
+    params: *const VixDiskLibConnectParams,
+    read_only: bool,
+    out: *mut VixDiskLibConnection,
+) -> Result<()> {
     let out = out_arg(out, "connection")?;
     require_local(params)?;
     let token = CONNECTIONS.insert(Connection { read_only });
@@ -51,7 +55,9 @@ pub extern "C" fn VixDiskLib_AllocateConnectParams() -> *mut VixDiskLibConnectPa
 pub extern "C" fn VixDiskLib_FreeConnectParams(connectParams: *mut VixDiskLibConnectParams) {
     guard_void("VixDiskLib_FreeConnectParams", || {
         if !connectParams.is_null() && !free_owned(connectParams.cast()) {
-            log::warn("VixDiskLib_FreeConnectParams: pointer was not allocated by this library; ignored");
+            log::warn(
+                "VixDiskLib_FreeConnectParams: pointer was not allocated by this library; ignored",
+            );
         }
     });
 }
@@ -62,7 +68,9 @@ pub extern "C" fn VixDiskLib_Connect(
     connectParams: *const VixDiskLibConnectParams,
     connection: *mut VixDiskLibConnection,
 ) -> VixError {
-    guard("VixDiskLib_Connect", || connect(connectParams, false, connection))
+    guard("VixDiskLib_Connect", || {
+        connect(connectParams, false, connection)
+    })
 }
 
 /// Like Connect; `readOnly` makes every disk opened through it read-only; `snapshotRef` is
@@ -77,12 +85,12 @@ pub extern "C" fn VixDiskLib_ConnectEx(
 ) -> VixError {
     let _ = snapshotRef;
     guard("VixDiskLib_ConnectEx", || {
-        if let Some(modes) = opt_str_arg(transportModes, "transportModes")? {
-            if !modes.split(':').any(|m| m.eq_ignore_ascii_case("file")) {
-                return Err(Error::NotSupported(format!(
-                    "transport modes {modes:?}: only \"file\" is available"
-                )));
-            }
+        if let Some(modes) = opt_str_arg(transportModes, "transportModes")?
+            && !modes.split(':').any(|m| m.eq_ignore_ascii_case("file"))
+        {
+            return Err(Error::NotSupported(format!(
+                "transport modes {modes:?}: only \"file\" is available"
+            )));
         }
         connect(connectParams, readOnly != 0, connection)
     })
@@ -95,7 +103,9 @@ pub extern "C" fn VixDiskLib_Disconnect(connection: VixDiskLibConnection) -> Vix
         let token = connection as usize;
         CONNECTIONS.remove(token)?;
         for h in DISKS.remove_where(|d| d.connection == token) {
-            log::warn(format!("VixDiskLib_Disconnect: closing a disk left open on {token:#x}"));
+            log::warn(format!(
+                "VixDiskLib_Disconnect: closing a disk left open on {token:#x}"
+            ));
             h.pending.wait_idle();
             h.disk.close()?;
         }
@@ -124,7 +134,9 @@ pub extern "C" fn VixDiskLib_PrepareForAccess(
     identity: *const c_char,
 ) -> VixError {
     let _ = identity;
-    guard("VixDiskLib_PrepareForAccess", || require_local(connectParams))
+    guard("VixDiskLib_PrepareForAccess", || {
+        require_local(connectParams)
+    })
 }
 
 /// Counterpart of PrepareForAccess: VIX_OK for local parameters.

@@ -51,10 +51,7 @@ fn adapter_to_c(a: Option<Adapter>) -> AdapterTypeArg {
 }
 
 /// Calls a C progress callback (if any) with a percentage.
-pub fn progress_reporter(
-    func: VixDiskLibProgressFunc,
-    data: *mut c_void,
-) -> impl FnMut(u32) {
+pub fn progress_reporter(func: VixDiskLibProgressFunc, data: *mut c_void) -> impl FnMut(u32) {
     let data = data as usize;
     move |percent: u32| {
         if let Some(f) = func {
@@ -102,8 +99,16 @@ pub extern "C" fn VixDiskLib_Create(
             adapter: adapter_from_c(adapter_type)?,
             hw_version: hw,
         };
-        create(&path, &spec, &mut progress_reporter(progressFunc, progressCallbackData))?;
-        log::info(format!("created {} ({:?}, {capacity} sectors)", path.display(), spec.kind));
+        create(
+            &path,
+            &spec,
+            &mut progress_reporter(progressFunc, progressCallbackData),
+        )?;
+        log::info(format!(
+            "created {} ({:?}, {capacity} sectors)",
+            path.display(),
+            spec.kind
+        ));
         Ok(())
     })
 }
@@ -124,7 +129,8 @@ pub extern "C" fn VixDiskLib_Open(
         let out = out_arg(diskHandle, "diskHandle")?;
         store(out, std::ptr::null_mut());
         let path = path_arg(path, "path")?;
-        let read_only = flags & VIXDISKLIB_FLAG_OPEN_READ_ONLY != 0 || connection_read_only(connection)?;
+        let read_only =
+            flags & VIXDISKLIB_FLAG_OPEN_READ_ONLY != 0 || connection_read_only(connection)?;
         let opts = OpenOptions {
             read_only,
             single_link: flags & VIXDISKLIB_FLAG_OPEN_SINGLE_LINK != 0,
@@ -172,7 +178,10 @@ fn geometry_to_c(g: Geometry) -> VixDiskLibGeometry {
 
 /// Returns a library-allocated VixDiskLibInfo; release it with FreeInfo.
 #[unsafe(no_mangle)]
-pub extern "C" fn VixDiskLib_GetInfo(diskHandle: VixDiskLibHandle, info: *mut *mut VixDiskLibInfo) -> VixError {
+pub extern "C" fn VixDiskLib_GetInfo(
+    diskHandle: VixDiskLibHandle,
+    info: *mut *mut VixDiskLibInfo,
+) -> VixError {
     guard("VixDiskLib_GetInfo", || {
         let out = out_arg(info, "info")?;
         let h = DISKS.get(diskHandle as usize)?;
@@ -190,8 +199,14 @@ pub extern "C" fn VixDiskLib_GetInfo(diskHandle: VixDiskLibHandle, info: *mut *m
             capacity: i.capacity,
             adapterType: adapter_to_c(i.adapter),
             numLinks: i.num_links as c_int,
-            parentFileNameHint: i.parent_hint.as_deref().map_or(std::ptr::null_mut(), malloc_cstring),
-            uuid: i.uuid.as_deref().map_or(std::ptr::null_mut(), malloc_cstring),
+            parentFileNameHint: i
+                .parent_hint
+                .as_deref()
+                .map_or(std::ptr::null_mut(), malloc_cstring),
+            uuid: i
+                .uuid
+                .as_deref()
+                .map_or(std::ptr::null_mut(), malloc_cstring),
             logicalSectorSize: VIXDISKLIB_SECTOR_SIZE,
             physicalSectorSize: VIXDISKLIB_SECTOR_SIZE,
         };

@@ -56,17 +56,18 @@ fn start_async(
     h.pending.begin();
     let job_handle = Arc::clone(&h);
     let accepted = submit(Box::new(move || {
-        let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op(&job_handle))) {
-            Ok(Ok(())) => VIX_OK,
-            Ok(Err(e)) => {
-                log::warn(format!("{name}: {e}"));
-                to_vix(&e)
-            }
-            Err(_) => {
-                log::warn(format!("{name}: internal error"));
-                super::codes::VIX_E_FAIL
-            }
-        };
+        let result =
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op(&job_handle))) {
+                Ok(Ok(())) => VIX_OK,
+                Ok(Err(e)) => {
+                    log::warn(format!("{name}: {e}"));
+                    to_vix(&e)
+                }
+                Err(_) => {
+                    log::warn(format!("{name}: internal error"));
+                    super::codes::VIX_E_FAIL
+                }
+            };
         if let Some(cb) = callback {
             // SAFETY: the caller registered this callback and data for this request.
             unsafe { cb(cb_data as *mut c_void, result) };
@@ -75,7 +76,9 @@ fn start_async(
     }));
     if !accepted {
         h.pending.end();
-        return Err(Error::NotSupported("cannot start I/O worker threads".into()));
+        return Err(Error::NotSupported(
+            "cannot start I/O worker threads".into(),
+        ));
     }
     Ok(VIX_ASYNC)
 }
@@ -139,6 +142,7 @@ pub extern "C" fn VixDiskLib_Wait(diskHandle: VixDiskLibHandle) -> VixError {
 /// fsync'd in that order.
 #[unsafe(no_mangle)]
 pub extern "C" fn VixDiskLib_Flush(diskHandle: VixDiskLibHandle) -> VixError {
-    guard("VixDiskLib_Flush", || DISKS.get(diskHandle as usize)?.disk.flush())
+    guard("VixDiskLib_Flush", || {
+        DISKS.get(diskHandle as usize)?.disk.flush()
+    })
 }
-

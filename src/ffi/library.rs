@@ -40,14 +40,16 @@ fn parse_config(text: &str) -> Config {
             continue;
         };
         let value = value.trim().trim_matches('"');
-        if key.trim().eq_ignore_ascii_case("vixDiskLib.transport.LogLevel") {
-            if let Ok(n) = value.parse::<u32>() {
-                config.level = match n {
-                    0..=2 => Level::Warning,
-                    3 => Level::Info,
-                    _ => Level::Verbose,
-                };
-            }
+        if key
+            .trim()
+            .eq_ignore_ascii_case("vixDiskLib.transport.LogLevel")
+            && let Ok(n) = value.parse::<u32>()
+        {
+            config.level = match n {
+                0..=2 => Level::Warning,
+                3 => Level::Info,
+                _ => Level::Verbose,
+            };
         }
     }
     config
@@ -59,7 +61,11 @@ fn install_logging(log_fn: usize, warn_fn: usize, level: Level) {
         return;
     }
     let sink = move |lvl: Level, msg: &str| {
-        let target = if lvl == Level::Warning && warn_fn != 0 { warn_fn } else { log_fn };
+        let target = if lvl == Level::Warning && warn_fn != 0 {
+            warn_fn
+        } else {
+            log_fn
+        };
         if target == 0 {
             eprintln!("vixDiskLib: {msg}");
             return;
@@ -128,7 +134,14 @@ pub extern "C" fn VixDiskLib_Init(
 ) -> VixError {
     let _ = panic;
     guard("VixDiskLib_Init", || {
-        init(majorVersion, minorVersion, log, warn, libDir, std::ptr::null())
+        init(
+            majorVersion,
+            minorVersion,
+            log,
+            warn,
+            libDir,
+            std::ptr::null(),
+        )
     })
 }
 
@@ -177,7 +190,6 @@ pub extern "C" fn VixDiskLib_SetConfigOption(key: c_int, value: *mut c_void) {
     log::verbose(format!("VixDiskLib_SetConfigOption({key}): ignored"));
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,7 +198,10 @@ mod tests {
     fn config_parser_reads_log_level_and_ignores_the_rest() {
         let text = "# comment\ntmpDirectory = \"/tmp\"\nvixDiskLib.transport.LogLevel = \"5\"\nnonsense line\n";
         assert_eq!(parse_config(text).level, Level::Verbose);
-        assert_eq!(parse_config("vixDiskLib.transport.LogLevel=1").level, Level::Warning);
+        assert_eq!(
+            parse_config("vixDiskLib.transport.LogLevel=1").level,
+            Level::Warning
+        );
         assert_eq!(parse_config("").level, Level::Info);
     }
 }

@@ -12,7 +12,9 @@ use crate::error::{Error, Result};
 fn copy_out(bytes: &[u8], out: *mut c_char, max_len: usize, required: *mut usize) -> Result<()> {
     store_opt(required, bytes.len());
     if out.is_null() || max_len < bytes.len() {
-        return Err(Error::BufferTooSmall { required: bytes.len() });
+        return Err(Error::BufferTooSmall {
+            required: bytes.len(),
+        });
     }
     buf_mut(out.cast(), bytes.len(), "buffer")?.copy_from_slice(bytes);
     Ok(())
@@ -53,7 +55,10 @@ pub extern "C" fn VixDiskLib_ReadMetadata(
     guard("VixDiskLib_ReadMetadata", || {
         let h = DISKS.get(diskHandle as usize)?;
         let key = str_arg(key, "key")?;
-        let value = h.disk.ddb_lookup(key).ok_or_else(|| Error::KeyNotFound(key.to_string()))?;
+        let value = h
+            .disk
+            .ddb_lookup(key)
+            .ok_or_else(|| Error::KeyNotFound(key.to_string()))?;
         let mut bytes = value.into_bytes();
         bytes.push(0);
         copy_out(&bytes, buf, bufLen, requiredLen)
@@ -75,4 +80,3 @@ pub extern "C" fn VixDiskLib_WriteMetadata(
         h.disk.ddb_set(key, val)
     })
 }
-

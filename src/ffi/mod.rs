@@ -1,5 +1,8 @@
 //! The C ABI of VixDiskLib: the only module with C types and `unsafe`. One file per API family.
 #![allow(non_camel_case_types, non_upper_case_globals, non_snake_case)]
+// Exported functions receive raw pointers from C by contract (VMware's API): each checks them
+// for NULL and documents what it reads or writes; the `args` helpers are the checked path.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 pub mod alloc;
 pub mod args;

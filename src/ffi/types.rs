@@ -43,7 +43,8 @@ pub struct VixDiskLibGenericLogFunc {
 pub type VixDiskLibProgressFunc =
     Option<unsafe extern "C" fn(progressData: *mut c_void, percentCompleted: c_int) -> Bool>;
 /// Completion callback of ReadAsync/WriteAsync.
-pub type VixDiskLibCompletionCB = Option<unsafe extern "C" fn(cbData: *mut c_void, result: VixError)>;
+pub type VixDiskLibCompletionCB =
+    Option<unsafe extern "C" fn(cbData: *mut c_void, result: VixError)>;
 
 /// Integer carrying a `VixDiskLibDiskType` (renamed to the enum in the header).
 pub type DiskTypeArg = c_int;

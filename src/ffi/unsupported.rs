@@ -8,7 +8,9 @@ use super::types::*;
 use crate::error::Error;
 
 fn not_yet(name: &str) -> Result<(), Error> {
-    Err(Error::NotSupported(format!("{name} is not implemented in this version of vixdisklib")))
+    Err(Error::NotSupported(format!(
+        "{name} is not implemented in this version of vixdisklib"
+    )))
 }
 
 /// Copies a disk chain into a new disk (not implemented yet).
@@ -23,7 +25,13 @@ pub extern "C" fn VixDiskLib_Clone(
     progressCallbackData: *mut c_void,
     overWrite: Bool,
 ) -> VixError {
-    let _ = (dstConnection, dstPath, srcConnection, srcPath, vixCreateParams);
+    let _ = (
+        dstConnection,
+        dstPath,
+        srcConnection,
+        srcPath,
+        vixCreateParams,
+    );
     let _ = (progressFunc, progressCallbackData, overWrite);
     guard("VixDiskLib_Clone", || not_yet("Clone"))
 }
@@ -36,7 +44,9 @@ pub extern "C" fn VixDiskLib_SpaceNeededForClone(
     spaceNeeded: *mut u64,
 ) -> VixError {
     let _ = (diskHandle, cloneDiskType, spaceNeeded);
-    guard("VixDiskLib_SpaceNeededForClone", || not_yet("SpaceNeededForClone"))
+    guard("VixDiskLib_SpaceNeededForClone", || {
+        not_yet("SpaceNeededForClone")
+    })
 }
 
 /// Grows a closed disk (not implemented yet).
@@ -49,7 +59,14 @@ pub extern "C" fn VixDiskLib_Grow(
     progressFunc: VixDiskLibProgressFunc,
     progressCallbackData: *mut c_void,
 ) -> VixError {
-    let _ = (connection, path, capacity, updateGeometry, progressFunc, progressCallbackData);
+    let _ = (
+        connection,
+        path,
+        capacity,
+        updateGeometry,
+        progressFunc,
+        progressCallbackData,
+    );
     guard("VixDiskLib_Grow", || not_yet("Grow"))
 }
 

@@ -63,7 +63,11 @@ fn new_uuid() -> String {
 /// The DDB every new base disk gets.
 pub fn base_ddb(spec: &CreateSpec) -> Vec<(String, String)> {
     let g = Geometry::for_capacity(spec.capacity, spec.adapter);
-    let hw = if spec.hw_version == 0 { 4 } else { spec.hw_version };
+    let hw = if spec.hw_version == 0 {
+        4
+    } else {
+        spec.hw_version
+    };
     vec![
         ("virtualHWVersion".into(), hw.to_string()),
         ("uuid".into(), new_uuid()),
@@ -94,7 +98,11 @@ pub fn sibling_name(path: &Path, suffix: &str) -> String {
 }
 
 /// A descriptor for a new link.
-pub fn new_descriptor(create_type: &str, extents: Vec<ExtentLine>, ddb: Vec<(String, String)>) -> Descriptor {
+pub fn new_descriptor(
+    create_type: &str,
+    extents: Vec<ExtentLine>,
+    ddb: Vec<(String, String)>,
+) -> Descriptor {
     Descriptor {
         version: 1,
         encoding: Some("UTF-8".into()),
@@ -130,14 +138,18 @@ pub fn write_monolithic_sparse(path: &Path, mut d: Descriptor, capacity: u64) ->
 /// Creates a new disk. `progress(percent)` is called at least at 0 and 100.
 pub fn create(path: &Path, spec: &CreateSpec, progress: &mut dyn FnMut(u32)) -> Result<()> {
     if spec.capacity == 0 {
-        return Err(Error::InvalidArg("capacity must be at least one sector".into()));
+        return Err(Error::InvalidArg(
+            "capacity must be at least one sector".into(),
+        ));
     }
     progress(0);
     let ddb = base_ddb(spec);
     match spec.kind {
-        DiskKind::MonolithicSparse => {
-            write_monolithic_sparse(path, new_descriptor("monolithicSparse", Vec::new(), ddb), spec.capacity)?
-        }
+        DiskKind::MonolithicSparse => write_monolithic_sparse(
+            path,
+            new_descriptor("monolithicSparse", Vec::new(), ddb),
+            spec.capacity,
+        )?,
         DiskKind::MonolithicFlat => create_monolithic_flat(path, spec, ddb)?,
         other => {
             return Err(Error::NotSupported(format!(
@@ -149,7 +161,11 @@ pub fn create(path: &Path, spec: &CreateSpec, progress: &mut dyn FnMut(u32)) -> 
     Ok(())
 }
 
-fn create_monolithic_flat(path: &Path, spec: &CreateSpec, ddb: Vec<(String, String)>) -> Result<()> {
+fn create_monolithic_flat(
+    path: &Path,
+    spec: &CreateSpec,
+    ddb: Vec<(String, String)>,
+) -> Result<()> {
     let flat_name = sibling_name(path, "-flat");
     let flat_path = super::link::dir_of(path).join(&flat_name);
     let descriptor_file = create_new_file(path)?;
@@ -191,13 +207,22 @@ mod tests {
 
     #[test]
     fn uuid_has_vmware_shape() {
-        let u = format_uuid([0x60, 0, 0xc2, 0x93, 0x7b, 0xa0, 0x3a, 3, 0x9f, 0x22, 0x56, 0xc5, 0x29, 0x93, 0xb7, 0x27]);
+        let u = format_uuid([
+            0x60, 0, 0xc2, 0x93, 0x7b, 0xa0, 0x3a, 3, 0x9f, 0x22, 0x56, 0xc5, 0x29, 0x93, 0xb7,
+            0x27,
+        ]);
         assert_eq!(u, "60 00 c2 93 7b a0 3a 03-9f 22 56 c5 29 93 b7 27");
     }
 
     #[test]
     fn sibling_names_follow_vmware_convention() {
-        assert_eq!(sibling_name(Path::new("/a/disk.vmdk"), "-flat"), "disk-flat.vmdk");
-        assert_eq!(sibling_name(Path::new("disk.vmdk"), "-s001"), "disk-s001.vmdk");
+        assert_eq!(
+            sibling_name(Path::new("/a/disk.vmdk"), "-flat"),
+            "disk-flat.vmdk"
+        );
+        assert_eq!(
+            sibling_name(Path::new("disk.vmdk"), "-s001"),
+            "disk-s001.vmdk"
+        );
     }
 }

@@ -296,7 +296,11 @@ impl Descriptor {
 
     /// Sets a DDB key, replacing an existing one in place or appending.
     pub fn ddb_set(&mut self, key: &str, value: &str) {
-        match self.ddb.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(key)) {
+        match self
+            .ddb
+            .iter_mut()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        {
             Some(entry) => entry.1 = value.to_string(),
             None => self.ddb.push((key.to_string(), value.to_string())),
         }

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 /// The storage behind an extent.
 pub enum ExtentStore {
     /// Hosted sparse file.
-    Sparse(SparseExtent),
+    Sparse(Box<SparseExtent>),
     /// Raw file; `offset` is the byte offset of the extent's first sector.
     Flat {
         /// Path for messages.
@@ -124,7 +124,12 @@ impl Extent {
 
     /// Calls `visit(rel_sector, sectors)` for the parts of extent sectors `[start, end)` that
     /// hold data in this link (flat: all of it; zero/no-access: none).
-    pub fn for_each_allocated(&self, start: u64, end: u64, visit: &mut dyn FnMut(u64, u64)) -> Result<()> {
+    pub fn for_each_allocated(
+        &self,
+        start: u64,
+        end: u64,
+        visit: &mut dyn FnMut(u64, u64),
+    ) -> Result<()> {
         if self.access == Access::NoAccess {
             return Ok(());
         }

@@ -68,16 +68,18 @@ pub fn random_cid() -> u32 {
 /// 64 random bits from the OS (falls back to the std hasher's per-process random keys).
 pub fn random_u64() -> u64 {
     let mut buf = [0u8; 8];
-    if let Ok(f) = File::open("/dev/urandom") {
-        if f.read_exact_at(&mut buf, 0).is_ok() {
-            return u64::from_le_bytes(buf);
-        }
+    if let Ok(f) = File::open("/dev/urandom")
+        && f.read_exact_at(&mut buf, 0).is_ok()
+    {
+        return u64::from_le_bytes(buf);
     }
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0));
+    h.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0),
+    );
     h.finish()
 }

@@ -112,7 +112,7 @@ impl Link {
             access: line.as_ref().map_or(Access::ReadWrite, |l| l.access),
             kind: ExtentKind::Sparse,
             file_name: Some(file_name_of(path)),
-            store: ExtentStore::Sparse(sparse),
+            store: ExtentStore::Sparse(Box::new(sparse)),
         };
         Ok(Link {
             path: path.to_path_buf(),
@@ -134,8 +134,8 @@ impl Link {
         }
         let mut text = vec![0u8; len as usize];
         read_exact_at(&file, path, &mut text, 0)?;
-        let descriptor = Descriptor::parse(&String::from_utf8_lossy(&text))
-            .map_err(|e| match e {
+        let descriptor =
+            Descriptor::parse(&String::from_utf8_lossy(&text)).map_err(|e| match e {
                 Error::InvalidDisk(m) => Error::InvalidDisk(format!("{}: {m}", path.display())),
                 other => other,
             })?;
@@ -164,7 +164,10 @@ impl Link {
 
     /// A copy of the current descriptor.
     pub fn descriptor(&self) -> Descriptor {
-        self.descriptor.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.descriptor
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// True if the descriptor is embedded in the (single) sparse extent.
@@ -222,7 +225,12 @@ impl Link {
 
     /// Calls `visit(sector, sectors)` for runs of virtual sectors in `[start, end)` that this
     /// link stores (grain-granular for sparse extents), in ascending order.
-    pub fn for_each_allocated(&self, start: u64, end: u64, visit: &mut dyn FnMut(u64, u64)) -> Result<()> {
+    pub fn for_each_allocated(
+        &self,
+        start: u64,
+        end: u64,
+        visit: &mut dyn FnMut(u64, u64),
+    ) -> Result<()> {
         for e in &self.extents {
             let lo = start.max(e.start);
             let hi = end.min(e.start + e.sectors);
@@ -248,7 +256,10 @@ impl Link {
         fill: &mut dyn FnMut(u64, &mut [u8]) -> Result<()>,
     ) -> Result<()> {
         if !self.writable {
-            return Err(Error::ReadOnly(format!("{} is open read-only", self.path.display())));
+            return Err(Error::ReadOnly(format!(
+                "{} is open read-only",
+                self.path.display()
+            )));
         }
         self.begin_write_session()?;
         let mut pos = 0usize;
@@ -259,7 +270,9 @@ impl Link {
                 .ok_or_else(|| Error::InvalidArg(format!("sector {cur} outside every extent")))?;
             let n = ((e.start + e.sectors - cur) as usize * 512).min(data.len() - pos);
             let base = e.start;
-            e.write(cur - base, &data[pos..pos + n], &mut |s, b| fill(s + base, b))?;
+            e.write(cur - base, &data[pos..pos + n], &mut |s, b| {
+                fill(s + base, b)
+            })?;
             pos += n;
             cur += (n / 512) as u64;
         }
@@ -312,7 +325,10 @@ impl Link {
     /// Replaces the descriptor (metadata writes, re-parenting) and persists it.
     pub fn update_descriptor(&self, f: impl FnOnce(&mut Descriptor)) -> Result<()> {
         if !self.writable {
-            return Err(Error::ReadOnly(format!("{} is open read-only", self.path.display())));
+            return Err(Error::ReadOnly(format!(
+                "{} is open read-only",
+                self.path.display()
+            )));
         }
         let mut d = self.descriptor.lock().unwrap_or_else(|e| e.into_inner());
         f(&mut d);
@@ -377,7 +393,7 @@ fn open_extent(dir: &Path, line: &ExtentLine, start: u64, writable: bool) -> Res
                             line.sectors
                         )));
                     }
-                    ExtentStore::Sparse(sp)
+                    ExtentStore::Sparse(Box::new(sp))
                 }
                 ExtentKind::VmfsSparse => {
                     return Err(Error::NotSupported(format!(

@@ -55,8 +55,8 @@ impl SparseExtent {
     pub fn open(path: &Path, file: File, header_bytes: &[u8]) -> Result<SparseExtent> {
         let len = file_len(&file, path)?;
         let file_sectors = len.div_ceil(512);
-        let header = SparseHeader::decode(header_bytes, file_sectors)
-            .map_err(|e| annotate(path, e))?;
+        let header =
+            SparseHeader::decode(header_bytes, file_sectors).map_err(|e| annotate(path, e))?;
         if header.is_compressed() || header.gd_offset == GD_AT_END {
             return Err(Error::NotSupported(format!(
                 "{}: streamOptimized (compressed) extents are not supported yet",
@@ -304,12 +304,18 @@ impl SparseExtent {
                     }
                     meta.next_free = at + n * gs;
                     meta.data_unsynced = true;
-                    let gt = meta.gts[gdi].as_mut().expect("table exists after allocation");
+                    let gt = meta.gts[gdi]
+                        .as_mut()
+                        .expect("table exists after allocation");
                     for k in 0..n {
                         gt[((grain + k) % per) as usize] = u32_sector(at + k * gs, &self.path)?;
                     }
                     meta.dirty_gts.insert(gdi);
-                    cur = if whole { grain_start + n * gs } else { cur + in_grain };
+                    cur = if whole {
+                        grain_start + n * gs
+                    } else {
+                        cur + in_grain
+                    };
                 }
             }
         }
@@ -326,19 +332,39 @@ impl SparseExtent {
         let dirty: Vec<usize> = std::mem::take(&mut meta.dirty_gts).into_iter().collect();
         for gdi in dirty {
             let bytes = u32s_to_bytes(meta.gts[gdi].as_ref().expect("dirty table is loaded"));
-            write_all_at(&self.file, &self.path, &bytes, sectors_to_bytes(u64::from(meta.gd[gdi])))?;
+            write_all_at(
+                &self.file,
+                &self.path,
+                &bytes,
+                sectors_to_bytes(u64::from(meta.gd[gdi])),
+            )?;
             if !meta.rgd.is_empty() && meta.rgd[gdi] != 0 {
-                write_all_at(&self.file, &self.path, &bytes, sectors_to_bytes(u64::from(meta.rgd[gdi])))?;
+                write_all_at(
+                    &self.file,
+                    &self.path,
+                    &bytes,
+                    sectors_to_bytes(u64::from(meta.rgd[gdi])),
+                )?;
             }
         }
         if !meta.dirty_gd.is_empty() {
             sync_data(&self.file, &self.path)?;
             meta.dirty_gd.clear();
             let gd = u32s_to_bytes(&meta.gd);
-            write_all_at(&self.file, &self.path, &gd, sectors_to_bytes(self.header.gd_offset))?;
+            write_all_at(
+                &self.file,
+                &self.path,
+                &gd,
+                sectors_to_bytes(self.header.gd_offset),
+            )?;
             if !meta.rgd.is_empty() {
                 let rgd = u32s_to_bytes(&meta.rgd);
-                write_all_at(&self.file, &self.path, &rgd, sectors_to_bytes(self.header.rgd_offset))?;
+                write_all_at(
+                    &self.file,
+                    &self.path,
+                    &rgd,
+                    sectors_to_bytes(self.header.rgd_offset),
+                )?;
             }
         }
         sync_data(&self.file, &self.path)?;
@@ -357,7 +383,12 @@ impl SparseExtent {
     /// Calls `visit(first_sector, sectors)` for every allocated (data or zeroed) grain that
     /// overlaps extent sectors `[start, end)`, in ascending order. Tables without a directory
     /// entry are skipped without I/O.
-    pub fn for_each_allocated(&self, start: u64, end: u64, visit: &mut dyn FnMut(u64, u64)) -> Result<()> {
+    pub fn for_each_allocated(
+        &self,
+        start: u64,
+        end: u64,
+        visit: &mut dyn FnMut(u64, u64),
+    ) -> Result<()> {
         let gs = self.header.grain_sectors;
         let per = u64::from(self.header.gtes_per_gt);
         let end = end.min(self.header.capacity);
@@ -442,7 +473,10 @@ pub fn write_new_extent(
     }
     let entries = header.gd_entries();
     let gds = header.gd_sectors();
-    for (dir, base) in [(header.rgd_offset, header.rgd_offset + gds), (header.gd_offset, header.gd_offset + gds)] {
+    for (dir, base) in [
+        (header.rgd_offset, header.rgd_offset + gds),
+        (header.gd_offset, header.gd_offset + gds),
+    ] {
         for i in 0..entries {
             let gt = (base + i * header.gt_sectors()) as u32;
             let at = sectors_to_bytes(dir) as usize + i as usize * 4;

@@ -11,7 +11,10 @@ use vixDiskLib::vmdk::geometry::Adapter;
 
 /// True if qemu-img and qemu-io can run here; tests that need them return early otherwise.
 pub fn have_qemu() -> bool {
-    let ok = Command::new("qemu-img").arg("--version").output().is_ok_and(|o| o.status.success());
+    let ok = Command::new("qemu-img")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !ok {
         eprintln!("qemu-img not available: skipping the qemu oracle");
     }
@@ -20,7 +23,11 @@ pub fn have_qemu() -> bool {
 
 /// Runs a shell command, returning (status code, stdout+stderr).
 pub fn sh(cmd: &str) -> (i32, String) {
-    let out = Command::new("sh").arg("-c").arg(cmd).output().expect("run sh");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .expect("run sh");
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&out.stderr));
     (out.status.code().unwrap_or(-1), text)
@@ -44,7 +51,14 @@ pub fn open_rw(path: &Path) -> Disk {
 
 /// Opens read-only (whole chain).
 pub fn open_ro(path: &Path) -> Disk {
-    Disk::open(path, OpenOptions { read_only: true, single_link: false }).expect("open ro")
+    Disk::open(
+        path,
+        OpenOptions {
+            read_only: true,
+            single_link: false,
+        },
+    )
+    .expect("open ro")
 }
 
 /// Reads the whole disk.
@@ -92,7 +106,10 @@ pub fn qemu_check(vmdk: &Path) -> bool {
 pub fn sha256(path: &Path) -> String {
     let (code, out) = sh(&format!("sha256sum '{}'", path.display()));
     assert_eq!(code, 0, "{out}");
-    out.split_whitespace().next().unwrap_or_default().to_string()
+    out.split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Path inside a temp dir.
