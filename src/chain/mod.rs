@@ -76,6 +76,11 @@ pub(crate) fn read_links(links: &[Link], level: usize, sector: u64, buf: &mut [u
         let chunk = &mut buf[pos..pos + n as usize * 512];
         match m {
             Mapping::Data { extent, offset } => link.read_data(extent, chunk, offset)?,
+            Mapping::Compressed {
+                extent,
+                marker,
+                skip,
+            } => link.read_compressed(extent, marker, skip, chunk)?,
             Mapping::Zero => chunk.fill(0),
             Mapping::Unallocated if level + 1 < links.len() => {
                 read_links(links, level + 1, s, chunk)?

@@ -55,6 +55,16 @@ pub enum Mapping {
     Zero,
     /// Not stored in this link; ask the parent.
     Unallocated,
+    /// A compressed grain: inflate the grain whose marker is at `marker`, then skip `skip`
+    /// sectors into it.
+    Compressed {
+        /// Index of the extent in the link.
+        extent: usize,
+        /// Sector of the grain marker.
+        marker: u64,
+        /// Sectors into the grain where the mapped run starts.
+        skip: u64,
+    },
 }
 
 impl Extent {
@@ -82,6 +92,11 @@ impl Extent {
                     },
                     GrainMap::Zero => Mapping::Zero,
                     GrainMap::Unallocated => Mapping::Unallocated,
+                    GrainMap::Compressed(marker) => Mapping::Compressed {
+                        extent: index,
+                        marker,
+                        skip: rel % sp.header().grain_sectors,
+                    },
                 };
                 (m, n)
             }
@@ -98,6 +113,25 @@ impl Extent {
                 Ok(())
             }
         }
+    }
+
+    /// True for compressed (streamOptimized) sparse extents.
+    pub fn is_compressed(&self) -> bool {
+        matches!(&self.store, ExtentStore::Sparse(sp) if sp.header().is_compressed())
+    }
+
+    /// Reads `buf.len()` bytes of a compressed grain located by `map`.
+    pub fn read_compressed(&self, marker: u64, skip: u64, buf: &mut [u8]) -> Result<()> {
+        let ExtentStore::Sparse(sp) = &self.store else {
+            return Err(Error::InvalidArg(
+                "compressed mapping on a non-sparse extent".into(),
+            ));
+        };
+        let mut grain = vec![0u8; sp.grain_bytes()];
+        sp.read_compressed(marker, &mut grain)?;
+        let at = skip as usize * 512;
+        buf.copy_from_slice(&grain[at..at + buf.len()]);
+        Ok(())
     }
 
     /// Writes at an extent-relative sector.

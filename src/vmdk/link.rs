@@ -242,6 +242,17 @@ impl Link {
         Ok(())
     }
 
+    /// Reads part of a compressed grain located by `map`.
+    pub fn read_compressed(
+        &self,
+        extent: usize,
+        marker: u64,
+        skip: u64,
+        buf: &mut [u8],
+    ) -> Result<()> {
+        self.extents[extent].read_compressed(marker, skip, buf)
+    }
+
     /// Reads data located by `map`.
     pub fn read_data(&self, extent: usize, buf: &mut [u8], offset: u64) -> Result<()> {
         self.extents[extent].read_data(buf, offset)
@@ -258,6 +269,12 @@ impl Link {
         if !self.writable {
             return Err(Error::ReadOnly(format!(
                 "{} is open read-only",
+                self.path.display()
+            )));
+        }
+        if self.extents.iter().any(Extent::is_compressed) {
+            return Err(Error::NotSupported(format!(
+                "{}: streamOptimized disks are write-once; clone to another type to modify",
                 self.path.display()
             )));
         }

@@ -8,3 +8,4 @@ pub mod geometry;
 pub mod header;
 pub mod link;
 pub mod sparse;
+pub mod stream_read;

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::fileio::{file_len, read_exact_at, sync_data, write_all_at};
-use super::header::{GD_AT_END, HEADER_SIZE, SparseHeader};
+use super::header::{HEADER_SIZE, SparseHeader};
+use super::stream_read::{inflate_grain, resolve_footer};
 use crate::error::{Error, Result};
 
 /// Where a run of an extent's sectors lives.
@@ -24,6 +25,8 @@ pub enum GrainMap {
     Zero,
     /// Not stored here: the parent (or zeros) supplies it.
     Unallocated,
+    /// A compressed grain whose marker is at this sector (one grain per answer).
+    Compressed(u64),
 }
 
 struct Meta {
@@ -57,12 +60,7 @@ impl SparseExtent {
         let file_sectors = len.div_ceil(512);
         let header =
             SparseHeader::decode(header_bytes, file_sectors).map_err(|e| annotate(path, e))?;
-        if header.is_compressed() || header.gd_offset == GD_AT_END {
-            return Err(Error::NotSupported(format!(
-                "{}: streamOptimized (compressed) extents are not supported yet",
-                path.display()
-            )));
-        }
+        let header = resolve_footer(&file, path, header, len)?;
         let entries = header.gd_entries() as usize;
         let gd = read_u32s(&file, path, header.gd_offset, entries)?;
         let rgd = if header.has_redundant() {
@@ -72,7 +70,7 @@ impl SparseExtent {
         };
         for (i, &gde) in gd.iter().enumerate() {
             let end = u64::from(gde) + header.gt_sectors();
-            if gde != 0 && (u64::from(gde) < 1 || end > file_sectors) {
+            if gde != 0 && end > file_sectors {
                 return Err(Error::Corrupt(format!(
                     "{}: grain directory entry {i} points past the end of the file",
                     path.display()
@@ -134,8 +132,18 @@ impl SparseExtent {
                 continue;
             }
             let start = u64::from(e);
-            if start < self.header.overhead.min(self.header.gd_offset + 1)
-                || start + self.header.grain_sectors > limit
+            // Compressed grains are smaller than a grain: only their marker must be in the file.
+            let needed = if self.header.is_compressed() {
+                1
+            } else {
+                self.header.grain_sectors
+            };
+            if start
+                < self
+                    .header
+                    .overhead
+                    .min(self.header.gd_offset.saturating_add(1))
+                || start + needed > limit
             {
                 return Err(Error::Corrupt(format!(
                     "{}: grain table {gdi} entry {i} points at sector {start}, outside the data area",
@@ -161,6 +169,7 @@ impl SparseExtent {
         match gte {
             0 => GrainMap::Unallocated,
             1 if self.header.zeroed_gte() => GrainMap::Zero,
+            s if self.header.is_compressed() => GrainMap::Compressed(u64::from(s)),
             s => GrainMap::Data(sectors_to_bytes(u64::from(s))),
         }
     }
@@ -177,6 +186,9 @@ impl SparseExtent {
             other => other,
         };
         let mut len = (gs - sector % gs).min(max);
+        if matches!(first, GrainMap::Compressed(_)) {
+            return Ok((first, len));
+        }
         let mut next = grain + 1;
         while len < max && next * gs < self.header.capacity {
             let m = self.classify(self.entry(&mut meta, next)?);
@@ -191,6 +203,16 @@ impl SparseExtent {
             next += 1;
         }
         Ok((first, len))
+    }
+
+    /// Inflates the compressed grain whose marker is at `marker` into `grain` (a whole grain).
+    pub fn read_compressed(&self, marker: u64, grain: &mut [u8]) -> Result<()> {
+        inflate_grain(&self.file, &self.path, marker, grain)
+    }
+
+    /// Bytes in one grain.
+    pub fn grain_bytes(&self) -> usize {
+        sectors_to_bytes(self.header.grain_sectors) as usize
     }
 
     /// Reads from a byte offset returned by `map`.
@@ -228,6 +250,12 @@ impl SparseExtent {
         data: &[u8],
         fill: &mut dyn FnMut(u64, &mut [u8]) -> Result<()>,
     ) -> Result<()> {
+        if self.header.is_compressed() {
+            return Err(Error::NotSupported(format!(
+                "{}: streamOptimized disks are write-once; clone to another type to modify",
+                self.path.display()
+            )));
+        }
         let gs = self.header.grain_sectors;
         let grain_bytes = sectors_to_bytes(gs) as usize;
         let per = u64::from(self.header.gtes_per_gt);
