@@ -23,14 +23,20 @@ fn main() {
     println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libvixDiskLib.so.8");
     let map = root.join("vixDiskLib.map");
     if map.exists() {
-        println!("cargo:rustc-cdylib-link-arg=-Wl,--version-script={}", map.display());
-        // lld refuses nodes naming symbols that do not exist; keep building while some are absent.
-        println!("cargo:rustc-cdylib-link-arg=-Wl,--undefined-version");
+        println!(
+            "cargo:rustc-cdylib-link-arg=-Wl,--version-script={}",
+            map.display()
+        );
     }
 
     let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets this")).join("vixDiskLib.h");
-    let config = cbindgen::Config::from_file(root.join("cbindgen.toml")).expect("cbindgen.toml parses");
-    match cbindgen::Builder::new().with_crate(&root).with_config(config).generate() {
+    let config =
+        cbindgen::Config::from_file(root.join("cbindgen.toml")).expect("cbindgen.toml parses");
+    match cbindgen::Builder::new()
+        .with_crate(&root)
+        .with_config(config)
+        .generate()
+    {
         Ok(bindings) => {
             bindings.write_to_file(&out);
             let committed = root.join("include/vixDiskLib.h");
