@@ -2,6 +2,7 @@
 
 pub mod allocated;
 pub mod child;
+pub mod clone;
 pub mod files;
 pub mod resolve;
 

@@ -150,10 +150,14 @@ pub fn create(path: &Path, spec: &CreateSpec, progress: &mut dyn FnMut(u32)) -> 
             new_descriptor("monolithicSparse", Vec::new(), ddb),
             spec.capacity,
         )?,
-        DiskKind::MonolithicFlat => create_monolithic_flat(path, spec, ddb)?,
+        DiskKind::MonolithicFlat
+        | DiskKind::SplitSparse
+        | DiskKind::SplitFlat
+        | DiskKind::VmfsFlat
+        | DiskKind::VmfsThin => create_descriptor_disk(path, spec, ddb, progress)?,
         other => {
             return Err(Error::NotSupported(format!(
-                "creating {other:?} disks is not implemented yet"
+                "creating {other:?} disks is not supported: StreamOptimized disks are made with Clone, VmfsSparse (COWD) is read-only"
             )));
         }
     }
@@ -161,42 +165,89 @@ pub fn create(path: &Path, spec: &CreateSpec, progress: &mut dyn FnMut(u32)) -> 
     Ok(())
 }
 
-fn create_monolithic_flat(
-    path: &Path,
-    spec: &CreateSpec,
-    ddb: Vec<(String, String)>,
-) -> Result<()> {
-    let flat_name = sibling_name(path, "-flat");
-    let flat_path = super::link::dir_of(path).join(&flat_name);
-    let descriptor_file = create_new_file(path)?;
-    let flat = match create_new_file(&flat_path) {
-        Ok(f) => f,
-        Err(e) => {
-            let _ = std::fs::remove_file(path);
-            return Err(e);
-        }
+/// VMware's split size: 2047 MiB per extent (qemu uses 2048; both are read).
+pub(crate) const SPLIT_EXTENT_SECTORS: u64 = 2047 * 2048;
+
+/// One extent file of a descriptor-file disk, before it exists.
+struct PlannedExtent {
+    name: String,
+    sectors: u64,
+    kind: ExtentKind,
+}
+
+/// The extent files a descriptor-file disk of `kind` consists of.
+fn plan_extents(path: &Path, kind: DiskKind, capacity: u64) -> (&'static str, Vec<PlannedExtent>) {
+    let one = |suffix: &str, kind: ExtentKind| {
+        vec![PlannedExtent {
+            name: sibling_name(path, suffix),
+            sectors: capacity,
+            kind,
+        }]
     };
-    let d = new_descriptor(
-        "monolithicFlat",
-        vec![ExtentLine {
-            access: Access::ReadWrite,
-            sectors: spec.capacity,
-            kind: ExtentKind::Flat,
-            file: Some(flat_name),
-            offset: 0,
-        }],
-        ddb,
-    );
+    let split = |letter: char, kind: ExtentKind| {
+        let count = capacity.div_ceil(SPLIT_EXTENT_SECTORS);
+        (0..count)
+            .map(|i| PlannedExtent {
+                name: sibling_name(path, &format!("-{letter}{:03}", i + 1)),
+                sectors: SPLIT_EXTENT_SECTORS.min(capacity - i * SPLIT_EXTENT_SECTORS),
+                kind,
+            })
+            .collect()
+    };
+    match kind {
+        DiskKind::MonolithicFlat => ("monolithicFlat", one("-flat", ExtentKind::Flat)),
+        DiskKind::SplitSparse => ("twoGbMaxExtentSparse", split('s', ExtentKind::Sparse)),
+        DiskKind::SplitFlat => ("twoGbMaxExtentFlat", split('f', ExtentKind::Flat)),
+        DiskKind::VmfsThin => ("vmfsThin", one("-flat", ExtentKind::Vmfs)),
+        _ => ("vmfs", one("-flat", ExtentKind::Vmfs)),
+    }
+}
+
+/// Creates a descriptor file plus its extents (flat files are created sparse; sparse extents
+/// get a full KDMV layout without an embedded descriptor). On failure nothing is left behind.
+fn create_descriptor_disk(path: &Path, spec: &CreateSpec, mut ddb: Vec<(String, String)>, progress: &mut dyn FnMut(u32)) -> Result<()> {
+    let (create_type, planned) = plan_extents(path, spec.kind, spec.capacity);
+    if spec.kind == DiskKind::VmfsThin {
+        ddb.push(("thinProvisioned".into(), "1".into()));
+    }
+    let dir = super::link::dir_of(path);
+    let descriptor_file = create_new_file(path)?;
+    let mut created = vec![path.to_path_buf()];
     let result = (|| {
-        flat.set_len(spec.capacity * 512)
-            .map_err(|e| Error::io(&flat_path, e))?;
-        sync_data(&flat, &flat_path)?;
+        let total = planned.len() as u64;
+        for (i, e) in planned.iter().enumerate() {
+            let p = dir.join(&e.name);
+            let f = create_new_file(&p)?;
+            created.push(p.clone());
+            match e.kind {
+                ExtentKind::Sparse => {
+                    write_new_extent(&f, &p, &SparseHeader::new_layout(e.sectors, 0), None)?;
+                }
+                _ => {
+                    f.set_len(e.sectors * 512).map_err(|err| Error::io(&p, err))?;
+                    sync_data(&f, &p)?;
+                }
+            }
+            progress(((i as u64 + 1) * 99 / total) as u32);
+        }
+        let lines = planned
+            .iter()
+            .map(|e| ExtentLine {
+                access: Access::ReadWrite,
+                sectors: e.sectors,
+                kind: e.kind,
+                file: Some(e.name.clone()),
+                offset: 0,
+            })
+            .collect();
+        let d = new_descriptor(create_type, lines, ddb);
         write_all_at(&descriptor_file, path, d.render().as_bytes(), 0)?;
         sync_data(&descriptor_file, path)
     })();
     if result.is_err() {
-        let _ = std::fs::remove_file(path);
-        let _ = std::fs::remove_file(&flat_path);
+        for p in &created {
+            let _ = std::fs::remove_file(p);
+        }
     }
     result
 }

@@ -1,0 +1,142 @@
+//! Clone: the flattened content of an open chain copied into a new disk of any supported type,
+//! keeping unallocated grains unallocated; and the size such a clone needs.
+
+use std::path::Path;
+
+use super::Disk;
+use super::files::unlink;
+use crate::error::{Error, Result};
+use crate::vmdk::create::{CreateSpec, DiskKind, SPLIT_EXTENT_SECTORS, base_ddb, create, new_descriptor};
+use crate::vmdk::header::SparseHeader;
+use crate::vmdk::stream_writer::write_stream_optimized;
+
+/// Grain used for allocation bookkeeping of the source (64 KiB, as every target writes).
+const GRAIN: u64 = 128;
+/// Bytes copied per read/write when cloning into non-stream targets.
+const COPY_SECTORS: u64 = 2048;
+
+/// Bytes a descriptor file or the embedded descriptor area takes at most.
+const DESCRIPTOR_BYTES: u64 = 20 * 512;
+
+impl Disk {
+    /// One flag per 64 KiB grain: does any link hold data there?
+    pub fn allocated_grains(&self) -> Result<Vec<bool>> {
+        let grains = self.capacity().div_ceil(GRAIN) as usize;
+        let mut map = vec![false; grains];
+        for link in &self.chain().links {
+            link.for_each_allocated(0, self.capacity(), &mut |s, n| {
+                let lo = (s / GRAIN) as usize;
+                let hi = (s + n).div_ceil(GRAIN) as usize;
+                map[lo..hi.min(grains)].fill(true);
+            })?;
+        }
+        Ok(map)
+    }
+
+    /// Bytes a clone of this chain into `kind` will occupy at most.
+    pub fn space_needed_for_clone(&self, kind: DiskKind) -> Result<u64> {
+        let capacity = self.capacity();
+        let allocated = self.allocated_grains()?.iter().filter(|&&a| a).count() as u64;
+        let grain_bytes = GRAIN * 512;
+        let sparse_overhead = |cap: u64, desc: u64| SparseHeader::new_layout(cap, desc).overhead * 512;
+        Ok(match kind {
+            DiskKind::MonolithicSparse => sparse_overhead(capacity, 20) + allocated * grain_bytes,
+            DiskKind::SplitSparse => {
+                let extents = capacity.div_ceil(SPLIT_EXTENT_SECTORS);
+                let metadata: u64 = (0..extents)
+                    .map(|i| sparse_overhead(SPLIT_EXTENT_SECTORS.min(capacity - i * SPLIT_EXTENT_SECTORS), 0))
+                    .sum();
+                DESCRIPTOR_BYTES + metadata + allocated * grain_bytes
+            }
+            // Worst case: nothing compresses; every grain gets a marker sector, every table a
+            // marker and its table, plus directory, footer and end-of-stream.
+            DiskKind::StreamOptimized => {
+                let tables = capacity.div_ceil(GRAIN * 512);
+                64 * 1024 + allocated * (grain_bytes + 1024) + tables * 4 * 512 + 16 * 1024
+            }
+            _ => DESCRIPTOR_BYTES + capacity * 512,
+        })
+    }
+
+    /// Copies the chain's content into a new disk at `dst` (replacing it if `overwrite`).
+    /// `progress(percent)` rises monotonically to 100.
+    pub fn clone_to(&self, dst: &Path, spec: &CreateSpec, overwrite: bool, threads: usize, progress: &mut dyn FnMut(u32)) -> Result<()> {
+        if dst.exists() {
+            if !overwrite {
+                return Err(Error::FileExists(dst.to_path_buf()));
+            }
+            unlink(dst)?;
+        }
+        let spec = CreateSpec {
+            capacity: self.capacity(),
+            ..*spec
+        };
+        let allocated = self.allocated_grains()?;
+        progress(0);
+        if spec.kind == DiskKind::StreamOptimized {
+            let descriptor = new_descriptor("streamOptimized", Vec::new(), base_ddb(&spec));
+            let read_grain = |g: u64, buf: &mut [u8]| -> Result<bool> {
+                if !allocated[g as usize] {
+                    return Ok(false);
+                }
+                self.read(g * GRAIN, buf)?;
+                Ok(true)
+            };
+            return write_stream_optimized(dst, spec.capacity, descriptor, &read_grain, threads, progress);
+        }
+        create(dst, &spec, &mut |_| {})?;
+        let result = self.copy_allocated(dst, &allocated, progress);
+        if result.is_err() {
+            let _ = unlink(dst);
+        }
+        result
+    }
+
+    fn copy_allocated(&self, dst: &Path, allocated: &[bool], progress: &mut dyn FnMut(u32)) -> Result<()> {
+        let target = Disk::open(dst, super::OpenOptions { read_only: false, single_link: true })?;
+        let total = allocated.iter().filter(|&&a| a).count().max(1) as u64;
+        let mut done = 0u64;
+        let mut buf = vec![0u8; (COPY_SECTORS * 512) as usize];
+        let mut g = 0usize;
+        while g < allocated.len() {
+            if !allocated[g] {
+                g += 1;
+                continue;
+            }
+            // A run of allocated grains, at most COPY_SECTORS long, clamped to the capacity.
+            let run_end = (g..allocated.len())
+                .take((COPY_SECTORS / GRAIN) as usize)
+                .take_while(|&i| allocated[i])
+                .last()
+                .map_or(g + 1, |i| i + 1);
+            let start = g as u64 * GRAIN;
+            let end = (run_end as u64 * GRAIN).min(self.capacity());
+            let bytes = ((end - start) * 512) as usize;
+            let chunk = &mut buf[..bytes];
+            self.read(start, chunk)?;
+            // Zero grains stay unallocated in the target; runs of data grains are written at once.
+            let grain_bytes = GRAIN as usize * 512;
+            let mut i = 0;
+            while i * grain_bytes < chunk.len() {
+                let data = |k: usize| chunk[k * grain_bytes..((k + 1) * grain_bytes).min(chunk.len())].iter().any(|&b| b != 0);
+                if !data(i) {
+                    i += 1;
+                    continue;
+                }
+                let mut j = i + 1;
+                while j * grain_bytes < chunk.len() && data(j) {
+                    j += 1;
+                }
+                let piece = &chunk[i * grain_bytes..(j * grain_bytes).min(chunk.len())];
+                target.write(start + i as u64 * GRAIN, piece)?;
+                i = j;
+            }
+            done += (run_end - g) as u64;
+            progress((done * 99 / total) as u32);
+            g = run_end;
+        }
+        target.close()?;
+        progress(100);
+        Ok(())
+    }
+}
