@@ -21,21 +21,6 @@ typedef void (VixDiskLibGenericLogVFunc)(int routing, const char *fmt, va_list a
 
 
 /*
- Smallest chunk VDDK accepts (sectors).
- */
-#define MIN_CHUNK 128
-
-/*
- Largest chunk VDDK accepts (sectors).
- */
-#define MAX_CHUNK (128 * 1024)
-
-/*
- Most chunks one query may cover.
- */
-#define MAX_CHUNKS (512 * 1024)
-
-/*
  Sector size of every VixDiskLib sector argument.
  */
 #define VIXDISKLIB_SECTOR_SIZE 512

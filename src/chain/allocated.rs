@@ -4,11 +4,11 @@ use super::Disk;
 use crate::error::{Error, Result};
 
 /// Smallest chunk VDDK accepts (sectors).
-pub const MIN_CHUNK: u64 = 128;
+pub(crate) const MIN_CHUNK: u64 = 128;
 /// Largest chunk VDDK accepts (sectors).
-pub const MAX_CHUNK: u64 = 128 * 1024;
+pub(crate) const MAX_CHUNK: u64 = 128 * 1024;
 /// Most chunks one query may cover.
-pub const MAX_CHUNKS: u64 = 512 * 1024;
+pub(crate) const MAX_CHUNKS: u64 = 512 * 1024;
 
 impl Disk {
     /// Returns ascending, merged `(start, length)` runs of whole chunks in
