@@ -6,7 +6,9 @@ use std::path::Path;
 use super::Disk;
 use super::files::unlink;
 use crate::error::{Error, Result};
-use crate::vmdk::create::{CreateSpec, DiskKind, SPLIT_EXTENT_SECTORS, base_ddb, create, new_descriptor};
+use crate::vmdk::create::{
+    CreateSpec, DiskKind, SPLIT_EXTENT_SECTORS, base_ddb, create, new_descriptor,
+};
 use crate::vmdk::header::SparseHeader;
 use crate::vmdk::stream_writer::write_stream_optimized;
 
@@ -38,13 +40,19 @@ impl Disk {
         let capacity = self.capacity();
         let allocated = self.allocated_grains()?.iter().filter(|&&a| a).count() as u64;
         let grain_bytes = GRAIN * 512;
-        let sparse_overhead = |cap: u64, desc: u64| SparseHeader::new_layout(cap, desc).overhead * 512;
+        let sparse_overhead =
+            |cap: u64, desc: u64| SparseHeader::new_layout(cap, desc).overhead * 512;
         Ok(match kind {
             DiskKind::MonolithicSparse => sparse_overhead(capacity, 20) + allocated * grain_bytes,
             DiskKind::SplitSparse => {
                 let extents = capacity.div_ceil(SPLIT_EXTENT_SECTORS);
                 let metadata: u64 = (0..extents)
-                    .map(|i| sparse_overhead(SPLIT_EXTENT_SECTORS.min(capacity - i * SPLIT_EXTENT_SECTORS), 0))
+                    .map(|i| {
+                        sparse_overhead(
+                            SPLIT_EXTENT_SECTORS.min(capacity - i * SPLIT_EXTENT_SECTORS),
+                            0,
+                        )
+                    })
                     .sum();
                 DESCRIPTOR_BYTES + metadata + allocated * grain_bytes
             }
@@ -60,7 +68,14 @@ impl Disk {
 
     /// Copies the chain's content into a new disk at `dst` (replacing it if `overwrite`).
     /// `progress(percent)` rises monotonically to 100.
-    pub fn clone_to(&self, dst: &Path, spec: &CreateSpec, overwrite: bool, threads: usize, progress: &mut dyn FnMut(u32)) -> Result<()> {
+    pub fn clone_to(
+        &self,
+        dst: &Path,
+        spec: &CreateSpec,
+        overwrite: bool,
+        threads: usize,
+        progress: &mut dyn FnMut(u32),
+    ) -> Result<()> {
         if dst.exists() {
             if !overwrite {
                 return Err(Error::FileExists(dst.to_path_buf()));
@@ -82,7 +97,14 @@ impl Disk {
                 self.read(g * GRAIN, buf)?;
                 Ok(true)
             };
-            return write_stream_optimized(dst, spec.capacity, descriptor, &read_grain, threads, progress);
+            return write_stream_optimized(
+                dst,
+                spec.capacity,
+                descriptor,
+                &read_grain,
+                threads,
+                progress,
+            );
         }
         create(dst, &spec, &mut |_| {})?;
         let result = self.copy_allocated(dst, &allocated, progress);
@@ -92,8 +114,19 @@ impl Disk {
         result
     }
 
-    fn copy_allocated(&self, dst: &Path, allocated: &[bool], progress: &mut dyn FnMut(u32)) -> Result<()> {
-        let target = Disk::open(dst, super::OpenOptions { read_only: false, single_link: true })?;
+    fn copy_allocated(
+        &self,
+        dst: &Path,
+        allocated: &[bool],
+        progress: &mut dyn FnMut(u32),
+    ) -> Result<()> {
+        let target = Disk::open(
+            dst,
+            super::OpenOptions {
+                read_only: false,
+                single_link: true,
+            },
+        )?;
         let total = allocated.iter().filter(|&&a| a).count().max(1) as u64;
         let mut done = 0u64;
         let mut buf = vec![0u8; (COPY_SECTORS * 512) as usize];
@@ -118,7 +151,11 @@ impl Disk {
             let grain_bytes = GRAIN as usize * 512;
             let mut i = 0;
             while i * grain_bytes < chunk.len() {
-                let data = |k: usize| chunk[k * grain_bytes..((k + 1) * grain_bytes).min(chunk.len())].iter().any(|&b| b != 0);
+                let data = |k: usize| {
+                    chunk[k * grain_bytes..((k + 1) * grain_bytes).min(chunk.len())]
+                        .iter()
+                        .any(|&b| b != 0)
+                };
                 if !data(i) {
                     i += 1;
                     continue;

@@ -3,6 +3,7 @@
 pub mod allocated;
 pub mod child;
 pub mod clone;
+pub mod compact;
 pub mod files;
 pub mod resolve;
 

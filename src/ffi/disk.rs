@@ -32,7 +32,7 @@ pub fn disk_kind(t: DiskTypeArg) -> Result<DiskKind> {
     })
 }
 
-fn adapter_from_c(t: AdapterTypeArg) -> Result<Adapter> {
+pub fn adapter_from_c(t: AdapterTypeArg) -> Result<Adapter> {
     Ok(match t {
         1 => Adapter::Ide,
         2 => Adapter::BusLogic,

@@ -17,6 +17,6 @@ pub mod errors;
 pub mod handles;
 pub mod io;
 pub mod library;
+pub mod maintenance;
 pub mod metadata;
 pub mod types;
-pub mod unsupported;

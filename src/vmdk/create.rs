@@ -205,7 +205,12 @@ fn plan_extents(path: &Path, kind: DiskKind, capacity: u64) -> (&'static str, Ve
 
 /// Creates a descriptor file plus its extents (flat files are created sparse; sparse extents
 /// get a full KDMV layout without an embedded descriptor). On failure nothing is left behind.
-fn create_descriptor_disk(path: &Path, spec: &CreateSpec, mut ddb: Vec<(String, String)>, progress: &mut dyn FnMut(u32)) -> Result<()> {
+fn create_descriptor_disk(
+    path: &Path,
+    spec: &CreateSpec,
+    mut ddb: Vec<(String, String)>,
+    progress: &mut dyn FnMut(u32),
+) -> Result<()> {
     let (create_type, planned) = plan_extents(path, spec.kind, spec.capacity);
     if spec.kind == DiskKind::VmfsThin {
         ddb.push(("thinProvisioned".into(), "1".into()));
@@ -224,7 +229,8 @@ fn create_descriptor_disk(path: &Path, spec: &CreateSpec, mut ddb: Vec<(String, 
                     write_new_extent(&f, &p, &SparseHeader::new_layout(e.sectors, 0), None)?;
                 }
                 _ => {
-                    f.set_len(e.sectors * 512).map_err(|err| Error::io(&p, err))?;
+                    f.set_len(e.sectors * 512)
+                        .map_err(|err| Error::io(&p, err))?;
                     sync_data(&f, &p)?;
                 }
             }

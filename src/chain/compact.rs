@@ -1,0 +1,91 @@
+//! Shrink and Defragment of the open leaf: every sparse extent is rewritten in LBA order into
+//! a new file that atomically replaces the old one; Shrink also leaves out grains that read as
+//! zeros and hide nothing in the parents.
+
+use super::{Disk, read_links};
+use crate::error::{Error, Result};
+use crate::log;
+use crate::vmdk::extent::ExtentStore;
+use crate::vmdk::link::Link;
+use crate::vmdk::rewrite::compact_extent;
+
+impl Disk {
+    /// Rewrites the leaf's sparse extents in LBA order; with `drop_zeros`, all-zero grains are
+    /// released when the parents read as zeros there too. Content and CID are unchanged.
+    /// Returns the number of grains released.
+    pub fn compact(&self, drop_zeros: bool, progress: &mut dyn FnMut(u32)) -> Result<u64> {
+        let mut chain = self.chain_mut();
+        let links = &chain.links;
+        let leaf = &links[0];
+        if !leaf.writable() {
+            return Err(Error::ReadOnly(format!(
+                "{} is open read-only",
+                leaf.path().display()
+            )));
+        }
+        if leaf.extents().iter().any(|e| e.is_compressed()) {
+            return Err(Error::NotSupported(
+                "streamOptimized disks cannot be shrunk or defragmented".into(),
+            ));
+        }
+        let sparse = leaf
+            .extents()
+            .iter()
+            .any(|e| matches!(e.store, ExtentStore::Sparse(_)));
+        if !sparse {
+            if drop_zeros {
+                return Err(Error::NotSupported(
+                    "only sparse disks can be shrunk".into(),
+                ));
+            }
+            log::info(format!(
+                "{}: flat disk, nothing to defragment",
+                leaf.path().display()
+            ));
+            progress(100);
+            return Ok(0);
+        }
+        leaf.flush()?;
+        let embedded = leaf.is_monolithic().then(|| leaf.descriptor().render());
+        let total = leaf.extents().len() as u64;
+        let mut renames = Vec::new();
+        let mut released = 0;
+        progress(0);
+        for (i, e) in leaf.extents().iter().enumerate() {
+            let ExtentStore::Sparse(sp) = &e.store else {
+                continue;
+            };
+            let base = e.start;
+            let mut keep = |start: u64, data: &[u8]| -> Result<bool> {
+                if !drop_zeros || data.iter().any(|&b| b != 0) {
+                    return Ok(true);
+                }
+                if links.len() == 1 {
+                    return Ok(false);
+                }
+                let mut below = vec![0u8; data.len()];
+                let n =
+                    (self.capacity() - (base + start)).min(data.len() as u64 / 512) as usize * 512;
+                read_links(links, 1, base + start, &mut below[..n])?;
+                Ok(below.iter().any(|&b| b != 0))
+            };
+            let (tmp, dropped) = compact_extent(sp, embedded.as_deref(), &mut keep)?;
+            released += dropped;
+            renames.push((tmp, sp.path().to_path_buf()));
+            progress(((i as u64 + 1) * 90 / total) as u32);
+        }
+        for (tmp, target) in &renames {
+            std::fs::rename(tmp, target).map_err(|e| Error::io(target, e))?;
+        }
+        // The handle's files are now unlinked inodes: reopen the leaf from the new files.
+        let path = leaf.path().to_path_buf();
+        let reopened = Link::open(&path, true)?;
+        chain.links[0] = reopened;
+        progress(100);
+        log::info(format!(
+            "{}: rewrote in LBA order, released {released} grain(s)",
+            path.display()
+        ));
+        Ok(released)
+    }
+}

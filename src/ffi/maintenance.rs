@@ -1,0 +1,169 @@
+//! Maintenance: Clone, SpaceNeededForClone, Grow, Shrink, Defragment, CheckRepair.
+
+use std::ffi::{c_char, c_void};
+
+use super::args::{out_arg, path_arg, store};
+use super::boundary::guard;
+use super::disk::{adapter_from_c, disk_kind, progress_reporter};
+use super::handles::{CONNECTIONS, DISKS};
+use super::types::*;
+use crate::chain::{Disk, OpenOptions};
+use crate::error::{Error, Result};
+use crate::log;
+use crate::vmdk::create::{CreateSpec, DiskKind};
+use crate::vmdk::grow::grow;
+
+fn require_writable_connection(connection: VixDiskLibConnection) -> Result<()> {
+    if !connection.is_null() && CONNECTIONS.get(connection as usize)?.read_only {
+        return Err(Error::ReadOnly("the connection is read-only".into()));
+    }
+    Ok(())
+}
+
+fn worker_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// Copies the flattened content of the chain at `srcPath` into a new disk at `dstPath` of the
+/// type, adapter and hardware version in `vixCreateParams` (its capacity is taken from the
+/// source). Unallocated source grains stay unallocated in sparse targets. `overWrite` FALSE
+/// refuses an existing target (VIX_E_FILE_ALREADY_EXISTS). Progress rises to 100.
+#[unsafe(no_mangle)]
+pub extern "C" fn VixDiskLib_Clone(
+    dstConnection: VixDiskLibConnection,
+    dstPath: *const c_char,
+    srcConnection: VixDiskLibConnection,
+    srcPath: *const c_char,
+    vixCreateParams: *const VixDiskLibCreateParams,
+    progressFunc: VixDiskLibProgressFunc,
+    progressCallbackData: *mut c_void,
+    overWrite: Bool,
+) -> VixError {
+    guard("VixDiskLib_Clone", || {
+        require_writable_connection(dstConnection)?;
+        if !srcConnection.is_null() {
+            CONNECTIONS.get(srcConnection as usize)?;
+        }
+        let dst = path_arg(dstPath, "dstPath")?;
+        let src = path_arg(srcPath, "srcPath")?;
+        if vixCreateParams.is_null() {
+            return Err(Error::InvalidArg("createParams is NULL".into()));
+        }
+        // SAFETY: non-NULL; only the first 24 bytes (present in every header version) are read.
+        let (disk_type, adapter_type, hw) = unsafe {
+            let p = &*vixCreateParams;
+            (p.diskType, p.adapterType, p.hwVersion)
+        };
+        let spec = CreateSpec {
+            kind: disk_kind(disk_type)?,
+            capacity: 0,
+            adapter: adapter_from_c(adapter_type)?,
+            hw_version: hw,
+        };
+        let source = Disk::open(
+            &src,
+            OpenOptions {
+                read_only: true,
+                single_link: false,
+            },
+        )?;
+        let mut progress = progress_reporter(progressFunc, progressCallbackData);
+        source.clone_to(&dst, &spec, overWrite != 0, worker_threads(), &mut progress)?;
+        log::info(format!(
+            "cloned {} to {} ({:?})",
+            src.display(),
+            dst.display(),
+            spec.kind
+        ));
+        Ok(())
+    })
+}
+
+/// Bytes a clone of the open disk into `cloneDiskType` needs at most
+/// (VIXDISKLIB_DISK_UNKNOWN: a monolithic sparse clone).
+#[unsafe(no_mangle)]
+pub extern "C" fn VixDiskLib_SpaceNeededForClone(
+    diskHandle: VixDiskLibHandle,
+    cloneDiskType: DiskTypeArg,
+    spaceNeeded: *mut u64,
+) -> VixError {
+    guard("VixDiskLib_SpaceNeededForClone", || {
+        let out = out_arg(spaceNeeded, "spaceNeeded")?;
+        let h = DISKS.get(diskHandle as usize)?;
+        let kind = if cloneDiskType == 256 {
+            DiskKind::MonolithicSparse
+        } else {
+            disk_kind(cloneDiskType)?
+        };
+        store(out, h.disk.space_needed_for_clone(kind)?);
+        Ok(())
+    })
+}
+
+/// Grows a closed base disk to `capacity` sectors (sparse: larger grain directory; flat: longer
+/// file; split: more extents); `updateGeometry` recomputes the DDB geometry.
+#[unsafe(no_mangle)]
+pub extern "C" fn VixDiskLib_Grow(
+    connection: VixDiskLibConnection,
+    path: *const c_char,
+    capacity: VixDiskLibSectorType,
+    updateGeometry: Bool,
+    progressFunc: VixDiskLibProgressFunc,
+    progressCallbackData: *mut c_void,
+) -> VixError {
+    guard("VixDiskLib_Grow", || {
+        require_writable_connection(connection)?;
+        let path = path_arg(path, "path")?;
+        let mut progress = progress_reporter(progressFunc, progressCallbackData);
+        progress(0);
+        grow(&path, capacity, updateGeometry != 0)?;
+        progress(100);
+        Ok(())
+    })
+}
+
+/// Releases the grains of the open (writable) sparse leaf that hold only zeros and hide no
+/// parent data; the file gets smaller, capacity and content stay the same.
+#[unsafe(no_mangle)]
+pub extern "C" fn VixDiskLib_Shrink(
+    diskHandle: VixDiskLibHandle,
+    progressFunc: VixDiskLibProgressFunc,
+    progressCallbackData: *mut c_void,
+) -> VixError {
+    guard("VixDiskLib_Shrink", || {
+        let h = DISKS.get(diskHandle as usize)?;
+        h.pending.wait_idle();
+        let mut progress = progress_reporter(progressFunc, progressCallbackData);
+        h.disk.compact(true, &mut progress).map(|_| ())
+    })
+}
+
+/// Rewrites the open sparse leaf's grains in LBA order (a flat disk: VIX_OK, unchanged).
+#[unsafe(no_mangle)]
+pub extern "C" fn VixDiskLib_Defragment(
+    diskHandle: VixDiskLibHandle,
+    progressFunc: VixDiskLibProgressFunc,
+    progressCallbackData: *mut c_void,
+) -> VixError {
+    guard("VixDiskLib_Defragment", || {
+        let h = DISKS.get(diskHandle as usize)?;
+        h.pending.wait_idle();
+        let mut progress = progress_reporter(progressFunc, progressCallbackData);
+        h.disk.compact(false, &mut progress).map(|_| ())
+    })
+}
+
+/// Checks (and optionally repairs) a sparse disk's metadata (not implemented yet).
+#[unsafe(no_mangle)]
+pub extern "C" fn VixDiskLib_CheckRepair(
+    connection: VixDiskLibConnection,
+    filename: *const c_char,
+    repair: Bool,
+) -> VixError {
+    let _ = (connection, filename, repair);
+    guard("VixDiskLib_CheckRepair", || {
+        Err(Error::NotSupported(
+            "CheckRepair is not implemented yet".into(),
+        ))
+    })
+}
