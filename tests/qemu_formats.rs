@@ -126,3 +126,89 @@ fn qemu_split_sizes_are_honoured_for_5_gib() {
     d.read(5119 * 2048, &mut tail).unwrap();
     assert!(tail.iter().all(|&b| b == 0x43));
 }
+
+/// Builds a COWD (vmfsSparse) delta byte by byte: 512-byte grains, lazily allocated tables.
+fn write_cowd(path: &std::path::Path, capacity: u32, grains: &[(u32, u8)]) {
+    let gd_entries = capacity.div_ceil(4096);
+    let gd_sectors = (gd_entries * 4).div_ceil(512);
+    let mut file = vec![0u8; 2048 + gd_sectors as usize * 512];
+    file[0..4].copy_from_slice(b"COWD");
+    file[4..8].copy_from_slice(&1u32.to_le_bytes());
+    file[8..12].copy_from_slice(&3u32.to_le_bytes());
+    file[12..16].copy_from_slice(&capacity.to_le_bytes());
+    file[16..20].copy_from_slice(&1u32.to_le_bytes());
+    file[20..24].copy_from_slice(&4u32.to_le_bytes());
+    file[24..28].copy_from_slice(&gd_entries.to_le_bytes());
+    let mut tables: std::collections::BTreeMap<u32, u32> = Default::default();
+    for &(sector, byte) in grains {
+        let gdi = sector / 4096;
+        let gt_sector = *tables.entry(gdi).or_insert_with(|| {
+            let at = (file.len() / 512) as u32;
+            file.resize(file.len() + 16384, 0);
+            let o = 2048 + gdi as usize * 4;
+            file[o..o + 4].copy_from_slice(&at.to_le_bytes());
+            at
+        });
+        let data_at = (file.len() / 512) as u32;
+        file.resize(file.len() + 512, byte);
+        let o = gt_sector as usize * 512 + (sector % 4096) as usize * 4;
+        file[o..o + 4].copy_from_slice(&data_at.to_le_bytes());
+    }
+    let free = (file.len() / 512) as u32;
+    file[28..32].copy_from_slice(&free.to_le_bytes());
+    std::fs::write(path, file).unwrap();
+}
+
+#[test]
+fn cowd_delta_over_a_flat_base_reads_like_qemu() {
+    if !have_qemu() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let raw = reference(dir.path(), "64M");
+    let base = p(dir.path(), "base.vmdk");
+    let (code, out) = sh(&format!(
+        "qemu-img convert -f raw -O vmdk -o subformat=monolithicFlat '{}' '{}'",
+        raw.display(),
+        base.display()
+    ));
+    assert_eq!(code, 0, "{out}");
+    let base_cid = open_ro(&base).chain().links[0].descriptor().cid;
+    write_cowd(
+        &p(dir.path(), "snap-delta.vmdk"),
+        131072,
+        &[(0, 0x71), (7, 0x72), (5000, 0x73), (131071, 0x74)],
+    );
+    std::fs::write(
+        p(dir.path(), "snap.vmdk"),
+        format!(
+            "# Disk DescriptorFile\nversion=1\nCID=12345678\nparentCID={base_cid:08x}\ncreateType=\"vmfsSparse\"\nparentFileNameHint=\"base.vmdk\"\n\n# Extent description\nRW 131072 VMFSSPARSE \"snap-delta.vmdk\"\n\n# The Disk Data Base\n#DDB\n\nddb.adapterType = \"lsilogic\"\n"
+        ),
+    )
+    .unwrap();
+    let snap = p(dir.path(), "snap.vmdk");
+    let (code, out) = sh(&format!(
+        "qemu-img convert -O raw '{}' '{}.raw'",
+        snap.display(),
+        snap.display()
+    ));
+    assert_eq!(code, 0, "{out}");
+    let d = open_ro(&snap);
+    assert_eq!(d.num_links(), 2);
+    let ours = read_all(&d);
+    assert!(ours == std::fs::read(format!("{}.raw", snap.display())).unwrap());
+    assert!(ours[7 * 512..8 * 512].iter().all(|&b| b == 0x72));
+    let blocks = d.allocated_chunks(0, d.capacity(), 128).unwrap();
+    assert!(!blocks.is_empty());
+    drop(d);
+    let before = sha256(&snap);
+    let rw = open_rw(&snap);
+    assert!(rw.write(0, &[0u8; 512]).is_err(), "COWD is read-only");
+    rw.close().unwrap();
+    drop(rw);
+    assert_eq!(
+        sha256(&snap),
+        before,
+        "a refused write changed the descriptor"
+    );
+}

@@ -3,6 +3,7 @@
 use std::fs::File;
 use std::path::PathBuf;
 
+use super::cowd::CowdExtent;
 use super::descriptor::{Access, ExtentKind};
 use super::fileio::{read_at_zero_fill, sync_data, write_all_at};
 use super::sparse::{GrainMap, SparseExtent};
@@ -23,6 +24,8 @@ pub enum ExtentStore {
     },
     /// No storage: reads as zeros.
     Zero,
+    /// ESX COWD sparse file (read-only).
+    Cowd(Box<CowdExtent>),
 }
 
 /// An extent and its place in the virtual disk.
@@ -100,6 +103,17 @@ impl Extent {
                 };
                 (m, n)
             }
+            ExtentStore::Cowd(c) => {
+                let (m, n) = c.map(rel, max)?;
+                let m = match m {
+                    GrainMap::Data(offset) => Mapping::Data {
+                        extent: index,
+                        offset,
+                    },
+                    _ => Mapping::Unallocated,
+                };
+                (m, n)
+            }
         })
     }
 
@@ -107,6 +121,7 @@ impl Extent {
     pub fn read_data(&self, buf: &mut [u8], offset: u64) -> Result<()> {
         match &self.store {
             ExtentStore::Sparse(sp) => sp.read_data(buf, offset),
+            ExtentStore::Cowd(c) => c.read_data(buf, offset),
             ExtentStore::Flat { path, file, .. } => read_at_zero_fill(file, path, buf, offset),
             ExtentStore::Zero => {
                 buf.fill(0);
@@ -149,6 +164,9 @@ impl Extent {
         }
         match &self.store {
             ExtentStore::Sparse(sp) => sp.write(rel, data, &mut |s, b| fill(s, b)),
+            ExtentStore::Cowd(_) => Err(Error::NotSupported(
+                "vmfsSparse (COWD) extents are read-only here".into(),
+            )),
             ExtentStore::Flat { path, file, offset } => {
                 write_all_at(file, path, data, offset + rel * 512)
             }
@@ -169,6 +187,7 @@ impl Extent {
         }
         match &self.store {
             ExtentStore::Sparse(sp) => sp.for_each_allocated(start, end, visit),
+            ExtentStore::Cowd(c) => c.for_each_allocated(start, end, visit),
             ExtentStore::Flat { .. } => {
                 if start < end {
                     visit(start, end - start);
@@ -183,6 +202,7 @@ impl Extent {
     pub fn flush(&self) -> Result<()> {
         match &self.store {
             ExtentStore::Sparse(sp) => sp.flush_metadata(),
+            ExtentStore::Cowd(_) => Ok(()),
             ExtentStore::Flat { path, file, .. } => sync_data(file, path),
             ExtentStore::Zero => Ok(()),
         }

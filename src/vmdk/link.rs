@@ -4,6 +4,7 @@ use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use super::cowd::CowdExtent;
 use super::descriptor::{Access, Descriptor, ExtentKind, ExtentLine, MAX_DESCRIPTOR_BYTES};
 use super::extent::{Extent, ExtentStore, Mapping};
 use super::fileio::{file_len, random_cid, read_exact_at, sync_data, write_all_at};
@@ -272,9 +273,20 @@ impl Link {
                 self.path.display()
             )));
         }
+        // Refuse before the write session changes the CID or the unclean flag.
         if self.extents.iter().any(Extent::is_compressed) {
             return Err(Error::NotSupported(format!(
                 "{}: streamOptimized disks are write-once; clone to another type to modify",
+                self.path.display()
+            )));
+        }
+        if self
+            .extents
+            .iter()
+            .any(|e| matches!(e.store, ExtentStore::Cowd(_)))
+        {
+            return Err(Error::NotSupported(format!(
+                "{}: vmfsSparse (COWD) links are read-only here; create a child to write",
                 self.path.display()
             )));
         }
@@ -413,10 +425,7 @@ fn open_extent(dir: &Path, line: &ExtentLine, start: u64, writable: bool) -> Res
                     ExtentStore::Sparse(Box::new(sp))
                 }
                 ExtentKind::VmfsSparse => {
-                    return Err(Error::NotSupported(format!(
-                        "{}: vmfsSparse (COWD) extents are not supported yet",
-                        path.display()
-                    )));
+                    ExtentStore::Cowd(Box::new(CowdExtent::open(&path, file)?))
                 }
                 ExtentKind::Zero => unreachable!("handled above"),
             }
