@@ -212,3 +212,30 @@ fn cowd_delta_over_a_flat_base_reads_like_qemu() {
         "a refused write changed the descriptor"
     );
 }
+
+#[test]
+fn zero_rdonly_and_noaccess_extents_keep_their_place() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(p(dir.path(), "a.raw"), vec![0xa1u8; 4096]).unwrap();
+    std::fs::write(p(dir.path(), "b.raw"), vec![0xb2u8; 4096]).unwrap();
+    std::fs::write(p(dir.path(), "c.raw"), vec![0xc3u8; 4096]).unwrap();
+    let desc = p(dir.path(), "mixed.vmdk");
+    std::fs::write(
+        &desc,
+        "# Disk DescriptorFile\nversion=1\nCID=1\nparentCID=ffffffff\ncreateType=\"custom\"\n\n# Extent description\nRW 8 FLAT \"a.raw\" 0\nRW 16 ZERO\nRDONLY 8 FLAT \"b.raw\" 0\nNOACCESS 8 FLAT \"c.raw\" 0\nRW 8 FLAT \"c.raw\" 0\n\n# The Disk Data Base\n#DDB\n\n",
+    )
+    .unwrap();
+    let d = open_rw(&desc);
+    assert_eq!(d.capacity(), 48);
+    let all = read_all(&d);
+    assert!(all[..4096].iter().all(|&b| b == 0xa1));
+    assert!(all[4096..12288].iter().all(|&b| b == 0));
+    assert!(all[12288..16384].iter().all(|&b| b == 0xb2), "RDONLY extent after a ZERO one");
+    assert!(all[16384..20480].iter().all(|&b| b == 0), "NOACCESS reads as zeros");
+    assert!(all[20480..].iter().all(|&b| b == 0xc3));
+    assert!(d.write(24, &[0u8; 512]).is_err(), "RDONLY extents refuse writes");
+    d.write(40, &[0x55u8; 512]).unwrap();
+    let mut s = [0u8; 512];
+    d.read(40, &mut s).unwrap();
+    assert!(s.iter().all(|&b| b == 0x55));
+}
