@@ -104,7 +104,7 @@ impl CowdExtent {
             return Ok(0);
         }
         let mut tables = self.tables.lock().unwrap_or_else(|e| e.into_inner());
-        if !tables.contains_key(&gdi) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = tables.entry(gdi) {
             let mut bytes = vec![0u8; (GTES_PER_GT * 4) as usize];
             read_exact_at(&self.file, &self.path, &mut bytes, u64::from(gde) * 512)?;
             let t: Vec<u32> = bytes.chunks_exact(4).map(|c| u32_at(c, 0)).collect();
@@ -116,7 +116,7 @@ impl CowdExtent {
                     self.path.display()
                 )));
             }
-            tables.insert(gdi, t.into_boxed_slice());
+            slot.insert(t.into_boxed_slice());
         }
         Ok(tables[&gdi][(grain % GTES_PER_GT) as usize])
     }

@@ -20,6 +20,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
+use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -133,8 +134,19 @@ pub fn write_stream_optimized(
 
     let file = create_new_file(path)?;
     progress(0);
-    let result = write_all(&file, path, &header, &text, read_grain, threads, progress);
+    // A panicking `read_grain` reaches the caller after the threads are joined; the partial
+    // file is removed first, as for errors.
+    let result = panic::catch_unwind(AssertUnwindSafe(|| {
+        write_all(&file, path, &header, &text, read_grain, threads, progress)
+    }));
     drop(file);
+    let result = match result {
+        Ok(r) => r,
+        Err(payload) => {
+            let _ = std::fs::remove_file(path);
+            panic::resume_unwind(payload);
+        }
+    };
     if result.is_err() {
         let _ = std::fs::remove_file(path);
         return result;
@@ -293,15 +305,14 @@ fn write_all(
                 }
 
                 let end = (first + CHUNK_GRAINS).min(grains.count);
-                if end % GTES_PER_GT == 0 || end == grains.count {
-                    if gt_used {
-                        write_marker(&mut out, GT_SECTORS, MARKER_GT).map_err(io_err)?;
-                        gd[((end - 1) / GTES_PER_GT) as usize] = sector32(path, pos + 1)?;
-                        out.write_all(&le_bytes(&gt)).map_err(io_err)?;
-                        pos += 1 + GT_SECTORS;
-                        gt.fill(0);
-                        gt_used = false;
-                    }
+                let table_done = end.is_multiple_of(GTES_PER_GT) || end == grains.count;
+                if table_done && gt_used {
+                    write_marker(&mut out, GT_SECTORS, MARKER_GT).map_err(io_err)?;
+                    gd[((end - 1) / GTES_PER_GT) as usize] = sector32(path, pos + 1)?;
+                    out.write_all(&le_bytes(&gt)).map_err(io_err)?;
+                    pos += 1 + GT_SECTORS;
+                    gt.fill(0);
+                    gt_used = false;
                 }
                 let pct = (end * 99 / grains.count) as u32;
                 if pct > last_pct {
