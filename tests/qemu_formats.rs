@@ -230,10 +230,19 @@ fn zero_rdonly_and_noaccess_extents_keep_their_place() {
     let all = read_all(&d);
     assert!(all[..4096].iter().all(|&b| b == 0xa1));
     assert!(all[4096..12288].iter().all(|&b| b == 0));
-    assert!(all[12288..16384].iter().all(|&b| b == 0xb2), "RDONLY extent after a ZERO one");
-    assert!(all[16384..20480].iter().all(|&b| b == 0), "NOACCESS reads as zeros");
+    assert!(
+        all[12288..16384].iter().all(|&b| b == 0xb2),
+        "RDONLY extent after a ZERO one"
+    );
+    assert!(
+        all[16384..20480].iter().all(|&b| b == 0),
+        "NOACCESS reads as zeros"
+    );
     assert!(all[20480..].iter().all(|&b| b == 0xc3));
-    assert!(d.write(24, &[0u8; 512]).is_err(), "RDONLY extents refuse writes");
+    assert!(
+        d.write(24, &[0u8; 512]).is_err(),
+        "RDONLY extents refuse writes"
+    );
     d.write(40, &[0x55u8; 512]).unwrap();
     let mut s = [0u8; 512];
     d.read(40, &mut s).unwrap();
