@@ -1,7 +1,7 @@
 //! The text descriptor: parse from text, render back to text. Pure, no I/O.
 //!
 //! Rendering follows the byte layout qemu-img, VMware and libvmdk all accept (see
-//! docs/format-notes.md): signature comment first, `version=1` first key, `CID` before
+//! docs/decisions.md, "Descriptor text"): signature comment first, `version=1` first key, `CID` before
 //! `parentCID`, no spaces in `createType="…"`/`parentFileNameHint="…"`, then the extent
 //! section, then the DDB. Keys and lines we do not understand are kept verbatim.
 
