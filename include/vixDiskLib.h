@@ -2128,6 +2128,42 @@ Bool VixDiskLib_IsFaultEnabled_Func(int id, int *faultErr);
 void VixDiskLib_SetConfigOption(int key, void *value);
 
 /*
+ Copies the flattened content of the chain at `srcPath` into a new disk at `dstPath` of the
+ type, adapter and hardware version in `vixCreateParams` (its capacity is taken from the
+ source). Unallocated source grains stay unallocated in sparse targets. `overWrite` FALSE
+ refuses an existing target (VIX_E_FILE_ALREADY_EXISTS). Progress rises to 100.
+ */
+VixError VixDiskLib_Clone(VixDiskLibConnection dstConnection, const char *dstPath, VixDiskLibConnection srcConnection, const char *srcPath, const VixDiskLibCreateParams *vixCreateParams, VixDiskLibProgressFunc progressFunc, void *progressCallbackData, Bool overWrite);
+
+/*
+ Bytes a clone of the open disk into `cloneDiskType` needs at most
+ (VIXDISKLIB_DISK_UNKNOWN: a monolithic sparse clone).
+ */
+VixError VixDiskLib_SpaceNeededForClone(VixDiskLibHandle diskHandle, VixDiskLibDiskType cloneDiskType, uint64_t *spaceNeeded);
+
+/*
+ Grows a closed base disk to `capacity` sectors (sparse: larger grain directory; flat: longer
+ file; split: more extents); `updateGeometry` recomputes the DDB geometry.
+ */
+VixError VixDiskLib_Grow(VixDiskLibConnection connection, const char *path, VixDiskLibSectorType capacity, Bool updateGeometry, VixDiskLibProgressFunc progressFunc, void *progressCallbackData);
+
+/*
+ Releases the grains of the open (writable) sparse leaf that hold only zeros and hide no
+ parent data; the file gets smaller, capacity and content stay the same.
+ */
+VixError VixDiskLib_Shrink(VixDiskLibHandle diskHandle, VixDiskLibProgressFunc progressFunc, void *progressCallbackData);
+
+/*
+ Rewrites the open sparse leaf's grains in LBA order (a flat disk: VIX_OK, unchanged).
+ */
+VixError VixDiskLib_Defragment(VixDiskLibHandle diskHandle, VixDiskLibProgressFunc progressFunc, void *progressCallbackData);
+
+/*
+ Checks (and optionally repairs) a sparse disk's metadata (not implemented yet).
+ */
+VixError VixDiskLib_CheckRepair(VixDiskLibConnection connection, const char *filename, Bool repair);
+
+/*
  Writes every key as a NUL-terminated string followed by a final NUL. With `keys` NULL or
  `maxLen` too small, the buffer is untouched, `*requiredLen` says how much is needed, and the
  result is VIX_E_BUFFER_TOOSMALL.
@@ -2145,36 +2181,6 @@ VixError VixDiskLib_ReadMetadata(VixDiskLibHandle diskHandle, const char *key, c
  an empty value but not deleted.
  */
 VixError VixDiskLib_WriteMetadata(VixDiskLibHandle diskHandle, const char *key, const char *val);
-
-/*
- Copies a disk chain into a new disk (not implemented yet).
- */
-VixError VixDiskLib_Clone(VixDiskLibConnection dstConnection, const char *dstPath, VixDiskLibConnection srcConnection, const char *srcPath, const VixDiskLibCreateParams *vixCreateParams, VixDiskLibProgressFunc progressFunc, void *progressCallbackData, Bool overWrite);
-
-/*
- Predicts the size of a clone (not implemented yet).
- */
-VixError VixDiskLib_SpaceNeededForClone(VixDiskLibHandle diskHandle, VixDiskLibDiskType cloneDiskType, uint64_t *spaceNeeded);
-
-/*
- Grows a closed disk (not implemented yet).
- */
-VixError VixDiskLib_Grow(VixDiskLibConnection connection, const char *path, VixDiskLibSectorType capacity, Bool updateGeometry, VixDiskLibProgressFunc progressFunc, void *progressCallbackData);
-
-/*
- Releases all-zero grains of a sparse disk (not implemented yet).
- */
-VixError VixDiskLib_Shrink(VixDiskLibHandle diskHandle, VixDiskLibProgressFunc progressFunc, void *progressCallbackData);
-
-/*
- Rewrites grains in LBA order (not implemented yet).
- */
-VixError VixDiskLib_Defragment(VixDiskLibHandle diskHandle, VixDiskLibProgressFunc progressFunc, void *progressCallbackData);
-
-/*
- Checks (and optionally repairs) a sparse disk's metadata (not implemented yet).
- */
-VixError VixDiskLib_CheckRepair(VixDiskLibConnection connection, const char *filename, Bool repair);
 
 #ifdef __cplusplus
 }  // extern "C"

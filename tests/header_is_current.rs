@@ -70,3 +70,15 @@ fn header_declares_every_exported_function() {
         );
     }
 }
+
+#[test]
+fn header_defines_only_vmware_names() {
+    let header = include_str!(concat!(env!("OUT_DIR"), "/vixDiskLib.h"));
+    for line in header.lines().filter(|l| l.starts_with("#define ")) {
+        let name = line.split_whitespace().nth(1).unwrap_or_default();
+        assert!(
+            name.starts_with("VIX_") || name.starts_with("VIXDISKLIB_") || name == "_VIXDISKLIB_H_",
+            "the engine leaked `{name}` into the C header: make it pub(crate)"
+        );
+    }
+}

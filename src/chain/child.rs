@@ -53,7 +53,7 @@ impl Disk {
                 "child disks of type {kind:?} are not supported yet (use MONOLITHIC_SPARSE)"
             )));
         }
-        let mut chain = self.chain_mut();
+        let mut chain = self.exclusive();
         let leaf = &chain.links[0];
         // The CID the child records must be the one on disk, after this open's writes.
         leaf.flush()?;

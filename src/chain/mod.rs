@@ -5,6 +5,7 @@ pub mod child;
 pub mod clone;
 pub mod compact;
 pub mod files;
+pub mod index;
 pub mod resolve;
 
 use std::path::Path;
@@ -14,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::vmdk::extent::Mapping;
 use crate::vmdk::geometry::{Adapter, Geometry};
 use crate::vmdk::link::Link;
+use index::{NO_OWNER, OwnerIndex};
 
 /// How to open a disk.
 #[derive(Debug, Clone, Copy, Default)]
@@ -56,6 +58,8 @@ pub struct Disk {
     capacity: u64,
     /// Readers share, writers exclude (allocation changes the maps readers use).
     chain: RwLock<Chain>,
+    /// Which link owns each 64 KiB, so reads skip the links above it.
+    owners: OwnerIndex,
 }
 
 fn sectors_in(buf_len: usize) -> Result<u64> {
@@ -114,6 +118,7 @@ impl Disk {
                 links,
                 sealed: false,
             }),
+            owners: OwnerIndex::default(),
         }
     }
 
@@ -122,8 +127,16 @@ impl Disk {
         self.chain.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Exclusive access to the chain.
+    /// Exclusive access to the chain for changing its links (Attach, Shrink): the owner index
+    /// is reset.
     pub fn chain_mut(&self) -> RwLockWriteGuard<'_, Chain> {
+        let guard = self.exclusive();
+        self.owners.reset();
+        guard
+    }
+
+    /// Exclusive access that leaves the links as they are (flush, metadata, sealing).
+    pub(crate) fn exclusive(&self) -> RwLockWriteGuard<'_, Chain> {
         self.chain.write().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -150,15 +163,32 @@ impl Disk {
 
     /// Reads whole sectors starting at `sector` into `buf`.
     pub fn read(&self, sector: u64, buf: &mut [u8]) -> Result<()> {
-        self.check_range(sector, sectors_in(buf.len())?)?;
-        read_links(&self.chain().links, 0, sector, buf)
+        let count = sectors_in(buf.len())?;
+        self.check_range(sector, count)?;
+        let chain = self.chain();
+        let links = &chain.links;
+        if links.len() == 1 {
+            return read_links(links, 0, sector, buf);
+        }
+        self.owners
+            .runs(links, self.capacity, sector, count, &mut |owner, s, n| {
+                let at = ((s - sector) * 512) as usize;
+                let chunk = &mut buf[at..at + n as usize * 512];
+                if owner == NO_OWNER {
+                    chunk.fill(0);
+                    Ok(())
+                } else {
+                    read_links(links, owner as usize, s, chunk)
+                }
+            })
     }
 
     /// Writes whole sectors at `sector` into the leaf; a partial grain is completed from the
     /// parents first (copy-on-write), so no link ever holds a torn grain.
     pub fn write(&self, sector: u64, data: &[u8]) -> Result<()> {
-        self.check_range(sector, sectors_in(data.len())?)?;
-        let chain = self.chain_mut();
+        let count = sectors_in(data.len())?;
+        self.check_range(sector, count)?;
+        let chain = self.exclusive();
         if chain.sealed {
             return Err(Error::ReadOnly(
                 "a child disk was created over this disk: write through the child".into(),
@@ -176,12 +206,17 @@ impl Disk {
                 Ok(())
             }
         };
-        links[0].write(sector, data, &mut fill)
+        let result = links[0].write(sector, data, &mut fill);
+        if count > 0 {
+            // Even a failed write may have allocated some grains in the leaf.
+            self.owners.leaf_wrote(sector, count);
+        }
+        result
     }
 
     /// Makes every completed write durable (data, then tables, then directories; fsync).
     pub fn flush(&self) -> Result<()> {
-        let chain = self.chain_mut();
+        let chain = self.exclusive();
         for link in &chain.links {
             link.flush()?;
         }
@@ -190,7 +225,7 @@ impl Disk {
 
     /// Flushes and marks every link this open wrote as cleanly closed.
     pub fn close(&self) -> Result<()> {
-        let chain = self.chain_mut();
+        let chain = self.exclusive();
         let mut first_error = None;
         for link in &chain.links {
             if let Err(e) = link.close() {
@@ -231,7 +266,7 @@ impl Disk {
                 "metadata key {key:?} or its value has characters a descriptor cannot hold"
             )));
         }
-        let chain = self.chain_mut();
+        let chain = self.exclusive();
         chain.links[0].update_descriptor(|d| d.ddb_set(key, value))
     }
 

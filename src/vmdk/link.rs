@@ -46,6 +46,28 @@ fn open_file(path: &Path, writable: bool) -> Result<File> {
         .map_err(|e| Error::io(path, e))
 }
 
+/// Takes the open's lock: exclusive for writers, shared for readers. A conflicting lock may be
+/// held for a moment by a child process another thread is forking (it shares our open files
+/// until it execs), so a refusal is retried briefly before the disk counts as in use.
+fn lock_file(file: &File, path: &Path, exclusive: bool) -> Result<()> {
+    for attempt in 0..20 {
+        let locked = if exclusive {
+            file.try_lock()
+        } else {
+            file.try_lock_shared()
+        };
+        match locked {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) if attempt < 19 => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => break,
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(path, e)),
+        }
+    }
+    Err(Error::Locked(path.to_path_buf()))
+}
+
 /// Directory of a descriptor, for resolving names relative to it.
 pub fn dir_of(path: &Path) -> PathBuf {
     match path.parent() {
@@ -58,14 +80,7 @@ impl Link {
     /// Opens the link at `path`; `writable` takes an exclusive lock, otherwise a shared one.
     pub fn open(path: &Path, writable: bool) -> Result<Link> {
         let file = open_file(path, writable)?;
-        let locked = if writable {
-            file.try_lock()
-        } else {
-            file.try_lock_shared()
-        };
-        if locked.is_err() {
-            return Err(Error::Locked(path.to_path_buf()));
-        }
+        lock_file(&file, path, writable)?;
         let len = file_len(&file, path)?;
         let mut first = vec![0u8; HEADER_SIZE.min(len as usize)];
         read_exact_at(&file, path, &mut first, 0)?;

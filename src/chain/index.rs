@@ -1,0 +1,116 @@
+//! The chain's owner index: for every 64 KiB of the disk, the newest link that stores anything
+//! there. Reads go straight to that link instead of asking every link above it, so their cost
+//! does not grow with the chain's depth. The index is built lazily per 32 MiB span (loading
+//! each link's grain table for that span once) and kept current when the leaf is written.
+//!
+//! Invariant: an entry never names a link older than the newest one holding data there. It may
+//! name a newer one (after a failed write, say): reading from that link falls through to its
+//! parents as usual, so the answer stays right and only that read is slower.
+
+use std::sync::Mutex;
+
+use crate::error::Result;
+use crate::vmdk::link::Link;
+
+/// Sectors per index entry (the grain size every writer uses).
+pub(crate) const INDEX_GRAIN: u64 = 128;
+/// Index entries per span (one grain table's worth).
+const SPAN_GRAINS: u64 = 512;
+/// Owner value for "no link stores anything here".
+pub(crate) const NO_OWNER: u8 = u8::MAX;
+
+/// Lazily computed owners, one byte per index grain (link number, or `NO_OWNER`).
+#[derive(Default)]
+pub struct OwnerIndex {
+    spans: Mutex<Vec<Option<Box<[u8]>>>>,
+}
+
+impl OwnerIndex {
+    fn span_count(capacity: u64) -> usize {
+        capacity.div_ceil(INDEX_GRAIN * SPAN_GRAINS) as usize
+    }
+
+    /// Forgets everything (after the set of links changed).
+    pub fn reset(&self) {
+        self.spans.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    fn compute_span(links: &[Link], capacity: u64, span: usize) -> Result<Box<[u8]>> {
+        let start = span as u64 * SPAN_GRAINS * INDEX_GRAIN;
+        let end = (start + SPAN_GRAINS * INDEX_GRAIN).min(capacity);
+        let mut owners = vec![NO_OWNER; SPAN_GRAINS as usize].into_boxed_slice();
+        // Newest link first: an owner once set is never replaced by an older link.
+        for (level, link) in links.iter().enumerate() {
+            link.for_each_allocated(start, end, &mut |s, n| {
+                let lo = ((s - start) / INDEX_GRAIN) as usize;
+                let hi = ((s + n - start).div_ceil(INDEX_GRAIN) as usize).min(owners.len());
+                for o in &mut owners[lo..hi] {
+                    if *o == NO_OWNER {
+                        *o = level as u8;
+                    }
+                }
+            })?;
+        }
+        Ok(owners)
+    }
+
+    /// Calls `visit(owner, first_sector, sectors)` for runs of `[sector, sector + count)` with
+    /// one owner, in order.
+    pub fn runs(
+        &self,
+        links: &[Link],
+        capacity: u64,
+        sector: u64,
+        count: u64,
+        visit: &mut dyn FnMut(u8, u64, u64) -> Result<()>,
+    ) -> Result<()> {
+        let end = sector + count;
+        let mut cur = sector;
+        while cur < end {
+            let span = (cur / (INDEX_GRAIN * SPAN_GRAINS)) as usize;
+            let span_end = ((span as u64 + 1) * SPAN_GRAINS * INDEX_GRAIN).min(end);
+            // Copy this span's owners for the request out of the lock (at most 512 bytes).
+            let owners: Vec<u8> = {
+                let mut spans = self.spans.lock().unwrap_or_else(|e| e.into_inner());
+                if spans.len() != Self::span_count(capacity) {
+                    spans.clear();
+                    spans.resize(Self::span_count(capacity), None);
+                }
+                if spans[span].is_none() {
+                    spans[span] = Some(Self::compute_span(links, capacity, span)?);
+                }
+                let table = spans[span].as_ref().expect("computed above");
+                let first = ((cur / INDEX_GRAIN) % SPAN_GRAINS) as usize;
+                let last = (((span_end - 1) / INDEX_GRAIN) % SPAN_GRAINS) as usize;
+                table[first..=last].to_vec()
+            };
+            let mut i = 0;
+            while cur < span_end {
+                let owner = owners[i];
+                let mut run_end = ((cur / INDEX_GRAIN + 1) * INDEX_GRAIN).min(span_end);
+                while run_end < span_end && owners[i + 1] == owner {
+                    i += 1;
+                    run_end = (run_end + INDEX_GRAIN).min(span_end);
+                }
+                visit(owner, cur, run_end - cur)?;
+                cur = run_end;
+                i += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records that the leaf (link 0) now stores `[sector, sector + count)`.
+    pub fn leaf_wrote(&self, sector: u64, count: u64) {
+        let mut spans = self.spans.lock().unwrap_or_else(|e| e.into_inner());
+        let mut g = sector / INDEX_GRAIN;
+        let last = (sector + count - 1) / INDEX_GRAIN;
+        while g <= last {
+            let span = (g / SPAN_GRAINS) as usize;
+            if let Some(Some(table)) = spans.get_mut(span) {
+                table[(g % SPAN_GRAINS) as usize] = 0;
+            }
+            g += 1;
+        }
+    }
+}
