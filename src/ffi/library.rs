@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use super::args::opt_str_arg;
 use super::boundary::{guard, guard_void};
 use super::types::{Bool, VixDiskLibGenericLogFunc, VixError};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::log::{self, Level};
 
 unsafe extern "C" {
@@ -90,7 +90,11 @@ fn init(
     let config = match opt_str_arg(config_file, "configFile")? {
         Some(path) => match std::fs::read_to_string(path) {
             Ok(text) => parse_config(&text),
-            Err(e) => return Err(Error::io(path, e)),
+            Err(e) => {
+                // VDDK carries on without its config file; so do we, but say so.
+                log::warn(format!("InitEx: cannot read config file {path}: {e}; using defaults"));
+                Config { level: Level::Info }
+            }
         },
         None => Config { level: Level::Info },
     };
