@@ -2159,7 +2159,11 @@ VixError VixDiskLib_Shrink(VixDiskLibHandle diskHandle, VixDiskLibProgressFunc p
 VixError VixDiskLib_Defragment(VixDiskLibHandle diskHandle, VixDiskLibProgressFunc progressFunc, void *progressCallbackData);
 
 /*
- Checks (and optionally repairs) a sparse disk's metadata (not implemented yet).
+ Checks a disk's metadata (header, descriptor, grain directories and tables against their
+ redundant copies, entries past the end of file, into metadata or shared, missing or short
+ extents, the unclean-shutdown flag); with `repair`, fixes what can be fixed without losing
+ data and logs each action. VIX_OK: clean or fully repaired; VIX_E_DISK_NEEDSREPAIR: problems
+ found and left; VIX_E_DISK_CANTREPAIR: problems that cannot be repaired.
  */
 VixError VixDiskLib_CheckRepair(VixDiskLibConnection connection, const char *filename, Bool repair);
 

@@ -38,6 +38,9 @@ pub enum Error {
     /// The disk's metadata is inconsistent (CheckRepair may fix it).
     #[error("disk metadata is damaged: {0}")]
     Corrupt(String),
+    /// The disk's metadata is damaged beyond what repair can fix without losing data.
+    #[error("disk metadata is damaged beyond repair: {0}")]
+    Unrepairable(String),
     /// A request reaches beyond the end of the disk.
     #[error("sectors {start}..{end} are beyond the disk capacity of {capacity} sectors")]
     OutOfRange {

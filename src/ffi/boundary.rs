@@ -21,7 +21,12 @@ pub fn guard_code(name: &str, f: impl FnOnce() -> Result<VixError, Error>) -> Vi
         Ok(Ok(code)) => code,
         Ok(Err(e)) => {
             let code = to_vix(&e);
-            log::warn(format!("{name}: {e}"));
+            if matches!(e, Error::BufferTooSmall { .. }) {
+                // Size probing (NULL buffer first) is the normal calling pattern, not a failure.
+                log::verbose(format!("{name}: {e}"));
+            } else {
+                log::warn(format!("{name}: {e}"));
+            }
             code
         }
         Err(panic) => {

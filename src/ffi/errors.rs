@@ -19,6 +19,7 @@ pub fn to_vix(e: &Error) -> VixError {
         Error::InvalidDisk(_) => VIX_E_DISK_INVALIDDISK,
         Error::UnsupportedVersion(_) => VIX_E_DISK_UNSUPPORTEDDISKVERSION,
         Error::Corrupt(_) => VIX_E_DISK_NEEDSREPAIR,
+        Error::Unrepairable(_) => VIX_E_DISK_CANTREPAIR,
         Error::OutOfRange { .. } => VIX_E_DISK_OUTOFRANGE,
         Error::ReadOnly(_) => VIX_E_FILE_READ_ONLY,
         Error::CidMismatch { .. } => VIX_E_DISK_CID_MISMATCH,

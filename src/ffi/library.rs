@@ -92,7 +92,9 @@ fn init(
             Ok(text) => parse_config(&text),
             Err(e) => {
                 // VDDK carries on without its config file; so do we, but say so.
-                log::warn(format!("InitEx: cannot read config file {path}: {e}; using defaults"));
+                log::warn(format!(
+                    "InitEx: cannot read config file {path}: {e}; using defaults"
+                ));
                 Config { level: Level::Info }
             }
         },

@@ -23,9 +23,9 @@ pub(crate) const FLAG_MARKERS: u32 = 1 << 17;
 const KNOWN_INCOMPAT: u32 = FLAG_COMPRESSED | FLAG_MARKERS;
 
 /// Largest grain we accept (qemu's limit, 1 GiB).
-const MAX_GRAIN_SECTORS: u64 = 0x20_0000;
+pub(crate) const MAX_GRAIN_SECTORS: u64 = 0x20_0000;
 /// Largest grain table we accept (qemu's limit).
-const MAX_GTES_PER_GT: u32 = 512;
+pub(crate) const MAX_GTES_PER_GT: u32 = 512;
 
 /// Decoded `SparseExtentHeader`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -160,7 +160,15 @@ impl Link {
         let mut start = 0u64;
         for line in &descriptor.extents {
             extents.push(open_extent(&dir, line, start, writable)?);
-            start += line.sectors;
+            start = start
+                .checked_add(line.sectors)
+                .filter(|&end| end <= MAX_CAPACITY_SECTORS)
+                .ok_or_else(|| {
+                    Error::InvalidDisk(format!(
+                        "{}: extents add up to an impossible size",
+                        path.display()
+                    ))
+                })?;
         }
         Ok(Link {
             path: path.to_path_buf(),
@@ -198,7 +206,9 @@ impl Link {
             let dir = dir_of(&self.path);
             for e in &self.extents {
                 if let Some(name) = &e.file_name {
-                    let p = dir.join(name.replace('\\', "/"));
+                    let Ok(p) = extent_path(&dir, name) else {
+                        continue;
+                    };
                     if !out.contains(&p) {
                         out.push(p);
                     }
@@ -289,6 +299,15 @@ impl Link {
             )));
         }
         // Refuse before the write session changes the CID or the unclean flag.
+        let tracked = |e: &Extent| matches!(&e.store, ExtentStore::Sparse(sp) if sp.header().version == 3 && !sp.header().is_compressed());
+        if self.extents.iter().any(tracked) {
+            // Version 3 carries VMware change tracking we cannot keep current: writing would
+            // make it silently wrong (qemu refuses too). Clone the disk to write it.
+            return Err(Error::ReadOnly(format!(
+                "{}: sparse version 3 (change-tracked) extents are read-only",
+                self.path.display()
+            )));
+        }
         if self.extents.iter().any(Extent::is_compressed) {
             return Err(Error::NotSupported(format!(
                 "{}: streamOptimized disks are write-once; clone to another type to modify",
@@ -374,9 +393,13 @@ impl Link {
                 self.path.display()
             )));
         }
-        let mut d = self.descriptor.lock().unwrap_or_else(|e| e.into_inner());
+        let mut current = self.descriptor.lock().unwrap_or_else(|e| e.into_inner());
+        // Change a copy: if it cannot be written, the open keeps the descriptor on disk.
+        let mut d = current.clone();
         f(&mut d);
-        self.write_descriptor(&d)
+        self.write_descriptor(&d)?;
+        *current = d;
+        Ok(())
     }
 
     /// Makes all writes durable.
@@ -411,17 +434,60 @@ fn file_name_of(path: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// Largest disk we accept: 2^48 sectors (128 PiB), far beyond any VMDK, small enough that
+/// byte offsets never overflow.
+pub(crate) const MAX_CAPACITY_SECTORS: u64 = 1 << 48;
+
+/// Resolves an extent file name. Extents must live in or below the descriptor's directory:
+/// an absolute name or a `..` component would let a crafted descriptor read or overwrite any
+/// file the caller can reach, so both are refused.
+fn extent_path(dir: &Path, name: &str) -> Result<PathBuf> {
+    let rel = Path::new(name).to_path_buf();
+    let normalized = PathBuf::from(name.replace('\\', "/"));
+    let escapes = |p: &Path| {
+        p.is_absolute()
+            || p.components().any(|c| {
+                matches!(
+                    c,
+                    std::path::Component::ParentDir
+                        | std::path::Component::RootDir
+                        | std::path::Component::Prefix(_)
+                )
+            })
+    };
+    if name.is_empty()
+        || escapes(&rel)
+        || escapes(&normalized)
+        || name.contains(':') && name.len() > 1 && name.as_bytes()[1] == b':'
+    {
+        return Err(Error::InvalidDisk(format!(
+            "extent file {name:?} is outside the descriptor's directory; refusing to open it"
+        )));
+    }
+    Ok(dir.join(normalized))
+}
+
 fn open_extent(dir: &Path, line: &ExtentLine, start: u64, writable: bool) -> Result<Extent> {
     let rw = writable && line.access == Access::ReadWrite;
     let store = match (line.kind, &line.file) {
         (ExtentKind::Zero, _) => ExtentStore::Zero,
         (_, None) => return Err(Error::InvalidDisk("extent without a file name".into())),
         (kind, Some(name)) => {
-            let path = dir.join(name.replace('\\', "/"));
+            let path = extent_path(dir, name)?;
             let file = open_file(&path, rw)?;
             match kind {
                 ExtentKind::Flat | ExtentKind::Vmfs => ExtentStore::Flat {
-                    offset: line.offset * 512,
+                    offset: line
+                        .offset
+                        .checked_add(line.sectors)
+                        .filter(|&end| end <= MAX_CAPACITY_SECTORS)
+                        .map(|_| line.offset * 512)
+                        .ok_or_else(|| {
+                            Error::InvalidDisk(format!(
+                                "{}: extent offset out of range",
+                                path.display()
+                            ))
+                        })?,
                     path,
                     file,
                 },

@@ -1,0 +1,249 @@
+//! The descriptor side of the check: parse, salvage a damaged descriptor line by line, and make
+//! an embedded descriptor agree with its header on the capacity.
+
+use std::fs::File;
+use std::path::Path;
+
+use super::header::{HeaderState, layout_fits};
+use super::{DescriptorWrite, FilePlan, Findings, Parsed, ProblemKind, show};
+use crate::error::Result;
+use crate::vmdk::descriptor::{Descriptor, NO_PARENT_CID};
+use crate::vmdk::fileio::read_at_zero_fill;
+
+/// How many damaged lines a finding quotes.
+const QUOTED_LINES: usize = 3;
+
+/// True if `line` is something a descriptor may contain, judged by the engine's own parser.
+fn line_is_sound(line: &str) -> bool {
+    if line
+        .chars()
+        .any(|c| (c.is_control() && c != '\t') || c == char::REPLACEMENT_CHARACTER)
+    {
+        return false;
+    }
+    if line.starts_with('#') {
+        return true;
+    }
+    // Wrap the line into a minimal descriptor: it parses only if the line itself does.
+    Descriptor::parse(&format!("version=1\n{line}\nNOACCESS 1 ZERO\n")).is_ok()
+}
+
+fn key_of(line: &str) -> String {
+    line.split_once('=')
+        .map(|(k, _)| k.trim().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+fn is_extent_line(line: &str) -> bool {
+    matches!(
+        line.split_whitespace()
+            .next()
+            .map(str::to_ascii_uppercase)
+            .as_deref(),
+        Some("RW" | "RDONLY" | "NOACCESS")
+    )
+}
+
+/// Rebuilds a descriptor from the lines of `text` that are sound. `extent` (sectors, file name)
+/// supplies the extent line of a monolithic sparse file if it was lost. Returns the descriptor,
+/// the dropped lines and whether an extent line was added; or why nothing usable is left.
+fn salvage(
+    text: &str,
+    extent: Option<(u64, String)>,
+) -> std::result::Result<(Descriptor, Vec<String>, bool), String> {
+    let text = text.split('\0').next().unwrap_or("");
+    let mut kept: Vec<String> = Vec::new();
+    let mut dropped = Vec::new();
+    let (mut version, mut cid, mut parent_cid, mut extents) = (false, false, false, false);
+    for raw in text.lines() {
+        let line = raw.trim_end_matches('\r').trim();
+        if line.is_empty() {
+            kept.push(String::new());
+            continue;
+        }
+        if !line_is_sound(line) {
+            dropped.push(raw.chars().take(60).collect());
+            continue;
+        }
+        match key_of(line).as_str() {
+            "version" => version = true,
+            "cid" => cid = true,
+            "parentcid" => parent_cid = true,
+            _ if is_extent_line(line) => extents = true,
+            _ => {}
+        }
+        kept.push(line.to_string());
+    }
+    if !cid || !parent_cid {
+        return Err("its CID or parentCID line is lost, so its place in a chain is unknown".into());
+    }
+    if !version {
+        kept.insert(0, "version=1".into());
+    }
+    let mut added = false;
+    if !extents {
+        let Some((sectors, name)) = extent else {
+            return Err("no extent line is left".into());
+        };
+        kept.push(format!("RW {sectors} SPARSE \"{name}\""));
+        added = true;
+    }
+    let d = Descriptor::parse(&kept.join("\n")).map_err(|e| e.to_string())?;
+    if d.parent_cid != NO_PARENT_CID && d.parent_hint.is_none() {
+        return Err("its parentFileNameHint line is lost".into());
+    }
+    Ok((d, dropped, added))
+}
+
+/// Parses `text`; if it does not parse, salvages it. Records the finding; `None` if nothing
+/// usable can be recovered (a fatal finding then).
+pub(super) fn parse_or_salvage(
+    path: &Path,
+    text: &str,
+    extent: Option<(u64, String)>,
+    f: &mut Findings,
+) -> Option<Parsed> {
+    let err = match Descriptor::parse(text) {
+        Ok(d) => return Some((d, false)),
+        Err(e) => e,
+    };
+    let p = show(path);
+    match salvage(text, extent) {
+        Ok((d, dropped, added)) => {
+            let quoted: Vec<String> = dropped
+                .iter()
+                .take(QUOTED_LINES)
+                .map(|l| format!("{l:?}"))
+                .collect();
+            let mut action = format!(
+                "{p}: rewrote the descriptor without its {} damaged line(s)",
+                dropped.len()
+            );
+            if added {
+                action.push_str(", with an extent line rebuilt from the header");
+            }
+            f.fixable(
+                ProblemKind::Descriptor,
+                format!(
+                    "{p}: descriptor does not parse ({err}); damaged lines: {}",
+                    quoted.join(", ")
+                ),
+                action,
+            );
+            Some((d, true))
+        }
+        Err(why) => {
+            f.fatal(
+                ProblemKind::Descriptor,
+                format!("{p}: descriptor does not parse ({err}) and cannot be salvaged: {why}"),
+            );
+            None
+        }
+    }
+}
+
+/// Checks the descriptor embedded in a monolithic sparse file and its capacity against the
+/// header. Returns false if the file is beyond repair (a fatal finding was recorded).
+pub(super) fn check_embedded(
+    path: &Path,
+    file: &File,
+    hs: &mut HeaderState,
+    f: &mut Findings,
+    plan: &mut FilePlan,
+) -> Result<bool> {
+    let h = hs.h.clone();
+    if h.descriptor_offset == 0 || h.descriptor_size == 0 {
+        // A bare sparse extent: it has no descriptor of its own to check.
+        return Ok(true);
+    }
+    let p = show(path);
+    let offset = h.descriptor_offset * 512;
+    let area = h.descriptor_size * 512;
+    let mut bytes = vec![0u8; area as usize];
+    read_at_zero_fill(file, path, &mut bytes, offset)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let Some((mut d, mut rewrite)) = parse_or_salvage(path, &text, Some((h.capacity, name)), f)
+    else {
+        return Ok(false);
+    };
+    if d.extents.len() == 1 && d.extents[0].sectors != h.capacity {
+        let desc_cap = d.extents[0].sectors;
+        let detail = format!(
+            "{p}: descriptor capacity {desc_cap} sectors differs from the header capacity {} sectors",
+            h.capacity
+        );
+        if !layout_fits(&h, h.capacity) && layout_fits(&h, desc_cap) {
+            f.fixable(
+                ProblemKind::CapacityMismatch,
+                format!("{detail}; the directory layout matches the descriptor"),
+                format!("{p}: set the header capacity to {desc_cap} sectors"),
+            );
+            hs.set_capacity(desc_cap);
+        } else {
+            f.fixable(
+                ProblemKind::CapacityMismatch,
+                format!("{detail}; the directory layout matches the header"),
+                format!(
+                    "{p}: set the descriptor's extent line to the header capacity of {} sectors",
+                    h.capacity
+                ),
+            );
+            d.extents[0].sectors = h.capacity;
+            rewrite = true;
+        }
+    }
+    if rewrite {
+        let text = d.render();
+        if text.len() as u64 > area {
+            f.fatal(
+                ProblemKind::Descriptor,
+                format!(
+                    "{p}: the repaired descriptor ({} bytes) does not fit its {area}-byte area",
+                    text.len()
+                ),
+            );
+            return Ok(false);
+        }
+        plan.descriptor = Some(DescriptorWrite::Embedded { offset, area, text });
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "# Disk DescriptorFile\nversion=1\nCID=12345678\nparentCID=ffffffff\ncreateType=\"monolithicSparse\"\n\n# Extent description\nRW 2048 SPARSE \"a.vmdk\"\n\n# The Disk Data Base\n#DDB\n\nddb.adapterType = \"lsilogic\"\n";
+
+    #[test]
+    fn drops_garbage_lines_and_keeps_the_rest() {
+        let text = GOOD.replace("# Extent description", "\u{1}\u{2}garbage\u{fffd}");
+        let (d, dropped, added) = salvage(&text, None).unwrap();
+        assert_eq!(dropped.len(), 1);
+        assert!(!added);
+        assert_eq!(d.cid, 0x12345678);
+        assert_eq!(d.capacity(), 2048);
+        assert_eq!(d.ddb_get("adapterType"), Some("lsilogic"));
+    }
+
+    #[test]
+    fn rebuilds_a_lost_extent_line_only_when_told_how() {
+        let text = GOOD.replace("RW 2048 SPARSE \"a.vmdk\"", "RW zz SPARSE");
+        assert!(salvage(&text, None).is_err());
+        let (d, _, added) = salvage(&text, Some((4096, "a.vmdk".into()))).unwrap();
+        assert!(added);
+        assert_eq!(d.capacity(), 4096);
+    }
+
+    #[test]
+    fn refuses_when_the_chain_identity_is_lost() {
+        let text = GOOD.replace("parentCID=ffffffff", "\u{fffd}\u{fffd}");
+        assert!(salvage(&text, None).is_err());
+        let child = GOOD.replace("parentCID=ffffffff", "parentCID=0000abcd");
+        assert!(salvage(&child, None).is_err());
+    }
+}

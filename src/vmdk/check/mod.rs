@@ -1,0 +1,510 @@
+//! Consistency check and repair of hosted VMDK disks (`VixDiskLib_CheckRepair`).
+//!
+//! The checker opens the files itself, leniently: the engine's `Link::open` refuses exactly the
+//! damaged files this module exists for. It looks at one link (a monolithic sparse file or a
+//! descriptor file and its extents) and never follows parents.
+//!
+//! What is checked: the sparse header (magic, version, flags, grain size, entries per table,
+//! directory offsets, newline detector, unclean-shutdown flag), the descriptor (parses; extent
+//! files exist and are long enough; its capacity agrees with the header), both grain-directory
+//! trees (each index 0 in both copies or non-zero and distinct in both; tables byte-identical;
+//! tables inside the file and clear of other metadata), and every grain-table entry (inside the
+//! file, clear of metadata, no grain referenced twice).
+//!
+//! Repair never drops data that a reader could reach: a damaged copy of a directory entry or
+//! table is rebuilt from the other copy; an entry that is unusable in both copies (past the end
+//! of the file, inside metadata) is zeroed, as is the later of two entries sharing one grain.
+//! Writes go tables first, then directories, then the descriptor, then the header (newline
+//! bytes, unclean flag), each group followed by an fsync. If anything is beyond repair (a
+//! missing extent file, a destroyed header, a grain table lost in both copies) nothing at all is
+//! written, so the evidence stays as it was for whoever recovers the disk by hand.
+
+mod descriptor;
+mod header;
+mod repair;
+mod tables;
+mod tree;
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use super::descriptor::{Descriptor, ExtentKind, MAX_DESCRIPTOR_BYTES};
+use super::fileio::{file_len, read_at_zero_fill};
+use super::header::{HEADER_SIZE, SparseHeader};
+use super::link::dir_of;
+use crate::error::{Error, Result};
+use crate::log;
+
+/// What kind of damage a problem is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProblemKind {
+    /// An extent file named by the descriptor does not exist.
+    MissingExtent,
+    /// A file is shorter than its extent, its metadata area, or one of its grains.
+    ShortExtent,
+    /// The sparse header is missing or has impossible fields.
+    Header,
+    /// The header's newline-detector bytes are not `"\n \r\n"`.
+    NewlineDetector,
+    /// The descriptor text does not parse.
+    Descriptor,
+    /// The descriptor and the sparse header disagree on the capacity.
+    CapacityMismatch,
+    /// The header's uncleanShutdown flag is set.
+    UncleanShutdown,
+    /// A grain-directory entry points outside the file or over other metadata.
+    DirectoryEntry,
+    /// The primary and redundant grain directories disagree.
+    RedundantDirectory,
+    /// A grain table and its redundant copy differ.
+    RedundantTable,
+    /// A grain-directory index has no grain table in any copy.
+    MissingTable,
+    /// Every copy of a grain table is unusable: what it mapped cannot be recovered.
+    LostTable,
+    /// A grain-table entry points past the end of the file.
+    GrainPastEnd,
+    /// A grain-table entry points into metadata (header, descriptor, directories, tables).
+    GrainInMetadata,
+    /// Two grain-table entries point at the same grain.
+    SharedGrain,
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// What is wrong.
+    pub kind: ProblemKind,
+    /// Human-readable detail, starting with the file concerned.
+    pub detail: String,
+    /// True if repair can fix it without losing reachable data.
+    pub fixable: bool,
+}
+
+/// The verdict of a check, as `VixDiskLib_CheckRepair` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// No problem found (VIX_OK).
+    Clean,
+    /// Problems were found and all of them repaired (VIX_OK).
+    Repaired,
+    /// Problems were found and left as they are (VIX_E_DISK_NEEDSREPAIR).
+    NeedsRepair,
+    /// At least one problem cannot be repaired without losing data (VIX_E_DISK_CANTREPAIR).
+    CantRepair,
+}
+
+impl Outcome {
+    /// True if the call succeeded from the caller's point of view (VIX_OK).
+    pub fn is_ok(self) -> bool {
+        matches!(self, Outcome::Clean | Outcome::Repaired)
+    }
+}
+
+/// Result of `check_disk`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckReport {
+    /// Everything found, in the order found.
+    pub problems: Vec<Problem>,
+    /// What repair did, one line per action (empty unless repair ran).
+    pub repaired: Vec<String>,
+    /// True if some problem cannot be fixed without data loss (then nothing was written).
+    pub unrepairable: bool,
+}
+
+impl CheckReport {
+    /// The verdict: unrepairable wins, then "found but not repaired".
+    pub fn outcome(&self) -> Outcome {
+        if self.unrepairable {
+            Outcome::CantRepair
+        } else if self.problems.is_empty() {
+            Outcome::Clean
+        } else if self.repaired.is_empty() {
+            Outcome::NeedsRepair
+        } else {
+            Outcome::Repaired
+        }
+    }
+
+    /// True if a problem of `kind` was found.
+    pub fn has(&self, kind: ProblemKind) -> bool {
+        self.problems.iter().any(|p| p.kind == kind)
+    }
+}
+
+/// Problems and the repair actions planned for them, collected while checking.
+#[derive(Default)]
+pub(crate) struct Findings {
+    problems: Vec<Problem>,
+    actions: Vec<String>,
+}
+
+impl Findings {
+    /// Records a problem that repair fixes by doing `action`.
+    fn fixable(&mut self, kind: ProblemKind, detail: String, action: String) {
+        log::warn(&detail);
+        self.problems.push(Problem {
+            kind,
+            detail,
+            fixable: true,
+        });
+        self.actions.push(action);
+    }
+
+    /// Records a problem that cannot be fixed without losing data.
+    fn fatal(&mut self, kind: ProblemKind, detail: String) {
+        log::warn(format!("{detail} (cannot be repaired)"));
+        self.problems.push(Problem {
+            kind,
+            detail,
+            fixable: false,
+        });
+    }
+
+    fn unrepairable(&self) -> bool {
+        self.problems.iter().any(|p| !p.fixable)
+    }
+}
+
+/// Lock attempts, 10 ms apart, before reporting the disk as in use.
+const LOCK_ATTEMPTS: u32 = 20;
+
+/// Where a rewritten descriptor goes.
+pub(crate) enum DescriptorWrite {
+    /// Embedded in a sparse file: `area` bytes at byte `offset`, NUL padded.
+    Embedded {
+        /// Byte offset of the area.
+        offset: u64,
+        /// Bytes reserved.
+        area: u64,
+        /// The new text.
+        text: String,
+    },
+    /// A descriptor file, replaced atomically.
+    File(String),
+}
+
+/// The writes repair makes to one file, applied in crash-safe order (see `repair`).
+#[derive(Default)]
+pub(crate) struct FilePlan {
+    path: PathBuf,
+    extend_to: Option<u64>,
+    tables: Vec<(u64, Vec<u8>)>,
+    directories: Vec<(u64, Vec<u8>)>,
+    descriptor: Option<DescriptorWrite>,
+    header: Option<Vec<u8>>,
+}
+
+impl FilePlan {
+    fn new(path: &Path) -> FilePlan {
+        FilePlan {
+            path: path.to_path_buf(),
+            ..FilePlan::default()
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.extend_to.is_none()
+            && self.tables.is_empty()
+            && self.directories.is_empty()
+            && self.descriptor.is_none()
+            && self.header.is_none()
+    }
+}
+
+/// Checks the link at `path` and, with `repair`, fixes what can be fixed without data loss.
+///
+/// Errors are for failures of the check itself (the file cannot be opened, is locked, an I/O
+/// error, a format this checker does not know); damage is reported in the `CheckReport`.
+pub fn check_disk(path: &Path, repair: bool) -> Result<CheckReport> {
+    let lock_file = OpenOptions::new()
+        .read(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    lock(&lock_file, path, repair)?;
+    log::info(format!(
+        "checking {}{}",
+        path.display(),
+        if repair { " (repair)" } else { "" }
+    ));
+    let (findings, plans) = analyze(path)?;
+    let mut report = CheckReport {
+        unrepairable: findings.unrepairable(),
+        problems: findings.problems,
+        repaired: Vec::new(),
+    };
+    if report.problems.is_empty() {
+        log::info(format!("{}: no problems found", path.display()));
+        return Ok(report);
+    }
+    if report.unrepairable {
+        log::warn(format!(
+            "{}: damage beyond repair found; nothing was changed",
+            path.display()
+        ));
+        return Ok(report);
+    }
+    if !repair {
+        log::warn(format!(
+            "{}: {} problem(s) found; run CheckRepair with repair to fix them",
+            path.display(),
+            report.problems.len()
+        ));
+        return Ok(report);
+    }
+    repair::apply(&plans)?;
+    for action in &findings.actions {
+        log::info(format!("repaired: {action}"));
+    }
+    report.repaired = findings.actions;
+    // Verify: a second pass must find nothing. Anything left is our failure, reported as such.
+    let (after, _) = analyze(path)?;
+    for p in after.problems {
+        log::warn(format!("still damaged after repair: {}", p.detail));
+        report.unrepairable = true;
+        report.problems.push(Problem {
+            fixable: false,
+            detail: format!("still present after repair: {}", p.detail),
+            ..p
+        });
+    }
+    drop(lock_file);
+    Ok(report)
+}
+
+/// Takes the lock the engine's openers take (exclusive to repair, shared to check). A few
+/// retries cover the window in which a process forked by another thread still holds a copy of
+/// a descriptor that was just closed (flock locks follow open file descriptions).
+fn lock(file: &File, path: &Path, exclusive: bool) -> Result<()> {
+    for _ in 0..LOCK_ATTEMPTS {
+        let locked = if exclusive {
+            file.try_lock()
+        } else {
+            file.try_lock_shared()
+        };
+        if locked.is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Err(Error::Locked(path.to_path_buf()))
+}
+
+/// Reads the link without changing it: what is wrong, and the writes that would fix it.
+fn analyze(path: &Path) -> Result<(Findings, Vec<FilePlan>)> {
+    let mut f = Findings::default();
+    let mut plans = Vec::new();
+    let file = open_ro(path)?;
+    let len = file_len(&file, path)?;
+    let mut first = vec![0u8; HEADER_SIZE];
+    read_at_zero_fill(&file, path, &mut first, 0)?;
+    if SparseHeader::has_magic(&first) {
+        let mut plan = FilePlan::new(path);
+        check_sparse_file(path, &file, len, &first, None, &mut f, &mut plan)?;
+        plans.push(plan);
+    } else if first.starts_with(b"COWD") {
+        return Err(Error::NotSupported(format!(
+            "{}: checking vmfsSparse (COWD) extents is not supported",
+            path.display()
+        )));
+    } else {
+        check_descriptor_file(path, &file, len, &mut f, &mut plans)?;
+    }
+    plans.retain(|p| !p.is_empty());
+    Ok((f, plans))
+}
+
+fn open_ro(path: &Path) -> Result<File> {
+    File::open(path).map_err(|e| Error::io(path, e))
+}
+
+/// What the descriptor says about a sparse extent it names.
+struct ExpectedExtent {
+    sectors: u64,
+}
+
+/// Checks one KDMV file. `expected` is set for extents named by a descriptor file; `None`
+/// means a monolithic file whose own embedded descriptor is checked too.
+fn check_sparse_file(
+    path: &Path,
+    file: &File,
+    len: u64,
+    first: &[u8],
+    expected: Option<ExpectedExtent>,
+    f: &mut Findings,
+    plan: &mut FilePlan,
+) -> Result<()> {
+    let Some(mut hs) = header::check(path, first, len, f)? else {
+        return Ok(());
+    };
+    match expected {
+        None => {
+            if !descriptor::check_embedded(path, file, &mut hs, f, plan)? {
+                return Ok(());
+            }
+        }
+        Some(e) => {
+            if !header::check_extent_capacity(path, &mut hs, e.sectors, f) {
+                return Ok(());
+            }
+        }
+    }
+    let x = tree::Extent {
+        path,
+        file,
+        len,
+        h: &hs.h,
+    };
+    tables::check_tree(&x, f, plan)?;
+    plan.header = hs.patched();
+    Ok(())
+}
+
+/// Checks a descriptor file and every extent it names.
+fn check_descriptor_file(
+    path: &Path,
+    file: &File,
+    len: u64,
+    f: &mut Findings,
+    plans: &mut Vec<FilePlan>,
+) -> Result<()> {
+    if len as usize > MAX_DESCRIPTOR_BYTES {
+        f.fatal(
+            ProblemKind::Header,
+            format!(
+                "{}: no sparse extent header (KDMV magic) and too large ({len} bytes) for a descriptor file",
+                path.display()
+            ),
+        );
+        return Ok(());
+    }
+    let mut bytes = vec![0u8; len as usize];
+    read_at_zero_fill(file, path, &mut bytes, 0)?;
+    if looks_binary(&bytes) {
+        // Most likely a sparse file whose header was destroyed: beyond repair here.
+        f.fatal(
+            ProblemKind::Header,
+            format!(
+                "{}: neither a sparse extent header (KDMV magic) nor a text descriptor",
+                path.display()
+            ),
+        );
+        return Ok(());
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let mut plan = FilePlan::new(path);
+    let Some(d) = descriptor::parse_or_salvage(path, &text, None, f) else {
+        return Ok(());
+    };
+    let (d, salvaged) = d;
+    if salvaged {
+        plan.descriptor = Some(DescriptorWrite::File(d.render()));
+    }
+    let dir = dir_of(path);
+    for line in &d.extents {
+        let Some(name) = &line.file else {
+            continue; // ZERO extents have no file
+        };
+        let epath = dir.join(name.replace('\\', "/"));
+        let efile = match File::open(&epath) {
+            Ok(ef) => ef,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                f.fatal(
+                    ProblemKind::MissingExtent,
+                    format!(
+                        "{}: extent file {} does not exist ({} sectors of the disk are lost)",
+                        path.display(),
+                        epath.display(),
+                        line.sectors
+                    ),
+                );
+                continue;
+            }
+            Err(e) => return Err(Error::io(&epath, e)),
+        };
+        let elen = file_len(&efile, &epath)?;
+        let mut eplan = FilePlan::new(&epath);
+        match line.kind {
+            ExtentKind::Flat | ExtentKind::Vmfs => {
+                let need = (line.offset + line.sectors) * 512;
+                if elen < need {
+                    f.fixable(
+                        ProblemKind::ShortExtent,
+                        format!(
+                            "{}: flat extent is {elen} bytes, shorter than the {need} bytes its extent line needs",
+                            epath.display()
+                        ),
+                        format!(
+                            "extended {} with zeros from {elen} to {need} bytes",
+                            epath.display()
+                        ),
+                    );
+                    eplan.extend_to = Some(need);
+                }
+            }
+            ExtentKind::Sparse => {
+                let mut efirst = vec![0u8; HEADER_SIZE];
+                read_at_zero_fill(&efile, &epath, &mut efirst, 0)?;
+                let expected = ExpectedExtent {
+                    sectors: line.sectors,
+                };
+                check_sparse_file(&epath, &efile, elen, &efirst, Some(expected), f, &mut eplan)?;
+            }
+            ExtentKind::VmfsSparse => {
+                return Err(Error::NotSupported(format!(
+                    "{}: checking vmfsSparse (COWD) extents is not supported",
+                    epath.display()
+                )));
+            }
+            ExtentKind::Zero => {}
+        }
+        plans.push(eplan);
+    }
+    // The descriptor file goes last: extents are made sound before it names them again.
+    plans.push(plan);
+    Ok(())
+}
+
+/// Stale bytes qemu may leave after the NUL of a descriptor file it rewrote with a shorter CID.
+const STALE_TAIL_BYTES: usize = 64;
+
+/// True if `bytes` cannot be a descriptor file: control bytes in the text before the first NUL,
+/// or more after it than qemu's rewrites leave behind (it pads with NULs and writes the CID
+/// without leading zeros, so a shorter CID leaves the old last bytes after the padding).
+fn looks_binary(bytes: &[u8]) -> bool {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    bytes[..end]
+        .iter()
+        .any(|&b| b < 0x20 && !matches!(b, b'\t' | b'\r' | b'\n'))
+        || bytes[end..].iter().filter(|&&b| b != 0).count() > STALE_TAIL_BYTES
+}
+
+/// Convenience for messages: `path` as text.
+fn show(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// A parsed descriptor and whether it had to be salvaged (then it must be rewritten).
+type Parsed = (Descriptor, bool);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qemu_rewritten_descriptor_files_are_text_and_broken_sparse_headers_are_not() {
+        // qemu rewrote "CID=1a2b3c4d" as "CID=a2b3c4d": the old last newline stays after a NUL.
+        let mut qemu = b"# Disk DescriptorFile\nversion=1\nCID=a2b3c4d\n".to_vec();
+        qemu.extend_from_slice(b"\0\n");
+        qemu.resize(512, 0);
+        assert!(!looks_binary(&qemu));
+        let mut header = b"\xde\xad\xbe\xef\x01\0\0\0\x03\0\0\0".to_vec();
+        header.resize(512, 0);
+        header.extend_from_slice(b"# Disk DescriptorFile\nversion=1\n");
+        assert!(looks_binary(&header));
+        let mut mangled = b"XXXX".to_vec();
+        mangled.resize(600, 0);
+        mangled.extend(std::iter::repeat_n(b'a', 100));
+        assert!(looks_binary(&mangled));
+    }
+}
