@@ -1,0 +1,247 @@
+#!/usr/bin/env bash
+# Redo-log chain benchmark: this VixDiskLib vs qemu-img's vmdk driver on the same chains.
+#
+#   bench/chain.sh
+#
+# One chain is built with OUR library (bench/chain_read.c "build"): a 4 GiB
+# monolithic sparse base with its first 2 GiB written (sequential 1 MiB
+# writes of a stamped pattern), then 63 monolithic sparse children, each made
+# with CreateChild over the previous leaf and given 4 scattered 64 KiB pieces
+# (grain aligned, anywhere in the 4 GiB) so no child is empty.
+#
+# "Depth" is the number of links (files) in the chain: depth 1 is the base on
+# its own, depth 8 is the base and 7 children, depth 64 the base and 63
+# children.  The chain is shared: the leaf of depth D is link-DDD.vmdk, so
+# both sides read exactly the same files.
+#
+# For each depth:
+#   read   ours: open the leaf read-only (whole chain) and VixDiskLib_Read the
+#                WHOLE 4 GiB virtual disk from sector 0 in 1 MiB requests,
+#                queue depth 1 (chain_read "read").  The whole disk, not just
+#                the 2 GiB written in the base, so that the unallocated half
+#                (every link has to be asked and none has the grain) is part
+#                of the figure.  Every sector's stamp is checked.
+#          qemu: qemu-img bench -f vmdk -c 4096 -s 1M -S 1M -d 1 -t writeback LEAF
+#                (the same 4 GiB, same request size, queue depth 1).
+#          Figures are the wall-clock time of the whole process (start-up,
+#          chain open, I/O, close), as in bench/run.sh; the best of
+#          BENCH_RUNS runs is kept.  ratio = qemu time / our time.
+#   map    ours: VixDiskLib_QueryAllocatedBlocks over the whole disk, chunk 128
+#                sectors, calls of at most VIXDISKLIB_MAX_CHUNK_NUMBER chunks,
+#                timed in-process: the first pass and a repeated pass on the
+#                same handle (the open is timed separately and is not in them).
+#          qemu: wall time of `qemu-img map --output=json LEAF`.
+#          Our process wall time (start-up + open + both passes + close) is
+#          shown too, since qemu-img map's figure includes all of that.
+#          The allocated byte counts of both are printed as a sanity check
+#          (qemu: sum of "data": true extents; equal when every allocation is
+#          grain-sized, as here).
+#
+# The page cache cannot be dropped without root, and the files were just
+# written, so both sides read from memory (the files are also read once with
+# cat before timing): the figures measure the VMDK code path, not the disk.
+#
+# Targets (printed next to the numbers): at depth 64 our read is at least 5x
+# qemu's and within 1.3x of our depth-1 time; QueryAllocatedBlocks over the
+# whole depth-64 chain (first pass) takes at most 10 ms.
+#
+# Environment (defaults): BENCH_CAPACITY_MIB (4096), BENCH_BASE_MIB (2048),
+# BENCH_DEPTHS ("1 8 64"), BENCH_REQ_KIB (1024), BENCH_CHUNK (128),
+# BENCH_RUNS (3), BENCH_TMPDIR (/var/tmp), CC (gcc), CARGO (cargo),
+# CARGO_TARGET_DIR (<repo>/target), VIXDISKLIB_SO (link against this .so
+# instead of the cargo release build).
+
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cap_mib=${BENCH_CAPACITY_MIB:-4096}
+base_mib=${BENCH_BASE_MIB:-2048}
+depths=${BENCH_DEPTHS:-1 8 64}
+req_kib=${BENCH_REQ_KIB:-1024}
+chunk=${BENCH_CHUNK:-128}
+runs=${BENCH_RUNS:-3}
+tmpbase=${BENCH_TMPDIR:-/var/tmp}
+cc=${CC:-gcc}
+cargo=${CARGO:-cargo}
+
+read_mib=$cap_mib
+if [ "$base_mib" -gt "$cap_mib" ] || [ $((read_mib * 1024 % req_kib)) -ne 0 ] ||
+   [ $((req_kib % 64)) -ne 0 ]; then
+    echo "BENCH_BASE_MIB must fit the capacity; BENCH_REQ_KIB must be a multiple of 64" \
+         "that divides the capacity" >&2
+    exit 2
+fi
+count=$((read_mib * 1024 / req_kib))
+max_depth=1
+for d in $depths; do
+    case $d in ''|*[!0-9]*) echo "BENCH_DEPTHS: bad depth $d" >&2; exit 2 ;; esac
+    [ "$d" -ge 1 ] && [ "$d" -le 255 ] || { echo "BENCH_DEPTHS: 1..255" >&2; exit 2; }
+    [ "$d" -gt "$max_depth" ] && max_depth=$d
+done
+first_depth=${depths%% *}
+
+command -v qemu-img >/dev/null || { echo "qemu-img not found" >&2; exit 1; }
+
+# ---------------------------------------------------------------------------
+# Build the library (release) and the benchmark program.
+# ---------------------------------------------------------------------------
+work=$(mktemp -d "$tmpbase/vixdisklib-chain.XXXXXX")
+cleanup() { rm -rf "$work"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if [ -n "${VIXDISKLIB_SO:-}" ]; then
+    so=$VIXDISKLIB_SO
+else
+    target_dir=${CARGO_TARGET_DIR:-$root/target}
+    case $target_dir in /*) ;; *) target_dir=$root/$target_dir ;; esac
+    echo "building the library: (cd $root && $cargo build --release)"
+    (cd "$root" && CARGO_TARGET_DIR=$target_dir "$cargo" build --release --quiet)
+    so=$target_dir/release/libvixDiskLib.so
+fi
+[ -f "$so" ] || { echo "no library at $so" >&2; exit 1; }
+[ -f "$root/include/vixDiskLib.h" ] || { echo "no $root/include/vixDiskLib.h" >&2; exit 1; }
+
+# If the library carries a SONAME, make that name resolvable next to it.
+libdir=$work/lib
+mkdir -p "$libdir"
+ln -s "$so" "$libdir/libvixDiskLib.so"
+soname=
+if command -v readelf >/dev/null; then
+    soname=$(LC_ALL=C readelf -d "$so" 2>/dev/null | sed -n 's/.*(SONAME).*\[\(.*\)\].*/\1/p' || true)
+fi
+if [ -n "$soname" ] && [ "$soname" != libvixDiskLib.so ]; then
+    ln -s "$so" "$libdir/$soname"
+fi
+
+"$cc" -O2 -std=c11 -Wall -Wextra -Werror -I"$root/include" "$root/bench/chain_read.c" \
+    -o "$work/chain_read" -L"$libdir" -lvixDiskLib -Wl,-rpath,"$libdir"
+
+# ---------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------
+clock() {
+    if [ -n "${EPOCHREALTIME:-}" ]; then
+        echo "${EPOCHREALTIME/,/.}"
+    else
+        date +%s.%N
+    fi
+}
+
+# run_timed VAR command...: run, put elapsed seconds into VAR, keep output in $work/out
+run_timed() {
+    local _rvar=$1 _t0 _t1
+    shift
+    _t0=$(clock)
+    "$@" >"$work/out" 2>&1 || { cat "$work/out" >&2; echo "failed: $*" >&2; exit 1; }
+    _t1=$(clock)
+    printf -v "$_rvar" '%s' "$(awk -v a="$_t0" -v b="$_t1" 'BEGIN { printf "%.6f", b - a }')"
+}
+
+# best_of VAR command...: run BENCH_RUNS times, keep the smallest wall time in VAR
+# (and the output of that run in $work/best)
+best_of() {
+    local _var=$1 _i _t _best=
+    shift
+    for ((_i = 0; _i < runs; _i++)); do
+        run_timed _t "$@"
+        if [ -z "$_best" ] || awk -v a="$_t" -v b="$_best" 'BEGIN { exit !(a < b) }'; then
+            _best=$_t
+            cp "$work/out" "$work/best"
+        fi
+    done
+    printf -v "$_var" '%s' "$_best"
+}
+
+mibps() { awk -v m="$read_mib" -v s="$1" 'BEGIN { printf "%.0f", m / s }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (a / b) }'; }
+ms() { awk -v s="$1" 'BEGIN { printf "%.1f", s * 1000 }'; }
+verdict() { if awk "BEGIN { exit !($1) }"; then echo met; else echo MISSED; fi; }
+
+echo "library:    $so"
+echo "qemu:       $(qemu-img --version | head -n 1)"
+echo "work dir:   $work ($(df -P "$work" | awk 'NR == 2 { print $1 }'))"
+echo "chain:      ${cap_mib} MiB virtual disk, base with ${base_mib} MiB written, children with" \
+     "4 x 64 KiB each; depth = links in the chain (1 = base alone)"
+echo "read:       the whole ${read_mib} MiB from the leaf in ${req_kib} KiB requests, queue depth 1," \
+     "page cache warm; best of $runs"
+echo "map:        QueryAllocatedBlocks chunk $chunk sectors vs qemu-img map --output=json"
+echo
+
+# ---------------------------------------------------------------------------
+# Build the chain (once, with our library; not timed as part of any figure)
+# ---------------------------------------------------------------------------
+chain=$work/chain
+mkdir -p "$chain"
+run_timed build_time "$work/chain_read" build "$chain" "$cap_mib" "$base_mib" "$max_depth"
+sed 's/^/  build  /' "$work/out"
+echo "  build  $max_depth links in ${build_time}s; $(du -sk "$chain" | awk '{ printf "%d MiB", $1 / 1024 }') on disk"
+leaf_of() { printf '%s/link-%03d.vmdk' "$chain" "$1"; }
+if qemu-img check -q -f vmdk "$(leaf_of "$max_depth")" >"$work/out" 2>&1; then
+    echo "  build  the depth-$max_depth leaf (and its chain) passes qemu-img check"
+else
+    echo "  build  WARNING: qemu-img check reports problems:"; sed 's/^/         /' "$work/out"
+fi
+cat "$chain"/*.vmdk >/dev/null
+echo
+
+# ---------------------------------------------------------------------------
+# Per depth
+# ---------------------------------------------------------------------------
+declare -A ours_read qemu_read qab_first qab_again qab_open qab_wall map_wall ours_bytes qemu_bytes
+for d in $depths; do
+    leaf=$(leaf_of "$d")
+
+    best_of t "$work/chain_read" read "$chain" "$d" "$cap_mib" "$base_mib" "$read_mib" "$req_kib"
+    ours_read[$d]=$t
+    grep '^chain_read:' "$work/best" | sed 's/^chain_read: /  ours   /'
+
+    best_of t qemu-img bench -f vmdk -c "$count" -s "${req_kib}K" -S "${req_kib}K" -d 1 \
+        -t writeback "$leaf"
+    qemu_read[$d]=$t
+    own=$(sed -n 's/.*Run completed in \([0-9.]*\) seconds.*/\1/p' "$work/best")
+    echo "  qemu   depth $d: qemu-img bench reports ${own:-?}s for the requests alone, ${t}s wall"
+
+    run_timed t "$work/chain_read" qab "$chain" "$d" "$chunk"
+    qab_wall[$d]=$t
+    read -r _ _ _ b _ o f a < <(grep '^RESULT qab' "$work/out")
+    ours_bytes[$d]=$b; qab_open[$d]=$o; qab_first[$d]=$f; qab_again[$d]=$a
+    grep '^chain_read:' "$work/out" | sed 's/^chain_read: /  ours   /'
+
+    best_of t qemu-img map --output=json "$leaf"
+    map_wall[$d]=$t
+    qemu_bytes[$d]=$(tr -d ' \n' <"$work/best" | sed 's/},{/}\n{/g' |
+        awk -F'"length":' '/"data":true/ { split($2, v, /[,}]/); s += v[1] } END { printf "%.0f", s }')
+    echo "  qemu   depth $d: qemu-img map $(grep -c '"start"' "$work/best") extents, ${t}s wall"
+    echo
+done
+
+# ---------------------------------------------------------------------------
+# Results
+# ---------------------------------------------------------------------------
+printf '%-6s %12s %12s %8s %10s %12s %12s %12s %12s %14s\n' depth "ours MiB/s" "qemu MiB/s" ratio \
+    "vs depth $first_depth" "QAB 1st ms" "QAB again ms" "ours wall ms" "qemu map ms" "allocated MiB"
+for d in $depths; do
+    printf '%-6s %12s %12s %7sx %9sx %12.3f %12.3f %12s %12s %14s\n' "$d" \
+        "$(mibps "${ours_read[$d]}")" "$(mibps "${qemu_read[$d]}")" \
+        "$(ratio "${qemu_read[$d]}" "${ours_read[$d]}")" \
+        "$(ratio "${ours_read[$d]}" "${ours_read[$first_depth]}")" \
+        "${qab_first[$d]}" "${qab_again[$d]}" "$(ms "${qab_wall[$d]}")" "$(ms "${map_wall[$d]}")" \
+        "$(awk -v a="${ours_bytes[$d]}" -v b="${qemu_bytes[$d]}" \
+            'BEGIN { printf "%.2f%s", a / 1048576, (a == b ? "" : sprintf(" (qemu %.2f)", b / 1048576)) }')"
+done
+echo
+echo "(MiB/s and ratios from whole-process wall times; ratio = qemu time / our time;"
+echo " QAB ms are in-process, open excluded; 'ours wall ms' is the whole qab process)"
+echo
+if [[ " $depths " == *" 64 "* && " $depths " == *" 1 "* ]]; then
+    r=$(ratio "${qemu_read[64]}" "${ours_read[64]}")
+    s=$(ratio "${ours_read[64]}" "${ours_read[1]}")
+    q=${qab_first[64]}
+    echo "target: depth-64 read >= 5x qemu:             ${r}x   $(verdict "$r >= 5")"
+    echo "target: depth-64 read within 1.3x of depth 1: ${s}x   $(verdict "$s <= 1.3")"
+    echo "target: QAB over the depth-64 chain <= 10 ms: $(printf '%.3f' "$q") ms (first pass)," \
+         "$(printf '%.3f' "${qab_again[64]}") ms (repeated)   $(verdict "$q <= 10")"
+else
+    echo "(targets are defined for depths 1 and 64; BENCH_DEPTHS=\"$depths\")"
+fi
