@@ -41,14 +41,49 @@ impl Disk {
                     "range {start}+{count} goes past the last whole chunk (sector {whole})"
                 ))
             })?;
-        let mut marked = vec![false; (count / chunk) as usize];
-        for link in &self.chain().links {
-            link.for_each_allocated(start, end, &mut |s, n| {
-                let lo = (s.max(start) - start) / chunk;
-                let hi = ((s + n).min(end) - start).div_ceil(chunk);
-                marked[lo as usize..hi as usize].fill(true);
-            })?;
-        }
+        let chunks = (count / chunk) as usize;
+        let chain = self.chain();
+        let links = &chain.links;
+        let mark_links = |part: &[crate::vmdk::link::Link]| -> Result<Vec<bool>> {
+            let mut marked = vec![false; chunks];
+            for link in part {
+                link.for_each_allocated(start, end, &mut |s, n| {
+                    let lo = (s.max(start) - start) / chunk;
+                    let hi = ((s + n).min(end) - start).div_ceil(chunk);
+                    marked[lo as usize..hi as usize].fill(true);
+                })?;
+            }
+            Ok(marked)
+        };
+        // Deep chains: links are independent, so scan them on all cores (the first query loads
+        // every link's grain tables, which dominates).
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let marked = if links.len() >= 8 && threads > 1 {
+            let per = links.len().div_ceil(threads);
+            let parts: Vec<Result<Vec<bool>>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = links
+                    .chunks(per)
+                    .map(|part| scope.spawn(move || mark_links(part)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            Err(Error::InvalidArg("allocation scan failed".into()))
+                        })
+                    })
+                    .collect()
+            });
+            let mut merged = vec![false; chunks];
+            for part in parts {
+                for (m, p) in merged.iter_mut().zip(part?) {
+                    *m |= p;
+                }
+            }
+            merged
+        } else {
+            mark_links(links)?
+        };
         let mut runs: Vec<(u64, u64)> = Vec::new();
         for (i, _) in marked.iter().enumerate().filter(|(_, m)| **m) {
             let s = start + i as u64 * chunk;

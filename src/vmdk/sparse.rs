@@ -135,39 +135,71 @@ impl SparseExtent {
         if meta.gts[gdi].is_some() {
             return Ok(true);
         }
-        let gde = meta.gd[gdi];
-        if gde == 0 {
+        if meta.gd[gdi] == 0 {
             return Ok(false);
         }
+        self.load_gts(meta, gdi, gdi + 1)?;
+        Ok(true)
+    }
+
+    /// Loads every missing table of `gdi_range` (those with a directory entry). Tables stored
+    /// back to back, as every writer pre-allocates them, are read with one pread per run.
+    fn load_gts(&self, meta: &mut Meta, first: usize, end: usize) -> Result<()> {
         let n = self.header.gtes_per_gt as usize;
-        let table = read_u32s(&self.file, &self.path, u64::from(gde), n)?;
-        let limit = meta.next_free;
-        for (i, &e) in table.iter().enumerate() {
-            if e <= 1 {
+        let step = self.header.gt_sectors();
+        let mut gdi = first;
+        while gdi < end {
+            if meta.gts[gdi].is_some() || meta.gd[gdi] == 0 {
+                gdi += 1;
                 continue;
             }
-            let start = u64::from(e);
-            // Compressed grains are smaller than a grain: only their marker must be in the file.
-            let needed = if self.header.is_compressed() {
-                1
-            } else {
-                self.header.grain_sectors
-            };
-            if start
-                < self
-                    .header
-                    .overhead
-                    .min(self.header.gd_offset.saturating_add(1))
-                || start + needed > limit
+            let run_start = gdi;
+            let base = u64::from(meta.gd[gdi]);
+            while gdi < end
+                && meta.gts[gdi].is_none()
+                && u64::from(meta.gd[gdi]) == base + (gdi - run_start) as u64 * step
             {
-                return Err(Error::Corrupt(format!(
-                    "{}: grain table {gdi} entry {i} points at sector {start}, outside the data area",
-                    self.path.display()
-                )));
+                gdi += 1;
+            }
+            let count = gdi - run_start;
+            let mut bytes = vec![0u8; count * step as usize * 512];
+            read_exact_at(&self.file, &self.path, &mut bytes, base * 512)?;
+            for k in 0..count {
+                let raw = &bytes[k * step as usize * 512..][..n * 4];
+                let table: Vec<u32> = raw
+                    .chunks_exact(4)
+                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect();
+                self.validate_table(meta.next_free, run_start + k, &table)?;
+                meta.gts[run_start + k] = Some(table.into_boxed_slice());
             }
         }
-        meta.gts[gdi] = Some(table.into_boxed_slice());
-        Ok(true)
+        Ok(())
+    }
+
+    /// Refuses a table whose entries point into the metadata or past the end of the file.
+    fn validate_table(&self, limit: u64, gdi: usize, table: &[u32]) -> Result<()> {
+        // Compressed grains are smaller than a grain: only their marker must be in the file.
+        let needed = if self.header.is_compressed() {
+            1
+        } else {
+            self.header.grain_sectors
+        };
+        let lowest = self
+            .header
+            .overhead
+            .min(self.header.gd_offset.saturating_add(1));
+        match table
+            .iter()
+            .position(|&e| e > 1 && (u64::from(e) < lowest || u64::from(e) + needed > limit))
+        {
+            None => Ok(()),
+            Some(i) => Err(Error::Corrupt(format!(
+                "{}: grain table {gdi} entry {i} points at sector {}, outside the data area",
+                self.path.display(),
+                table[i]
+            ))),
+        }
     }
 
     fn entry(&self, meta: &mut Meta, grain: u64) -> Result<u32> {
@@ -484,19 +516,27 @@ impl SparseExtent {
         let mut meta = self.lock();
         let first_gt = (start / gs / per) as usize;
         let last_gt = ((end - 1) / gs / per) as usize;
-        for gdi in first_gt..=last_gt.min(meta.gd.len().saturating_sub(1)) {
-            if !self.ensure_gt(&mut meta, gdi)? {
+        let last_gt = last_gt.min(meta.gd.len().saturating_sub(1));
+        self.load_gts(&mut meta, first_gt, last_gt + 1)?;
+        for gdi in first_gt..=last_gt {
+            let Some(gt) = meta.gts[gdi].as_ref() else {
                 continue;
-            }
-            let gt = meta.gts[gdi].as_ref().expect("loaded");
+            };
             let base = gdi as u64 * per;
             let lo = (start / gs).saturating_sub(base).min(per) as usize;
             let hi = ((end - 1) / gs + 1).saturating_sub(base).min(per) as usize;
-            for (i, &e) in gt[lo..hi].iter().enumerate() {
-                if e != 0 {
-                    let s = (base + (lo + i) as u64) * gs;
+            let mut i = lo;
+            while i < hi {
+                // Skip empty stretches 16 entries at a time (the common case in redo logs).
+                if i % 16 == 0 && i + 16 <= hi && gt[i..i + 16].iter().all(|&e| e == 0) {
+                    i += 16;
+                    continue;
+                }
+                if gt[i] != 0 {
+                    let s = (base + i as u64) * gs;
                     visit(s, gs.min(self.header.capacity - s));
                 }
+                i += 1;
             }
         }
         Ok(())
