@@ -528,7 +528,7 @@ impl SparseExtent {
             let mut i = lo;
             while i < hi {
                 // Skip empty stretches 16 entries at a time (the common case in redo logs).
-                if i % 16 == 0 && i + 16 <= hi && gt[i..i + 16].iter().all(|&e| e == 0) {
+                if i.is_multiple_of(16) && i + 16 <= hi && gt[i..i + 16].iter().all(|&e| e == 0) {
                     i += 16;
                     continue;
                 }
