@@ -10,3 +10,6 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 python3 -c 'import pytest' 2>/dev/null || python3 -m pip install -q pytest
+# libvmdk's Python binding is a second, independent reader for the interop tests (a binary
+# wheel from PyPI); the tests that need it skip when it cannot be installed.
+python3 -c 'import pyvmdk' 2>/dev/null || python3 -m pip install -q libvmdk-python || true
