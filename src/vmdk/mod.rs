@@ -14,3 +14,4 @@ pub mod rewrite;
 pub mod sparse;
 pub mod stream_read;
 pub mod stream_writer;
+pub mod writeback;

@@ -9,11 +9,12 @@
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use super::fileio::{file_len, read_exact_at, sync_data, write_all_at};
 use super::header::{HEADER_SIZE, SparseHeader};
 use super::stream_read::{inflate_grain, resolve_footer};
+use super::writeback::Writeback;
 use crate::error::{Error, Result};
 
 /// Where a run of an extent's sectors lives.
@@ -41,26 +42,13 @@ struct Meta {
     data_unsynced: bool,
 }
 
-/// Start background writeback after this many newly appended bytes.
-const WRITEBACK_BYTES: u64 = 64 << 20;
-
-/// Background writeback of appended grains: the device writes while the caller keeps
-/// appending, so the final Flush has little left to do. An error it meets is kept for the next
-/// `flush_metadata` (the kernel reports a write-back error to only one sync caller).
-#[derive(Default)]
-struct Writeback {
-    appended: u64,
-    running: Option<std::thread::JoinHandle<()>>,
-    error: Arc<Mutex<Option<std::io::Error>>>,
-}
-
 /// One open sparse extent file.
 pub struct SparseExtent {
     path: PathBuf,
     file: File,
     header: SparseHeader,
     meta: Mutex<Meta>,
-    writeback: Mutex<Writeback>,
+    writeback: Writeback,
 }
 
 fn sectors_to_bytes(s: u64) -> u64 {
@@ -107,7 +95,7 @@ impl SparseExtent {
                 data_unsynced: false,
             }),
             header,
-            writeback: Mutex::new(Writeback::default()),
+            writeback: Writeback::default(),
         })
     }
 
@@ -379,7 +367,8 @@ impl SparseExtent {
                     }
                     meta.next_free = at + n * gs;
                     meta.data_unsynced = true;
-                    self.note_appended(sectors_to_bytes(n * gs));
+                    self.writeback
+                        .note_appended(&self.file, sectors_to_bytes(n * gs));
                     let gt = meta.gts[gdi]
                         .as_mut()
                         .expect("table exists after allocation");
@@ -398,50 +387,11 @@ impl SparseExtent {
         Ok(())
     }
 
-    /// Counts appended bytes and, every `WRITEBACK_BYTES`, starts an fdatasync on another
-    /// thread (unless one is still running). Ordering guarantees are unaffected: grain tables
-    /// are still written only by `flush_metadata`, after its own sync of the data.
-    fn note_appended(&self, bytes: u64) {
-        let mut wb = self.writeback.lock().unwrap_or_else(|e| e.into_inner());
-        wb.appended += bytes;
-        if wb.appended < WRITEBACK_BYTES || wb.running.as_ref().is_some_and(|t| !t.is_finished()) {
-            return;
-        }
-        wb.appended = 0;
-        if let Some(done) = wb.running.take() {
-            let _ = done.join();
-        }
-        let Ok(file) = self.file.try_clone() else {
-            return;
-        };
-        let error = Arc::clone(&wb.error);
-        wb.running = std::thread::Builder::new()
-            .name("vixdisklib-writeback".into())
-            .spawn(move || {
-                if let Err(e) = file.sync_data() {
-                    *error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                }
-            })
-            .ok();
-    }
-
-    /// Waits for background writeback and returns the error it met, if any.
-    fn finish_writeback(&self) -> Result<()> {
-        let mut wb = self.writeback.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(t) = wb.running.take() {
-            let _ = t.join();
-        }
-        wb.appended = 0;
-        let failed = wb.error.lock().unwrap_or_else(|e| e.into_inner()).take();
-        match failed {
-            Some(e) => Err(Error::io(&self.path, e)),
-            None => Ok(()),
-        }
-    }
-
     /// Makes everything written so far durable, in crash-safe order (see the module docs).
     pub fn flush_metadata(&self) -> Result<()> {
-        self.finish_writeback()?;
+        self.writeback
+            .finish()
+            .map_err(|e| Error::io(&self.path, e))?;
         let mut meta = self.lock();
         if !meta.data_unsynced && meta.dirty_gts.is_empty() && meta.dirty_gd.is_empty() {
             return Ok(());
