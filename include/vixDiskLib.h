@@ -1925,8 +1925,8 @@ VixError VixDiskLib_FreeBlockList(VixDiskLibBlockList *blockList);
 /*
  Creates a sparse child (redo log) over the open disk's leaf at `childPath`. The child
  records the leaf's CID and a parent hint relative to itself. Afterwards the parent handle
- refuses writes with VIX_E_FILE_READ_ONLY: open the child to write. Only
- VIXDISKLIB_DISK_MONOLITHIC_SPARSE children are supported so far.
+ refuses writes with VIX_E_FILE_READ_ONLY: open the child to write. `diskType` is
+ VIXDISKLIB_DISK_MONOLITHIC_SPARSE or VIXDISKLIB_DISK_SPLIT_SPARSE (else VIX_E_INVALID_ARG).
  */
 VixError VixDiskLib_CreateChild(VixDiskLibHandle diskHandle, const char *childPath, VixDiskLibDiskType diskType, VixDiskLibProgressFunc progressFunc, void *progressCallbackData);
 

@@ -372,3 +372,112 @@ fn allocated_blocks_enforce_vddk_argument_rules() {
     );
     assert_eq!(d.allocated_chunks(0, 2048, 128).unwrap(), vec![]);
 }
+
+#[test]
+fn split_sparse_children_chain_like_monolithic_ones_and_qemu_sees_the_depths() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = p(dir.path(), "base.vmdk");
+    create_sparse(&base, 64);
+    let mut model = vec![0u8; 64 * MIB];
+    let d = open_rw(&base);
+    write_pattern(&d, &mut model, 0, MIB, 0x10);
+    d.create_child(&p(dir.path(), "snap.vmdk"), DiskKind::SplitSparse)
+        .unwrap();
+    drop(d);
+    let text = std::fs::read_to_string(p(dir.path(), "snap.vmdk")).unwrap();
+    assert!(
+        text.contains("createType=\"twoGbMaxExtentSparse\"")
+            && text.contains("parentFileNameHint=\"base.vmdk\""),
+        "{text}"
+    );
+    let c = open_rw(&p(dir.path(), "snap.vmdk"));
+    assert_eq!(c.num_links(), 2);
+    write_pattern(&c, &mut model, 8 * MIB, 64 * 1024, 0x20);
+    write_pattern(&c, &mut model, 512, 512, 0x21);
+    assert!(read_all(&c) == model);
+    c.close().unwrap();
+    drop(c);
+    if have_qemu() {
+        let raw = p(dir.path(), "m.raw");
+        save_raw(&model, &raw);
+        assert!(qemu_same(&raw, &p(dir.path(), "snap.vmdk")));
+        let (code, out) = sh(&format!(
+            "qemu-img map --output=json '{}'",
+            p(dir.path(), "snap.vmdk").display()
+        ));
+        assert_eq!(code, 0, "{out}");
+        let depth_at = |byte: u64| -> u64 {
+            out.lines()
+                .find(|l| {
+                    let num = |k: &str| -> u64 {
+                        let at = l.find(k).unwrap() + k.len();
+                        l[at..]
+                            .trim_start_matches([' ', ':'])
+                            .split([',', ' ', '}'])
+                            .next()
+                            .unwrap()
+                            .parse()
+                            .unwrap()
+                    };
+                    l.contains("\"start\"")
+                        && num("\"start\"") <= byte
+                        && byte < num("\"start\"") + num("\"length\"")
+                })
+                .map(|l| {
+                    let at = l.find("\"depth\":").unwrap() + 8;
+                    l[at..]
+                        .trim()
+                        .split([',', '}'])
+                        .next()
+                        .unwrap()
+                        .trim()
+                        .parse()
+                        .unwrap()
+                })
+                .unwrap()
+        };
+        assert_eq!(
+            depth_at(8 * MIB as u64),
+            0,
+            "child data is at depth 0:\n{out}"
+        );
+        assert_eq!(depth_at(0), 0, "the copied-up first grain is the child's");
+        assert_eq!(
+            depth_at(512 * 1024),
+            1,
+            "base-only data is at depth 1:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn a_chain_deeper_than_255_links_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut leaf = p(dir.path(), "l0.vmdk");
+    create_sparse(&leaf, 1);
+    for i in 1..=256 {
+        let next = p(dir.path(), &format!("l{i}.vmdk"));
+        let d = Disk::open(
+            &leaf,
+            OpenOptions {
+                read_only: true,
+                single_link: true,
+            },
+        )
+        .unwrap();
+        d.create_child(&next, DiskKind::MonolithicSparse).unwrap();
+        leaf = next;
+    }
+    let ok = p(dir.path(), "l254.vmdk");
+    assert_eq!(open_ro(&ok).num_links(), 255);
+    assert!(matches!(
+        Disk::open(
+            &leaf,
+            OpenOptions {
+                read_only: true,
+                single_link: false
+            }
+        ),
+        Err(Error::TooManyLinks(_))
+    ));
+}

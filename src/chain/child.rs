@@ -5,7 +5,11 @@ use std::path::{Component, Path, PathBuf};
 
 use super::Disk;
 use crate::error::{Error, Result};
-use crate::vmdk::create::{DiskKind, new_descriptor, write_monolithic_sparse};
+use crate::vmdk::create::{
+    CreateSpec, DiskKind, ParentLink, create_descriptor_disk, new_descriptor,
+    write_monolithic_sparse,
+};
+use crate::vmdk::geometry::Adapter;
 use crate::vmdk::link::dir_of;
 
 fn canonical_dir(path: &Path) -> PathBuf {
@@ -48,9 +52,9 @@ impl Disk {
     /// `parentCID` = the leaf's CID now, hint relative to the child. Afterwards this disk
     /// refuses writes (the child owns them).
     pub fn create_child(&self, child: &Path, kind: DiskKind) -> Result<()> {
-        if !matches!(kind, DiskKind::MonolithicSparse) {
-            return Err(Error::NotSupported(format!(
-                "child disks of type {kind:?} are not supported yet (use MONOLITHIC_SPARSE)"
+        if !matches!(kind, DiskKind::MonolithicSparse | DiskKind::SplitSparse) {
+            return Err(Error::InvalidArg(format!(
+                "child disks are MONOLITHIC_SPARSE or SPLIT_SPARSE, not {kind:?}"
             )));
         }
         let mut chain = self.exclusive();
@@ -58,10 +62,24 @@ impl Disk {
         // The CID the child records must be the one on disk, after this open's writes.
         leaf.flush()?;
         let pd = leaf.descriptor();
-        let mut d = new_descriptor("monolithicSparse", Vec::new(), pd.ddb.clone());
-        d.parent_cid = pd.cid;
-        d.parent_hint = Some(parent_hint(child, leaf.path()));
-        write_monolithic_sparse(child, d, self.capacity())?;
+        let parent = ParentLink {
+            cid: pd.cid,
+            hint: parent_hint(child, leaf.path()),
+        };
+        if kind == DiskKind::SplitSparse {
+            let spec = CreateSpec {
+                kind,
+                capacity: self.capacity(),
+                adapter: Adapter::Ide,
+                hw_version: 0,
+            };
+            create_descriptor_disk(child, &spec, pd.ddb.clone(), Some(parent), &mut |_| {})?;
+        } else {
+            let mut d = new_descriptor("monolithicSparse", Vec::new(), pd.ddb.clone());
+            d.parent_cid = parent.cid;
+            d.parent_hint = Some(parent.hint);
+            write_monolithic_sparse(child, d, self.capacity())?;
+        }
         chain.sealed = true;
         Ok(())
     }

@@ -154,7 +154,7 @@ pub fn create(path: &Path, spec: &CreateSpec, progress: &mut dyn FnMut(u32)) -> 
         | DiskKind::SplitSparse
         | DiskKind::SplitFlat
         | DiskKind::VmfsFlat
-        | DiskKind::VmfsThin => create_descriptor_disk(path, spec, ddb, progress)?,
+        | DiskKind::VmfsThin => create_descriptor_disk(path, spec, ddb, None, progress)?,
         other => {
             return Err(Error::NotSupported(format!(
                 "creating {other:?} disks is not supported: StreamOptimized disks are made with Clone, VmfsSparse (COWD) is read-only"
@@ -203,12 +203,21 @@ fn plan_extents(path: &Path, kind: DiskKind, capacity: u64) -> (&'static str, Ve
     }
 }
 
+/// The parent a new child link records: its CID and the hint to find it.
+pub struct ParentLink {
+    /// The parent's CID now.
+    pub cid: u32,
+    /// `parentFileNameHint`.
+    pub hint: String,
+}
+
 /// Creates a descriptor file plus its extents (flat files are created sparse; sparse extents
 /// get a full KDMV layout without an embedded descriptor). On failure nothing is left behind.
-fn create_descriptor_disk(
+pub fn create_descriptor_disk(
     path: &Path,
     spec: &CreateSpec,
     mut ddb: Vec<(String, String)>,
+    parent: Option<ParentLink>,
     progress: &mut dyn FnMut(u32),
 ) -> Result<()> {
     let (create_type, planned) = plan_extents(path, spec.kind, spec.capacity);
@@ -246,7 +255,11 @@ fn create_descriptor_disk(
                 offset: 0,
             })
             .collect();
-        let d = new_descriptor(create_type, lines, ddb);
+        let mut d = new_descriptor(create_type, lines, ddb);
+        if let Some(parent) = parent {
+            d.parent_cid = parent.cid;
+            d.parent_hint = Some(parent.hint);
+        }
         write_all_at(&descriptor_file, path, d.render().as_bytes(), 0)?;
         sync_data(&descriptor_file, path)
     })();
