@@ -53,16 +53,13 @@
 
 set -euo pipefail
 
-root=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/lib.sh"
 cap_mib=${BENCH_CAPACITY_MIB:-4096}
 base_mib=${BENCH_BASE_MIB:-2048}
 depths=${BENCH_DEPTHS:-1 8 64}
 req_kib=${BENCH_REQ_KIB:-1024}
 chunk=${BENCH_CHUNK:-128}
 runs=${BENCH_RUNS:-3}
-tmpbase=${BENCH_TMPDIR:-/var/tmp}
-cc=${CC:-gcc}
-cargo=${CARGO:-cargo}
 
 read_mib=$cap_mib
 if [ "$base_mib" -gt "$cap_mib" ] || [ $((read_mib * 1024 % req_kib)) -ne 0 ] ||
@@ -80,64 +77,14 @@ for d in $depths; do
 done
 first_depth=${depths%% *}
 
-command -v qemu-img >/dev/null || { echo "qemu-img not found" >&2; exit 1; }
+require_qemu
 
-# ---------------------------------------------------------------------------
-# Build the library (release) and the benchmark program.
-# ---------------------------------------------------------------------------
-work=$(mktemp -d "$tmpbase/vixdisklib-chain.XXXXXX")
-cleanup() { rm -rf "$work"; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-if [ -n "${VIXDISKLIB_SO:-}" ]; then
-    so=$VIXDISKLIB_SO
-else
-    target_dir=${CARGO_TARGET_DIR:-$root/target}
-    case $target_dir in /*) ;; *) target_dir=$root/$target_dir ;; esac
-    echo "building the library: (cd $root && $cargo build --release)"
-    (cd "$root" && CARGO_TARGET_DIR=$target_dir "$cargo" build --release --quiet)
-    so=$target_dir/release/libvixDiskLib.so
-fi
-[ -f "$so" ] || { echo "no library at $so" >&2; exit 1; }
-[ -f "$root/include/vixDiskLib.h" ] || { echo "no $root/include/vixDiskLib.h" >&2; exit 1; }
-
-# If the library carries a SONAME, make that name resolvable next to it.
-libdir=$work/lib
-mkdir -p "$libdir"
-ln -s "$so" "$libdir/libvixDiskLib.so"
-soname=
-if command -v readelf >/dev/null; then
-    soname=$(LC_ALL=C readelf -d "$so" 2>/dev/null | sed -n 's/.*(SONAME).*\[\(.*\)\].*/\1/p' || true)
-fi
-if [ -n "$soname" ] && [ "$soname" != libvixDiskLib.so ]; then
-    ln -s "$so" "$libdir/$soname"
-fi
-
-"$cc" -O2 -std=c11 -Wall -Wextra -Werror -I"$root/include" "$root/bench/chain_read.c" \
-    -o "$work/chain_read" -L"$libdir" -lvixDiskLib -Wl,-rpath,"$libdir"
+# Build the library (release) and the benchmark program in a fresh work dir.
+bench_setup chain chain_read
 
 # ---------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------
-clock() {
-    if [ -n "${EPOCHREALTIME:-}" ]; then
-        echo "${EPOCHREALTIME/,/.}"
-    else
-        date +%s.%N
-    fi
-}
-
-# run_timed VAR command...: run, put elapsed seconds into VAR, keep output in $work/out
-run_timed() {
-    local _rvar=$1 _t0 _t1
-    shift
-    _t0=$(clock)
-    "$@" >"$work/out" 2>&1 || { cat "$work/out" >&2; echo "failed: $*" >&2; exit 1; }
-    _t1=$(clock)
-    printf -v "$_rvar" '%s' "$(awk -v a="$_t0" -v b="$_t1" 'BEGIN { printf "%.6f", b - a }')"
-}
-
 # best_of VAR command...: run BENCH_RUNS times, keep the smallest wall time in VAR
 # (and the output of that run in $work/best)
 best_of() {
@@ -153,14 +100,10 @@ best_of() {
     printf -v "$_var" '%s' "$_best"
 }
 
-mibps() { awk -v m="$read_mib" -v s="$1" 'BEGIN { printf "%.0f", m / s }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (a / b) }'; }
 ms() { awk -v s="$1" 'BEGIN { printf "%.1f", s * 1000 }'; }
 verdict() { if awk "BEGIN { exit !($1) }"; then echo met; else echo MISSED; fi; }
 
-echo "library:    $so"
-echo "qemu:       $(qemu-img --version | head -n 1)"
-echo "work dir:   $work ($(df -P "$work" | awk 'NR == 2 { print $1 }'))"
+print_setup
 echo "chain:      ${cap_mib} MiB virtual disk, base with ${base_mib} MiB written, children with" \
      "4 x 64 KiB each; depth = links in the chain (1 = base alone)"
 echo "read:       the whole ${read_mib} MiB from the leaf in ${req_kib} KiB requests, queue depth 1," \
@@ -177,11 +120,7 @@ run_timed build_time "$work/chain_read" build "$chain" "$cap_mib" "$base_mib" "$
 sed 's/^/  build  /' "$work/out"
 echo "  build  $max_depth links in ${build_time}s; $(du -sk "$chain" | awk '{ printf "%d MiB", $1 / 1024 }') on disk"
 leaf_of() { printf '%s/link-%03d.vmdk' "$chain" "$1"; }
-if qemu-img check -q -f vmdk "$(leaf_of "$max_depth")" >"$work/out" 2>&1; then
-    echo "  build  the depth-$max_depth leaf (and its chain) passes qemu-img check"
-else
-    echo "  build  WARNING: qemu-img check reports problems:"; sed 's/^/         /' "$work/out"
-fi
+qemu_check "build " "the depth-$max_depth leaf (and its chain)" "$(leaf_of "$max_depth")"
 cat "$chain"/*.vmdk >/dev/null
 echo
 
@@ -199,7 +138,7 @@ for d in $depths; do
     best_of t qemu-img bench -f vmdk -c "$count" -s "${req_kib}K" -S "${req_kib}K" -d 1 \
         -t writeback "$leaf"
     qemu_read[$d]=$t
-    own=$(sed -n 's/.*Run completed in \([0-9.]*\) seconds.*/\1/p' "$work/best")
+    own=$(qemu_own "$work/best")
     echo "  qemu   depth $d: qemu-img bench reports ${own:-?}s for the requests alone, ${t}s wall"
 
     run_timed t "$work/chain_read" qab "$chain" "$d" "$chunk"
@@ -223,7 +162,7 @@ printf '%-6s %12s %12s %8s %10s %12s %12s %12s %12s %14s\n' depth "ours MiB/s" "
     "vs depth $first_depth" "QAB 1st ms" "QAB again ms" "ours wall ms" "qemu map ms" "allocated MiB"
 for d in $depths; do
     printf '%-6s %12s %12s %7sx %9sx %12.3f %12.3f %12s %12s %14s\n' "$d" \
-        "$(mibps "${ours_read[$d]}")" "$(mibps "${qemu_read[$d]}")" \
+        "$(mibps "$read_mib" "${ours_read[$d]}")" "$(mibps "$read_mib" "${qemu_read[$d]}")" \
         "$(ratio "${qemu_read[$d]}" "${ours_read[$d]}")" \
         "$(ratio "${ours_read[$d]}" "${ours_read[$first_depth]}")" \
         "${qab_first[$d]}" "${qab_again[$d]}" "$(ms "${qab_wall[$d]}")" "$(ms "${map_wall[$d]}")" \

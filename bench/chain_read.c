@@ -33,68 +33,22 @@
 
 #define _POSIX_C_SOURCE 200809L
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "vixDiskLib.h"
+#include "bench_common.h"
+
+#define PROG "chain_read"
+/* Shared helpers with this program's name as the message prefix. */
+#define failed(err, what) bench_failed(PROG, (err), (what))
+#define number(s, what) bench_number(PROG, (s), (what))
 
 #define SECTOR 512u
 #define GRAIN_SECTORS 128u /* 64 KiB pieces */
 #define PIECES 4           /* 64 KiB pieces written by each child */
 #define BASE_TAG 0xB000ull
 #define MAX_LINKS 255
-
-static void
-quiet(const char *fmt, va_list args)
-{
-   (void)fmt;
-   (void)args;
-}
-
-static void
-to_stderr(const char *fmt, va_list args)
-{
-   vfprintf(stderr, fmt, args);
-}
-
-static double
-now(void)
-{
-   struct timespec ts;
-   clock_gettime(CLOCK_MONOTONIC, &ts);
-   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int
-failed(VixError err, const char *what)
-{
-   char *text;
-
-   if (err == VIX_OK) {
-      return 0;
-   }
-   text = VixDiskLib_GetErrorText(err, NULL);
-   fprintf(stderr, "chain_read: %s: error %lu (%s)\n", what, (unsigned long)VIX_ERROR_CODE(err),
-           text ? text : "?");
-   VixDiskLib_FreeErrorText(text);
-   return 1;
-}
-
-static unsigned long
-number(const char *s, const char *what)
-{
-   char *end;
-   unsigned long v = strtoul(s, &end, 10);
-
-   if (*end != '\0' || v == 0) {
-      fprintf(stderr, "chain_read: bad %s: %s\n", what, s);
-      exit(2);
-   }
-   return v;
-}
 
 static int
 usage(void)
@@ -151,7 +105,6 @@ static int
 do_build(VixDiskLibConnection conn, const char *dir, unsigned long cap_mib,
          unsigned long base_mib, unsigned long links)
 {
-   VixDiskLibCreateParams cp;
    VixDiskLibSectorType mib = 2048, pos;
    uint64_t grains = (uint64_t)cap_mib * 2048 / GRAIN_SECTORS;
    VixDiskLibHandle h = NULL;
@@ -159,7 +112,7 @@ do_build(VixDiskLibConnection conn, const char *dir, unsigned long cap_mib,
    uint8 *buf;
    unsigned long link;
    unsigned j;
-   double t0 = now(), t1;
+   double t0 = bench_now(), t1;
 
    if (links > MAX_LINKS || base_mib > cap_mib) {
       fprintf(stderr, "chain_read: at most %d links; BASE_MiB must fit the capacity\n", MAX_LINKS);
@@ -170,13 +123,8 @@ do_build(VixDiskLibConnection conn, const char *dir, unsigned long cap_mib,
       return 1;
    }
 
-   memset(&cp, 0, sizeof cp);
-   cp.diskType = VIXDISKLIB_DISK_MONOLITHIC_SPARSE;
-   cp.adapterType = VIXDISKLIB_ADAPTER_SCSI_LSILOGIC;
-   cp.hwVersion = VIXDISKLIB_HWVERSION_ESX4X;
-   cp.capacity = (VixDiskLibSectorType)cap_mib * 2048;
    link_path(path, sizeof path, dir, 1);
-   if (failed(VixDiskLib_Create(conn, path, &cp, NULL, NULL), "Create") ||
+   if (bench_create_disk(PROG, conn, path, cap_mib) ||
        failed(VixDiskLib_Open(conn, path, 0, &h), "Open base")) {
       free(buf);
       return 1;
@@ -194,7 +142,7 @@ do_build(VixDiskLibConnection conn, const char *dir, unsigned long cap_mib,
       free(buf);
       return 1;
    }
-   t1 = now();
+   t1 = bench_now();
    fprintf(stderr, "chain_read: base: %lu MiB written in %.3fs\n", base_mib, t1 - t0);
 
    for (link = 2; link <= links; link++) {
@@ -225,7 +173,7 @@ do_build(VixDiskLibConnection conn, const char *dir, unsigned long cap_mib,
       }
    }
    fprintf(stderr, "chain_read: %lu children with %d x 64 KiB each in %.3fs\n", links - 1, PIECES,
-           now() - t1);
+           bench_now() - t1);
    free(buf);
    return 0;
 }
@@ -266,13 +214,13 @@ do_read(VixDiskLibConnection conn, const char *dir, unsigned long depth, unsigne
    }
    link_path(path, sizeof path, dir, depth);
 
-   t0 = now();
+   t0 = bench_now();
    if (failed(VixDiskLib_Open(conn, path, VIXDISKLIB_FLAG_OPEN_READ_ONLY, &h), "Open")) {
       free(mem);
       free(owner);
       return 1;
    }
-   t1 = now();
+   t1 = bench_now();
    for (pos = 0; pos < total && rc == 0; pos += req) {
       if (failed(VixDiskLib_Read(h, pos, req, buf), "Read")) {
          rc = 1;
@@ -296,11 +244,11 @@ do_read(VixDiskLibConnection conn, const char *dir, unsigned long depth, unsigne
          }
       }
    }
-   t2 = now();
+   t2 = bench_now();
    if (failed(VixDiskLib_Close(h), "Close")) {
       rc = 1;
    }
-   t3 = now();
+   t3 = bench_now();
    free(mem);
    free(owner);
    if (rc == 0) {
@@ -360,11 +308,11 @@ do_qab(VixDiskLibConnection conn, const char *dir, unsigned long depth, unsigned
    double t0, t1, t2, t3;
 
    link_path(path, sizeof path, dir, depth);
-   t0 = now();
+   t0 = bench_now();
    if (failed(VixDiskLib_Open(conn, path, VIXDISKLIB_FLAG_OPEN_READ_ONLY, &h), "Open")) {
       return 1;
    }
-   t1 = now();
+   t1 = bench_now();
    if (failed(VixDiskLib_GetInfo(h, &info), "GetInfo")) {
       VixDiskLib_Close(h);
       return 1;
@@ -376,11 +324,11 @@ do_qab(VixDiskLibConnection conn, const char *dir, unsigned long depth, unsigned
       VixDiskLib_Close(h);
       return 2;
    }
-   t1 = now();
+   t1 = bench_now();
    alloc1 = qab_pass(h, capacity, chunk, &blocks1, &calls1);
-   t2 = now();
+   t2 = bench_now();
    alloc2 = alloc1 < 0 ? -1 : qab_pass(h, capacity, chunk, &blocks2, &calls2);
-   t3 = now();
+   t3 = bench_now();
    VixDiskLib_Close(h);
    if (alloc1 < 0 || alloc2 < 0) {
       return 1;
@@ -407,13 +355,7 @@ main(int argc, char **argv)
    if (argc < 5) {
       return usage();
    }
-   params = VixDiskLib_AllocateConnectParams();
-   if (params == NULL) {
-      fprintf(stderr, "chain_read: AllocateConnectParams failed\n");
-      return 1;
-   }
-   if (failed(VixDiskLib_InitEx(6, 5, quiet, to_stderr, to_stderr, NULL, NULL), "InitEx") ||
-       failed(VixDiskLib_ConnectEx(params, FALSE, NULL, NULL, &conn), "ConnectEx")) {
+   if (bench_connect(PROG, &params, &conn)) {
       return 1;
    }
 
@@ -430,8 +372,6 @@ main(int argc, char **argv)
       rc = usage();
    }
 
-   VixDiskLib_Disconnect(conn);
-   VixDiskLib_FreeConnectParams(params);
-   VixDiskLib_Exit();
+   bench_disconnect(params, conn);
    return rc;
 }

@@ -23,40 +23,22 @@
 
 #define _POSIX_C_SOURCE 200809L
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
-#include "vixDiskLib.h"
+#include "bench_common.h"
+
+#define PROG "clone"
+/* Shared helpers with this program's name as the message prefix. */
+#define failed(err, what) bench_failed(PROG, (err), (what))
+#define number(s, what) bench_number(PROG, (s), (what))
 
 #define BLOCK 4096u
 #define WORDS 256u
 
 static uint8 vocabulary[WORDS][8];
-
-static void
-quiet(const char *fmt, va_list args)
-{
-   (void)fmt;
-   (void)args;
-}
-
-static void
-to_stderr(const char *fmt, va_list args)
-{
-   vfprintf(stderr, fmt, args);
-}
-
-static double
-now(void)
-{
-   struct timespec ts;
-   clock_gettime(CLOCK_MONOTONIC, &ts);
-   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static double
 cpu(int which)
@@ -67,34 +49,6 @@ cpu(int which)
    getrusage(RUSAGE_SELF, &ru);
    tv = which ? ru.ru_stime : ru.ru_utime;
    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
-}
-
-static int
-failed(VixError err, const char *what)
-{
-   char *text;
-
-   if (err == VIX_OK) {
-      return 0;
-   }
-   text = VixDiskLib_GetErrorText(err, NULL);
-   fprintf(stderr, "clone: %s: error %lu (%s)\n", what, (unsigned long)VIX_ERROR_CODE(err),
-           text ? text : "?");
-   VixDiskLib_FreeErrorText(text);
-   return 1;
-}
-
-static unsigned long
-number(const char *s, const char *what)
-{
-   char *end;
-   unsigned long v = strtoul(s, &end, 10);
-
-   if (*end != '\0' || v == 0) {
-      fprintf(stderr, "clone: bad %s: %s\n", what, s);
-      exit(2);
-   }
-   return v;
 }
 
 static int
@@ -154,12 +108,11 @@ static int
 do_create(VixDiskLibConnection conn, const char *path, unsigned long cap_mib,
           unsigned long alloc_mib)
 {
-   VixDiskLibCreateParams cp;
    VixDiskLibHandle h = NULL;
    unsigned long stride = cap_mib / alloc_mib, m;
    uint8 *buf;
    size_t k;
-   double t0 = now();
+   double t0 = bench_now();
    int rc = 0;
 
    if (alloc_mib > cap_mib) {
@@ -171,12 +124,7 @@ do_create(VixDiskLibConnection conn, const char *path, unsigned long cap_mib,
       return 1;
    }
    make_vocabulary();
-   memset(&cp, 0, sizeof cp);
-   cp.diskType = VIXDISKLIB_DISK_MONOLITHIC_SPARSE;
-   cp.adapterType = VIXDISKLIB_ADAPTER_SCSI_LSILOGIC;
-   cp.hwVersion = VIXDISKLIB_HWVERSION_ESX4X;
-   cp.capacity = (VixDiskLibSectorType)cap_mib * 2048;
-   if (failed(VixDiskLib_Create(conn, path, &cp, NULL, NULL), "Create") ||
+   if (bench_create_disk(PROG, conn, path, cap_mib) ||
        failed(VixDiskLib_Open(conn, path, 0, &h), "Open")) {
       free(buf);
       return 1;
@@ -199,7 +147,7 @@ do_create(VixDiskLibConnection conn, const char *path, unsigned long cap_mib,
    if (rc == 0) {
       fprintf(stderr, "clone: source: %lu MiB in %lu MiB capacity (1 MiB every %lu MiB) written "
                       "in %.3fs\n",
-              alloc_mib, cap_mib, stride, now() - t0);
+              alloc_mib, cap_mib, stride, bench_now() - t0);
    }
    return rc;
 }
@@ -210,24 +158,21 @@ do_clone(VixDiskLibConnection conn, const char *src, const char *dst, const char
    VixDiskLibCreateParams cp;
    double w0, u0, s0, w1, u1, s1;
 
-   memset(&cp, 0, sizeof cp);
    if (strcmp(type, "sparse") == 0) {
-      cp.diskType = VIXDISKLIB_DISK_MONOLITHIC_SPARSE;
+      bench_create_params(&cp, VIXDISKLIB_DISK_MONOLITHIC_SPARSE, 0);
    } else if (strcmp(type, "stream") == 0) {
-      cp.diskType = VIXDISKLIB_DISK_STREAM_OPTIMIZED;
+      bench_create_params(&cp, VIXDISKLIB_DISK_STREAM_OPTIMIZED, 0);
    } else {
       return usage();
    }
-   cp.adapterType = VIXDISKLIB_ADAPTER_SCSI_LSILOGIC;
-   cp.hwVersion = VIXDISKLIB_HWVERSION_ESX4X;
 
-   w0 = now();
+   w0 = bench_now();
    u0 = cpu(0);
    s0 = cpu(1);
    if (failed(VixDiskLib_Clone(conn, dst, conn, src, &cp, NULL, NULL, TRUE), "Clone")) {
       return 1;
    }
-   w1 = now();
+   w1 = bench_now();
    u1 = cpu(0);
    s1 = cpu(1);
    fprintf(stderr, "clone: %s: %.3fs wall, %.3fs user, %.3fs sys, CPU %.0f%%\n", type, w1 - w0,
@@ -246,13 +191,7 @@ main(int argc, char **argv)
    if (argc != 5) {
       return usage();
    }
-   params = VixDiskLib_AllocateConnectParams();
-   if (params == NULL) {
-      fprintf(stderr, "clone: AllocateConnectParams failed\n");
-      return 1;
-   }
-   if (failed(VixDiskLib_InitEx(6, 5, quiet, to_stderr, to_stderr, NULL, NULL), "InitEx") ||
-       failed(VixDiskLib_ConnectEx(params, FALSE, NULL, NULL, &conn), "ConnectEx")) {
+   if (bench_connect(PROG, &params, &conn)) {
       return 1;
    }
 
@@ -264,8 +203,6 @@ main(int argc, char **argv)
       rc = usage();
    }
 
-   VixDiskLib_Disconnect(conn);
-   VixDiskLib_FreeConnectParams(params);
-   VixDiskLib_Exit();
+   bench_disconnect(params, conn);
    return rc;
 }

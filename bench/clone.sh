@@ -37,96 +37,31 @@
 
 set -euo pipefail
 
-root=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/lib.sh"
 cap_mib=${BENCH_CAPACITY_MIB:-4096}
 alloc_mib=${BENCH_ALLOC_MIB:-2048}
-tmpbase=${BENCH_TMPDIR:-/var/tmp}
-cc=${CC:-gcc}
-cargo=${CARGO:-cargo}
 
 if [ "$alloc_mib" -gt "$cap_mib" ]; then
     echo "BENCH_ALLOC_MIB must fit the capacity" >&2
     exit 2
 fi
 
-command -v qemu-img >/dev/null || { echo "qemu-img not found" >&2; exit 1; }
-gnutime=
-if [ -x /usr/bin/time ] && /usr/bin/time -f '%e' true >/dev/null 2>&1; then
-    gnutime=/usr/bin/time
-fi
+require_qemu
+use_gnutime
 cores=$(getconf _NPROCESSORS_ONLN 2>/dev/null || nproc 2>/dev/null || echo '?')
 
-# ---------------------------------------------------------------------------
-# Build the library (release) and the benchmark program.
-# ---------------------------------------------------------------------------
-work=$(mktemp -d "$tmpbase/vixdisklib-clone.XXXXXX")
-cleanup() { rm -rf "$work"; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-if [ -n "${VIXDISKLIB_SO:-}" ]; then
-    so=$VIXDISKLIB_SO
-else
-    target_dir=${CARGO_TARGET_DIR:-$root/target}
-    case $target_dir in /*) ;; *) target_dir=$root/$target_dir ;; esac
-    echo "building the library: (cd $root && $cargo build --release)"
-    (cd "$root" && CARGO_TARGET_DIR=$target_dir "$cargo" build --release --quiet)
-    so=$target_dir/release/libvixDiskLib.so
-fi
-[ -f "$so" ] || { echo "no library at $so" >&2; exit 1; }
-[ -f "$root/include/vixDiskLib.h" ] || { echo "no $root/include/vixDiskLib.h" >&2; exit 1; }
-
-# If the library carries a SONAME, make that name resolvable next to it.
-libdir=$work/lib
-mkdir -p "$libdir"
-ln -s "$so" "$libdir/libvixDiskLib.so"
-soname=
-if command -v readelf >/dev/null; then
-    soname=$(LC_ALL=C readelf -d "$so" 2>/dev/null | sed -n 's/.*(SONAME).*\[\(.*\)\].*/\1/p' || true)
-fi
-if [ -n "$soname" ] && [ "$soname" != libvixDiskLib.so ]; then
-    ln -s "$so" "$libdir/$soname"
-fi
-
-"$cc" -O2 -std=c11 -Wall -Wextra -Werror -I"$root/include" "$root/bench/clone.c" \
-    -o "$work/clone" -L"$libdir" -lvixDiskLib -Wl,-rpath,"$libdir"
+# Build the library (release) and the benchmark program in a fresh work dir.
+bench_setup clone clone
 
 # ---------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------
-clock() {
-    if [ -n "${EPOCHREALTIME:-}" ]; then
-        echo "${EPOCHREALTIME/,/.}"
-    else
-        date +%s.%N
-    fi
-}
-
-# run_timed VAR command...: run, put elapsed seconds into VAR, keep output in $work/out;
-# with GNU time, "user sys" CPU seconds of the whole process go to $work/cpu
-run_timed() {
-    local _rvar=$1 _t0 _t1
-    shift
-    : >"$work/cpu"
-    _t0=$(clock)
-    if [ -n "$gnutime" ]; then
-        "$gnutime" -o "$work/cpu" -f '%U %S' "$@" >"$work/out" 2>&1 ||
-            { cat "$work/out" >&2; echo "failed: $*" >&2; exit 1; }
-    else
-        "$@" >"$work/out" 2>&1 || { cat "$work/out" >&2; echo "failed: $*" >&2; exit 1; }
-    fi
-    _t1=$(clock)
-    printf -v "$_rvar" '%s' "$(awk -v a="$_t0" -v b="$_t1" 'BEGIN { printf "%.6f", b - a }')"
-}
-
 # cpu_util WALL: "NNN%" from $work/cpu (whole process), or n/a
 cpu_util() {
     awk -v w="$1" 'NF == 2 { printf "%.0f%%", 100 * ($1 + $2) / w; found = 1 }
                    END { if (!found) printf "n/a" }' "$work/cpu"
 }
 
-mibps() { awk -v m="$alloc_mib" -v s="$1" 'BEGIN { printf "%.0f", m / s }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (a / b) }'; }
 mib_of() { du -k "$1" | awk '{ printf "%.0f", $1 / 1024 }'; }
 
 check_same() { # check_same LABEL DST
@@ -138,9 +73,7 @@ check_same() { # check_same LABEL DST
     fi
 }
 
-echo "library:    $so"
-echo "qemu:       $(qemu-img --version | head -n 1)"
-echo "work dir:   $work ($(df -P "$work" | awk 'NR == 2 { print $1 }'))"
+print_setup
 echo "cores:      $cores"
 echo "source:     ${cap_mib} MiB monolithic sparse VMDK (made by this library), ${alloc_mib} MiB" \
      "allocated in 1 MiB runs, text-like compressible data; page cache warm"
@@ -198,7 +131,8 @@ printf '%-8s %10s %10s %11s %11s %8s %9s %9s %10s %10s\n' target "ours s" "qemu 
     "qemu MiB/s" ratio "ours CPU" "qemu CPU" "ours MiB" "qemu MiB"
 for kind in sparse stream; do
     printf '%-8s %10.3f %10.3f %11s %11s %7sx %9s %9s %10s %10s\n' "$kind" "${ours[$kind]}" \
-        "${qemu[$kind]}" "$(mibps "${ours[$kind]}")" "$(mibps "${qemu[$kind]}")" \
+        "${qemu[$kind]}" "$(mibps "$alloc_mib" "${ours[$kind]}")" \
+        "$(mibps "$alloc_mib" "${qemu[$kind]}")" \
         "$(ratio "${qemu[$kind]}" "${ours[$kind]}")" "${ours_cpu[$kind]}" "${qemu_cpu[$kind]}" \
         "${ours_size[$kind]}" "${qemu_size[$kind]}"
 done

@@ -42,14 +42,11 @@
 
 set -euo pipefail
 
-root=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/lib.sh"
 cache=${BENCH_CACHE:-writeback}
 total_mib=${BENCH_TOTAL_MIB:-1024}
 req_kib=${BENCH_REQ_KIB:-1024}
 cap_mib=${BENCH_CAPACITY_MIB:-4096}
-tmpbase=${BENCH_TMPDIR:-/var/tmp}
-cc=${CC:-gcc}
-cargo=${CARGO:-cargo}
 
 case $cache in
     writeback) unbuffered=0 ;;
@@ -62,71 +59,12 @@ if [ $((total_mib * 1024 % req_kib)) -ne 0 ] || [ "$total_mib" -gt "$cap_mib" ];
 fi
 count=$((total_mib * 1024 / req_kib))
 
-command -v qemu-img >/dev/null || { echo "qemu-img not found" >&2; exit 1; }
+require_qemu
 
-# ---------------------------------------------------------------------------
-# Build the library (release) and the benchmark program.
-# ---------------------------------------------------------------------------
-work=$(mktemp -d "$tmpbase/vixdisklib-bench.XXXXXX")
-cleanup() { rm -rf "$work"; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# Build the library (release) and the benchmark program in a fresh work dir.
+bench_setup bench seqio
 
-if [ -n "${VIXDISKLIB_SO:-}" ]; then
-    so=$VIXDISKLIB_SO
-else
-    target_dir=${CARGO_TARGET_DIR:-$root/target}
-    case $target_dir in /*) ;; *) target_dir=$root/$target_dir ;; esac
-    echo "building the library: (cd $root && $cargo build --release)"
-    (cd "$root" && CARGO_TARGET_DIR=$target_dir "$cargo" build --release --quiet)
-    so=$target_dir/release/libvixDiskLib.so
-fi
-[ -f "$so" ] || { echo "no library at $so" >&2; exit 1; }
-[ -f "$root/include/vixDiskLib.h" ] || { echo "no $root/include/vixDiskLib.h" >&2; exit 1; }
-
-# If the library carries a SONAME, make that name resolvable next to it.
-libdir=$work/lib
-mkdir -p "$libdir"
-ln -s "$so" "$libdir/libvixDiskLib.so"
-soname=
-if command -v readelf >/dev/null; then
-    soname=$(LC_ALL=C readelf -d "$so" 2>/dev/null | sed -n 's/.*(SONAME).*\[\(.*\)\].*/\1/p' || true)
-fi
-if [ -n "$soname" ] && [ "$soname" != libvixDiskLib.so ]; then
-    ln -s "$so" "$libdir/$soname"
-fi
-
-"$cc" -O2 -std=c11 -Wall -Wextra -Werror -I"$root/include" "$root/bench/seqio.c" \
-    -o "$work/seqio" -L"$libdir" -lvixDiskLib -Wl,-rpath,"$libdir"
-
-# ---------------------------------------------------------------------------
-# Helpers
-# ---------------------------------------------------------------------------
-clock() {
-    if [ -n "${EPOCHREALTIME:-}" ]; then
-        echo "${EPOCHREALTIME/,/.}"
-    else
-        date +%s.%N
-    fi
-}
-
-# run_timed VAR command...: run, put elapsed seconds into VAR, keep output in $work/out
-run_timed() {
-    local var=$1 t0 t1
-    shift
-    t0=$(clock)
-    "$@" >"$work/out" 2>&1 || { cat "$work/out" >&2; echo "failed: $*" >&2; exit 1; }
-    t1=$(clock)
-    printf -v "$var" '%s' "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')"
-}
-
-mibps() { awk -v m="$total_mib" -v s="$1" 'BEGIN { printf "%.0f", m / s }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (a / b) }'; }
-qemu_own() { sed -n 's/.*Run completed in \([0-9.]*\) seconds.*/\1/p' "$work/out"; }
-
-echo "library:    $so"
-echo "qemu:       $(qemu-img --version | head -n 1)"
-echo "work dir:   $work ($(df -P "$work" | awk 'NR == 2 { print $1 }'))"
+print_setup
 if [ "$cache" = none ]; then
     echo "note:       qemu uses O_DIRECT; ours gets VIXDISKLIB_FLAG_OPEN_UNBUFFERED, which the"
     echo "            library may treat as advice only (then ours still uses the page cache)"
@@ -144,11 +82,7 @@ run_timed ours_write env SEQIO_UNBUFFERED=$unbuffered "$work/seqio" write "$ours
 grep '^seqio:' "$work/out" | sed 's/^/  ours   /'
 run_timed ours_read env SEQIO_UNBUFFERED=$unbuffered "$work/seqio" read "$ours" "$total_mib" "$req_kib"
 grep '^seqio:' "$work/out" | sed 's/^/  ours   /'
-if qemu-img check -q -f vmdk "$ours" >"$work/out" 2>&1; then
-    echo "  ours   image passes qemu-img check"
-else
-    echo "  ours   WARNING: qemu-img check reports problems:"; sed 's/^/         /' "$work/out"
-fi
+qemu_check "ours  " image "$ours"
 ours_size=$(du -k "$ours" | awk '{ print $1 }')
 rm -rf "$ours" "$ours.lck"
 
@@ -159,10 +93,10 @@ theirs=$work/qemu.vmdk
 qemu-img create -q -f vmdk "$theirs" "${cap_mib}M"
 run_timed qemu_write qemu-img bench -f vmdk -t "$cache" -w --pattern 165 \
     -c "$count" -s "${req_kib}K" -S "${req_kib}K" -d 1 "$theirs"
-qemu_write_own=$(qemu_own)
+qemu_write_own=$(qemu_own "$work/out")
 run_timed qemu_read qemu-img bench -f vmdk -t "$cache" \
     -c "$count" -s "${req_kib}K" -S "${req_kib}K" -d 1 "$theirs"
-qemu_read_own=$(qemu_own)
+qemu_read_own=$(qemu_own "$work/out")
 echo "  qemu   write: qemu-img reports ${qemu_write_own:-?}s for the requests alone, ${qemu_write}s wall"
 echo "  qemu   read:  qemu-img reports ${qemu_read_own:-?}s for the requests alone, ${qemu_read}s wall"
 qemu_size=$(du -k "$theirs" | awk '{ print $1 }')
@@ -174,7 +108,7 @@ rm -f "$theirs"
 echo
 echo "  file size after writing: ours $((ours_size / 1024)) MiB, qemu $((qemu_size / 1024)) MiB"
 echo
-ow=$(mibps "$ours_write"); qw=$(mibps "$qemu_write")
-or=$(mibps "$ours_read");  qr=$(mibps "$qemu_read")
+ow=$(mibps "$total_mib" "$ours_write"); qw=$(mibps "$total_mib" "$qemu_write")
+or=$(mibps "$total_mib" "$ours_read");  qr=$(mibps "$total_mib" "$qemu_read")
 echo "write: ours $ow MiB/s, qemu $qw MiB/s, ratio $(ratio "$qemu_write" "$ours_write")x  (cache=$cache)"
 echo "read:  ours $or MiB/s, qemu $qr MiB/s, ratio $(ratio "$qemu_read" "$ours_read")x  (cache=$cache)"

@@ -19,64 +19,18 @@
 
 #define _POSIX_C_SOURCE 200809L
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "vixDiskLib.h"
+#include "bench_common.h"
+
+#define PROG "seqio"
+/* Shared helpers with this program's name as the message prefix. */
+#define failed(err, what) bench_failed(PROG, (err), (what))
+#define number(s, what) bench_number(PROG, (s), (what))
 
 #define PATTERN 0xA5
-
-static void
-quiet(const char *fmt, va_list args)
-{
-   (void)fmt;
-   (void)args;
-}
-
-static void
-to_stderr(const char *fmt, va_list args)
-{
-   vfprintf(stderr, fmt, args);
-}
-
-static double
-now(void)
-{
-   struct timespec ts;
-   clock_gettime(CLOCK_MONOTONIC, &ts);
-   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int
-failed(VixError err, const char *what)
-{
-   char *text;
-
-   if (err == VIX_OK) {
-      return 0;
-   }
-   text = VixDiskLib_GetErrorText(err, NULL);
-   fprintf(stderr, "seqio: %s: error %lu (%s)\n", what, (unsigned long)VIX_ERROR_CODE(err),
-           text ? text : "?");
-   VixDiskLib_FreeErrorText(text);
-   return 1;
-}
-
-static unsigned long
-number(const char *s, const char *what)
-{
-   char *end;
-   unsigned long v = strtoul(s, &end, 10);
-
-   if (*end != '\0' || v == 0) {
-      fprintf(stderr, "seqio: bad %s: %s\n", what, s);
-      exit(2);
-   }
-   return v;
-}
 
 static int
 usage(void)
@@ -85,19 +39,6 @@ usage(void)
                    "       seqio write  PATH TOTAL_MiB REQUEST_KiB\n"
                    "       seqio read   PATH TOTAL_MiB REQUEST_KiB\n");
    return 2;
-}
-
-static int
-do_create(VixDiskLibConnection conn, const char *path, unsigned long cap_mib)
-{
-   VixDiskLibCreateParams cp;
-
-   memset(&cp, 0, sizeof cp);
-   cp.diskType = VIXDISKLIB_DISK_MONOLITHIC_SPARSE;
-   cp.adapterType = VIXDISKLIB_ADAPTER_SCSI_LSILOGIC;
-   cp.hwVersion = VIXDISKLIB_HWVERSION_ESX4X;
-   cp.capacity = (VixDiskLibSectorType)cap_mib * 2048;
-   return failed(VixDiskLib_Create(conn, path, &cp, NULL, NULL), "Create");
 }
 
 static int
@@ -129,12 +70,12 @@ do_io(VixDiskLibConnection conn, const char *path, int writing, unsigned long to
    buf = (uint8 *)mem;
    memset(buf, writing ? PATTERN : 0, req_bytes);
 
-   t0 = now();
+   t0 = bench_now();
    if (failed(VixDiskLib_Open(conn, path, flags, &h), "Open")) {
       free(mem);
       return 1;
    }
-   t1 = now();
+   t1 = bench_now();
    for (pos = 0; pos < total; pos += req_sectors) {
       if (writing) {
          if (failed(VixDiskLib_Write(h, pos, req_sectors, buf), "Write")) {
@@ -153,14 +94,14 @@ do_io(VixDiskLibConnection conn, const char *path, int writing, unsigned long to
          }
       }
    }
-   t2 = now();
+   t2 = bench_now();
    if (writing && rc == 0 && failed(VixDiskLib_Flush(h), "Flush")) {
       rc = 1;
    }
    if (failed(VixDiskLib_Close(h), "Close")) {
       rc = 1;
    }
-   t3 = now();
+   t3 = bench_now();
    free(mem);
 
    if (rc == 0) {
@@ -187,18 +128,12 @@ main(int argc, char **argv)
       return usage();
    }
 
-   params = VixDiskLib_AllocateConnectParams();
-   if (params == NULL) {
-      fprintf(stderr, "seqio: AllocateConnectParams failed\n");
-      return 1;
-   }
-   if (failed(VixDiskLib_InitEx(6, 5, quiet, to_stderr, to_stderr, NULL, NULL), "InitEx") ||
-       failed(VixDiskLib_ConnectEx(params, FALSE, NULL, NULL, &conn), "ConnectEx")) {
+   if (bench_connect(PROG, &params, &conn)) {
       return 1;
    }
 
    if (strcmp(argv[1], "create") == 0 && argc == 4) {
-      rc = do_create(conn, argv[2], number(argv[3], "capacity"));
+      rc = bench_create_disk(PROG, conn, argv[2], number(argv[3], "capacity"));
    } else if (strcmp(argv[1], "write") == 0) {
       rc = do_io(conn, argv[2], 1, number(argv[3], "total"), number(argv[4], "request size"));
    } else if (strcmp(argv[1], "read") == 0) {
@@ -207,8 +142,6 @@ main(int argc, char **argv)
       rc = usage();
    }
 
-   VixDiskLib_Disconnect(conn);
-   VixDiskLib_FreeConnectParams(params);
-   VixDiskLib_Exit();
+   bench_disconnect(params, conn);
    return rc;
 }
