@@ -107,6 +107,10 @@ run_timed() {
     if [ "$cpu_times" = 1 ]; then
         : >"$work/cpu"
     fi
+    # Start every timed run with no dirty pages left by the previous step (creating the
+    # source, the other side's output): their writeback would otherwise be charged to
+    # whichever side runs next.
+    sync
     _t0=$(clock)
     if [ -n "$gnutime" ]; then
         "$gnutime" -o "$work/cpu" -f '%U %S' "$@" >"$work/out" 2>&1 ||

@@ -1,15 +1,20 @@
 //! Clone: the flattened content of an open chain copied into a new disk of any supported type,
 //! keeping unallocated grains unallocated; and the size such a clone needs.
 
+use std::fs::File;
 use std::path::Path;
 
 use super::Disk;
 use super::files::unlink;
+use super::index::{NO_OWNER, OwnerIndex};
 use crate::error::{Error, Result};
 use crate::vmdk::create::{
     CreateSpec, DiskKind, SPLIT_EXTENT_SECTORS, base_ddb, create, new_descriptor,
 };
+use crate::vmdk::extent::Mapping;
+use crate::vmdk::fileio::copy_range;
 use crate::vmdk::header::SparseHeader;
+use crate::vmdk::link::Link;
 use crate::vmdk::stream_writer::write_stream_optimized;
 
 /// Grain used for allocation bookkeeping of the source (64 KiB, as every target writes).
@@ -20,7 +25,81 @@ const COPY_SECTORS: u64 = 2048;
 /// Bytes a descriptor file or the embedded descriptor area takes at most.
 const DESCRIPTOR_BYTES: u64 = 20 * 512;
 
+/// A run of source data: virtual start, sectors, the file and byte offset holding it.
+type SourcePiece<'a> = (u64, u64, &'a File, &'a Path, u64);
+
 impl Disk {
+    /// The source runs of `[start, end)` as plain data in some link's file, or None if any
+    /// part is not plain data (compressed, zeroed, split across links inside a grain).
+    fn data_pieces<'a>(
+        links: &'a [Link],
+        owners: &OwnerIndex,
+        capacity: u64,
+        start: u64,
+        end: u64,
+    ) -> Result<Option<Vec<SourcePiece<'a>>>> {
+        let mut pieces = Vec::new();
+        let mut plain = true;
+        let mut add = |level: usize, s: u64, n: u64| -> Result<()> {
+            let link = &links[level];
+            let mut cur = s;
+            while plain && cur < s + n {
+                let (m, len) = link.map(cur, s + n - cur)?;
+                match m {
+                    Mapping::Data { extent, offset } => match link.extents()[extent].data_file() {
+                        Some((file, path)) => pieces.push((cur, len, file, path, offset)),
+                        None => plain = false,
+                    },
+                    _ => plain = false,
+                }
+                cur += len;
+            }
+            Ok(())
+        };
+        if links.len() == 1 {
+            add(0, start, end - start)?;
+        } else {
+            owners.runs(links, capacity, start, end - start, &mut |owner, s, n| {
+                if owner != NO_OWNER {
+                    add(owner as usize, s, n)?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(plain.then_some(pieces))
+    }
+
+    /// Copies `[start, end)` into the fresh `target` inside the kernel (no trip through user
+    /// memory) when the source is plain data and the target can take whole new grains there.
+    /// Returns false, leaving the run to the read/write path, otherwise.
+    fn kernel_copy_run(&self, target: &Disk, start: u64, end: u64) -> Result<bool> {
+        let chain = self.chain();
+        let Some(pieces) =
+            Self::data_pieces(&chain.links, &self.owners, self.capacity(), start, end)?
+        else {
+            return Ok(false);
+        };
+        let target_chain = target.chain();
+        let leaf = &target_chain.links[0];
+        for (s, n, src, src_path, src_off) in pieces {
+            let done = leaf.fill_new(s, n, &mut |dst, dst_path, dst_off, first, count| {
+                copy_range(
+                    src,
+                    src_path,
+                    src_off + first * 512,
+                    dst,
+                    dst_path,
+                    dst_off,
+                    count * 512,
+                )
+            })?;
+            if !done {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// One flag per 64 KiB grain: does any link hold data there?
     pub fn allocated_grains(&self) -> Result<Vec<bool>> {
         let grains = self.capacity().div_ceil(GRAIN) as usize;
@@ -144,6 +223,12 @@ impl Disk {
                 .map_or(g + 1, |i| i + 1);
             let start = g as u64 * GRAIN;
             let end = (run_end as u64 * GRAIN).min(self.capacity());
+            if self.kernel_copy_run(&target, start, end)? {
+                done += (run_end - g) as u64;
+                progress((done * 99 / total) as u32);
+                g = run_end;
+                continue;
+            }
             let bytes = ((end - start) * 512) as usize;
             let chunk = &mut buf[..bytes];
             self.read(start, chunk)?;

@@ -117,6 +117,54 @@ impl Extent {
         })
     }
 
+    /// The file holding data that `map` located at `Mapping::Data` (sparse and flat extents).
+    pub fn data_file(&self) -> Option<(&File, &std::path::Path)> {
+        match &self.store {
+            ExtentStore::Sparse(sp) => Some((sp.file(), sp.path())),
+            ExtentStore::Flat { path, file, .. } => Some((file, path)),
+            ExtentStore::Cowd(_) | ExtentStore::Zero => None,
+        }
+    }
+
+    /// Places `sectors` new sectors at extent-relative `rel` by letting
+    /// `fill(file, path, byte_offset, first, count)` write sectors `first..first + count` of the
+    /// request (counted from `rel`) into the file at `byte_offset` directly. Sparse extents need
+    /// whole, unallocated grains; returns Ok(false), having done nothing, when this extent
+    /// cannot take the data that way (the caller then writes normally).
+    pub fn fill_new(
+        &self,
+        rel: u64,
+        sectors: u64,
+        fill: &mut dyn FnMut(&File, &std::path::Path, u64, u64, u64) -> Result<()>,
+    ) -> Result<bool> {
+        if self.access != Access::ReadWrite {
+            return Ok(false);
+        }
+        match &self.store {
+            ExtentStore::Flat { path, file, offset } => {
+                fill(file, path, offset + rel * 512, 0, sectors)?;
+                Ok(true)
+            }
+            ExtentStore::Sparse(sp) => {
+                let gs = sp.header().grain_sectors;
+                let per = u64::from(sp.header().gtes_per_gt) * gs;
+                if rel % gs != 0 || sectors % gs != 0 || sp.header().is_compressed() {
+                    return Ok(false);
+                }
+                // One table at a time; each piece is filled at its own place in the file.
+                let mut cur = rel;
+                while cur < rel + sectors {
+                    let n = ((cur / per + 1) * per).min(rel + sectors) - cur;
+                    let first = cur - rel;
+                    sp.append_grains(cur / gs, n / gs, &mut |f, p, off| fill(f, p, off, first, n))?;
+                    cur += n;
+                }
+                Ok(true)
+            }
+            ExtentStore::Cowd(_) | ExtentStore::Zero => Ok(false),
+        }
+    }
+
     /// Reads bytes at a file offset obtained from `map`.
     pub fn read_data(&self, buf: &mut [u8], offset: u64) -> Result<()> {
         match &self.store {

@@ -83,3 +83,32 @@ pub fn random_u64() -> u64 {
     );
     h.finish()
 }
+
+/// Copies `len` bytes from `src` at `src_off` to `dst` at `dst_off`, inside the kernel where
+/// the platform allows (copy_file_range; std falls back to read/write otherwise). A source
+/// shorter than asked (a flat file created sparse) is completed with zeros. Uses the two
+/// files' seek positions, which nothing else in this library relies on (all other I/O is
+/// positioned), so callers must not run two copies on one file at once.
+pub fn copy_range(
+    src: &File,
+    src_path: &Path,
+    src_off: u64,
+    dst: &File,
+    dst_path: &Path,
+    dst_off: u64,
+    len: u64,
+) -> Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut from = src;
+    from.seek(SeekFrom::Start(src_off))
+        .map_err(|e| Error::io(src_path, e))?;
+    let mut to = dst;
+    to.seek(SeekFrom::Start(dst_off))
+        .map_err(|e| Error::io(dst_path, e))?;
+    let copied = std::io::copy(&mut from.take(len), &mut to).map_err(|e| Error::io(dst_path, e))?;
+    if copied < len {
+        let zeros = vec![0u8; (len - copied) as usize];
+        write_all_at(dst, dst_path, &zeros, dst_off + copied)?;
+    }
+    Ok(())
+}

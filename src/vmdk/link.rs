@@ -342,6 +342,54 @@ impl Link {
         Ok(())
     }
 
+    /// Places new data for `[sector, sector + sectors)` straight into this link's files through
+    /// `fill(file, path, byte_offset, first, count)` (see `Extent::fill_new`), for copies the
+    /// kernel can do without passing the data through us. Returns Ok(false), having written
+    /// nothing, if some extent of the range cannot take data that way.
+    pub fn fill_new(
+        &self,
+        sector: u64,
+        sectors: u64,
+        fill: &mut dyn FnMut(&File, &Path, u64, u64, u64) -> Result<()>,
+    ) -> Result<bool> {
+        if !self.writable
+            || self
+                .extents
+                .iter()
+                .any(|e| matches!(e.store, ExtentStore::Cowd(_)) || e.is_compressed())
+        {
+            return Ok(false);
+        }
+        let end = sector + sectors;
+        let pieces: Vec<(usize, u64, u64)> = self
+            .extents
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.start < end && sector < e.start + e.sectors)
+            .map(|(i, e)| (i, sector.max(e.start), end.min(e.start + e.sectors)))
+            .collect();
+        let aligned = |(i, lo, hi): &(usize, u64, u64)| match &self.extents[*i].store {
+            ExtentStore::Sparse(sp) => {
+                let gs = sp.header().grain_sectors;
+                (lo - self.extents[*i].start) % gs == 0 && (hi - lo) % gs == 0
+            }
+            ExtentStore::Flat { .. } => true,
+            _ => false,
+        };
+        if !pieces.iter().all(aligned) {
+            return Ok(false);
+        }
+        self.begin_write_session()?;
+        for (i, lo, hi) in pieces {
+            let e = &self.extents[i];
+            let base = lo - sector;
+            e.fill_new(lo - e.start, hi - lo, &mut |f, p, off, first, count| {
+                fill(f, p, off, base + first, count)
+            })?;
+        }
+        Ok(true)
+    }
+
     /// On the first write of an open: a new CID (so children notice), and the unclean flag.
     fn begin_write_session(&self) -> Result<()> {
         let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());

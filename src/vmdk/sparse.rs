@@ -387,6 +387,55 @@ impl SparseExtent {
         Ok(())
     }
 
+    /// Allocates `n` whole grains from `grain` (all unallocated, within one grain table) at the
+    /// end of the file and lets `fill(file, path, byte_offset)` put their data there (e.g. a
+    /// kernel copy); the table entries change only after `fill` succeeded.
+    pub fn append_grains(
+        &self,
+        grain: u64,
+        n: u64,
+        fill: &mut dyn FnMut(&File, &Path, u64) -> Result<()>,
+    ) -> Result<()> {
+        let gs = self.header.grain_sectors;
+        let per = u64::from(self.header.gtes_per_gt);
+        if self.header.is_compressed()
+            || n == 0
+            || grain / per != (grain + n - 1) / per
+            || (grain + n) * gs > self.header.capacity
+        {
+            return Err(Error::InvalidArg(
+                "grains to append must be whole and share a table".into(),
+            ));
+        }
+        let mut meta = self.lock();
+        for k in 0..n {
+            if self.entry(&mut meta, grain + k)? != 0 {
+                return Err(Error::InvalidArg(format!(
+                    "grain {} is already allocated",
+                    grain + k
+                )));
+            }
+        }
+        let gdi = (grain / per) as usize;
+        if meta.gd[gdi] == 0 {
+            self.allocate_gt(&mut meta, gdi)?;
+        }
+        let at = meta.next_free;
+        fill(&self.file, &self.path, sectors_to_bytes(at))?;
+        meta.next_free = at + n * gs;
+        meta.data_unsynced = true;
+        self.writeback
+            .note_appended(&self.file, sectors_to_bytes(n * gs));
+        let gt = meta.gts[gdi]
+            .as_mut()
+            .expect("table exists after allocation");
+        for k in 0..n {
+            gt[((grain + k) % per) as usize] = u32_sector(at + k * gs, &self.path)?;
+        }
+        meta.dirty_gts.insert(gdi);
+        Ok(())
+    }
+
     /// Makes everything written so far durable, in crash-safe order (see the module docs).
     pub fn flush_metadata(&self) -> Result<()> {
         self.writeback
