@@ -44,6 +44,10 @@ pub struct Extent {
     pub store: ExtentStore,
 }
 
+/// Writes sectors `first..first + count` of a request straight into `file` at a byte offset:
+/// `fill(file, path, byte_offset, first, count)` (see `Extent::fill_new`).
+pub type DirectFill<'a> = dyn FnMut(&File, &std::path::Path, u64, u64, u64) -> Result<()> + 'a;
+
 /// Where a run of a link's sectors lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mapping {
@@ -131,12 +135,7 @@ impl Extent {
     /// request (counted from `rel`) into the file at `byte_offset` directly. Sparse extents need
     /// whole, unallocated grains; returns Ok(false), having done nothing, when this extent
     /// cannot take the data that way (the caller then writes normally).
-    pub fn fill_new(
-        &self,
-        rel: u64,
-        sectors: u64,
-        fill: &mut dyn FnMut(&File, &std::path::Path, u64, u64, u64) -> Result<()>,
-    ) -> Result<bool> {
+    pub fn fill_new(&self, rel: u64, sectors: u64, fill: &mut DirectFill<'_>) -> Result<bool> {
         if self.access != Access::ReadWrite {
             return Ok(false);
         }
@@ -148,7 +147,10 @@ impl Extent {
             ExtentStore::Sparse(sp) => {
                 let gs = sp.header().grain_sectors;
                 let per = u64::from(sp.header().gtes_per_gt) * gs;
-                if rel % gs != 0 || sectors % gs != 0 || sp.header().is_compressed() {
+                if !rel.is_multiple_of(gs)
+                    || !sectors.is_multiple_of(gs)
+                    || sp.header().is_compressed()
+                {
                     return Ok(false);
                 }
                 // One table at a time; each piece is filled at its own place in the file.

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use super::cowd::CowdExtent;
 use super::descriptor::{Access, Descriptor, ExtentKind, ExtentLine, MAX_DESCRIPTOR_BYTES};
-use super::extent::{Extent, ExtentStore, Mapping};
+use super::extent::{DirectFill, Extent, ExtentStore, Mapping};
 use super::fileio::{file_len, random_cid, read_exact_at, sync_data, write_all_at};
 use super::header::{HEADER_SIZE, SparseHeader};
 use super::sparse::SparseExtent;
@@ -346,12 +346,7 @@ impl Link {
     /// `fill(file, path, byte_offset, first, count)` (see `Extent::fill_new`), for copies the
     /// kernel can do without passing the data through us. Returns Ok(false), having written
     /// nothing, if some extent of the range cannot take data that way.
-    pub fn fill_new(
-        &self,
-        sector: u64,
-        sectors: u64,
-        fill: &mut dyn FnMut(&File, &Path, u64, u64, u64) -> Result<()>,
-    ) -> Result<bool> {
+    pub fn fill_new(&self, sector: u64, sectors: u64, fill: &mut DirectFill<'_>) -> Result<bool> {
         if !self.writable
             || self
                 .extents
@@ -371,7 +366,7 @@ impl Link {
         let aligned = |(i, lo, hi): &(usize, u64, u64)| match &self.extents[*i].store {
             ExtentStore::Sparse(sp) => {
                 let gs = sp.header().grain_sectors;
-                (lo - self.extents[*i].start) % gs == 0 && (hi - lo) % gs == 0
+                (lo - self.extents[*i].start).is_multiple_of(gs) && (hi - lo).is_multiple_of(gs)
             }
             ExtentStore::Flat { .. } => true,
             _ => false,
