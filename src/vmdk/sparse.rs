@@ -342,40 +342,26 @@ impl SparseExtent {
                             n += 1;
                         }
                     }
-                    let gdi = (grain / per) as usize;
-                    if meta.gd[gdi] == 0 {
-                        self.allocate_gt(&mut meta, gdi)?;
-                    }
-                    let at = meta.next_free;
-                    if whole {
-                        let len = sectors_to_bytes(n * gs) as usize;
-                        write_all_at(
-                            &self.file,
-                            &self.path,
-                            &data[data_off..data_off + len],
-                            sectors_to_bytes(at),
-                        )?;
-                    } else {
-                        let mut buf = vec![0u8; grain_bytes];
-                        if state == GrainMap::Unallocated {
-                            fill(grain_start, &mut buf)?;
+                    self.append_locked(&mut meta, grain, n, &mut |at| {
+                        if whole {
+                            let len = sectors_to_bytes(n * gs) as usize;
+                            write_all_at(
+                                &self.file,
+                                &self.path,
+                                &data[data_off..data_off + len],
+                                at,
+                            )
+                        } else {
+                            let mut buf = vec![0u8; grain_bytes];
+                            if state == GrainMap::Unallocated {
+                                fill(grain_start, &mut buf)?;
+                            }
+                            let rel = sectors_to_bytes(cur - grain_start) as usize;
+                            let len = sectors_to_bytes(in_grain) as usize;
+                            buf[rel..rel + len].copy_from_slice(&data[data_off..data_off + len]);
+                            write_all_at(&self.file, &self.path, &buf, at)
                         }
-                        let rel = sectors_to_bytes(cur - grain_start) as usize;
-                        let len = sectors_to_bytes(in_grain) as usize;
-                        buf[rel..rel + len].copy_from_slice(&data[data_off..data_off + len]);
-                        write_all_at(&self.file, &self.path, &buf, sectors_to_bytes(at))?;
-                    }
-                    meta.next_free = at + n * gs;
-                    meta.data_unsynced = true;
-                    self.writeback
-                        .note_appended(&self.file, sectors_to_bytes(n * gs));
-                    let gt = meta.gts[gdi]
-                        .as_mut()
-                        .expect("table exists after allocation");
-                    for k in 0..n {
-                        gt[((grain + k) % per) as usize] = u32_sector(at + k * gs, &self.path)?;
-                    }
-                    meta.dirty_gts.insert(gdi);
+                    })?;
                     cur = if whole {
                         grain_start + n * gs
                     } else {
@@ -416,12 +402,28 @@ impl SparseExtent {
                 )));
             }
         }
+        self.append_locked(&mut meta, grain, n, &mut |at| {
+            fill(&self.file, &self.path, at)
+        })
+    }
+
+    /// Appends `n` grains from `grain` (one table) at the grain-aligned end of the file:
+    /// `put(byte_offset)` writes their data, and only then do the table entries point at it.
+    fn append_locked(
+        &self,
+        meta: &mut Meta,
+        grain: u64,
+        n: u64,
+        put: &mut dyn FnMut(u64) -> Result<()>,
+    ) -> Result<()> {
+        let gs = self.header.grain_sectors;
+        let per = u64::from(self.header.gtes_per_gt);
         let gdi = (grain / per) as usize;
         if meta.gd[gdi] == 0 {
-            self.allocate_gt(&mut meta, gdi)?;
+            self.allocate_gt(meta, gdi)?;
         }
         let at = meta.next_free;
-        fill(&self.file, &self.path, sectors_to_bytes(at))?;
+        put(sectors_to_bytes(at))?;
         meta.next_free = at + n * gs;
         meta.data_unsynced = true;
         self.writeback
