@@ -310,25 +310,10 @@ fn allocated_blocks_match_qemu_img_map() {
     let (gens, _) = nightly_chain(dir.path());
     let d = open_ro(&gens[7]);
     let ours = d.allocated_chunks(0, d.capacity(), 128).unwrap();
-    let (code, out) = sh(&format!(
-        "qemu-img map --output=json '{}'",
-        gens[7].display()
-    ));
-    assert_eq!(code, 0, "{out}");
     // Rebuild qemu's data ranges as 64 KiB chunks, merged.
     let mut theirs: Vec<(u64, u64)> = Vec::new();
-    for line in out.lines().filter(|l| l.contains("\"data\": true")) {
-        let num = |key: &str| -> u64 {
-            let at = line.find(key).unwrap() + key.len();
-            line[at..]
-                .trim_start_matches([' ', ':'])
-                .split([',', ' ', '}'])
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap()
-        };
-        let (start, length) = (num("\"start\"") / 512, num("\"length\"") / 512);
+    for r in qemu_map(&gens[7]).into_iter().filter(|r| r.data) {
+        let (start, length) = (r.start / 512, r.length / 512);
         let s = start / 128 * 128;
         let e = (start + length).div_ceil(128) * 128;
         match theirs.last_mut() {
@@ -401,51 +386,23 @@ fn split_sparse_children_chain_like_monolithic_ones_and_qemu_sees_the_depths() {
         let raw = p(dir.path(), "m.raw");
         save_raw(&model, &raw);
         assert!(qemu_same(&raw, &p(dir.path(), "snap.vmdk")));
-        let (code, out) = sh(&format!(
-            "qemu-img map --output=json '{}'",
-            p(dir.path(), "snap.vmdk").display()
-        ));
-        assert_eq!(code, 0, "{out}");
+        let map = qemu_map(&p(dir.path(), "snap.vmdk"));
         let depth_at = |byte: u64| -> u64 {
-            out.lines()
-                .find(|l| {
-                    let num = |k: &str| -> u64 {
-                        let at = l.find(k).unwrap() + k.len();
-                        l[at..]
-                            .trim_start_matches([' ', ':'])
-                            .split([',', ' ', '}'])
-                            .next()
-                            .unwrap()
-                            .parse()
-                            .unwrap()
-                    };
-                    l.contains("\"start\"")
-                        && num("\"start\"") <= byte
-                        && byte < num("\"start\"") + num("\"length\"")
-                })
-                .map(|l| {
-                    let at = l.find("\"depth\":").unwrap() + 8;
-                    l[at..]
-                        .trim()
-                        .split([',', '}'])
-                        .next()
-                        .unwrap()
-                        .trim()
-                        .parse()
-                        .unwrap()
-                })
+            map.iter()
+                .find(|r| r.start <= byte && byte < r.start + r.length)
+                .map(|r| r.depth)
                 .unwrap()
         };
         assert_eq!(
             depth_at(8 * MIB as u64),
             0,
-            "child data is at depth 0:\n{out}"
+            "child data is at depth 0: {map:?}"
         );
         assert_eq!(depth_at(0), 0, "the copied-up first grain is the child's");
         assert_eq!(
             depth_at(512 * 1024),
             1,
-            "base-only data is at depth 1:\n{out}"
+            "base-only data is at depth 1: {map:?}"
         );
     }
 }

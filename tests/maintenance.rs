@@ -329,22 +329,10 @@ fn defragment_orders_grains_by_lba_and_keeps_content() {
     d.close().unwrap();
     drop(d);
     if have_qemu() {
-        let (code, out) = sh(&format!("qemu-img map --output=json '{}'", path.display()));
-        assert_eq!(code, 0, "{out}");
-        let offsets: Vec<u64> = out
-            .lines()
-            .filter(|l| l.contains("\"data\": true"))
-            .map(|l| {
-                let at = l.find("\"offset\":").unwrap() + 9;
-                l[at..]
-                    .trim()
-                    .split([',', '}'])
-                    .next()
-                    .unwrap()
-                    .trim()
-                    .parse()
-                    .unwrap()
-            })
+        let offsets: Vec<u64> = qemu_map(&path)
+            .iter()
+            .filter(|r| r.data)
+            .filter_map(|r| r.offset)
             .collect();
         assert_eq!(offsets.len(), 16);
         assert!(

@@ -1,10 +1,13 @@
 //! The streamOptimized writer: an independent walk of the file layout, then qemu-img and libvmdk
 //! (pyvmdk) as oracles, then a timing against `qemu-img convert -o subformat=streamOptimized`.
 
+mod common;
+
+use common::{have_qemu, sh};
+
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
 use vixDiskLib::error::{Error, Result};
@@ -15,28 +18,6 @@ use vixDiskLib::vmdk::stream_writer::write_stream_optimized;
 
 const GRAIN: usize = 65536;
 const GRAIN_SECTORS: u64 = 128;
-
-fn have_qemu() -> bool {
-    let ok = Command::new("qemu-img")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("qemu-img not available: skipping the qemu oracle");
-    }
-    ok
-}
-
-fn sh(cmd: &str) -> (i32, String) {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(cmd)
-        .output()
-        .expect("run sh");
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    (out.status.code().unwrap_or(-1), text)
-}
 
 fn descriptor(capacity: u64) -> Descriptor {
     let spec = CreateSpec {

@@ -116,3 +116,45 @@ pub fn sha256(path: &Path) -> String {
 pub fn p(dir: &Path, name: &str) -> PathBuf {
     dir.join(name)
 }
+
+/// One range of `qemu-img map --output=json`.
+#[derive(Debug, Clone, Copy)]
+pub struct MapRange {
+    /// First byte.
+    pub start: u64,
+    /// Bytes.
+    pub length: u64,
+    /// Link the data comes from (0 = the named image).
+    pub depth: u64,
+    /// The range holds data (not zeros/unallocated).
+    pub data: bool,
+    /// Byte offset in the image file, when qemu reports one.
+    pub offset: Option<u64>,
+}
+
+/// Runs `qemu-img map --output=json` on `path` and parses its ranges.
+pub fn qemu_map(path: &Path) -> Vec<MapRange> {
+    let (code, out) = sh(&format!("qemu-img map --output=json '{}'", path.display()));
+    assert_eq!(code, 0, "{out}");
+    let field = |line: &str, key: &str| -> Option<String> {
+        let at = line.find(&format!("\"{key}\":"))? + key.len() + 3;
+        Some(
+            line[at..]
+                .trim_start()
+                .split([',', '}'])
+                .next()?
+                .trim()
+                .to_string(),
+        )
+    };
+    out.lines()
+        .filter(|l| l.contains("\"start\""))
+        .map(|l| MapRange {
+            start: field(l, "start").unwrap().parse().unwrap(),
+            length: field(l, "length").unwrap().parse().unwrap(),
+            depth: field(l, "depth").unwrap().parse().unwrap(),
+            data: field(l, "data").as_deref() == Some("true"),
+            offset: field(l, "offset").and_then(|v| v.parse().ok()),
+        })
+        .collect()
+}
