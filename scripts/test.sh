@@ -12,4 +12,20 @@ build=${BUILD_DIR:-build}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" -j 2
 ctest --test-dir "$build" --output-on-failure
+# The install layout nbdkit and VDDK clients expect, and a client built against it alone.
+prefix=$(mktemp -d /tmp/vixdisklib-install.XXXXXX)
+trap 'rm -rf "$prefix"' EXIT
+cmake --install "$build" --prefix "$prefix" >/dev/null
+for f in include/vixDiskLib.h include/vm_basic_types.h lib64/libvixDiskLib.so.8.0.3 \
+         lib64/libvixDiskLib.so.8 lib64/libvixDiskLib.so.9 lib64/libvixDiskLib.so \
+         lib64/pkgconfig/vixDiskLib.pc; do
+  [ -e "$prefix/$f" ] || { echo "install layout: $f missing" >&2; exit 1; }
+done
+# shellcheck disable=SC2046
+cc -std=c11 -Wall -Wextra -Werror -o "$prefix/demo" c_examples/demo.c \
+  $(PKG_CONFIG_PATH="$prefix/lib64/pkgconfig" pkg-config --cflags --libs vixDiskLib) \
+  -Wl,-rpath,"$prefix/lib64"
+"$prefix/demo" "$prefix/installed.vmdk" 16 >/dev/null
+echo "install layout: ok (client built with pkg-config against $prefix ran)"
+# Last, so its summary is the run's closing line.
 VIXDISKLIB_LIB="$PWD/target/release/libvixDiskLib.so" python3 -m pytest python/tests -q
