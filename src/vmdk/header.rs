@@ -148,8 +148,21 @@ impl SparseHeader {
                 ));
             }
         }
-        if self.descriptor_offset != 0 && self.descriptor_size > 20480 {
-            return bad(format!("descriptor size {} sectors", self.descriptor_size));
+        if self.descriptor_offset != 0
+            && (self.descriptor_size > 20480
+                || self.descriptor_offset.saturating_add(self.descriptor_size) > file_sectors)
+        {
+            return bad(format!(
+                "descriptor at sector {} ({} sectors) outside the file",
+                self.descriptor_offset, self.descriptor_size
+            ));
+        }
+        // qemu calls this "File truncated": grains cannot start past the end of the file.
+        if self.overhead > file_sectors {
+            return bad(format!(
+                "metadata claims {} sectors but the file has {file_sectors}",
+                self.overhead
+            ));
         }
         Ok(())
     }
