@@ -99,6 +99,13 @@ impl Disk {
                 "the child must be opened with VIXDISKLIB_FLAG_OPEN_SINGLE_LINK".into(),
             ));
         }
+        let total = c.links.len() + self.chain().links.len();
+        if total > super::resolve::MAX_CHAIN_LINKS {
+            return Err(Error::TooManyLinks(format!(
+                "attaching would make a chain of {total} links (at most {})",
+                super::resolve::MAX_CHAIN_LINKS
+            )));
+        }
         if !c.links[0].writable() {
             return Err(Error::ReadOnly(
                 "the child must be writable: attaching records the parent in it".into(),

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::vmdk::create::{
     CreateSpec, DiskKind, SPLIT_EXTENT_SECTORS, base_ddb, create, new_descriptor,
 };
+use crate::vmdk::descriptor::ExtentKind;
 use crate::vmdk::extent::Mapping;
 use crate::vmdk::fileio::copy_range;
 use crate::vmdk::header::SparseHeader;
@@ -46,10 +47,17 @@ impl Disk {
             while plain && cur < s + n {
                 let (m, len) = link.map(cur, s + n - cur)?;
                 match m {
-                    Mapping::Data { extent, offset } => match link.extents()[extent].data_file() {
-                        Some((file, path)) => pieces.push((cur, len, file, path, offset)),
-                        None => plain = false,
-                    },
+                    // Only grains a sparse extent stores: a flat source counts as allocated
+                    // everywhere, and copying it blindly would allocate its zeros too (the
+                    // read/write path skips them).
+                    Mapping::Data { extent, offset }
+                        if link.extents()[extent].kind == ExtentKind::Sparse =>
+                    {
+                        match link.extents()[extent].data_file() {
+                            Some((file, path)) => pieces.push((cur, len, file, path, offset)),
+                            None => plain = false,
+                        }
+                    }
                     _ => plain = false,
                 }
                 cur += len;

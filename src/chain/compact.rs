@@ -12,8 +12,10 @@ use crate::vmdk::rewrite::compact_extent;
 impl Disk {
     /// Rewrites the leaf's sparse extents in LBA order; with `drop_zeros`, all-zero grains are
     /// released when the parents read as zeros there too. Content and CID are unchanged.
-    /// Returns the number of grains released.
-    pub fn compact(&self, drop_zeros: bool, progress: &mut dyn FnMut(u32)) -> Result<u64> {
+    /// Returns the number of grains released. Nothing here calls back into the caller (no
+    /// progress, no log line) while the chain is locked: a callback that used the same handle
+    /// would deadlock.
+    pub fn compact(&self, drop_zeros: bool) -> Result<u64> {
         let mut chain = self.chain_mut();
         let links = &chain.links;
         let leaf = &links[0];
@@ -38,20 +40,13 @@ impl Disk {
                     "only sparse disks can be shrunk".into(),
                 ));
             }
-            log::info(format!(
-                "{}: flat disk, nothing to defragment",
-                leaf.path().display()
-            ));
-            progress(100);
             return Ok(0);
         }
         leaf.flush()?;
         let embedded = leaf.is_monolithic().then(|| leaf.descriptor().render());
-        let total = leaf.extents().len() as u64;
         let mut renames = Vec::new();
         let mut released = 0;
-        progress(0);
-        for (i, e) in leaf.extents().iter().enumerate() {
+        for e in leaf.extents() {
             let ExtentStore::Sparse(sp) = &e.store else {
                 continue;
             };
@@ -72,16 +67,21 @@ impl Disk {
             let (tmp, dropped) = compact_extent(sp, embedded.as_deref(), &mut keep)?;
             released += dropped;
             renames.push((tmp, sp.path().to_path_buf()));
-            progress(((i as u64 + 1) * 90 / total) as u32);
         }
         for (tmp, target) in &renames {
             std::fs::rename(tmp, target).map_err(|e| Error::io(target, e))?;
         }
         // The handle's files are now unlinked inodes: reopen the leaf from the new files.
         let path = leaf.path().to_path_buf();
-        let reopened = Link::open(&path, true)?;
-        chain.links[0] = reopened;
-        progress(100);
+        match Link::open(&path, true) {
+            Ok(reopened) => chain.links[0] = reopened,
+            Err(e) => {
+                // Writes through the old, unlinked files would be lost: refuse them.
+                chain.sealed = true;
+                return Err(e);
+            }
+        }
+        drop(chain);
         log::info(format!(
             "{}: rewrote in LBA order, released {released} grain(s)",
             path.display()

@@ -150,7 +150,8 @@ impl Disk {
         self.chain().links.len()
     }
 
-    fn check_range(&self, start: u64, count: u64) -> Result<()> {
+    /// VIX_E_DISK_OUTOFRANGE unless `[start, start + count)` lies inside the disk.
+    pub fn check_range(&self, start: u64, count: u64) -> Result<()> {
         match start.checked_add(count) {
             Some(end) if end <= self.capacity => Ok(()),
             _ => Err(Error::OutOfRange {

@@ -39,6 +39,8 @@ pub fn sector_bytes(sectors: u64) -> Result<usize> {
     sectors
         .checked_mul(512)
         .and_then(|b| usize::try_from(b).ok())
+        // A Rust slice may not be longer than isize::MAX bytes.
+        .filter(|&b| b <= isize::MAX as usize)
         .ok_or_else(|| Error::InvalidArg(format!("{sectors} sectors is too large")))
 }
 

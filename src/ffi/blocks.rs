@@ -2,7 +2,7 @@
 
 use std::mem::size_of;
 
-use super::alloc::{calloc_owned, free_owned};
+use super::alloc::{Kind, calloc_owned, free_owned};
 use super::args::{out_arg, store};
 use super::boundary::guard;
 use super::codes::VIX_E_INVALID_ARG;
@@ -34,7 +34,7 @@ pub extern "C" fn VixDiskLib_QueryAllocatedBlocks(
             u32::try_from(runs.len()).map_err(|_| Error::InvalidArg("too many blocks".into()))?;
         let bytes =
             size_of::<VixDiskLibBlockList>() + size_of::<VixDiskLibBlock>() * runs.len().max(1);
-        let list = calloc_owned(bytes).cast::<VixDiskLibBlockList>();
+        let list = calloc_owned(bytes, Kind::BlockList).cast::<VixDiskLibBlockList>();
         if list.is_null() {
             return Err(Error::Io {
                 path: "(memory)".into(),
@@ -58,7 +58,7 @@ pub extern "C" fn VixDiskLib_QueryAllocatedBlocks(
 /// Frees a list from QueryAllocatedBlocks. NULL or a foreign pointer: VIX_E_INVALID_ARG.
 #[unsafe(no_mangle)]
 pub extern "C" fn VixDiskLib_FreeBlockList(blockList: *mut VixDiskLibBlockList) -> VixError {
-    if free_owned(blockList.cast()) {
+    if free_owned(blockList.cast(), Kind::BlockList) {
         0
     } else {
         log::warn("VixDiskLib_FreeBlockList: not a block list from QueryAllocatedBlocks");

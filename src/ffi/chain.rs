@@ -64,13 +64,19 @@ pub extern "C" fn VixDiskLib_IsAttachPossible(
 #[unsafe(no_mangle)]
 pub extern "C" fn VixDiskLib_Attach(parent: VixDiskLibHandle, child: VixDiskLibHandle) -> VixError {
     guard("VixDiskLib_Attach", || {
-        attach_pair(parent, child)?;
+        if parent == child {
+            return Err(Error::InvalidArg(
+                "parent and child are the same handle".into(),
+            ));
+        }
+        // From here on the parent handle is consumed, whatever happens (as in VDDK).
         let p = DISKS.remove(parent as usize)?;
         retire(parent as usize);
         p.pending.wait_idle();
-        let c = DISKS.get(child as usize)?;
-        c.pending.wait_idle();
-        let result = p.disk.attach_under(&c.disk);
+        let result = DISKS.get(child as usize).and_then(|c| {
+            c.pending.wait_idle();
+            p.disk.attach_under(&c.disk)
+        });
         if result.is_err() {
             // The parent's links stayed with it: release them now, as its handle is gone.
             if let Err(e) = p.disk.close() {

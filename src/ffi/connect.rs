@@ -4,7 +4,7 @@
 use std::ffi::c_char;
 use std::mem::size_of;
 
-use super::alloc::{calloc_owned, free_owned};
+use super::alloc::{Kind, calloc_owned, free_owned};
 use super::args::{opt_str_arg, out_arg, store, store_opt};
 use super::boundary::{guard, guard_ptr, guard_void};
 use super::handles::{CONNECTIONS, Connection, DISKS};
@@ -45,7 +45,7 @@ fn connect(
 #[unsafe(no_mangle)]
 pub extern "C" fn VixDiskLib_AllocateConnectParams() -> *mut VixDiskLibConnectParams {
     guard_ptr("VixDiskLib_AllocateConnectParams", || {
-        calloc_owned(size_of::<VixDiskLibConnectParams>()).cast()
+        calloc_owned(size_of::<VixDiskLibConnectParams>(), Kind::ConnectParams).cast()
     })
 }
 
@@ -54,7 +54,7 @@ pub extern "C" fn VixDiskLib_AllocateConnectParams() -> *mut VixDiskLibConnectPa
 #[unsafe(no_mangle)]
 pub extern "C" fn VixDiskLib_FreeConnectParams(connectParams: *mut VixDiskLibConnectParams) {
     guard_void("VixDiskLib_FreeConnectParams", || {
-        if !connectParams.is_null() && !free_owned(connectParams.cast()) {
+        if !connectParams.is_null() && !free_owned(connectParams.cast(), Kind::ConnectParams) {
             log::warn(
                 "VixDiskLib_FreeConnectParams: pointer was not allocated by this library; ignored",
             );
@@ -102,14 +102,19 @@ pub extern "C" fn VixDiskLib_Disconnect(connection: VixDiskLibConnection) -> Vix
     guard("VixDiskLib_Disconnect", || {
         let token = connection as usize;
         CONNECTIONS.remove(token)?;
+        // Close every disk left open on it, even if one fails, and report the first failure.
+        let mut result = Ok(());
         for h in DISKS.remove_where(|d| d.connection == token) {
             log::warn(format!(
                 "VixDiskLib_Disconnect: closing a disk left open on {token:#x}"
             ));
             h.pending.wait_idle();
-            h.disk.close()?;
+            let closed = h.disk.close();
+            if result.is_ok() {
+                result = closed;
+            }
         }
-        Ok(())
+        result
     })
 }
 
@@ -158,7 +163,7 @@ pub extern "C" fn VixDiskLib_GetConnectParams(
     guard("VixDiskLib_GetConnectParams", || {
         let out = out_arg(connectParams, "connectParams")?;
         CONNECTIONS.get(connection as usize)?;
-        let p = calloc_owned(size_of::<VixDiskLibConnectParams>());
+        let p = calloc_owned(size_of::<VixDiskLibConnectParams>(), Kind::ConnectParams);
         if p.is_null() {
             return Err(Error::Io {
                 path: "(memory)".into(),

@@ -3,7 +3,7 @@
 use std::ffi::{c_char, c_int, c_void};
 use std::mem::size_of;
 
-use super::alloc::{calloc_owned, free_owned, is_owned};
+use super::alloc::{Kind, calloc_owned, free_owned, is_owned};
 use super::args::{free_cstring, malloc_cstring, out_arg, path_arg, store};
 use super::boundary::{guard, guard_void};
 use super::handles::{CONNECTIONS, DISKS, DiskHandle, Pending, take_retired};
@@ -50,6 +50,28 @@ fn adapter_to_c(a: Option<Adapter>) -> AdapterTypeArg {
     }
 }
 
+/// The fields of caller create params that every header version has (the first 24 bytes:
+/// callers built against pre-7.0 headers pass no sector sizes), read one by one without
+/// claiming the whole 32-byte struct.
+pub fn create_params(
+    p: *const VixDiskLibCreateParams,
+) -> Result<(DiskTypeArg, AdapterTypeArg, u16, VixDiskLibSectorType)> {
+    if p.is_null() {
+        return Err(Error::InvalidArg("createParams is NULL".into()));
+    }
+    // SAFETY: `p` is non-NULL and points at caller create params of at least the pre-7.0
+    // layout (24 bytes), which holds every field read here; fields are read by address,
+    // without forming a reference to the whole struct.
+    unsafe {
+        Ok((
+            std::ptr::addr_of!((*p).diskType).read(),
+            std::ptr::addr_of!((*p).adapterType).read(),
+            std::ptr::addr_of!((*p).hwVersion).read(),
+            std::ptr::addr_of!((*p).capacity).read(),
+        ))
+    }
+}
+
 /// Calls a C progress callback (if any) with a percentage.
 pub fn progress_reporter(func: VixDiskLibProgressFunc, data: *mut c_void) -> impl FnMut(u32) {
     let data = data as usize;
@@ -85,14 +107,7 @@ pub extern "C" fn VixDiskLib_Create(
         if connection_read_only(connection)? {
             return Err(Error::ReadOnly("the connection is read-only".into()));
         }
-        if createParams.is_null() {
-            return Err(Error::InvalidArg("createParams is NULL".into()));
-        }
-        // SAFETY: non-NULL; only the first 24 bytes (present in every header version) are read.
-        let (disk_type, adapter_type, hw, capacity) = unsafe {
-            let p = &*createParams;
-            (p.diskType, p.adapterType, p.hwVersion, p.capacity)
-        };
+        let (disk_type, adapter_type, hw, capacity) = create_params(createParams)?;
         let spec = CreateSpec {
             kind: disk_kind(disk_type)?,
             capacity,
@@ -186,7 +201,7 @@ pub extern "C" fn VixDiskLib_GetInfo(
         let out = out_arg(info, "info")?;
         let h = DISKS.get(diskHandle as usize)?;
         let i = h.disk.info();
-        let p = calloc_owned(size_of::<VixDiskLibInfo>()).cast::<VixDiskLibInfo>();
+        let p = calloc_owned(size_of::<VixDiskLibInfo>(), Kind::Info).cast::<VixDiskLibInfo>();
         if p.is_null() {
             return Err(Error::Io {
                 path: "(memory)".into(),
@@ -223,13 +238,13 @@ pub extern "C" fn VixDiskLib_FreeInfo(info: *mut VixDiskLibInfo) {
         if info.is_null() {
             return;
         }
-        if !is_owned(info.cast()) {
+        if !is_owned(info.cast(), Kind::Info) {
             log::warn("VixDiskLib_FreeInfo: pointer was not allocated by this library; ignored");
             return;
         }
         // SAFETY: `info` is a live VixDiskLibInfo this library allocated in GetInfo.
         let (hint, uuid) = unsafe { ((*info).parentFileNameHint, (*info).uuid) };
-        free_owned(info.cast());
+        free_owned(info.cast(), Kind::Info);
         free_cstring(hint);
         free_cstring(uuid);
     });

@@ -24,6 +24,7 @@ pub extern "C" fn VixDiskLib_Read(
 ) -> VixError {
     guard("VixDiskLib_Read", || {
         let h = DISKS.get(diskHandle as usize)?;
+        h.disk.check_range(startSector, numSectors)?;
         let out = buf_mut(readBuffer, sector_bytes(numSectors)?, "readBuffer")?;
         h.disk.read(startSector, out)
     })
@@ -39,6 +40,7 @@ pub extern "C" fn VixDiskLib_Write(
 ) -> VixError {
     guard("VixDiskLib_Write", || {
         let h = DISKS.get(diskHandle as usize)?;
+        h.disk.check_range(startSector, numSectors)?;
         let data = buf(writeBuffer, sector_bytes(numSectors)?, "writeBuffer")?;
         h.disk.write(startSector, data)
     })
@@ -97,6 +99,7 @@ pub extern "C" fn VixDiskLib_ReadAsync(
 ) -> VixError {
     guard_code("VixDiskLib_ReadAsync", || {
         let h = DISKS.get(diskHandle as usize)?;
+        h.disk.check_range(startSector, numSectors)?;
         let len = sector_bytes(numSectors)?;
         buf_mut(readBuffer, len, "readBuffer")?;
         let addr = readBuffer as usize;
@@ -119,6 +122,7 @@ pub extern "C" fn VixDiskLib_WriteAsync(
 ) -> VixError {
     guard_code("VixDiskLib_WriteAsync", || {
         let h = DISKS.get(diskHandle as usize)?;
+        h.disk.check_range(startSector, numSectors)?;
         let len = sector_bytes(numSectors)?;
         buf(writeBuffer, len, "writeBuffer")?;
         let addr = writeBuffer as usize;

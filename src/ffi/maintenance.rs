@@ -4,7 +4,7 @@ use std::ffi::{c_char, c_void};
 
 use super::args::{out_arg, path_arg, store};
 use super::boundary::guard;
-use super::disk::{adapter_from_c, disk_kind, progress_reporter};
+use super::disk::{adapter_from_c, create_params, disk_kind, progress_reporter};
 use super::handles::{CONNECTIONS, DISKS};
 use super::types::*;
 use crate::chain::{Disk, OpenOptions};
@@ -47,14 +47,7 @@ pub extern "C" fn VixDiskLib_Clone(
         }
         let dst = path_arg(dstPath, "dstPath")?;
         let src = path_arg(srcPath, "srcPath")?;
-        if vixCreateParams.is_null() {
-            return Err(Error::InvalidArg("createParams is NULL".into()));
-        }
-        // SAFETY: non-NULL; only the first 24 bytes (present in every header version) are read.
-        let (disk_type, adapter_type, hw) = unsafe {
-            let p = &*vixCreateParams;
-            (p.diskType, p.adapterType, p.hwVersion)
-        };
+        let (disk_type, adapter_type, hw, _) = create_params(vixCreateParams)?;
         let spec = CreateSpec {
             kind: disk_kind(disk_type)?,
             capacity: 0,
@@ -135,7 +128,10 @@ pub extern "C" fn VixDiskLib_Shrink(
         let h = DISKS.get(diskHandle as usize)?;
         h.pending.wait_idle();
         let mut progress = progress_reporter(progressFunc, progressCallbackData);
-        h.disk.compact(true, &mut progress).map(|_| ())
+        progress(0);
+        h.disk.compact(true)?;
+        progress(100);
+        Ok(())
     })
 }
 
@@ -150,7 +146,10 @@ pub extern "C" fn VixDiskLib_Defragment(
         let h = DISKS.get(diskHandle as usize)?;
         h.pending.wait_idle();
         let mut progress = progress_reporter(progressFunc, progressCallbackData);
-        h.disk.compact(false, &mut progress).map(|_| ())
+        progress(0);
+        h.disk.compact(false)?;
+        progress(100);
+        Ok(())
     })
 }
 

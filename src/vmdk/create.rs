@@ -135,13 +135,29 @@ pub fn write_monolithic_sparse(path: &Path, mut d: Descriptor, capacity: u64) ->
     result
 }
 
+/// Largest monolithic sparse extent: grain table entries are 32-bit sector numbers, so the
+/// file (and VMware's hosted sparse disks) stop at 2 TiB.
+pub(crate) const MAX_SPARSE_EXTENT_SECTORS: u64 = 1 << 32;
+/// Largest disk we create or grow to: 64 TiB (VMware's own limit is 62 TB).
+pub(crate) const MAX_NEW_DISK_SECTORS: u64 = 1 << 37;
+
+/// Refuses capacities a disk of `kind` cannot have.
+pub fn check_capacity(kind: DiskKind, capacity: u64) -> Result<()> {
+    let limit = match kind {
+        DiskKind::MonolithicSparse | DiskKind::StreamOptimized => MAX_SPARSE_EXTENT_SECTORS,
+        _ => MAX_NEW_DISK_SECTORS,
+    };
+    if capacity == 0 || capacity > limit {
+        return Err(Error::InvalidArg(format!(
+            "capacity {capacity} sectors is outside 1..={limit} for {kind:?} disks"
+        )));
+    }
+    Ok(())
+}
+
 /// Creates a new disk. `progress(percent)` is called at least at 0 and 100.
 pub fn create(path: &Path, spec: &CreateSpec, progress: &mut dyn FnMut(u32)) -> Result<()> {
-    if spec.capacity == 0 {
-        return Err(Error::InvalidArg(
-            "capacity must be at least one sector".into(),
-        ));
-    }
+    check_capacity(spec.kind, spec.capacity)?;
     progress(0);
     let ddb = base_ddb(spec);
     match spec.kind {

@@ -5,7 +5,9 @@
 use std::fs::OpenOptions;
 use std::path::Path;
 
-use super::create::{SPLIT_EXTENT_SECTORS, create_new_file, sibling_name};
+use super::create::{
+    DiskKind, SPLIT_EXTENT_SECTORS, check_capacity, create_new_file, sibling_name,
+};
 use super::descriptor::{Access, ExtentKind, ExtentLine, NO_PARENT_CID};
 use super::fileio::{file_len, read_exact_at, sync_data, write_all_at};
 use super::geometry::{Adapter, Geometry};
@@ -17,6 +19,7 @@ use crate::error::{Error, Result};
 /// Grows a sparse extent file in place to `capacity` sectors. The old directory stays where it
 /// is until the header (sector 0, written last) points at the new one.
 fn grow_sparse_file(path: &Path, capacity: u64) -> Result<()> {
+    check_capacity(DiskKind::MonolithicSparse, capacity)?;
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -88,6 +91,12 @@ pub fn grow(path: &Path, capacity: u64, update_geometry: bool) -> Result<()> {
         ));
     }
     let old = link.capacity();
+    let kind = if link.is_monolithic() {
+        DiskKind::MonolithicSparse
+    } else {
+        DiskKind::SplitFlat
+    };
+    check_capacity(kind, capacity)?;
     if capacity <= old {
         return Err(Error::InvalidArg(format!(
             "new capacity {capacity} is not larger than {old} sectors"

@@ -324,6 +324,19 @@ impl Link {
                 self.path.display()
             )));
         }
+        let end = sector + (data.len() / 512) as u64;
+        if let Some(e) = self.extents.iter().find(|e| {
+            e.start < end
+                && sector < e.start + e.sectors
+                && (e.access != Access::ReadWrite || matches!(e.store, ExtentStore::Zero))
+        }) {
+            return Err(Error::ReadOnly(format!(
+                "{}: the write reaches a {:?} {:?} extent",
+                self.path.display(),
+                e.access,
+                e.kind
+            )));
+        }
         self.begin_write_session()?;
         let mut pos = 0usize;
         let mut cur = sector;
@@ -419,10 +432,22 @@ impl Link {
                 write_all_at(&self.file, &self.path, &area, offset)?;
             }
             DescriptorHome::File => {
-                write_all_at(&self.file, &self.path, text.as_bytes(), 0)?;
-                self.file
-                    .set_len(text.len() as u64)
-                    .map_err(|e| Error::io(&self.path, e))?;
+                // Rewritten in place (the lock lives on this file). A shorter text is padded
+                // with newlines over the old one first, so a crash before the truncation
+                // leaves blank lines, never stale extent or key lines.
+                let old_len = file_len(&self.file, &self.path)? as usize;
+                let mut bytes = text.into_bytes();
+                let len = bytes.len();
+                if len < old_len {
+                    bytes.resize(old_len, b'\n');
+                }
+                write_all_at(&self.file, &self.path, &bytes, 0)?;
+                if len < old_len {
+                    sync_data(&self.file, &self.path)?;
+                    self.file
+                        .set_len(len as u64)
+                        .map_err(|e| Error::io(&self.path, e))?;
+                }
             }
         }
         sync_data(&self.file, &self.path)

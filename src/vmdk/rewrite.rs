@@ -35,6 +35,14 @@ pub fn compact_extent(
             "streamOptimized extents cannot be compacted".into(),
         ));
     }
+    // The copy uses the standard layout (128-sector grains, 512-entry tables); grains of
+    // another size would not map one to one.
+    if old.grain_sectors != 128 || old.gtes_per_gt != 512 {
+        return Err(Error::NotSupported(format!(
+            "extents with {}-sector grains and {}-entry tables cannot be compacted",
+            old.grain_sectors, old.gtes_per_gt
+        )));
+    }
     let header = SparseHeader::new_layout(
         old.capacity,
         if descriptor.is_some() {

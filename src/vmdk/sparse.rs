@@ -36,6 +36,8 @@ struct Meta {
     gts: Vec<Option<Box<[u32]>>>,
     dirty_gts: BTreeSet<usize>,
     dirty_gd: BTreeSet<usize>,
+    /// First sector a grain may start at (after the header, descriptor and first metadata).
+    lowest_grain: u64,
     /// Next free sector for appended grains (always grain aligned when grains are appended).
     next_free: u64,
     /// Data was written since the last sync.
@@ -70,15 +72,40 @@ impl SparseExtent {
         } else {
             Vec::new()
         };
-        for (i, &gde) in gd.iter().enumerate() {
-            let end = u64::from(gde) + header.gt_sectors();
-            if gde != 0 && end > file_sectors {
-                return Err(Error::Corrupt(format!(
-                    "{}: grain directory entry {i} points past the end of the file",
-                    path.display()
-                )));
+        // Tables must lie after the header and descriptor and inside the file: the redundant
+        // copies too, since Flush writes tables where they point.
+        let first_free = if header.descriptor_offset != 0 {
+            header
+                .descriptor_offset
+                .saturating_add(header.descriptor_size)
+                .max(1)
+        } else {
+            1
+        };
+        for (which, dir) in [("", &gd), ("redundant ", &rgd)] {
+            for (i, &gde) in dir.iter().enumerate() {
+                let at = u64::from(gde);
+                if gde != 0 && (at < first_free || at + header.gt_sectors() > file_sectors) {
+                    return Err(Error::Corrupt(format!(
+                        "{}: {which}grain directory entry {i} points at sector {at}, outside the table area",
+                        path.display()
+                    )));
+                }
             }
         }
+        // Grains may not start inside the metadata block written with the file: the
+        // directories and every table stored before `overhead`.
+        let gds = header.gd_sectors();
+        let mut metadata_end = header.gd_offset.saturating_add(gds);
+        if header.has_redundant() {
+            metadata_end = metadata_end.max(header.rgd_offset + gds);
+        }
+        for &e in gd.iter().chain(rgd.iter()) {
+            if e != 0 && u64::from(e) < header.overhead {
+                metadata_end = metadata_end.max(u64::from(e) + header.gt_sectors());
+            }
+        }
+        let lowest_grain = header.overhead.min(metadata_end).max(first_free);
         let next_free = file_sectors
             .max(header.overhead)
             .next_multiple_of(header.grain_sectors);
@@ -91,6 +118,7 @@ impl SparseExtent {
                 rgd,
                 dirty_gts: BTreeSet::new(),
                 dirty_gd: BTreeSet::new(),
+                lowest_grain,
                 next_free,
                 data_unsynced: false,
             }),
@@ -158,7 +186,7 @@ impl SparseExtent {
                     .chunks_exact(4)
                     .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                     .collect();
-                self.validate_table(meta.next_free, run_start + k, &table)?;
+                self.validate_table(meta.lowest_grain, meta.next_free, run_start + k, &table)?;
                 meta.gts[run_start + k] = Some(table.into_boxed_slice());
             }
         }
@@ -166,21 +194,21 @@ impl SparseExtent {
     }
 
     /// Refuses a table whose entries point into the metadata or past the end of the file.
-    fn validate_table(&self, limit: u64, gdi: usize, table: &[u32]) -> Result<()> {
+    fn validate_table(&self, lowest: u64, limit: u64, gdi: usize, table: &[u32]) -> Result<()> {
         // Compressed grains are smaller than a grain: only their marker must be in the file.
         let needed = if self.header.is_compressed() {
             1
         } else {
             self.header.grain_sectors
         };
-        let lowest = self
-            .header
-            .overhead
-            .min(self.header.gd_offset.saturating_add(1));
-        match table
-            .iter()
-            .position(|&e| e > 1 && (u64::from(e) < lowest || u64::from(e) + needed > limit))
-        {
+        // Entry 1 is a zeroed grain only when the header says so; otherwise it would point at
+        // the descriptor.
+        let zeroed = self.header.zeroed_gte();
+        match table.iter().position(|&e| {
+            e != 0
+                && !(e == 1 && zeroed)
+                && (u64::from(e) < lowest || u64::from(e) + needed > limit)
+        }) {
             None => Ok(()),
             Some(i) => Err(Error::Corrupt(format!(
                 "{}: grain table {gdi} entry {i} points at sector {}, outside the data area",
