@@ -410,21 +410,7 @@ fn split_sparse_children_chain_like_monolithic_ones_and_qemu_sees_the_depths() {
 #[test]
 fn a_chain_deeper_than_255_links_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let mut leaf = p(dir.path(), "l0.vmdk");
-    create_sparse(&leaf, 1);
-    for i in 1..=256 {
-        let next = p(dir.path(), &format!("l{i}.vmdk"));
-        let d = Disk::open(
-            &leaf,
-            OpenOptions {
-                read_only: true,
-                single_link: true,
-            },
-        )
-        .unwrap();
-        d.create_child(&next, DiskKind::MonolithicSparse).unwrap();
-        leaf = next;
-    }
+    let leaf = build_deep_chain(dir.path(), 256);
     let ok = p(dir.path(), "l254.vmdk");
     assert_eq!(open_ro(&ok).num_links(), 255);
     assert!(matches!(

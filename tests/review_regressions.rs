@@ -126,22 +126,7 @@ fn a_write_refused_by_a_read_only_extent_keeps_the_cid() {
 #[test]
 fn attach_refuses_to_pass_255_links() {
     let dir = tempfile::tempdir().unwrap();
-    let mut leaf = p(dir.path(), "l0.vmdk");
-    create_sparse(&leaf, 1);
-    for i in 1..255 {
-        let next = p(dir.path(), &format!("l{i}.vmdk"));
-        Disk::open(
-            &leaf,
-            OpenOptions {
-                read_only: true,
-                single_link: true,
-            },
-        )
-        .unwrap()
-        .create_child(&next, DiskKind::MonolithicSparse)
-        .unwrap();
-        leaf = next;
-    }
+    let leaf = build_deep_chain(dir.path(), 254);
     let parent = open_ro(&leaf);
     assert_eq!(parent.num_links(), 255);
     let redo = p(dir.path(), "redo.vmdk");

@@ -158,3 +158,25 @@ pub fn qemu_map(path: &Path) -> Vec<MapRange> {
         })
         .collect()
 }
+
+/// Builds `dir/l0.vmdk` (1 MiB) and children `l1.vmdk` … `l{children}.vmdk`, each over the
+/// previous one (opened single-link, so building stays linear); returns the last path.
+pub fn build_deep_chain(dir: &Path, children: usize) -> PathBuf {
+    let mut leaf = p(dir, "l0.vmdk");
+    create_sparse(&leaf, 1);
+    for i in 1..=children {
+        let next = p(dir, &format!("l{i}.vmdk"));
+        Disk::open(
+            &leaf,
+            OpenOptions {
+                read_only: true,
+                single_link: true,
+            },
+        )
+        .expect("open link")
+        .create_child(&next, vixDiskLib::vmdk::create::DiskKind::MonolithicSparse)
+        .expect("create child");
+        leaf = next;
+    }
+    leaf
+}
