@@ -93,6 +93,9 @@ pub enum Error {
         /// Bytes needed.
         required: usize,
     },
+    /// Memory for a result handed to the caller could not be allocated.
+    #[error("out of memory")]
+    OutOfMemory,
     /// A feature exists in the API but not (yet) in this implementation.
     #[error("not supported: {0}")]
     NotSupported(String),

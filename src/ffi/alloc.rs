@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use crate::error::Error;
+
 /// What an allocation holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -18,8 +20,8 @@ pub enum Kind {
 
 static OWNED: Mutex<Option<HashMap<usize, Kind>>> = Mutex::new(None);
 
-/// Allocates `size` zeroed bytes with calloc and records the pointer. NULL if out of memory.
-pub fn calloc_owned(size: usize, kind: Kind) -> *mut u8 {
+/// Allocates `size` zeroed bytes with calloc and records the pointer.
+pub fn calloc_owned(size: usize, kind: Kind) -> Result<*mut u8, Error> {
     // SAFETY: calloc with a non-zero size either fails (NULL) or returns zeroed memory.
     let p = unsafe { libc::calloc(1, size.max(1)) }.cast::<u8>();
     if !p.is_null() {
@@ -28,8 +30,10 @@ pub fn calloc_owned(size: usize, kind: Kind) -> *mut u8 {
             .unwrap_or_else(|e| e.into_inner())
             .get_or_insert_with(HashMap::new)
             .insert(p as usize, kind);
+        Ok(p)
+    } else {
+        Err(Error::OutOfMemory)
     }
-    p
 }
 
 /// True if `p` came from `calloc_owned` with `kind` and was not freed yet.

@@ -34,13 +34,7 @@ pub extern "C" fn VixDiskLib_QueryAllocatedBlocks(
             u32::try_from(runs.len()).map_err(|_| Error::InvalidArg("too many blocks".into()))?;
         let bytes =
             size_of::<VixDiskLibBlockList>() + size_of::<VixDiskLibBlock>() * runs.len().max(1);
-        let list = calloc_owned(bytes, Kind::BlockList).cast::<VixDiskLibBlockList>();
-        if list.is_null() {
-            return Err(Error::Io {
-                path: "(memory)".into(),
-                source: std::io::Error::from_raw_os_error(libc::ENOMEM),
-            });
-        }
+        let list = calloc_owned(bytes, Kind::BlockList)?.cast::<VixDiskLibBlockList>();
         // SAFETY: `list` points at `bytes` zeroed bytes, room for the header and `runs.len()`
         // blocks (the struct's one inline block plus the extra ones allocated after it).
         unsafe {

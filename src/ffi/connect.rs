@@ -45,7 +45,8 @@ fn connect(
 #[unsafe(no_mangle)]
 pub extern "C" fn VixDiskLib_AllocateConnectParams() -> *mut VixDiskLibConnectParams {
     guard_ptr("VixDiskLib_AllocateConnectParams", || {
-        calloc_owned(size_of::<VixDiskLibConnectParams>(), Kind::ConnectParams).cast()
+        calloc_owned(size_of::<VixDiskLibConnectParams>(), Kind::ConnectParams)
+            .map_or(std::ptr::null_mut(), |p| p.cast())
     })
 }
 
@@ -163,13 +164,7 @@ pub extern "C" fn VixDiskLib_GetConnectParams(
     guard("VixDiskLib_GetConnectParams", || {
         let out = out_arg(connectParams, "connectParams")?;
         CONNECTIONS.get(connection as usize)?;
-        let p = calloc_owned(size_of::<VixDiskLibConnectParams>(), Kind::ConnectParams);
-        if p.is_null() {
-            return Err(Error::Io {
-                path: "(memory)".into(),
-                source: std::io::Error::from_raw_os_error(libc::ENOMEM),
-            });
-        }
+        let p = calloc_owned(size_of::<VixDiskLibConnectParams>(), Kind::ConnectParams)?;
         store(out, p.cast());
         Ok(())
     })

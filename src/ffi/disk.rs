@@ -201,13 +201,7 @@ pub extern "C" fn VixDiskLib_GetInfo(
         let out = out_arg(info, "info")?;
         let h = DISKS.get(diskHandle as usize)?;
         let i = h.disk.info();
-        let p = calloc_owned(size_of::<VixDiskLibInfo>(), Kind::Info).cast::<VixDiskLibInfo>();
-        if p.is_null() {
-            return Err(Error::Io {
-                path: "(memory)".into(),
-                source: std::io::Error::from_raw_os_error(libc::ENOMEM),
-            });
-        }
+        let p = calloc_owned(size_of::<VixDiskLibInfo>(), Kind::Info)?.cast::<VixDiskLibInfo>();
         let value = VixDiskLibInfo {
             biosGeo: geometry_to_c(i.bios_geometry),
             physGeo: geometry_to_c(i.geometry),
