@@ -5,6 +5,7 @@ use std::io;
 
 use super::boundary::{guard_ptr, guard_void};
 use super::codes::*;
+use super::error_texts::{error_name, error_text};
 use super::types::VixError;
 use crate::error::Error;
 

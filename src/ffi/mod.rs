@@ -13,6 +13,7 @@ pub mod chain;
 pub mod codes;
 pub mod connect;
 pub mod disk;
+pub mod error_texts;
 pub mod errors;
 pub mod handles;
 pub mod io;

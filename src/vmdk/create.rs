@@ -171,10 +171,19 @@ pub fn create(path: &Path, spec: &CreateSpec, progress: &mut dyn FnMut(u32)) -> 
         | DiskKind::SplitFlat
         | DiskKind::VmfsFlat
         | DiskKind::VmfsThin => create_descriptor_disk(path, spec, ddb, None, progress)?,
-        other => {
-            return Err(Error::NotSupported(format!(
-                "creating {other:?} disks is not supported: StreamOptimized disks are made with Clone, VmfsSparse (COWD) is read-only"
-            )));
+        // An empty stream in VMware's layout; sequential writes then extend it.
+        DiskKind::StreamOptimized => super::stream_writer::write_stream_optimized(
+            path,
+            spec.capacity,
+            new_descriptor("streamOptimized", Vec::new(), ddb),
+            &|_, _| Ok(false),
+            1,
+            progress,
+        )?,
+        DiskKind::VmfsSparse => {
+            return Err(Error::NotSupported(
+                "creating vmfsSparse (COWD) disks is not supported: they are read-only here".into(),
+            ));
         }
     }
     progress(100);

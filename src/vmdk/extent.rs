@@ -185,6 +185,12 @@ impl Extent {
         matches!(&self.store, ExtentStore::Sparse(sp) if sp.header().is_compressed())
     }
 
+    /// True for compressed extents that cannot take any write (streams in a layout that
+    /// sequential appends cannot extend).
+    pub fn is_write_once(&self) -> bool {
+        matches!(&self.store, ExtentStore::Sparse(sp) if sp.header().is_compressed() && !sp.is_appendable_stream())
+    }
+
     /// Reads `buf.len()` bytes of a compressed grain located by `map`.
     pub fn read_compressed(&self, marker: u64, skip: u64, buf: &mut [u8]) -> Result<()> {
         let ExtentStore::Sparse(sp) = &self.store else {

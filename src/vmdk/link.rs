@@ -308,7 +308,7 @@ impl Link {
                 self.path.display()
             )));
         }
-        if self.extents.iter().any(Extent::is_compressed) {
+        if self.extents.iter().any(Extent::is_write_once) {
             return Err(Error::NotSupported(format!(
                 "{}: streamOptimized disks are write-once; clone to another type to modify",
                 self.path.display()

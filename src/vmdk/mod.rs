@@ -12,6 +12,7 @@ pub mod header;
 pub mod link;
 pub mod rewrite;
 pub mod sparse;
+pub mod stream_append;
 pub mod stream_read;
 pub mod stream_writer;
 pub mod writeback;

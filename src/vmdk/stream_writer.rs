@@ -51,14 +51,14 @@ const CHUNK_GRAINS: u64 = 32;
 /// Work units a thread may run ahead of the writer (bounds memory to a few MiB per thread).
 const WINDOW_PER_THREAD: u64 = 4;
 /// zlib level: 6 is what qemu, VirtualBox and VMware's own tools use.
-const ZLIB_LEVEL: u32 = 6;
+pub(crate) const ZLIB_LEVEL: u32 = 6;
 /// Bytes before the compressed data in a grain marker (u64 lba, u32 size).
 const GRAIN_MARKER_HEAD: usize = 12;
 
 /// Metadata marker types.
-const MARKER_GT: u32 = 1;
-const MARKER_GD: u32 = 2;
-const MARKER_FOOTER: u32 = 3;
+pub(crate) const MARKER_GT: u32 = 1;
+pub(crate) const MARKER_GD: u32 = 2;
+pub(crate) const MARKER_FOOTER: u32 = 3;
 
 /// Largest capacity the header reader accepts (32-bit sector numbers, 64 KiB grains).
 const MAX_CAPACITY: u64 = (1u64 << 32) * 64;
@@ -446,7 +446,11 @@ impl ChunkError {
 }
 
 /// Appends `input` as one complete zlib stream (RFC 1950) to `out`.
-fn deflate_into(deflate: &mut Compress, input: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
+pub(crate) fn deflate_into(
+    deflate: &mut Compress,
+    input: &[u8],
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
     deflate.reset();
     // Stored blocks cost 5 bytes per 64 KiB, zlib adds 6: this is nearly always enough at once.
     out.reserve(input.len() + input.len() / 64 + 64);
@@ -471,14 +475,14 @@ fn is_zero(buf: &[u8]) -> bool {
 }
 
 /// Writes a metadata marker sector.
-fn write_marker(out: &mut impl Write, num_sectors: u64, kind: u32) -> io::Result<()> {
+pub(crate) fn write_marker(out: &mut impl Write, num_sectors: u64, kind: u32) -> io::Result<()> {
     let mut m = [0u8; SECTOR];
     m[..8].copy_from_slice(&num_sectors.to_le_bytes());
     m[12..16].copy_from_slice(&kind.to_le_bytes());
     out.write_all(&m)
 }
 
-fn le_bytes(v: &[u32]) -> Vec<u8> {
+pub(crate) fn le_bytes(v: &[u32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 

@@ -12,10 +12,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::fileio::{file_len, read_exact_at, sync_data, write_all_at};
-use super::header::{HEADER_SIZE, SparseHeader};
+use super::header::{GD_AT_END, SparseHeader};
+use super::stream_append::StreamAppend;
 use super::stream_read::{inflate_grain, resolve_footer};
 use super::writeback::Writeback;
+
+mod append;
+mod layout;
+mod stream;
+
 use crate::error::{Error, Result};
+pub use layout::write_new_extent;
 
 /// Where a run of an extent's sectors lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +58,10 @@ pub struct SparseExtent {
     header: SparseHeader,
     meta: Mutex<Meta>,
     writeback: Writeback,
+    /// The on-disk header says GD_AT_END (VMware's stream layout, which appends can extend).
+    gd_at_end: bool,
+    /// Sequential writes into a stream created by Create(STREAM_OPTIMIZED).
+    stream: Mutex<Option<StreamAppend>>,
 }
 
 fn sectors_to_bytes(s: u64) -> u64 {
@@ -64,6 +75,7 @@ impl SparseExtent {
         let file_sectors = len.div_ceil(512);
         let header =
             SparseHeader::decode(header_bytes, file_sectors).map_err(|e| annotate(path, e))?;
+        let gd_at_end = header.gd_offset == GD_AT_END;
         let header = resolve_footer(&file, path, header, len)?;
         let entries = header.gd_entries() as usize;
         let gd = read_u32s(&file, path, header.gd_offset, entries)?;
@@ -124,6 +136,8 @@ impl SparseExtent {
             }),
             header,
             writeback: Writeback::default(),
+            gd_at_end,
+            stream: Mutex::new(None),
         })
     }
 
@@ -314,10 +328,7 @@ impl SparseExtent {
         fill: &mut dyn FnMut(u64, &mut [u8]) -> Result<()>,
     ) -> Result<()> {
         if self.header.is_compressed() {
-            return Err(Error::NotSupported(format!(
-                "{}: streamOptimized disks are write-once; clone to another type to modify",
-                self.path.display()
-            )));
+            return self.stream_write(sector, data);
         }
         let gs = self.header.grain_sectors;
         let grain_bytes = sectors_to_bytes(gs) as usize;
@@ -401,73 +412,11 @@ impl SparseExtent {
         Ok(())
     }
 
-    /// Allocates `n` whole grains from `grain` (all unallocated, within one grain table) at the
-    /// end of the file and lets `fill(file, path, byte_offset)` put their data there (e.g. a
-    /// kernel copy); the table entries change only after `fill` succeeded.
-    pub fn append_grains(
-        &self,
-        grain: u64,
-        n: u64,
-        fill: &mut dyn FnMut(&File, &Path, u64) -> Result<()>,
-    ) -> Result<()> {
-        let gs = self.header.grain_sectors;
-        let per = u64::from(self.header.gtes_per_gt);
-        if self.header.is_compressed()
-            || n == 0
-            || grain / per != (grain + n - 1) / per
-            || (grain + n) * gs > self.header.capacity
-        {
-            return Err(Error::InvalidArg(
-                "grains to append must be whole and share a table".into(),
-            ));
-        }
-        let mut meta = self.lock();
-        for k in 0..n {
-            if self.entry(&mut meta, grain + k)? != 0 {
-                return Err(Error::InvalidArg(format!(
-                    "grain {} is already allocated",
-                    grain + k
-                )));
-            }
-        }
-        self.append_locked(&mut meta, grain, n, &mut |at| {
-            fill(&self.file, &self.path, at)
-        })
-    }
-
-    /// Appends `n` grains from `grain` (one table) at the grain-aligned end of the file:
-    /// `put(byte_offset)` writes their data, and only then do the table entries point at it.
-    fn append_locked(
-        &self,
-        meta: &mut Meta,
-        grain: u64,
-        n: u64,
-        put: &mut dyn FnMut(u64) -> Result<()>,
-    ) -> Result<()> {
-        let gs = self.header.grain_sectors;
-        let per = u64::from(self.header.gtes_per_gt);
-        let gdi = (grain / per) as usize;
-        if meta.gd[gdi] == 0 {
-            self.allocate_gt(meta, gdi)?;
-        }
-        let at = meta.next_free;
-        put(sectors_to_bytes(at))?;
-        meta.next_free = at + n * gs;
-        meta.data_unsynced = true;
-        self.writeback
-            .note_appended(&self.file, sectors_to_bytes(n * gs));
-        let gt = meta.gts[gdi]
-            .as_mut()
-            .expect("table exists after allocation");
-        for k in 0..n {
-            gt[((grain + k) % per) as usize] = u32_sector(at + k * gs, &self.path)?;
-        }
-        meta.dirty_gts.insert(gdi);
-        Ok(())
-    }
-
     /// Makes everything written so far durable, in crash-safe order (see the module docs).
     pub fn flush_metadata(&self) -> Result<()> {
+        if self.header.is_compressed() {
+            return self.flush_stream();
+        }
         self.writeback
             .finish()
             .map_err(|e| Error::io(&self.path, e))?;
@@ -523,6 +472,10 @@ impl SparseExtent {
     pub fn set_unclean(&self, unclean: bool) -> Result<()> {
         let mut h = self.header.clone();
         h.unclean_shutdown = unclean;
+        if self.gd_at_end {
+            // The header of a VMware stream keeps pointing at the footer.
+            h.gd_offset = GD_AT_END;
+        }
         write_all_at(&self.file, &self.path, &h.encode(), 0)?;
         sync_data(&self.file, &self.path)
     }
@@ -606,40 +559,4 @@ fn read_u32s(file: &File, path: &Path, sector: u64, count: usize) -> Result<Vec<
 
 fn u32s_to_bytes(values: &[u32]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
-}
-
-/// Creates the metadata of a new sparse extent in `file`: header, descriptor area, redundant and
-/// primary grain directories with every grain table pre-allocated (VMware requires it).
-pub fn write_new_extent(
-    file: &File,
-    path: &Path,
-    header: &SparseHeader,
-    descriptor: Option<&str>,
-) -> Result<()> {
-    let mut meta = vec![0u8; sectors_to_bytes(header.overhead) as usize];
-    meta[..HEADER_SIZE].copy_from_slice(&header.encode());
-    if let Some(text) = descriptor {
-        let area = sectors_to_bytes(header.descriptor_size) as usize;
-        if text.len() > area {
-            return Err(Error::InvalidArg("descriptor does not fit its area".into()));
-        }
-        let at = sectors_to_bytes(header.descriptor_offset) as usize;
-        meta[at..at + text.len()].copy_from_slice(text.as_bytes());
-    }
-    let entries = header.gd_entries();
-    let gds = header.gd_sectors();
-    for (dir, base) in [
-        (header.rgd_offset, header.rgd_offset + gds),
-        (header.gd_offset, header.gd_offset + gds),
-    ] {
-        for i in 0..entries {
-            let gt = (base + i * header.gt_sectors()) as u32;
-            let at = sectors_to_bytes(dir) as usize + i as usize * 4;
-            meta[at..at + 4].copy_from_slice(&gt.to_le_bytes());
-        }
-    }
-    write_all_at(file, path, &meta, 0)?;
-    file.set_len(sectors_to_bytes(header.overhead))
-        .map_err(|e| Error::io(path, e))?;
-    sync_data(file, path)
 }
