@@ -89,8 +89,16 @@ fn random_metadata_corruption_never_panics() {
         }
         std::fs::write(&victim, &bytes).unwrap();
         opened += usize::from(exercise(&victim));
+        let unchanged = std::fs::read(&victim).unwrap() == bytes;
+        // Writing into a damaged disk may fail, but must not panic.
+        if let Ok(d) = Disk::open(&victim, OpenOptions::default()) {
+            let _ = d.write(0, &[0x5a; 4096]);
+            let _ = d.write(d.capacity().saturating_sub(129), &[0x5b; 65536]);
+            let _ = d.flush();
+            let _ = d.close();
+        }
         assert!(
-            std::fs::read(&victim).unwrap() == bytes,
+            unchanged,
             "round {round}: a read-only open changed the file"
         );
     }
@@ -170,6 +178,11 @@ fn random_corruption_of_a_stream_optimized_disk_never_panics() {
         }
         std::fs::write(&victim, &bytes).unwrap();
         opened += usize::from(exercise(&victim));
+        // Appending to a damaged stream may fail, but must not panic.
+        if let Ok(d) = Disk::open(&victim, OpenOptions::default()) {
+            let _ = d.write(d.capacity().saturating_sub(256), &[0x5c; 4096]);
+            let _ = d.close();
+        }
     }
     assert!(opened > 0, "no damaged stream opened at all");
 }
