@@ -92,14 +92,7 @@ fn recreate_any_day_with_attach_leaves_that_day_untouched() {
     let mut expected = models[k].clone();
     {
         let parent = open_ro(&gens[k]);
-        let child = Disk::open(
-            &redo,
-            OpenOptions {
-                read_only: false,
-                single_link: true,
-            },
-        )
-        .unwrap();
+        let child = open_single(&redo, true);
         parent.attach_under(&child).unwrap();
         assert_eq!(child.num_links(), k + 2);
         write_pattern(&child, &mut expected, 5 * MIB + 512, 4096, 0x99);
@@ -167,14 +160,7 @@ fn partial_grain_write_copies_the_rest_of_the_grain_from_the_parent() {
         c.close().unwrap();
     }
     // The child alone (SINGLE_LINK) holds the whole first grain: parent data around our sector.
-    let single = Disk::open(
-        &p(dir.path(), "c.vmdk"),
-        OpenOptions {
-            read_only: true,
-            single_link: true,
-        },
-    )
-    .unwrap();
+    let single = open_single(&p(dir.path(), "c.vmdk"), false);
     assert_eq!(single.num_links(), 1);
     let mut grain = vec![0u8; 65536];
     single.read(0, &mut grain).unwrap();
@@ -230,14 +216,7 @@ fn missing_parent_capacity_mismatch_and_loops_are_refused() {
 
     let small = p(dir.path(), "small.vmdk");
     create_sparse(&small, 2);
-    let redo = Disk::open(
-        &small,
-        OpenOptions {
-            read_only: false,
-            single_link: true,
-        },
-    )
-    .unwrap();
+    let redo = open_single(&small, true);
     let parent = open_ro(&base);
     assert!(matches!(
         parent.check_attach(&redo),
@@ -248,14 +227,7 @@ fn missing_parent_capacity_mismatch_and_loops_are_refused() {
     let me = p(dir.path(), "loop.vmdk");
     create_sparse(&me, 4);
     {
-        let l = Disk::open(
-            &me,
-            OpenOptions {
-                read_only: false,
-                single_link: true,
-            },
-        )
-        .unwrap();
+        let l = open_single(&me, true);
         let cid = l.chain().links[0].descriptor().cid;
         l.chain().links[0]
             .update_descriptor(|d| {
@@ -323,14 +295,7 @@ fn allocated_blocks_match_qemu_img_map() {
     }
     assert_eq!(ours, theirs);
     // Single-link counts only the leaf.
-    let leaf = Disk::open(
-        &gens[7],
-        OpenOptions {
-            read_only: true,
-            single_link: true,
-        },
-    )
-    .unwrap();
+    let leaf = open_single(&gens[7], false);
     let leaf_blocks = leaf.allocated_chunks(0, leaf.capacity(), 128).unwrap();
     let total: u64 = leaf_blocks.iter().map(|b| b.1).sum();
     assert!(total > 0 && total < ours.iter().map(|b| b.1).sum::<u64>());

@@ -131,14 +131,7 @@ fn attach_refuses_to_pass_255_links() {
     assert_eq!(parent.num_links(), 255);
     let redo = p(dir.path(), "redo.vmdk");
     create_sparse(&redo, 1);
-    let child = Disk::open(
-        &redo,
-        OpenOptions {
-            read_only: false,
-            single_link: true,
-        },
-    )
-    .unwrap();
+    let child = open_single(&redo, true);
     assert!(matches!(
         parent.attach_under(&child),
         Err(Error::TooManyLinks(_))

@@ -180,3 +180,15 @@ pub fn build_deep_chain(dir: &Path, children: usize) -> PathBuf {
     }
     leaf
 }
+
+/// Opens only the named link (VIXDISKLIB_FLAG_OPEN_SINGLE_LINK), read-write or read-only.
+pub fn open_single(path: &Path, writable: bool) -> Disk {
+    Disk::open(
+        path,
+        OpenOptions {
+            read_only: !writable,
+            single_link: true,
+        },
+    )
+    .expect("open single link")
+}
