@@ -284,6 +284,40 @@ impl Link {
         self.extents[extent].read_data(buf, offset)
     }
 
+    /// Why this link as a whole takes no writes (read-only open, change-tracked, write-once or
+    /// COWD extents), or None. Checked before a write session changes anything.
+    fn write_refusal(&self) -> Option<Error> {
+        let path = self.path.display();
+        if !self.writable {
+            return Some(Error::ReadOnly(format!("{path} is open read-only")));
+        }
+        for e in &self.extents {
+            match &e.store {
+                // Version 3 carries VMware change tracking we cannot keep current: writing
+                // would make it silently wrong (qemu refuses too). Clone the disk to write it.
+                ExtentStore::Sparse(sp)
+                    if sp.header().version == 3 && !sp.header().is_compressed() =>
+                {
+                    return Some(Error::ReadOnly(format!(
+                        "{path}: sparse version 3 (change-tracked) extents are read-only"
+                    )));
+                }
+                ExtentStore::Sparse(_) if e.is_write_once() => {
+                    return Some(Error::NotSupported(format!(
+                        "{path}: streamOptimized disks are write-once; clone to another type to modify"
+                    )));
+                }
+                ExtentStore::Cowd(_) => {
+                    return Some(Error::NotSupported(format!(
+                        "{path}: vmfsSparse (COWD) links are read-only here; create a child to write"
+                    )));
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
     /// Writes `data` at virtual `sector`; `fill` supplies the parent's content for the parts of
     /// newly allocated grains that `data` does not cover.
     pub fn write(
@@ -292,37 +326,9 @@ impl Link {
         data: &[u8],
         fill: &mut dyn FnMut(u64, &mut [u8]) -> Result<()>,
     ) -> Result<()> {
-        if !self.writable {
-            return Err(Error::ReadOnly(format!(
-                "{} is open read-only",
-                self.path.display()
-            )));
-        }
         // Refuse before the write session changes the CID or the unclean flag.
-        let tracked = |e: &Extent| matches!(&e.store, ExtentStore::Sparse(sp) if sp.header().version == 3 && !sp.header().is_compressed());
-        if self.extents.iter().any(tracked) {
-            // Version 3 carries VMware change tracking we cannot keep current: writing would
-            // make it silently wrong (qemu refuses too). Clone the disk to write it.
-            return Err(Error::ReadOnly(format!(
-                "{}: sparse version 3 (change-tracked) extents are read-only",
-                self.path.display()
-            )));
-        }
-        if self.extents.iter().any(Extent::is_write_once) {
-            return Err(Error::NotSupported(format!(
-                "{}: streamOptimized disks are write-once; clone to another type to modify",
-                self.path.display()
-            )));
-        }
-        if self
-            .extents
-            .iter()
-            .any(|e| matches!(e.store, ExtentStore::Cowd(_)))
-        {
-            return Err(Error::NotSupported(format!(
-                "{}: vmfsSparse (COWD) links are read-only here; create a child to write",
-                self.path.display()
-            )));
+        if let Some(refusal) = self.write_refusal() {
+            return Err(refusal);
         }
         let end = sector + (data.len() / 512) as u64;
         if let Some(e) = self.extents.iter().find(|e| {
@@ -360,12 +366,7 @@ impl Link {
     /// kernel can do without passing the data through us. Returns Ok(false), having written
     /// nothing, if some extent of the range cannot take data that way.
     pub fn fill_new(&self, sector: u64, sectors: u64, fill: &mut DirectFill<'_>) -> Result<bool> {
-        if !self.writable
-            || self
-                .extents
-                .iter()
-                .any(|e| matches!(e.store, ExtentStore::Cowd(_)) || e.is_compressed())
-        {
+        if self.write_refusal().is_some() || self.extents.iter().any(Extent::is_compressed) {
             return Ok(false);
         }
         let end = sector + sectors;
