@@ -9,6 +9,7 @@ fn main() {
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets this"));
     println!("cargo:rerun-if-changed=src/ffi/log_shim.c");
     println!("cargo:rerun-if-changed=cbindgen.toml");
+    println!("cargo:rerun-if-changed=cbindgen-ext.toml");
     println!("cargo:rerun-if-changed=vixDiskLib.map");
     println!("cargo:rerun-if-changed=src/ffi");
     println!("cargo:rerun-if-env-changed=VIXDISKLIB_BLESS_HEADER");
@@ -29,21 +30,29 @@ fn main() {
         );
     }
 
-    let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets this")).join("vixDiskLib.h");
-    let config =
-        cbindgen::Config::from_file(root.join("cbindgen.toml")).expect("cbindgen.toml parses");
-    match cbindgen::Builder::new()
-        .with_crate(&root)
-        .with_config(config)
-        .generate()
-    {
-        Ok(bindings) => {
-            bindings.write_to_file(&out);
-            let committed = root.join("include/vixDiskLib.h");
-            if env::var_os("VIXDISKLIB_BLESS_HEADER").is_some() || !committed.exists() {
-                std::fs::copy(&out, &committed).expect("write include/vixDiskLib.h");
+    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets this"));
+    let bless = env::var_os("VIXDISKLIB_BLESS_HEADER").is_some();
+    // VMware's API from the whole crate; our additions from src/ffi/ext.rs alone.
+    let main = cbindgen::Builder::new().with_crate(&root).with_config(
+        cbindgen::Config::from_file(root.join("cbindgen.toml")).expect("cbindgen.toml parses"),
+    );
+    let ext = cbindgen::Builder::new()
+        .with_src(root.join("src/ffi/ext.rs"))
+        .with_config(
+            cbindgen::Config::from_file(root.join("cbindgen-ext.toml"))
+                .expect("cbindgen-ext.toml parses"),
+        );
+    for (builder, name) in [(main, "vixDiskLib.h"), (ext, "vixDiskLibExt.h")] {
+        match builder.generate() {
+            Ok(bindings) => {
+                bindings.write_to_file(out_dir.join(name));
+                let committed = root.join("include").join(name);
+                if bless || !committed.exists() {
+                    std::fs::copy(out_dir.join(name), &committed)
+                        .unwrap_or_else(|e| panic!("write include/{name}: {e}"));
+                }
             }
+            Err(e) => println!("cargo:warning=cbindgen could not generate {name}: {e}"),
         }
-        Err(e) => println!("cargo:warning=cbindgen could not generate the header: {e}"),
     }
 }

@@ -48,7 +48,7 @@ map_symbols() {
     awk '
         { sub(/\/\*.*\*\//, "") }                      # one-line comments
         /^[ \t]*[A-Za-z0-9_.]+[ \t]*\{/ { node = $1; sub(/\{.*/, "", node); next }
-        /^[ \t]*VixDiskLib_[A-Za-z0-9_]+[ \t]*;/ {
+        /^[ \t]*VixDiskLib(Ext)?_[A-Za-z0-9_]+[ \t]*;/ {
             s = $1; sub(/;.*/, "", s); print s, node
         }' "$map"
 }
@@ -150,7 +150,7 @@ link() {
     # Report Rust-side exports the version script would silently hide.
     local hidden
     hidden=$(LC_ALL=C nm -g --defined-only "$staticlib" 2>/dev/null |
-        awk '$2 ~ /^[TW]$/ && $3 ~ /^VixDiskLib_/ { print $3 }' | sort -u |
+        awk '$2 ~ /^[TW]$/ && $3 ~ /^VixDiskLib(Ext)?_/ { print $3 }' | sort -u |
         while read -r s; do
             map_symbols | awk -v s="$s" '$1 == s { f = 1 } END { exit !f }' || echo "$s"
         done)

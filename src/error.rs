@@ -96,6 +96,9 @@ pub enum Error {
     /// Memory for a result handed to the caller could not be allocated.
     #[error("out of memory")]
     OutOfMemory,
+    /// Other disks depend on what the call would change (a commit into a shared parent).
+    #[error("in use: {0}")]
+    InUse(String),
     /// A feature exists in the API but not (yet) in this implementation.
     #[error("not supported: {0}")]
     NotSupported(String),

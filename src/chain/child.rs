@@ -58,6 +58,7 @@ impl Disk {
             )));
         }
         let mut chain = self.exclusive();
+        chain.refuse_if_scratch("CreateChild")?;
         let leaf = &chain.links[0];
         // The CID the child records must be the one on disk, after this open's writes.
         leaf.flush()?;
@@ -93,6 +94,7 @@ impl Disk {
                 self.capacity()
             )));
         }
+        self.chain().refuse_if_scratch("Attach")?;
         let c = child.chain();
         if c.links.len() != 1 {
             return Err(Error::InvalidArg(

@@ -17,6 +17,7 @@ impl Disk {
     /// would deadlock.
     pub fn compact(&self, drop_zeros: bool) -> Result<u64> {
         let mut chain = self.chain_mut();
+        chain.refuse_if_scratch("Shrink or Defragment")?;
         let links = &chain.links;
         let leaf = &links[0];
         if !leaf.writable() {

@@ -3,9 +3,12 @@
 pub mod allocated;
 pub mod child;
 pub mod clone;
+pub mod commit;
 pub mod compact;
+pub mod dependents;
 pub mod files;
 pub mod index;
+pub mod nonpersistent;
 pub mod resolve;
 
 use std::path::Path;
@@ -51,6 +54,8 @@ pub struct Chain {
     pub links: Vec<Link>,
     /// Set once a child has been created over this chain: the child owns all writes now.
     pub sealed: bool,
+    /// The leaf is a private, unlinked redo log of a nonpersistent open.
+    pub scratch: bool,
 }
 
 /// An open disk chain.
@@ -117,6 +122,7 @@ impl Disk {
             chain: RwLock::new(Chain {
                 links,
                 sealed: false,
+                scratch: false,
             }),
             owners: OwnerIndex::default(),
         }
@@ -216,19 +222,25 @@ impl Disk {
     }
 
     /// Makes every completed write durable (data, then tables, then directories; fsync).
+    /// A nonpersistent open's private redo log is skipped: its content dies with the handle.
     pub fn flush(&self) -> Result<()> {
         let chain = self.exclusive();
-        for link in &chain.links {
+        for link in chain.links.iter().skip(usize::from(chain.scratch)) {
             link.flush()?;
         }
         Ok(())
+    }
+
+    /// True for a nonpersistent open (writes go to a private redo log that vanishes at Close).
+    pub fn is_nonpersistent(&self) -> bool {
+        self.chain().scratch
     }
 
     /// Flushes and marks every link this open wrote as cleanly closed.
     pub fn close(&self) -> Result<()> {
         let chain = self.exclusive();
         let mut first_error = None;
-        for link in &chain.links {
+        for link in chain.links.iter().skip(usize::from(chain.scratch)) {
             if let Err(e) = link.close() {
                 first_error.get_or_insert(e);
             }

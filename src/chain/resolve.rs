@@ -4,8 +4,9 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::vmdk::descriptor::NO_PARENT_CID;
-use crate::vmdk::link::{Link, dir_of};
+use crate::log;
+use crate::vmdk::descriptor::{Descriptor, NO_PARENT_CID};
+use crate::vmdk::link::{Link, commit_journal, dir_of};
 
 /// Deepest chain we open (VMware's limit on redo logs).
 pub(crate) const MAX_CHAIN_LINKS: usize = 255;
@@ -37,6 +38,38 @@ pub fn parent_candidates(child: &Path, hint: &str) -> Vec<PathBuf> {
     out
 }
 
+/// The file a parent hint names, as the chain opener finds it (the first candidate that exists).
+pub fn find_parent(child: &Path, hint: &str) -> Result<PathBuf> {
+    let candidates = parent_candidates(child, hint);
+    match candidates.iter().find(|p| p.exists()) {
+        Some(p) => Ok(p.clone()),
+        None => Err(Error::OpenParent {
+            child: child.to_path_buf(),
+            parent: candidates[0].clone(),
+            reason: "file not found".into(),
+        }),
+    }
+}
+
+/// True if `child` (descriptor `d`) may sit on a parent whose CID is `parent_cid`: the CIDs
+/// match, the child is a legacy log without CIDs, or the child's unfinished commit gave the
+/// parent exactly that CID (the parent then holds every grain of the child, so reading
+/// through the child gives the same content).
+fn cid_accepted(child: &Link, d: &Descriptor, parent_cid: u32) -> bool {
+    if child.is_legacy_redo() || d.parent_cid == parent_cid {
+        return true;
+    }
+    if commit_journal(d) == Some(parent_cid) {
+        log::info(format!(
+            "{}: its commit into the parent is done but not cleaned up; reading through it \
+             (call VixDiskLibExt_Commit on it again to finish)",
+            child.path().display()
+        ));
+        return true;
+    }
+    false
+}
+
 /// Opens every parent of `leaf` read-only, checking CIDs and capacity; returns leaf-first.
 pub fn open_parents(leaf: Link) -> Result<Vec<Link>> {
     let mut seen = HashSet::new();
@@ -57,15 +90,7 @@ pub fn open_parents(leaf: Link) -> Result<Vec<Link>> {
                 links[0].path().display()
             )));
         }
-        let candidates = parent_candidates(child.path(), &hint);
-        let found = candidates.iter().find(|p| p.exists()).cloned();
-        let Some(parent_path) = found else {
-            return Err(Error::OpenParent {
-                child: child.path().to_path_buf(),
-                parent: candidates[0].clone(),
-                reason: "file not found".into(),
-            });
-        };
+        let parent_path = find_parent(child.path(), &hint)?;
         if !seen.insert(canonical(&parent_path)) {
             return Err(Error::TooManyLinks(format!(
                 "{} refers back to {} (loop)",
@@ -79,7 +104,7 @@ pub fn open_parents(leaf: Link) -> Result<Vec<Link>> {
             reason: e.to_string(),
         })?;
         let pd = parent.descriptor();
-        if pd.cid != d.parent_cid {
+        if !cid_accepted(child, &d, pd.cid) {
             return Err(Error::CidMismatch {
                 child: child.path().to_path_buf(),
                 parent: parent_path,

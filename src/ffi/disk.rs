@@ -6,7 +6,9 @@ use std::mem::size_of;
 use super::alloc::{Kind, calloc_owned, free_owned, is_owned};
 use super::args::{free_cstring, malloc_cstring, out_arg, path_arg, store};
 use super::boundary::{guard, guard_void};
+use super::ext::VIXDISKLIBEXT_FLAG_OPEN_NONPERSISTENT;
 use super::handles::{CONNECTIONS, DISKS, DiskHandle, Pending, take_retired};
+use super::library::scratch_dir;
 use super::types::*;
 use crate::chain::{Disk, OpenOptions};
 use crate::error::{Error, Result};
@@ -150,12 +152,21 @@ pub extern "C" fn VixDiskLib_Open(
             read_only,
             single_link: flags & VIXDISKLIB_FLAG_OPEN_SINGLE_LINK != 0,
         };
-        let disk = Disk::open(&path, opts)?;
+        let nonpersistent = flags & VIXDISKLIBEXT_FLAG_OPEN_NONPERSISTENT != 0 && !read_only;
+        let disk = if nonpersistent {
+            Disk::open_nonpersistent(&path, opts.single_link, &scratch_dir())?
+        } else {
+            Disk::open(&path, opts)?
+        };
         log::info(format!(
             "opened {} ({} link(s), {}, {} sectors)",
             path.display(),
             disk.num_links(),
-            if read_only { "read-only" } else { "read-write" },
+            match (read_only, nonpersistent) {
+                (true, _) => "read-only",
+                (false, true) => "nonpersistent",
+                (false, false) => "read-write",
+            },
             disk.capacity()
         ));
         let token = DISKS.insert(DiskHandle {

@@ -30,6 +30,7 @@ pub fn to_vix(e: &Error) -> VixError {
         Error::KeyNotFound(_) => VIX_E_DISK_KEY_NOTFOUND,
         Error::BufferTooSmall { .. } => VIX_E_BUFFER_TOOSMALL,
         Error::NotSupported(_) => VIX_E_NOT_SUPPORTED,
+        Error::InUse(_) => VIX_E_OBJECT_IS_BUSY,
         Error::OutOfMemory => VIX_E_OUT_OF_MEMORY,
     }
 }

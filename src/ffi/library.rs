@@ -2,6 +2,7 @@
 //! the undocumented exports some clients link against.
 
 use std::ffi::{CString, c_char, c_int, c_void};
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use super::args::opt_str_arg;
@@ -25,12 +26,30 @@ const TRANSPORT_MODES: &[u8] = b"file\0";
 #[derive(Debug, PartialEq, Eq)]
 struct Config {
     level: Level,
+    /// `tmpDirectory`: where temporary files (nonpersistent redo logs) go.
+    tmp_directory: Option<PathBuf>,
+}
+
+/// The `tmpDirectory` of the last InitEx config file, if it named one.
+static TMP_DIRECTORY: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+/// Where temporary files go: `tmpDirectory` from the InitEx config file, else `$TMPDIR`,
+/// else `/tmp`.
+pub fn scratch_dir() -> PathBuf {
+    TMP_DIRECTORY
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+        .unwrap_or_else(std::env::temp_dir)
 }
 
 /// Parses VDDK's `key = "value"` config format leniently: unknown keys, comments and malformed
 /// lines are ignored.
 fn parse_config(text: &str) -> Config {
-    let mut config = Config { level: Level::Info };
+    let mut config = Config {
+        level: Level::Info,
+        tmp_directory: None,
+    };
     for line in text.lines() {
         let line = line.trim();
         if line.starts_with('#') {
@@ -40,6 +59,9 @@ fn parse_config(text: &str) -> Config {
             continue;
         };
         let value = value.trim().trim_matches('"');
+        if key.trim().eq_ignore_ascii_case("tmpDirectory") && !value.is_empty() {
+            config.tmp_directory = Some(PathBuf::from(value));
+        }
         if key
             .trim()
             .eq_ignore_ascii_case("vixDiskLib.transport.LogLevel")
@@ -95,11 +117,12 @@ fn init(
                 log::warn(format!(
                     "InitEx: cannot read config file {path}: {e}; using defaults"
                 ));
-                Config { level: Level::Info }
+                parse_config("")
             }
         },
-        None => Config { level: Level::Info },
+        None => parse_config(""),
     };
+    *TMP_DIRECTORY.lock().unwrap_or_else(|e| e.into_inner()) = config.tmp_directory.clone();
     install_logging(log_fn as usize, warn_fn as usize, config.level);
     *INITIALIZED.lock().unwrap_or_else(|e| e.into_inner()) = true;
     log::info(format!(

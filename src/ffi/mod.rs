@@ -15,6 +15,7 @@ pub mod connect;
 pub mod disk;
 pub mod error_texts;
 pub mod errors;
+pub mod ext;
 pub mod handles;
 pub mod io;
 pub mod library;

@@ -22,6 +22,26 @@ pub struct CowdExtent {
     gd: Vec<u32>,
     file_sectors: u64,
     tables: Mutex<HashMap<usize, Box<[u32]>>>,
+    /// The parent named in the header of a legacy redo log (not a root disk).
+    parent_name: Option<String>,
+}
+
+/// Header flag of a COWD file that is a root disk (no parent); redo logs leave it clear.
+const FLAG_ROOT: u32 = 1;
+/// Where a child's header stores its parent's file name, and its room.
+const PARENT_NAME_AT: usize = 32;
+const PARENT_NAME_LEN: usize = 1024;
+
+/// The parent file name of a COWD child header: the header's root flag is clear and the union
+/// holds a NUL-terminated, printable name (a root disk stores its geometry there instead).
+fn parent_name_of(h: &[u8]) -> Option<String> {
+    if u32_at(h, 8) & FLAG_ROOT != 0 {
+        return None;
+    }
+    let area = &h[PARENT_NAME_AT..PARENT_NAME_AT + PARENT_NAME_LEN];
+    let len = area.iter().position(|&b| b == 0)?;
+    let name = std::str::from_utf8(&area[..len]).ok()?;
+    (!name.is_empty() && !name.chars().any(char::is_control)).then(|| name.to_string())
 }
 
 fn u32_at(b: &[u8], off: usize) -> u32 {
@@ -87,7 +107,13 @@ impl CowdExtent {
             gd,
             file_sectors,
             tables: Mutex::new(HashMap::new()),
+            parent_name: parent_name_of(&h),
         })
+    }
+
+    /// The parent a legacy (descriptor-less) redo log names in its header.
+    pub fn legacy_parent_name(&self) -> Option<String> {
+        self.parent_name.clone()
     }
 
     /// Capacity in sectors (from the header).

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::cowd::CowdExtent;
-use super::descriptor::{Access, Descriptor, ExtentKind, ExtentLine, MAX_DESCRIPTOR_BYTES};
+use super::descriptor::{
+    Access, Descriptor, ExtentKind, ExtentLine, MAX_DESCRIPTOR_BYTES, NO_PARENT_CID,
+};
 use super::extent::{DirectFill, Extent, ExtentStore, Mapping};
 use super::fileio::{file_len, random_cid, read_exact_at, sync_data, write_all_at};
 use super::header::{HEADER_SIZE, SparseHeader};
@@ -19,11 +21,27 @@ enum DescriptorHome {
     Embedded { offset: u64, size: u64 },
     /// In its own text file (the link's path).
     File,
+    /// Nowhere: a legacy COWD redo log (Workstation 3 / GSX 2 `.REDO`), described by its header.
+    Synthesized,
 }
 
+#[derive(Default)]
 struct Session {
     /// The first write of this open has happened (CID renewed, unclean flag set).
     written: bool,
+    /// The first write keeps the CID: a commit changes it itself once every grain is in place.
+    keep_cid: bool,
+}
+
+/// DDB key a redo log carries while a commit into its parent is finishing: the CID the parent
+/// gets at the commit point (`%08x`). A link with this key is read-only until a second commit
+/// call completes the job, and its parent may carry that CID instead of `parentCID`.
+pub const COMMIT_JOURNAL_KEY: &str = "vixdisklibext.commitCID";
+
+/// The parent CID recorded by an unfinished commit of the link described by `d`, if any.
+pub fn commit_journal(d: &Descriptor) -> Option<u32> {
+    d.ddb_get(COMMIT_JOURNAL_KEY)
+        .and_then(|v| u32::from_str_radix(v.trim(), 16).ok())
 }
 
 /// An open link.
@@ -36,6 +54,10 @@ pub struct Link {
     extents: Vec<Extent>,
     writable: bool,
     session: Mutex<Session>,
+    /// Legacy COWD redo log: its parent is named in its header and has no CID to check.
+    legacy_redo: bool,
+    /// An unfinished commit of this link into its parent (see `COMMIT_JOURNAL_KEY`).
+    commit_pending: bool,
 }
 
 fn open_file(path: &Path, writable: bool) -> Result<File> {
@@ -86,11 +108,8 @@ impl Link {
         read_exact_at(&file, path, &mut first, 0)?;
         if SparseHeader::has_magic(&first) {
             Self::open_monolithic(path, file, &first, writable)
-        } else if first.starts_with(b"COWD") {
-            Err(Error::NotSupported(format!(
-                "{}: vmfsSparse (COWD) extents need a descriptor",
-                path.display()
-            )))
+        } else if CowdExtent::has_magic(&first) {
+            Self::open_legacy_cowd(path, file, writable)
         } else {
             Self::open_descriptor_file(path, file, len, writable)
         }
@@ -120,6 +139,7 @@ impl Link {
                 path.display()
             )));
         };
+        let commit_pending = commit_journal(&descriptor).is_some();
         // The embedded extent line may name another file (renamed disks); the data is here.
         let line = descriptor.extents.first().cloned();
         let extent = Extent {
@@ -137,7 +157,9 @@ impl Link {
             home,
             extents: vec![extent],
             writable,
-            session: Mutex::new(Session { written: false }),
+            session: Mutex::new(Session::default()),
+            legacy_redo: false,
+            commit_pending,
         })
     }
 
@@ -173,12 +195,66 @@ impl Link {
         Ok(Link {
             path: path.to_path_buf(),
             file,
+            commit_pending: commit_journal(&descriptor).is_some(),
             descriptor: Mutex::new(descriptor),
             home: DescriptorHome::File,
             extents,
             writable,
-            session: Mutex::new(Session { written: false }),
+            session: Mutex::new(Session::default()),
+            legacy_redo: false,
         })
+    }
+
+    /// A COWD file without a descriptor: a Workstation 3 / GSX 2 disk or `.REDO` log. Its
+    /// header names the parent (if any); the link is read-only (writes are refused).
+    fn open_legacy_cowd(path: &Path, file: File, writable: bool) -> Result<Link> {
+        let extent_file = file.try_clone().map_err(|e| Error::io(path, e))?;
+        let cowd = CowdExtent::open(path, extent_file)?;
+        let parent = cowd.legacy_parent_name();
+        let capacity = cowd.capacity();
+        let name = file_name_of(path);
+        let descriptor = Descriptor {
+            version: 1,
+            encoding: None,
+            cid: 0,
+            // Legacy logs carry no CIDs: any value but NO_PARENT_CID marks "has a parent".
+            parent_cid: if parent.is_some() { 0 } else { NO_PARENT_CID },
+            create_type: "vmfsSparse".into(),
+            parent_hint: parent.clone(),
+            extra_header: Vec::new(),
+            extents: vec![ExtentLine {
+                access: Access::ReadWrite,
+                sectors: capacity,
+                kind: ExtentKind::VmfsSparse,
+                file: Some(name.clone()),
+                offset: 0,
+            }],
+            extra_sections: Vec::new(),
+            ddb: Vec::new(),
+        };
+        Ok(Link {
+            path: path.to_path_buf(),
+            file,
+            descriptor: Mutex::new(descriptor),
+            home: DescriptorHome::Synthesized,
+            extents: vec![Extent {
+                start: 0,
+                sectors: capacity,
+                access: Access::ReadWrite,
+                kind: ExtentKind::VmfsSparse,
+                file_name: Some(name),
+                store: ExtentStore::Cowd(Box::new(cowd)),
+            }],
+            writable,
+            session: Mutex::new(Session::default()),
+            legacy_redo: parent.is_some(),
+            commit_pending: false,
+        })
+    }
+
+    /// True for a legacy COWD redo log, whose parent has no CID to check.
+    pub fn is_legacy_redo(&self) -> bool {
+        self.legacy_redo
     }
 
     /// The path this link was opened with.
@@ -199,10 +275,15 @@ impl Link {
         matches!(self.home, DescriptorHome::Embedded { .. })
     }
 
+    /// True if the link is one file (monolithic sparse, or a legacy COWD log).
+    fn is_single_file(&self) -> bool {
+        !matches!(self.home, DescriptorHome::File)
+    }
+
     /// Every file of this link: the descriptor first, then each extent file once.
     pub fn files(&self) -> Vec<PathBuf> {
         let mut out = vec![self.path.clone()];
-        if !self.is_monolithic() {
+        if !self.is_single_file() {
             let dir = dir_of(&self.path);
             for e in &self.extents {
                 if let Some(name) = &e.file_name {
@@ -285,11 +366,17 @@ impl Link {
     }
 
     /// Why this link as a whole takes no writes (read-only open, change-tracked, write-once or
-    /// COWD extents), or None. Checked before a write session changes anything.
-    fn write_refusal(&self) -> Option<Error> {
+    /// COWD extents, an unfinished commit), or None. Checked before a write session changes
+    /// anything.
+    pub(crate) fn write_refusal(&self) -> Option<Error> {
         let path = self.path.display();
         if !self.writable {
             return Some(Error::ReadOnly(format!("{path} is open read-only")));
+        }
+        if self.commit_pending {
+            return Some(Error::ReadOnly(format!(
+                "{path}: its commit into the parent is unfinished; call VixDiskLibExt_Commit on it again"
+            )));
         }
         for e in &self.extents {
             match &e.store {
@@ -410,11 +497,31 @@ impl Link {
                 sp.set_unclean(true)?;
             }
         }
-        let mut d = self.descriptor.lock().unwrap_or_else(|e| e.into_inner());
-        d.cid = random_cid();
-        self.write_descriptor(&d)?;
+        if !session.keep_cid {
+            let mut d = self.descriptor.lock().unwrap_or_else(|e| e.into_inner());
+            d.cid = random_cid();
+            self.write_descriptor(&d)?;
+        }
         session.written = true;
         Ok(())
+    }
+
+    /// Makes this open's writes keep the CID (must precede the first write). A commit uses it
+    /// so the parent only changes its CID once every grain of the child is in place.
+    pub(crate) fn keep_cid_while_writing(&self) {
+        self.session
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keep_cid = true;
+    }
+
+    /// Starts a write session for data placed straight into this link's files (a commit's
+    /// in-place kernel copies): refuses as `write` would, then marks the open as writing.
+    pub(crate) fn begin_direct_write(&self) -> Result<()> {
+        if let Some(refusal) = self.write_refusal() {
+            return Err(refusal);
+        }
+        self.begin_write_session()
     }
 
     /// Persists `d` as this link's descriptor (in place: the lock lives on this file).
@@ -431,6 +538,12 @@ impl Link {
                 let mut area = text.into_bytes();
                 area.resize(size as usize, 0);
                 write_all_at(&self.file, &self.path, &area, offset)?;
+            }
+            DescriptorHome::Synthesized => {
+                return Err(Error::NotSupported(format!(
+                    "{}: legacy COWD disks have no descriptor to change",
+                    self.path.display()
+                )));
             }
             DescriptorHome::File => {
                 // Rewritten in place (the lock lives on this file). A shorter text is padded

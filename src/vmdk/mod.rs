@@ -10,6 +10,7 @@ pub mod geometry;
 pub mod grow;
 pub mod header;
 pub mod link;
+pub mod peek;
 pub mod rewrite;
 pub mod sparse;
 pub mod stream_append;
