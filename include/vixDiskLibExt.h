@@ -39,6 +39,30 @@ extern "C" {
  */
 VixError VixDiskLibExt_Commit(VixDiskLibConnection connection, const char *childPath, VixDiskLibProgressFunc progressFunc, void *progressCallbackData);
 
+/*
+ Turns change tracking on (`enable` TRUE) or off for the closed disk at `path` (its leaf
+ link; any kind we write). Turning it on starts a new history, so change ids of an earlier
+ one are refused afterwards; turning it off deletes the tracking data. Tracking data lives
+ in `<file>.vdltrack` beside the descriptor, named by the DDB key
+ `vixdisklibext.changeTrackingFile` (VMware's `changeTrackPath` is never written), and
+ takes 48 KiB per GiB of capacity plus 1 KiB, however many ids are issued.
+ */
+VixError VixDiskLibExt_SetChangeTracking(VixDiskLibConnection connection, const char *path, Bool enable);
+
+/*
+ Returns, in `*changeId`, the change id of the content the handle sees now, in vSphere's
+ shape (`"52 ab f5 21 86 ad f2 ff-5b ef c0 f2 3b 53 eb 3b/78"`): two calls with no write
+ between them give the same id, a write in between gives a new one (a new id needs a
+ writable handle). Free it with `VixDiskLibExt_FreeChangeId`. A disk that does not track
+ changes: `VIX_E_DISK_NOTSUPPORTED`; damaged tracking data: `VIX_E_OBJECT_NOT_FOUND`.
+ */
+VixError VixDiskLibExt_GetChangeId(VixDiskLibHandle diskHandle, char **changeId);
+
+/*
+ Frees a change id from `VixDiskLibExt_GetChangeId` (NULL is allowed).
+ */
+void VixDiskLibExt_FreeChangeId(char *changeId);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

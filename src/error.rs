@@ -99,6 +99,13 @@ pub enum Error {
     /// Other disks depend on what the call would change (a commit into a shared parent).
     #[error("in use: {0}")]
     InUse(String),
+    /// A change id this disk's tracking cannot answer correctly (the caller must do a full
+    /// backup).
+    #[error("change id cannot be answered: {0}")]
+    ChangeIdUnknown(String),
+    /// The disk does not track changes.
+    #[error("change tracking is off: {0}")]
+    NotTracked(String),
     /// A feature exists in the API but not (yet) in this implementation.
     #[error("not supported: {0}")]
     NotSupported(String),

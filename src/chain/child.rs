@@ -4,13 +4,15 @@
 use std::path::{Component, Path, PathBuf};
 
 use super::Disk;
+use super::tracking::copy_history;
 use crate::error::{Error, Result};
 use crate::vmdk::create::{
     CreateSpec, DiskKind, ParentLink, create_descriptor_disk, new_descriptor,
     write_monolithic_sparse,
 };
 use crate::vmdk::geometry::Adapter;
-use crate::vmdk::link::dir_of;
+use crate::vmdk::link::{COMMIT_JOURNAL_KEY, dir_of};
+use crate::vmdk::track::TRACKING_KEY;
 
 fn canonical_dir(path: &Path) -> PathBuf {
     let dir = dir_of(path);
@@ -63,6 +65,13 @@ impl Disk {
         // The CID the child records must be the one on disk, after this open's writes.
         leaf.flush()?;
         let pd = leaf.descriptor();
+        let parent_track = leaf.tracking_file();
+        // The child's own tracking file (if any) is set up below; an unfinished commit's
+        // journal belongs to the parent alone.
+        let mut ddb = pd.ddb.clone();
+        ddb.retain(|(k, _)| {
+            !k.eq_ignore_ascii_case(TRACKING_KEY) && !k.eq_ignore_ascii_case(COMMIT_JOURNAL_KEY)
+        });
         let parent = ParentLink {
             cid: pd.cid,
             hint: parent_hint(child, leaf.path()),
@@ -74,12 +83,17 @@ impl Disk {
                 adapter: Adapter::Ide,
                 hw_version: 0,
             };
-            create_descriptor_disk(child, &spec, pd.ddb.clone(), Some(parent), &mut |_| {})?;
+            create_descriptor_disk(child, &spec, ddb, Some(parent), &mut |_| {})?;
         } else {
-            let mut d = new_descriptor("monolithicSparse", Vec::new(), pd.ddb.clone());
+            let mut d = new_descriptor("monolithicSparse", Vec::new(), ddb);
             d.parent_cid = parent.cid;
             d.parent_hint = Some(parent.hint);
             write_monolithic_sparse(child, d, self.capacity())?;
+        }
+        if let Some(track) = parent_track {
+            // The child continues the parent's history: ids issued so far stay valid on it.
+            self.sync_tracker(pd.cid, false)?;
+            copy_history(&track, child)?;
         }
         chain.sealed = true;
         Ok(())
@@ -131,6 +145,21 @@ impl Disk {
             d.parent_hint = Some(hint);
         })?;
         let links = std::mem::take(&mut parent.links);
+        // What the child reads changes wherever the new parents hold data it does not.
+        let mut changed: Vec<(u64, u64)> = Vec::new();
+        for link in &links {
+            link.for_each_allocated(0, child.capacity(), &mut |s, n| changed.push((s, n)))?;
+        }
+        for (s, n) in changed {
+            let mut cur = s;
+            while cur < s + n {
+                let (m, len) = c.links[0].map(cur, s + n - cur)?;
+                if matches!(m, crate::vmdk::extent::Mapping::Unallocated) {
+                    child.track_write(cur, len)?;
+                }
+                cur += len;
+            }
+        }
         c.links.extend(links);
         Ok(())
     }

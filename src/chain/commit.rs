@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use super::dependents::{Dependent, dependents_of};
 use super::resolve::find_parent;
+use super::tracking::adopt_history;
 use super::{Disk, OpenOptions, child::parent_hint, read_links};
 use crate::error::{Error, Result};
 use crate::log;
@@ -220,6 +221,11 @@ fn finish(
         ));
     }
     drop(nested);
+    // The parent continues the child's change-tracking history (ids issued on the child
+    // stay valid; the committed grains are changes relative to the parent's older ids).
+    if let Some(track) = child.tracking_file().filter(|t| t.exists()) {
+        adopt_history(&child, &track, parent_path)?;
+    }
     progress(98);
     // Extents first, the descriptor last: while the descriptor exists a second call can
     // still find (and finish) this commit.
@@ -257,6 +263,8 @@ fn copy_grains(child: &Link, parent: &Disk, progress: &mut dyn FnMut(u32)) -> Re
         let mut cur = start;
         while cur < end {
             let (m, n) = child.map(cur, (end - cur).min(STEP_SECTORS))?;
+            // The parent's own tracking (if any) learns of every grain the commit changes.
+            parent.track_write(cur, n)?;
             match m {
                 Mapping::Data { extent, offset } => {
                     copy_data(child, extent, offset, parent, cur, n)?;

@@ -8,6 +8,7 @@ use crate::vmdk::create::create_new_file;
 use crate::vmdk::descriptor::Descriptor;
 use crate::vmdk::fileio::{sync_data, write_all_at};
 use crate::vmdk::link::{Link, dir_of};
+use crate::vmdk::track::TRACKING_KEY;
 
 /// Deletes every file of the link at `path` (descriptor and extents). The link must not be
 /// open elsewhere (we take its exclusive lock first). Children of it are orphaned.
@@ -24,6 +25,20 @@ pub fn unlink(path: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Moves a monolithic disk's tracking file along with it (now at `dst`); returns its new name.
+fn move_tracking(track: Option<&Path>, dst: &Path) -> Result<Option<String>> {
+    let Some(track) = track.filter(|t| t.exists()) else {
+        return Ok(None);
+    };
+    let name = format!(
+        "{}.vdltrack",
+        dst.file_name().unwrap_or_default().to_string_lossy()
+    );
+    let to = dir_of(dst).join(&name);
+    std::fs::rename(track, &to).map_err(|e| Error::io(track, e))?;
+    Ok(Some(name))
 }
 
 /// New name for an extent file when its disk is renamed from stem `old` to stem `new`.
@@ -50,13 +65,18 @@ pub fn rename(src: &Path, dst: &Path) -> Result<()> {
     let link = Link::open(src, true)?;
     let mut d: Descriptor = link.descriptor();
     if link.is_monolithic() {
+        let track = link.tracking_file();
         drop(link);
         std::fs::rename(src, dst).map_err(|e| Error::io(src, e))?;
         let moved = Link::open(dst, true)?;
         let name = dst.file_name().map(|n| n.to_string_lossy().into_owned());
+        let track_name = move_tracking(track.as_deref(), dst)?;
         return moved.update_descriptor(|d| {
             if let Some(e) = d.extents.first_mut() {
                 e.file = name;
+            }
+            if let Some(t) = &track_name {
+                d.ddb_set(TRACKING_KEY, t);
             }
         });
     }
@@ -73,6 +93,15 @@ pub fn rename(src: &Path, dst: &Path) -> Result<()> {
             moves.push((src_dir.join(name), target));
             e.file = Some(new_name);
         }
+    }
+    let track = link.tracking_file();
+    if let Some(t) = &track {
+        let name = format!(
+            "{}.vdltrack",
+            dst.file_name().unwrap_or_default().to_string_lossy()
+        );
+        moves.push((t.clone(), dst_dir.join(&name)));
+        d.ddb_set(TRACKING_KEY, &name);
     }
     let out = create_new_file(dst)?;
     write_all_at(&out, dst, d.render().as_bytes(), 0)?;

@@ -10,6 +10,7 @@ pub mod files;
 pub mod index;
 pub mod nonpersistent;
 pub mod resolve;
+pub mod tracking;
 
 use std::path::Path;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -65,6 +66,8 @@ pub struct Disk {
     chain: RwLock<Chain>,
     /// Which link owns each 64 KiB, so reads skip the links above it.
     owners: OwnerIndex,
+    /// The leaf's change tracking (fed before every write).
+    tracker: std::sync::Mutex<tracking::Tracker>,
 }
 
 fn sectors_in(buf_len: usize) -> Result<u64> {
@@ -112,7 +115,10 @@ impl Disk {
         } else {
             resolve::open_parents(leaf)?
         };
-        Ok(Disk::from_links(links))
+        let tracker = tracking::open_tracker(&links[0]);
+        let disk = Disk::from_links(links);
+        *disk.tracker.lock().unwrap_or_else(|e| e.into_inner()) = tracker;
+        Ok(disk)
     }
 
     /// Wraps already opened links (leaf first).
@@ -125,6 +131,7 @@ impl Disk {
                 scratch: false,
             }),
             owners: OwnerIndex::default(),
+            tracker: std::sync::Mutex::new(tracking::Tracker::Off),
         }
     }
 
@@ -203,6 +210,8 @@ impl Disk {
         }
         let capacity = self.capacity;
         let links = &chain.links;
+        // Recorded (durably, where the crash rules need it) before any data moves.
+        self.track_write(sector, count)?;
         let mut fill = |s: u64, b: &mut [u8]| -> Result<()> {
             let n = ((capacity.saturating_sub(s)) as usize * 512).min(b.len());
             b[n..].fill(0);
@@ -228,7 +237,7 @@ impl Disk {
         for link in chain.links.iter().skip(usize::from(chain.scratch)) {
             link.flush()?;
         }
-        Ok(())
+        self.sync_tracker(chain.links[0].descriptor().cid, false)
     }
 
     /// True for a nonpersistent open (writes go to a private redo log that vanishes at Close).
@@ -244,6 +253,11 @@ impl Disk {
             if let Err(e) = link.close() {
                 first_error.get_or_insert(e);
             }
+        }
+        if first_error.is_none()
+            && let Err(e) = self.sync_tracker(chain.links[0].descriptor().cid, true)
+        {
+            first_error = Some(e);
         }
         first_error.map_or(Ok(()), Err)
     }

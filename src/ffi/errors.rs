@@ -31,6 +31,8 @@ pub fn to_vix(e: &Error) -> VixError {
         Error::BufferTooSmall { .. } => VIX_E_BUFFER_TOOSMALL,
         Error::NotSupported(_) => VIX_E_NOT_SUPPORTED,
         Error::InUse(_) => VIX_E_OBJECT_IS_BUSY,
+        Error::ChangeIdUnknown(_) => VIX_E_OBJECT_NOT_FOUND,
+        Error::NotTracked(_) => VIX_E_DISK_NOTSUPPORTED,
         Error::OutOfMemory => VIX_E_OUT_OF_MEMORY,
     }
 }

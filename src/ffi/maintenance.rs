@@ -111,6 +111,7 @@ pub extern "C" fn VixDiskLib_Grow(
         let mut progress = progress_reporter(progressFunc, progressCallbackData);
         progress(0);
         grow(&path, capacity, updateGeometry != 0)?;
+        crate::chain::tracking::grow_history(&path)?;
         progress(100);
         Ok(())
     })

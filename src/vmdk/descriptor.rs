@@ -294,6 +294,11 @@ impl Descriptor {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Removes a DDB key (compared case-insensitively), if present.
+    pub fn ddb_remove(&mut self, key: &str) {
+        self.ddb.retain(|(k, _)| !k.eq_ignore_ascii_case(key));
+    }
+
     /// Sets a DDB key, replacing an existing one in place or appending.
     pub fn ddb_set(&mut self, key: &str, value: &str) {
         match self

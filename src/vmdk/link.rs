@@ -280,8 +280,23 @@ impl Link {
         !matches!(self.home, DescriptorHome::File)
     }
 
-    /// Every file of this link: the descriptor first, then each extent file once.
+    /// Our change-tracking file, if the descriptor names one (always beside the descriptor).
+    pub fn tracking_file(&self) -> Option<PathBuf> {
+        let d = self.descriptor.lock().unwrap_or_else(|e| e.into_inner());
+        let name = d.ddb_get(super::track::TRACKING_KEY)?;
+        extent_path(&dir_of(&self.path), name).ok()
+    }
+
+    /// Every file of this link: the descriptor first, then each extent file once, then the
+    /// change-tracking file.
     pub fn files(&self) -> Vec<PathBuf> {
+        let mut out = self.data_files();
+        out.extend(self.tracking_file());
+        out
+    }
+
+    /// The descriptor and the extent files.
+    fn data_files(&self) -> Vec<PathBuf> {
         let mut out = vec![self.path.clone()];
         if !self.is_single_file() {
             let dir = dir_of(&self.path);

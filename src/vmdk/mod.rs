@@ -16,4 +16,5 @@ pub mod sparse;
 pub mod stream_append;
 pub mod stream_read;
 pub mod stream_writer;
+pub mod track;
 pub mod writeback;

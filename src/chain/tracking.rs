@@ -1,0 +1,244 @@
+//! Change tracking for hosted disks, at the chain level: turning it on and off on a closed
+//! disk, the handle's tracker (fed before every write, synced at Flush/Close), change ids,
+//! changed areas, and keeping the history through CreateChild, Commit, Attach and Grow.
+//! The file format and its crash safety are in `vmdk::track`.
+
+use std::path::{Path, PathBuf};
+
+use super::Disk;
+use crate::error::{Error, Result};
+use crate::log;
+use crate::vmdk::fileio::random_u64;
+use crate::vmdk::link::{Link, dir_of};
+use crate::vmdk::track::{ChangeId, TRACK_GRAIN_SECTORS, TRACKING_KEY, TrackFile};
+
+/// The tracking state of an open disk's leaf.
+pub enum Tracker {
+    /// The leaf does not track changes.
+    Off,
+    /// Tracking, with its file open.
+    On(Box<TrackFile>),
+    /// The leaf should track but its file is missing or damaged: no id can be answered.
+    Broken(String),
+}
+
+/// Grains a link of `capacity` sectors tracks.
+pub fn grains_of(capacity: u64) -> u64 {
+    capacity.div_ceil(TRACK_GRAIN_SECTORS)
+}
+
+/// The tracking file name for a link file named `name`.
+fn tracking_name(link: &Path) -> String {
+    format!(
+        "{}.vdltrack",
+        link.file_name().unwrap_or_default().to_string_lossy()
+    )
+}
+
+fn random_uuid() -> [u8; 16] {
+    let mut u = [0u8; 16];
+    u[..8].copy_from_slice(&random_u64().to_le_bytes());
+    u[8..].copy_from_slice(&random_u64().to_le_bytes());
+    u
+}
+
+/// Opens the tracker of `leaf` (Off when its descriptor names no tracking file).
+pub fn open_tracker(leaf: &Link) -> Tracker {
+    let Some(path) = leaf.tracking_file() else {
+        return Tracker::Off;
+    };
+    let grains = grains_of(leaf.capacity());
+    match TrackFile::open(&path, leaf.writable(), grains, leaf.descriptor().cid) {
+        Ok(t) => Tracker::On(Box::new(t)),
+        Err(e) => {
+            let why = format!(
+                "{}: change tracking unusable ({e}); do a full backup",
+                leaf.path().display()
+            );
+            log::warn(&why);
+            Tracker::Broken(why)
+        }
+    }
+}
+
+/// Turns change tracking on or off for the closed disk at `path` (its leaf link). Turning it
+/// on starts a new history (ids of an earlier one are refused); turning it off deletes the
+/// tracking file. Either is a no-op when already so.
+pub fn set_change_tracking(path: &Path, enable: bool) -> Result<()> {
+    let link = Link::open(path, true)?;
+    if let Some(refusal) = link.write_refusal() {
+        return Err(refusal);
+    }
+    let current = link.tracking_file();
+    match (enable, current) {
+        (true, Some(file)) if file.exists() => Ok(()),
+        (true, _) => {
+            let name = tracking_name(path);
+            let file = dir_of(path).join(&name);
+            let cid = link.descriptor().cid;
+            TrackFile::create(&file, grains_of(link.capacity()), random_uuid(), cid)?;
+            link.update_descriptor(|d| d.ddb_set(TRACKING_KEY, &name))?;
+            log::info(format!("{}: change tracking on", path.display()));
+            Ok(())
+        }
+        (false, None) => Ok(()),
+        (false, Some(file)) => {
+            link.update_descriptor(|d| d.ddb_remove(TRACKING_KEY))?;
+            match std::fs::remove_file(&file) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&file, e)),
+            }
+            log::info(format!("{}: change tracking off", path.display()));
+            Ok(())
+        }
+    }
+}
+
+/// Gives the new link at `child` (just created over `parent_track`'s link) a copy of the
+/// parent's tracking history, so ids issued before the snapshot stay valid on the child.
+pub fn copy_history(parent_track: &Path, child: &Path) -> Result<()> {
+    let child_link = Link::open(child, true)?;
+    let name = tracking_name(child);
+    let dst = dir_of(child).join(&name);
+    TrackFile::copy_as(parent_track, &dst, child_link.descriptor().cid)?;
+    child_link.update_descriptor(|d| d.ddb_set(TRACKING_KEY, &name))
+}
+
+/// Makes `child_track` (the history of the committed `child`) the history of the parent at
+/// `parent`.
+pub fn adopt_history(child: &Link, child_track: &Path, parent: &Path) -> Result<()> {
+    // Settle a crashed session of the child first: its intents become changed grains.
+    drop(TrackFile::open(
+        child_track,
+        true,
+        grains_of(child.capacity()),
+        child.descriptor().cid,
+    )?);
+    let link = Link::open(parent, true)?;
+    let name = tracking_name(parent);
+    let dst = dir_of(parent).join(&name);
+    TrackFile::copy_as(child_track, &dst, link.descriptor().cid)?;
+    link.update_descriptor(|d| d.ddb_set(TRACKING_KEY, &name))
+}
+
+/// After Grow of the closed disk at `path`: the tracking file covers the new size; the new
+/// sectors count as changed.
+pub fn grow_history(path: &Path) -> Result<()> {
+    let link = Link::open(path, true)?;
+    let Some(file) = link.tracking_file() else {
+        return Ok(());
+    };
+    TrackFile::grow(&file, grains_of(link.capacity()), link.descriptor().cid)
+}
+
+/// The tracking file the leaf of `links` names, for moving it along with a rename.
+pub fn tracking_file_of(path: &Path) -> Option<PathBuf> {
+    Link::open(path, false).ok()?.tracking_file()
+}
+
+fn not_tracked(leaf: &Path) -> Error {
+    Error::NotTracked(format!(
+        "{} does not track changes (VixDiskLibExt_SetChangeTracking turns it on)",
+        leaf.display()
+    ))
+}
+
+impl Disk {
+    fn tracker(&self) -> std::sync::MutexGuard<'_, Tracker> {
+        self.tracker.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a write of `[sector, sector + count)` before it happens (a no-op when the
+    /// disk does not track changes).
+    pub(crate) fn track_write(&self, sector: u64, count: u64) -> Result<()> {
+        match &mut *self.tracker() {
+            Tracker::On(t) => t.before_write(sector, count),
+            _ => Ok(()),
+        }
+    }
+
+    /// Syncs the tracker after the data (`close` also ends the session).
+    pub(crate) fn sync_tracker(&self, cid: u32, close: bool) -> Result<()> {
+        match &mut *self.tracker() {
+            Tracker::On(t) if close => t.close(cid),
+            Tracker::On(t) => t.flush(cid),
+            _ => Ok(()),
+        }
+    }
+
+    /// True if the leaf tracks changes (even if its tracking file is damaged).
+    pub fn is_tracked(&self) -> bool {
+        !matches!(&*self.tracker(), Tracker::Off)
+    }
+
+    /// The change id of the content this handle sees now.
+    pub fn change_id(&self) -> Result<String> {
+        // Exclusive: no write may slip between reading the dirty flag and issuing the id.
+        let chain = self.exclusive();
+        match &mut *self.tracker() {
+            Tracker::On(t) => Ok(t.current_id()?.render()),
+            Tracker::Off => Err(not_tracked(chain.links[0].path())),
+            Tracker::Broken(why) => Err(Error::ChangeIdUnknown(why.clone())),
+        }
+    }
+
+    /// Areas (sector runs) in `[start, end)` whose content may differ from what it was when
+    /// `since` was issued; `"*"` gives the allocated areas. Grain-granular (64 KiB).
+    pub fn changed_areas(&self, since: &str, start: u64, end: u64) -> Result<Vec<(u64, u64)>> {
+        let end = end.min(self.capacity());
+        if start >= end {
+            return Err(Error::InvalidArg(format!(
+                "start sector {start} is at or past the end of the disk ({} sectors)",
+                self.capacity()
+            )));
+        }
+        let g = TRACK_GRAIN_SECTORS;
+        let clip = |runs: Vec<(u64, u64)>| -> Vec<(u64, u64)> {
+            runs.into_iter()
+                .filter_map(|(s, n)| {
+                    let (lo, hi) = ((s * g).max(start), ((s + n) * g).min(end));
+                    (lo < hi).then_some((lo, hi - lo))
+                })
+                .collect()
+        };
+        if since.trim() == "*" {
+            let mut grains: Vec<(u64, u64)> = Vec::new();
+            let chain = self.chain();
+            let mut flags = vec![false; ((end - 1) / g - start / g + 1) as usize];
+            let base = start / g;
+            for link in &chain.links {
+                link.for_each_allocated(start, end, &mut |s, n| {
+                    let lo = (s / g - base) as usize;
+                    let hi = ((s + n).div_ceil(g) - base) as usize;
+                    let hi = hi.min(flags.len());
+                    flags[lo..hi].fill(true);
+                })?;
+            }
+            for (i, &f) in flags.iter().enumerate() {
+                let grain = base + i as u64;
+                match grains.last_mut() {
+                    Some((s, n)) if f && *s + *n == grain => *n += 1,
+                    _ if f => grains.push((grain, 1)),
+                    _ => {}
+                }
+            }
+            return Ok(clip(grains));
+        }
+        let id = ChangeId::parse(since).ok_or_else(|| {
+            Error::InvalidArg(format!(
+                "{since:?} is not a change id (\"UUID/number\" or \"*\")"
+            ))
+        })?;
+        let chain = self.chain();
+        match &mut *self.tracker() {
+            Tracker::On(t) => {
+                t.check_id(&id)?;
+                let runs = t.changed_since(id.seq, start / g, end.div_ceil(g))?;
+                Ok(clip(runs))
+            }
+            Tracker::Off => Err(not_tracked(chain.links[0].path())),
+            Tracker::Broken(why) => Err(Error::ChangeIdUnknown(why.clone())),
+        }
+    }
+}
