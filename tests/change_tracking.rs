@@ -104,10 +104,11 @@ proptest! {
                 }
                 Op::Id => {
                     let id = disk.change_id().unwrap();
-                    if let Some(last) = issued.last() {
-                        if last.content == model && last.written_since.is_empty() {
-                            prop_assert_eq!(&id, &last.id, "no write, same id");
-                        }
+                    if let Some(last) = issued.last()
+                        && last.content == model
+                        && last.written_since.is_empty()
+                    {
+                        prop_assert_eq!(&id, &last.id, "no write, same id");
                     }
                     issued.push(Issued { id, content: model.clone(), written_since: BTreeSet::new() });
                 }
@@ -263,7 +264,7 @@ fn tracking_kill_worker() {
         let sector = x % (8192 - 64);
         d.write(sector, &vec![(x >> 56) as u8 | 1; 64 * 512])
             .unwrap();
-        if x % 17 == 0 {
+        if x.is_multiple_of(17) {
             d.flush().unwrap();
         }
     }
