@@ -137,13 +137,19 @@ fn reads_past_the_end_of_a_short_flat_extent_fail() {
     let disk = open_ro(&d);
     let mut buf = vec![0u8; 512];
     disk.read(0, &mut buf).unwrap();
-    assert!(buf.iter().all(|&b| b == 7), "data before the end still reads");
+    assert!(
+        buf.iter().all(|&b| b == 7),
+        "data before the end still reads"
+    );
     let mut inside = vec![1u8; 1024 * 512];
     disk.read(0, &mut inside).unwrap();
     for (start, sectors) in [(1000u64, 48u64), (1024, 1), (2047, 1)] {
         let mut b = vec![0u8; sectors as usize * 512];
         let e = disk.read(start, &mut b).unwrap_err();
-        assert!(matches!(e, Error::Corrupt(_)), "read {start}+{sectors}: {e}");
+        assert!(
+            matches!(e, Error::Corrupt(_)),
+            "read {start}+{sectors}: {e}"
+        );
     }
     // A clone would have to invent the missing part: it fails instead.
     let out = p(dir.path(), "clone.vmdk");
@@ -151,7 +157,10 @@ fn reads_past_the_end_of_a_short_flat_extent_fail() {
         kind: DiskKind::MonolithicSparse,
         ..spec
     };
-    assert!(disk.clone_to(&out, &clone_spec, false, 1, &mut |_| {}).is_err());
+    assert!(
+        disk.clone_to(&out, &clone_spec, false, 1, &mut |_| {})
+            .is_err()
+    );
     assert!(!out.exists(), "a failed clone left a target behind");
 }
 
@@ -172,7 +181,10 @@ fn reads_touching_a_noaccess_extent_fail() {
     for (start, sectors) in [(8u64, 1u64), (4, 8), (15, 1)] {
         let mut b = vec![0u8; sectors as usize * 512];
         let e = disk.read(start, &mut b).unwrap_err();
-        assert!(matches!(e, Error::AccessDenied(_)), "read {start}+{sectors}: {e}");
+        assert!(
+            matches!(e, Error::AccessDenied(_)),
+            "read {start}+{sectors}: {e}"
+        );
     }
     drop(disk);
 

@@ -82,12 +82,7 @@ fn free_of_the_wrong_kind_is_ignored() {
     assert_eq!(VixDiskLib_Connect(std::ptr::null(), &mut conn), VIX_OK);
     let mut h: VixDiskLibHandle = std::ptr::null_mut();
     assert_eq!(
-        VixDiskLib_Open(
-            conn,
-            c.as_ptr(),
-            VIXDISKLIB_FLAG_OPEN_READ_ONLY,
-            &mut h
-        ),
+        VixDiskLib_Open(conn, c.as_ptr(), VIXDISKLIB_FLAG_OPEN_READ_ONLY, &mut h),
         VIX_OK
     );
     let mut list: *mut VixDiskLibBlockList = std::ptr::null_mut();

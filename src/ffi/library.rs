@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::args::opt_str_arg;
 use super::boundary::{guard, guard_void};
-use super::types::{Bool, VixDiskLibGenericLogFunc, VixError};
 use super::handles::{CONNECTIONS, DISKS};
+use super::types::{Bool, VixDiskLibGenericLogFunc, VixError};
 use crate::error::{Error, Result};
 use crate::log::{self, Level};
 

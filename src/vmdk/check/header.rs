@@ -125,7 +125,10 @@ pub(super) fn check(
     }
     // The opener refuses algorithms other than none/deflate; so must the checker.
     if h.compress_algorithm > 1 {
-        return fatal(format!("unknown compression algorithm {}", h.compress_algorithm));
+        return fatal(format!(
+            "unknown compression algorithm {}",
+            h.compress_algorithm
+        ));
     }
     if h.flags & FLAG_COMPRESSED != 0 || h.gd_offset == GD_AT_END {
         return Err(Error::NotSupported(format!(
