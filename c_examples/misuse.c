@@ -8,7 +8,8 @@
  * NULL, disconnected, foreign (a disk handle) and garbage connections; FIFOs where disks or
  * extents should be (an open must never block); ReadAsync + Wait in a child forked after the
  * async workers started; hostile disks (flat extent shorter than its extent line, NOACCESS
- * extent, unknown compression algorithm); calls after Exit, and InitEx working again.
+ * extent, unknown compression algorithm, a grain that inflates past one grain); calls after
+ * Exit, and InitEx working again.
  * (error_cases.c covers ordinary error paths: bounds, locks, read-only handles.)
  *
  * A watchdog alarm turns any hang into a failure. Disks are made in WORKDIR (default: a fresh
@@ -589,6 +590,123 @@ fork_child(VixDiskLibConnection conn, const char *disk)
 /* Disks that lie.                                                          */
 /* ------------------------------------------------------------------------ */
 
+static uint64
+le64(const uint8 *b)
+{
+   uint64 v = 0;
+   int i;
+
+   for (i = 7; i >= 0; i--) {
+      v = v << 8 | b[i];
+   }
+   return v;
+}
+
+/*
+ * A zlib stream of `len` zero bytes in stored (uncompressed) deflate blocks; returns its size.
+ * The Adler-32 trailer is for the data as written.
+ */
+static size_t
+zlib_stored_zeros(uint8 *out, size_t len)
+{
+   size_t n = 0, left = len;
+
+   out[n++] = 0x78;
+   out[n++] = 0x01;
+   do {
+      size_t chunk = left > 65535 ? 65535 : left;
+      out[n++] = left == chunk;                  /* BFINAL on the last block, BTYPE 00 */
+      out[n++] = chunk & 0xff;
+      out[n++] = chunk >> 8;
+      out[n++] = ~chunk & 0xff;
+      out[n++] = (~chunk >> 8) & 0xff;
+      memset(out + n, 0, chunk);
+      n += chunk;
+      left -= chunk;
+   } while (left > 0);
+   {
+      uint32 b = (uint32)(len % 65521), a = 1;   /* zeros leave a at 1; b grows by a each byte */
+      out[n++] = b >> 8;
+      out[n++] = b & 0xff;
+      out[n++] = a >> 8;
+      out[n++] = a & 0xff;
+   }
+   return n;
+}
+
+static void
+overlong_grain(VixDiskLibConnection conn, const char *path)
+{
+   VixDiskLibCreateParams stream = create_params(VIXDISKLIB_DISK_STREAM_OPTIMIZED);
+   enum { GRAIN = 128 * SECTOR };
+   static uint8 grain[GRAIN], packed[GRAIN + 1024];
+   uint8 header[SECTOR], marker[12];
+   uint64 x = 0x9e3779b97f4a7c15ULL, at;
+   uint32 old_size, new_size;
+   VixDiskLibHandle h = NULL;
+   size_t i;
+   int fd;
+
+   for (i = 0; i < GRAIN; i++) {                /* incompressible: the slot stays large */
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      grain[i] = (uint8)x;
+   }
+   if (VixDiskLib_Create(conn, path, &stream, NULL, NULL) != VIX_OK ||
+       VixDiskLib_Open(conn, path, 0, &h) != VIX_OK ||
+       VixDiskLib_Write(h, 0, 128, grain) != VIX_OK || VixDiskLib_Close(h) != VIX_OK) {
+      report(0, "write a one-grain stream", "");
+      return;
+   }
+   /* Our streams put the first grain's marker right after the header's overHead sectors. */
+   fd = open(path, O_RDWR);
+   if (fd < 0 || pread(fd, header, sizeof header, 0) != (ssize_t)sizeof header) {
+      report(0, "read the stream header", strerror(errno));
+      if (fd >= 0) {
+         close(fd);
+      }
+      return;
+   }
+   at = le64(header + 64) * SECTOR;
+   if (pread(fd, marker, sizeof marker, (off_t)at) != (ssize_t)sizeof marker ||
+       le64(marker) != 0) {
+      report(0, "find grain 0's marker", "");
+      close(fd);
+      return;
+   }
+   old_size = marker[8] | marker[9] << 8 | marker[10] << 16 | (uint32)marker[11] << 24;
+   /* First exactly one grain (a control: the crafted stream is valid), then one byte more. */
+   for (i = 0; i < 2; i++) {
+      new_size = (uint32)zlib_stored_zeros(packed, GRAIN + i);
+      /* The new stream must fit in the old one's sectors. */
+      expect_true((12 + old_size + SECTOR - 1) / SECTOR >= (12 + new_size + SECTOR - 1) / SECTOR,
+                  "the crafted stream fits in the grain's slot");
+      marker[8] = new_size & 0xff;
+      marker[9] = (new_size >> 8) & 0xff;
+      marker[10] = (new_size >> 16) & 0xff;
+      marker[11] = new_size >> 24;
+      expect_true(pwrite(fd, marker, sizeof marker, (off_t)at) == (ssize_t)sizeof marker &&
+                  pwrite(fd, packed, new_size, (off_t)at + 12) == (ssize_t)new_size,
+                  i ? "replace grain 0 with a stream of one grain + 1 byte"
+                    : "replace grain 0 with a stream of exactly one grain of zeros");
+      if (VixDiskLib_Open(conn, path, VIXDISKLIB_FLAG_OPEN_READ_ONLY, &h) != VIX_OK) {
+         report(0, "Open the stream", "");
+         break;
+      }
+      grain[0] = 1;
+      if (i == 0) {
+         expect_code(VixDiskLib_Read(h, 0, 1, grain), VIX_OK, "Read of the one-grain stream");
+         expect_true(grain[0] == 0, "... reads zeros");
+      } else {
+         expect_code(VixDiskLib_Read(h, 0, 1, grain), VIX_E_DISK_NEEDSREPAIR,
+                     "Read of a grain that inflates past its size");
+      }
+      VixDiskLib_Close(h);
+   }
+   close(fd);
+}
+
 static void
 hostile_disks(VixDiskLibConnection conn, const char *dir)
 {
@@ -648,7 +766,10 @@ hostile_disks(VixDiskLibConnection conn, const char *dir)
    expect_code(VixDiskLib_Open(conn, path, VIXDISKLIB_FLAG_OPEN_READ_ONLY, &h),
                VIX_E_DISK_UNSUPPORTEDDISKVERSION, "Open with an unknown compression algorithm");
    expect_true(h == NULL, "... handle stays NULL");
-   /* (A grain that inflates past one grain: tests/hostile_disks.rs crafts the zlib stream.) */
+
+   /* A compressed grain whose zlib stream inflates to one byte more than a grain. */
+   join(path, sizeof path, dir, "bomb.vmdk");
+   overlong_grain(conn, path);
 }
 
 /* ------------------------------------------------------------------------ */
