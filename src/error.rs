@@ -51,6 +51,12 @@ pub enum Error {
         /// Disk capacity in sectors.
         capacity: u64,
     },
+    /// The disk forbids access to the requested data (a NOACCESS extent).
+    #[error("access denied: {0}")]
+    AccessDenied(String),
+    /// The library is used before InitEx or after Exit.
+    #[error("the library is not initialised: call VixDiskLib_InitEx first")]
+    NotInitialized,
     /// A write was attempted through a read-only open, or on a link that must not change.
     #[error("read-only: {0}")]
     ReadOnly(String),

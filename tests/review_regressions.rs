@@ -54,6 +54,7 @@ fn huge_sector_counts_through_the_c_api_are_out_of_range_not_undefined() {
     let mut h: VixDiskLibHandle = std::ptr::null_mut();
     let mut conn: VixDiskLibConnection = std::ptr::null_mut();
     use vixDiskLib::ffi::{connect::*, disk::*, io::*};
+    ffi_init();
     assert_eq!(VixDiskLib_Connect(std::ptr::null(), &mut conn), VIX_OK);
     assert_eq!(VixDiskLib_Open(conn, c.as_ptr(), 0, &mut h), VIX_OK);
     let mut small = [0u8; 512];
@@ -75,15 +76,13 @@ fn free_of_the_wrong_kind_is_ignored() {
     let path = p(dir.path(), "d.vmdk");
     create_sparse(&path, 1);
     let c = CString::new(path.to_str().unwrap()).unwrap();
-    use vixDiskLib::ffi::{blocks::*, disk::*};
+    use vixDiskLib::ffi::{blocks::*, connect::*, disk::*};
+    ffi_init();
+    let mut conn: VixDiskLibConnection = std::ptr::null_mut();
+    assert_eq!(VixDiskLib_Connect(std::ptr::null(), &mut conn), VIX_OK);
     let mut h: VixDiskLibHandle = std::ptr::null_mut();
     assert_eq!(
-        VixDiskLib_Open(
-            std::ptr::null_mut(),
-            c.as_ptr(),
-            VIXDISKLIB_FLAG_OPEN_READ_ONLY,
-            &mut h
-        ),
+        VixDiskLib_Open(conn, c.as_ptr(), VIXDISKLIB_FLAG_OPEN_READ_ONLY, &mut h),
         VIX_OK
     );
     let mut list: *mut VixDiskLibBlockList = std::ptr::null_mut();
@@ -100,6 +99,7 @@ fn free_of_the_wrong_kind_is_ignored() {
         "double free refused"
     );
     assert_eq!(VixDiskLib_Close(h), VIX_OK);
+    assert_eq!(VixDiskLib_Disconnect(conn), VIX_OK);
 }
 
 #[test]

@@ -7,6 +7,7 @@ use super::args::{out_arg, store};
 use super::boundary::guard;
 use super::codes::VIX_E_INVALID_ARG;
 use super::handles::DISKS;
+use super::library::require_init;
 use super::types::*;
 use crate::error::Error;
 use crate::log;
@@ -25,6 +26,7 @@ pub extern "C" fn VixDiskLib_QueryAllocatedBlocks(
     blockList: *mut *mut VixDiskLibBlockList,
 ) -> VixError {
     guard("VixDiskLib_QueryAllocatedBlocks", || {
+        require_init()?;
         let out = out_arg(blockList, "blockList")?;
         let h = DISKS.get(diskHandle as usize)?;
         let runs = h

@@ -5,7 +5,8 @@ use std::ffi::{c_char, c_void};
 use super::args::path_arg;
 use super::boundary::guard;
 use super::disk::{disk_kind, progress_reporter};
-use super::handles::{CONNECTIONS, DISKS, retire};
+use super::handles::{DISKS, retire, writable_connection};
+use super::library::require_init;
 use super::types::*;
 use crate::chain::files;
 use crate::error::{Error, Result};
@@ -24,6 +25,7 @@ pub extern "C" fn VixDiskLib_CreateChild(
     progressCallbackData: *mut c_void,
 ) -> VixError {
     guard("VixDiskLib_CreateChild", || {
+        require_init()?;
         let h = DISKS.get(diskHandle as usize)?;
         let path = path_arg(childPath, "childPath")?;
         let kind = disk_kind(diskType)?;
@@ -54,7 +56,10 @@ pub extern "C" fn VixDiskLib_IsAttachPossible(
     parent: VixDiskLibHandle,
     child: VixDiskLibHandle,
 ) -> VixError {
-    guard("VixDiskLib_IsAttachPossible", || attach_pair(parent, child))
+    guard("VixDiskLib_IsAttachPossible", || {
+        require_init()?;
+        attach_pair(parent, child)
+    })
 }
 
 /// Attaches `child` on top of `parent`'s chain. The child handle then reads the combined chain
@@ -64,6 +69,7 @@ pub extern "C" fn VixDiskLib_IsAttachPossible(
 #[unsafe(no_mangle)]
 pub extern "C" fn VixDiskLib_Attach(parent: VixDiskLibHandle, child: VixDiskLibHandle) -> VixError {
     guard("VixDiskLib_Attach", || {
+        require_init()?;
         if parent == child {
             return Err(Error::InvalidArg(
                 "parent and child are the same handle".into(),
@@ -97,9 +103,8 @@ pub extern "C" fn VixDiskLib_Unlink(
     path: *const c_char,
 ) -> VixError {
     guard("VixDiskLib_Unlink", || {
-        if !connection.is_null() && CONNECTIONS.get(connection as usize)?.read_only {
-            return Err(Error::ReadOnly("the connection is read-only".into()));
-        }
+        require_init()?;
+        writable_connection(connection as usize)?;
         let path = path_arg(path, "path")?;
         files::unlink(&path)
     })
@@ -113,6 +118,7 @@ pub extern "C" fn VixDiskLib_Rename(
     dstFileName: *const c_char,
 ) -> VixError {
     guard("VixDiskLib_Rename", || {
+        require_init()?;
         let src = path_arg(srcFileName, "srcFileName")?;
         let dst = path_arg(dstFileName, "dstFileName")?;
         files::rename(&src, &dst)

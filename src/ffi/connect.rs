@@ -8,6 +8,7 @@ use super::alloc::{Kind, calloc_owned, free_owned};
 use super::args::{opt_str_arg, out_arg, store, store_opt};
 use super::boundary::{guard, guard_ptr, guard_void};
 use super::handles::{CONNECTIONS, Connection, DISKS};
+use super::library::require_init;
 use super::types::{Bool, VixDiskLibConnectParams, VixDiskLibConnection, VixError};
 use crate::error::{Error, Result};
 use crate::log;
@@ -70,6 +71,7 @@ pub extern "C" fn VixDiskLib_Connect(
     connection: *mut VixDiskLibConnection,
 ) -> VixError {
     guard("VixDiskLib_Connect", || {
+        require_init()?;
         connect(connectParams, false, connection)
     })
 }
@@ -86,6 +88,7 @@ pub extern "C" fn VixDiskLib_ConnectEx(
 ) -> VixError {
     let _ = snapshotRef;
     guard("VixDiskLib_ConnectEx", || {
+        require_init()?;
         if let Some(modes) = opt_str_arg(transportModes, "transportModes")?
             && !modes.split(':').any(|m| m.eq_ignore_ascii_case("file"))
         {
@@ -101,6 +104,7 @@ pub extern "C" fn VixDiskLib_ConnectEx(
 #[unsafe(no_mangle)]
 pub extern "C" fn VixDiskLib_Disconnect(connection: VixDiskLibConnection) -> VixError {
     guard("VixDiskLib_Disconnect", || {
+        require_init()?;
         let token = connection as usize;
         CONNECTIONS.remove(token)?;
         // Close every disk left open on it, even if one fails, and report the first failure.
@@ -127,6 +131,7 @@ pub extern "C" fn VixDiskLib_Cleanup(
     numRemaining: *mut u32,
 ) -> VixError {
     guard("VixDiskLib_Cleanup", || {
+        require_init()?;
         store_opt(numCleanedUp, 0);
         store_opt(numRemaining, 0);
         require_local(connectParams)
@@ -141,6 +146,7 @@ pub extern "C" fn VixDiskLib_PrepareForAccess(
 ) -> VixError {
     let _ = identity;
     guard("VixDiskLib_PrepareForAccess", || {
+        require_init()?;
         require_local(connectParams)
     })
 }
@@ -152,7 +158,10 @@ pub extern "C" fn VixDiskLib_EndAccess(
     identity: *const c_char,
 ) -> VixError {
     let _ = identity;
-    guard("VixDiskLib_EndAccess", || require_local(connectParams))
+    guard("VixDiskLib_EndAccess", || {
+        require_init()?;
+        require_local(connectParams)
+    })
 }
 
 /// Returns a copy of the connection's parameters (all zero: local); free with FreeConnectParams.
@@ -162,6 +171,7 @@ pub extern "C" fn VixDiskLib_GetConnectParams(
     connectParams: *mut *mut VixDiskLibConnectParams,
 ) -> VixError {
     guard("VixDiskLib_GetConnectParams", || {
+        require_init()?;
         let out = out_arg(connectParams, "connectParams")?;
         CONNECTIONS.get(connection as usize)?;
         let p = calloc_owned(size_of::<VixDiskLibConnectParams>(), Kind::ConnectParams)?;

@@ -7,8 +7,8 @@ use super::alloc::{Kind, calloc_owned, free_owned, is_owned};
 use super::args::{free_cstring, malloc_cstring, out_arg, path_arg, store};
 use super::boundary::{guard, guard_void};
 use super::ext::VIXDISKLIBEXT_FLAG_OPEN_NONPERSISTENT;
-use super::handles::{CONNECTIONS, DISKS, DiskHandle, Pending, take_retired};
-use super::library::scratch_dir;
+use super::handles::{self, DISKS, DiskHandle, Pending, take_retired, writable_connection};
+use super::library::{require_init, scratch_dir};
 use super::types::*;
 use crate::chain::{Disk, OpenOptions};
 use crate::error::{Error, Result};
@@ -85,14 +85,6 @@ pub fn progress_reporter(func: VixDiskLibProgressFunc, data: *mut c_void) -> imp
     }
 }
 
-/// The connection's read-only setting; a NULL connection is tolerated as local read-write.
-fn connection_read_only(connection: VixDiskLibConnection) -> Result<bool> {
-    if connection.is_null() {
-        return Ok(false);
-    }
-    Ok(CONNECTIONS.get(connection as usize)?.read_only)
-}
-
 /// Creates a local disk. `createParams` gives type, adapter, hardware version and capacity in
 /// sectors; sector sizes other than 0/512 are treated as 512 (callers built against pre-7.0
 /// headers pass a shorter struct). The file must not exist (VIX_E_FILE_ALREADY_EXISTS).
@@ -105,10 +97,9 @@ pub extern "C" fn VixDiskLib_Create(
     progressCallbackData: *mut c_void,
 ) -> VixError {
     guard("VixDiskLib_Create", || {
+        require_init()?;
+        writable_connection(connection as usize)?;
         let path = path_arg(path, "path")?;
-        if connection_read_only(connection)? {
-            return Err(Error::ReadOnly("the connection is read-only".into()));
-        }
         let (disk_type, adapter_type, hw, capacity) = create_params(createParams)?;
         let spec = CreateSpec {
             kind: disk_kind(disk_type)?,
@@ -145,9 +136,10 @@ pub extern "C" fn VixDiskLib_Open(
     guard("VixDiskLib_Open", || {
         let out = out_arg(diskHandle, "diskHandle")?;
         store(out, std::ptr::null_mut());
+        require_init()?;
+        let conn = handles::connection(connection as usize)?;
         let path = path_arg(path, "path")?;
-        let read_only =
-            flags & VIXDISKLIB_FLAG_OPEN_READ_ONLY != 0 || connection_read_only(connection)?;
+        let read_only = flags & VIXDISKLIB_FLAG_OPEN_READ_ONLY != 0 || conn.read_only;
         let opts = OpenOptions {
             read_only,
             single_link: flags & VIXDISKLIB_FLAG_OPEN_SINGLE_LINK != 0,
@@ -184,6 +176,7 @@ pub extern "C" fn VixDiskLib_Open(
 #[unsafe(no_mangle)]
 pub extern "C" fn VixDiskLib_Close(diskHandle: VixDiskLibHandle) -> VixError {
     guard("VixDiskLib_Close", || {
+        require_init()?;
         if take_retired(diskHandle as usize) {
             log::verbose("VixDiskLib_Close: handle was attached under a child; nothing to do");
             return Ok(());
@@ -209,6 +202,7 @@ pub extern "C" fn VixDiskLib_GetInfo(
     info: *mut *mut VixDiskLibInfo,
 ) -> VixError {
     guard("VixDiskLib_GetInfo", || {
+        require_init()?;
         let out = out_arg(info, "info")?;
         let h = DISKS.get(diskHandle as usize)?;
         let i = h.disk.info();
@@ -258,7 +252,7 @@ pub extern "C" fn VixDiskLib_FreeInfo(info: *mut VixDiskLibInfo) {
 /// "file" for a valid handle, NULL otherwise. Static; do not free.
 #[unsafe(no_mangle)]
 pub extern "C" fn VixDiskLib_GetTransportMode(diskHandle: VixDiskLibHandle) -> *const c_char {
-    match DISKS.get(diskHandle as usize) {
+    match require_init().and_then(|()| DISKS.get(diskHandle as usize)) {
         Ok(_) => TRANSPORT_FILE.as_ptr().cast(),
         Err(_) => std::ptr::null(),
     }

@@ -23,6 +23,8 @@ pub fn to_vix(e: &Error) -> VixError {
         Error::Unrepairable(_) => VIX_E_DISK_CANTREPAIR,
         Error::OutOfRange { .. } => VIX_E_DISK_OUTOFRANGE,
         Error::ReadOnly(_) => VIX_E_FILE_READ_ONLY,
+        Error::AccessDenied(_) => VIX_E_FILE_ACCESS_ERROR,
+        Error::NotInitialized => VIX_E_DISK_NOINIT,
         Error::CidMismatch { .. } => VIX_E_DISK_CID_MISMATCH,
         Error::OpenParent { .. } => VIX_E_DISK_OPENPARENT,
         Error::CapacityMismatch(_) => VIX_E_DISK_CAPACITY_MISMATCH,

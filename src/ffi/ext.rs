@@ -7,13 +7,13 @@ use std::ffi::{c_char, c_void};
 use super::args::{free_cstring, malloc_cstring, out_arg, path_arg, store};
 use super::boundary::{guard, guard_void};
 use super::disk::progress_reporter;
-use super::handles::{CONNECTIONS, DISKS};
+use super::handles::{DISKS, writable_connection};
+use super::library::require_init;
 use super::types::{
     Bool, VixDiskLibConnection, VixDiskLibHandle, VixDiskLibProgressFunc, VixError,
 };
 use crate::chain::commit::commit;
 use crate::chain::tracking::set_change_tracking;
-use crate::error::Error;
 use crate::log;
 
 /// Open flag for `VixDiskLib_Open`: a nonpersistent open. The handle is writable, but every
@@ -46,10 +46,8 @@ pub extern "C" fn VixDiskLibExt_Commit(
     progressCallbackData: *mut c_void,
 ) -> VixError {
     guard("VixDiskLibExt_Commit", || {
-        let conn = CONNECTIONS.get(connection as usize)?;
-        if conn.read_only {
-            return Err(Error::ReadOnly("the connection is read-only".into()));
-        }
+        require_init()?;
+        writable_connection(connection as usize)?;
         let path = path_arg(childPath, "childPath")?;
         commit(
             &path,
@@ -73,10 +71,8 @@ pub extern "C" fn VixDiskLibExt_SetChangeTracking(
     enable: Bool,
 ) -> VixError {
     guard("VixDiskLibExt_SetChangeTracking", || {
-        let conn = CONNECTIONS.get(connection as usize)?;
-        if conn.read_only {
-            return Err(Error::ReadOnly("the connection is read-only".into()));
-        }
+        require_init()?;
+        writable_connection(connection as usize)?;
         let path = path_arg(path, "path")?;
         set_change_tracking(&path, enable != 0)
     })
@@ -93,6 +89,7 @@ pub extern "C" fn VixDiskLibExt_GetChangeId(
     changeId: *mut *mut c_char,
 ) -> VixError {
     guard("VixDiskLibExt_GetChangeId", || {
+        require_init()?;
         let out = out_arg(changeId, "changeId")?;
         store(out, std::ptr::null_mut());
         let h = DISKS.get(diskHandle as usize)?;

@@ -77,31 +77,43 @@ impl<T> Registry<T> {
 }
 
 /// Counts asynchronous requests in flight on a handle, so Wait and Close can drain them.
+/// Requests belong to the process that started them: a forked child starts from zero, since
+/// the parent's requests never complete in the child (their threads were not copied).
 #[derive(Default)]
 pub struct Pending {
-    count: Mutex<usize>,
+    /// (process id, requests in flight in that process).
+    count: Mutex<(u32, usize)>,
     idle: Condvar,
 }
 
 impl Pending {
+    fn counter(&self) -> std::sync::MutexGuard<'_, (u32, usize)> {
+        let mut n = self.count.lock().unwrap_or_else(|e| e.into_inner());
+        let pid = std::process::id();
+        if n.0 != pid {
+            *n = (pid, 0);
+        }
+        n
+    }
+
     /// One more request in flight.
     pub fn begin(&self) {
-        *self.count.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.counter().1 += 1;
     }
 
     /// One request finished.
     pub fn end(&self) {
-        let mut n = self.count.lock().unwrap_or_else(|e| e.into_inner());
-        *n = n.saturating_sub(1);
-        if *n == 0 {
+        let mut n = self.counter();
+        n.1 = n.1.saturating_sub(1);
+        if n.1 == 0 {
             self.idle.notify_all();
         }
     }
 
     /// Blocks until no request is in flight.
     pub fn wait_idle(&self) {
-        let mut n = self.count.lock().unwrap_or_else(|e| e.into_inner());
-        while *n > 0 {
+        let mut n = self.counter();
+        while n.1 > 0 {
             n = self.idle.wait(n).unwrap_or_else(|e| e.into_inner());
         }
     }
@@ -125,6 +137,22 @@ pub struct DiskHandle {
 
 /// Live connections.
 pub static CONNECTIONS: Registry<Connection> = Registry::new("connection");
+
+/// The live connection behind a C connection argument. VDDK requires a connection for every
+/// call that takes one, so NULL is refused like a disconnected, foreign (say, a disk handle) or
+/// garbage value: VIX_E_INVALID_ARG, checked before anything else is looked at.
+pub fn connection(token: usize) -> Result<Arc<Connection>> {
+    CONNECTIONS.get(token)
+}
+
+/// Like `connection`, for calls that change disks: a read-only connection is refused.
+pub fn writable_connection(token: usize) -> Result<Arc<Connection>> {
+    let c = connection(token)?;
+    if c.read_only {
+        return Err(Error::ReadOnly("the connection is read-only".into()));
+    }
+    Ok(c)
+}
 /// Live disks.
 pub static DISKS: Registry<DiskHandle> = Registry::new("disk");
 

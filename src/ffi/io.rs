@@ -9,6 +9,7 @@ use super::boundary::{guard, guard_code};
 use super::codes::{VIX_ASYNC, VIX_OK};
 use super::errors::to_vix;
 use super::handles::{DISKS, DiskHandle};
+use super::library::require_init;
 use super::types::{VixDiskLibCompletionCB, VixDiskLibHandle, VixDiskLibSectorType, VixError};
 use crate::error::Error;
 use crate::log;
@@ -23,6 +24,7 @@ pub extern "C" fn VixDiskLib_Read(
     readBuffer: *mut u8,
 ) -> VixError {
     guard("VixDiskLib_Read", || {
+        require_init()?;
         let h = DISKS.get(diskHandle as usize)?;
         h.disk.check_range(startSector, numSectors)?;
         let out = buf_mut(readBuffer, sector_bytes(numSectors)?, "readBuffer")?;
@@ -39,6 +41,7 @@ pub extern "C" fn VixDiskLib_Write(
     writeBuffer: *const u8,
 ) -> VixError {
     guard("VixDiskLib_Write", || {
+        require_init()?;
         let h = DISKS.get(diskHandle as usize)?;
         h.disk.check_range(startSector, numSectors)?;
         let data = buf(writeBuffer, sector_bytes(numSectors)?, "writeBuffer")?;
@@ -98,6 +101,7 @@ pub extern "C" fn VixDiskLib_ReadAsync(
     cbData: *mut c_void,
 ) -> VixError {
     guard_code("VixDiskLib_ReadAsync", || {
+        require_init()?;
         let h = DISKS.get(diskHandle as usize)?;
         h.disk.check_range(startSector, numSectors)?;
         let len = sector_bytes(numSectors)?;
@@ -121,6 +125,7 @@ pub extern "C" fn VixDiskLib_WriteAsync(
     cbData: *mut c_void,
 ) -> VixError {
     guard_code("VixDiskLib_WriteAsync", || {
+        require_init()?;
         let h = DISKS.get(diskHandle as usize)?;
         h.disk.check_range(startSector, numSectors)?;
         let len = sector_bytes(numSectors)?;
@@ -137,6 +142,7 @@ pub extern "C" fn VixDiskLib_WriteAsync(
 #[unsafe(no_mangle)]
 pub extern "C" fn VixDiskLib_Wait(diskHandle: VixDiskLibHandle) -> VixError {
     guard("VixDiskLib_Wait", || {
+        require_init()?;
         DISKS.get(diskHandle as usize)?.pending.wait_idle();
         Ok(())
     })
@@ -147,6 +153,7 @@ pub extern "C" fn VixDiskLib_Wait(diskHandle: VixDiskLibHandle) -> VixError {
 #[unsafe(no_mangle)]
 pub extern "C" fn VixDiskLib_Flush(diskHandle: VixDiskLibHandle) -> VixError {
     guard("VixDiskLib_Flush", || {
+        require_init()?;
         DISKS.get(diskHandle as usize)?.disk.flush()
     })
 }

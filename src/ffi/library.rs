@@ -4,11 +4,13 @@
 use std::ffi::{CString, c_char, c_int, c_void};
 use std::path::PathBuf;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::args::opt_str_arg;
 use super::boundary::{guard, guard_void};
+use super::handles::{CONNECTIONS, DISKS};
 use super::types::{Bool, VixDiskLibGenericLogFunc, VixError};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::log::{self, Level};
 
 unsafe extern "C" {
@@ -17,7 +19,17 @@ unsafe extern "C" {
 }
 
 /// Whether InitEx has been called (and Exit not yet).
-static INITIALIZED: Mutex<bool> = Mutex::new(false);
+static INITIALIZED: AtomicBool = AtomicBool::new(false);
+
+/// Refuses calls made before InitEx or after Exit (VIX_E_DISK_NOINIT). AllocateConnectParams,
+/// the Free* functions, GetErrorText and ListTransportModes stay usable, as VDDK documents.
+pub fn require_init() -> Result<()> {
+    if INITIALIZED.load(Ordering::Acquire) {
+        Ok(())
+    } else {
+        Err(Error::NotInitialized)
+    }
+}
 
 /// The transport list: hosted disks are always reached as files.
 const TRANSPORT_MODES: &[u8] = b"file\0";
@@ -77,6 +89,20 @@ fn parse_config(text: &str) -> Config {
     config
 }
 
+/// Largest config file read; VDDK's have a few dozen lines.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// Reads the config file; a FIFO or device is refused rather than waited on.
+fn read_config(path: &std::path::Path) -> Result<String> {
+    use std::io::Read;
+    let file = crate::vmdk::fileio::open_regular(path, false)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
 fn install_logging(log_fn: usize, warn_fn: usize, level: Level) {
     if log_fn == 0 && warn_fn == 0 {
         log::configure(None, level);
@@ -110,7 +136,7 @@ fn init(
 ) -> Result<()> {
     let lib_dir = opt_str_arg(lib_dir, "libDir")?;
     let config = match opt_str_arg(config_file, "configFile")? {
-        Some(path) => match std::fs::read_to_string(path) {
+        Some(path) => match read_config(std::path::Path::new(path)) {
             Ok(text) => parse_config(&text),
             Err(e) => {
                 // VDDK carries on without its config file; so do we, but say so.
@@ -124,7 +150,7 @@ fn init(
     };
     *TMP_DIRECTORY.lock().unwrap_or_else(|e| e.into_inner()) = config.tmp_directory.clone();
     install_logging(log_fn as usize, warn_fn as usize, config.level);
-    *INITIALIZED.lock().unwrap_or_else(|e| e.into_inner()) = true;
+    INITIALIZED.store(true, Ordering::Release);
     log::info(format!(
         "vixdisklib {} initialised for API {major}.{minor} (libDir {:?}); transports: file",
         env!("CARGO_PKG_VERSION"),
@@ -179,16 +205,35 @@ pub extern "C" fn VixDiskLib_Init(
 #[unsafe(no_mangle)]
 pub extern "C" fn VixDiskLib_Exit() {
     guard_void("VixDiskLib_Exit", || {
-        *INITIALIZED.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        INITIALIZED.store(false, Ordering::Release);
+        close_leftovers();
         log::configure(None, Level::Info);
     });
+}
+
+/// Closes disks and connections the caller left open, so nothing written is left unflushed
+/// and no lock outlives the library's use (Exit "releases all resources").
+fn close_leftovers() {
+    for h in DISKS.remove_where(|_| true) {
+        log::warn("VixDiskLib_Exit: closing a disk that was left open");
+        h.pending.wait_idle();
+        if let Err(e) = h.disk.close() {
+            log::warn(format!("VixDiskLib_Exit: closing a disk left open: {e}"));
+        }
+    }
+    let connections = CONNECTIONS.remove_where(|_| true);
+    if !connections.is_empty() {
+        log::verbose(format!(
+            "VixDiskLib_Exit: {} connection(s) left open were dropped",
+            connections.len()
+        ));
+    }
 }
 
 /// Colon-separated transports: "file". NULL before InitEx. The string is static; do not free.
 #[unsafe(no_mangle)]
 pub extern "C" fn VixDiskLib_ListTransportModes() -> *const c_char {
-    let initialized = *INITIALIZED.lock().unwrap_or_else(|e| e.into_inner());
-    if initialized {
+    if INITIALIZED.load(Ordering::Acquire) {
         TRANSPORT_MODES.as_ptr().cast()
     } else {
         std::ptr::null()

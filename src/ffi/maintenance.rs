@@ -5,21 +5,15 @@ use std::ffi::{c_char, c_void};
 use super::args::{out_arg, path_arg, store};
 use super::boundary::guard;
 use super::disk::{adapter_from_c, create_params, disk_kind, progress_reporter};
-use super::handles::{CONNECTIONS, DISKS};
+use super::handles::{self, DISKS, connection, writable_connection};
+use super::library::require_init;
 use super::types::*;
 use crate::chain::{Disk, OpenOptions};
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::log;
 use crate::vmdk::check::{Outcome, check_disk};
 use crate::vmdk::create::{CreateSpec, DiskKind};
 use crate::vmdk::grow::grow;
-
-fn require_writable_connection(connection: VixDiskLibConnection) -> Result<()> {
-    if !connection.is_null() && CONNECTIONS.get(connection as usize)?.read_only {
-        return Err(Error::ReadOnly("the connection is read-only".into()));
-    }
-    Ok(())
-}
 
 fn worker_threads() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
@@ -41,10 +35,9 @@ pub extern "C" fn VixDiskLib_Clone(
     overWrite: Bool,
 ) -> VixError {
     guard("VixDiskLib_Clone", || {
-        require_writable_connection(dstConnection)?;
-        if !srcConnection.is_null() {
-            CONNECTIONS.get(srcConnection as usize)?;
-        }
+        require_init()?;
+        writable_connection(dstConnection as usize)?;
+        connection(srcConnection as usize)?;
         let dst = path_arg(dstPath, "dstPath")?;
         let src = path_arg(srcPath, "srcPath")?;
         let (disk_type, adapter_type, hw, _) = create_params(vixCreateParams)?;
@@ -82,6 +75,7 @@ pub extern "C" fn VixDiskLib_SpaceNeededForClone(
     spaceNeeded: *mut u64,
 ) -> VixError {
     guard("VixDiskLib_SpaceNeededForClone", || {
+        require_init()?;
         let out = out_arg(spaceNeeded, "spaceNeeded")?;
         let h = DISKS.get(diskHandle as usize)?;
         let kind = if cloneDiskType == 256 {
@@ -106,7 +100,8 @@ pub extern "C" fn VixDiskLib_Grow(
     progressCallbackData: *mut c_void,
 ) -> VixError {
     guard("VixDiskLib_Grow", || {
-        require_writable_connection(connection)?;
+        require_init()?;
+        writable_connection(connection as usize)?;
         let path = path_arg(path, "path")?;
         let mut progress = progress_reporter(progressFunc, progressCallbackData);
         progress(0);
@@ -126,6 +121,7 @@ pub extern "C" fn VixDiskLib_Shrink(
     progressCallbackData: *mut c_void,
 ) -> VixError {
     guard("VixDiskLib_Shrink", || {
+        require_init()?;
         let h = DISKS.get(diskHandle as usize)?;
         h.pending.wait_idle();
         let mut progress = progress_reporter(progressFunc, progressCallbackData);
@@ -144,6 +140,7 @@ pub extern "C" fn VixDiskLib_Defragment(
     progressCallbackData: *mut c_void,
 ) -> VixError {
     guard("VixDiskLib_Defragment", || {
+        require_init()?;
         let h = DISKS.get(diskHandle as usize)?;
         h.pending.wait_idle();
         let mut progress = progress_reporter(progressFunc, progressCallbackData);
@@ -166,10 +163,11 @@ pub extern "C" fn VixDiskLib_CheckRepair(
     repair: Bool,
 ) -> VixError {
     guard("VixDiskLib_CheckRepair", || {
+        require_init()?;
         if repair != 0 {
-            require_writable_connection(connection)?;
-        } else if !connection.is_null() {
-            CONNECTIONS.get(connection as usize)?;
+            writable_connection(connection as usize)?;
+        } else {
+            handles::connection(connection as usize)?;
         }
         let path = path_arg(filename, "filename")?;
         let report = check_disk(&path, repair != 0)?;

@@ -5,6 +5,7 @@ use std::ffi::c_char;
 use super::args::{buf_mut, store_opt, str_arg};
 use super::boundary::guard;
 use super::handles::DISKS;
+use super::library::require_init;
 use super::types::{VixDiskLibHandle, VixError};
 use crate::error::{Error, Result};
 
@@ -31,6 +32,7 @@ pub extern "C" fn VixDiskLib_GetMetadataKeys(
     requiredLen: *mut usize,
 ) -> VixError {
     guard("VixDiskLib_GetMetadataKeys", || {
+        require_init()?;
         let h = DISKS.get(diskHandle as usize)?;
         let mut bytes = Vec::new();
         for k in h.disk.ddb_keys() {
@@ -53,6 +55,7 @@ pub extern "C" fn VixDiskLib_ReadMetadata(
     requiredLen: *mut usize,
 ) -> VixError {
     guard("VixDiskLib_ReadMetadata", || {
+        require_init()?;
         let h = DISKS.get(diskHandle as usize)?;
         let key = str_arg(key, "key")?;
         let value = h
@@ -74,6 +77,7 @@ pub extern "C" fn VixDiskLib_WriteMetadata(
     val: *const c_char,
 ) -> VixError {
     guard("VixDiskLib_WriteMetadata", || {
+        require_init()?;
         let h = DISKS.get(diskHandle as usize)?;
         let key = str_arg(key, "key")?;
         let val = str_arg(val, "val")?;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::cowd::CowdExtent;
 use super::descriptor::{Access, ExtentKind};
-use super::fileio::{read_at_zero_fill, sync_data, write_all_at};
+use super::fileio::{read_flat_at, sync_data, write_all_at};
 use super::sparse::{GrainMap, SparseExtent};
 use crate::error::{Error, Result};
 
@@ -79,7 +79,11 @@ impl Extent {
     pub fn map(&self, index: usize, rel: u64, max: u64) -> Result<(Mapping, u64)> {
         let max = max.min(self.sectors - rel);
         if self.access == Access::NoAccess {
-            return Ok((Mapping::Zero, max));
+            // The descriptor forbids access: reading zeros instead would invent data.
+            return Err(Error::AccessDenied(format!(
+                "extent {} is NOACCESS",
+                self.file_name.as_deref().unwrap_or("(none)")
+            )));
         }
         Ok(match &self.store {
             ExtentStore::Zero => (Mapping::Zero, max),
@@ -172,7 +176,7 @@ impl Extent {
         match &self.store {
             ExtentStore::Sparse(sp) => sp.read_data(buf, offset),
             ExtentStore::Cowd(c) => c.read_data(buf, offset),
-            ExtentStore::Flat { path, file, .. } => read_at_zero_fill(file, path, buf, offset),
+            ExtentStore::Flat { path, file, .. } => read_flat_at(file, path, buf, offset),
             ExtentStore::Zero => {
                 buf.fill(0);
                 Ok(())
@@ -231,7 +235,8 @@ impl Extent {
     }
 
     /// Calls `visit(rel_sector, sectors)` for the parts of extent sectors `[start, end)` that
-    /// hold data in this link (flat: all of it; zero/no-access: none).
+    /// hold data in this link (flat and no-access: all of it, so reads reach a no-access
+    /// extent and fail there instead of falling through to a parent or to zeros; zero: none).
     pub fn for_each_allocated(
         &self,
         start: u64,
@@ -239,6 +244,9 @@ impl Extent {
         visit: &mut dyn FnMut(u64, u64),
     ) -> Result<()> {
         if self.access == Access::NoAccess {
+            if start < end {
+                visit(start, end - start);
+            }
             return Ok(());
         }
         match &self.store {

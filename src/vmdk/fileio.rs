@@ -1,13 +1,52 @@
 //! Positioned file I/O helpers shared by the extent types.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 
 use crate::error::{Error, Result};
 
-/// Reads `buf.len()` bytes at `offset`; bytes beyond end of file read as zeros (flat extents
-/// are often shorter than their capacity because they were created sparse).
+/// Opens an existing disk file for reading (and writing if `writable`), refusing anything that
+/// is not a regular file. The open itself never blocks: O_NONBLOCK makes a FIFO open return at
+/// once, and the type is checked on the opened descriptor (fstat), so swapping the path for a
+/// FIFO between a check and the open cannot hang us. On regular files O_NONBLOCK has no effect.
+pub fn open_regular(path: &Path, writable: bool) -> Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(writable)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    let kind = file.metadata().map_err(|e| Error::io(path, e))?.file_type();
+    if !kind.is_file() {
+        return Err(Error::InvalidDisk(format!(
+            "{} is not a regular file ({})",
+            path.display(),
+            describe_file_type(kind)
+        )));
+    }
+    Ok(file)
+}
+
+fn describe_file_type(kind: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else {
+        "not a file"
+    }
+}
+
+/// Reads `buf.len()` bytes at `offset`; bytes beyond end of file read as zeros (for the
+/// checker, which inspects damaged files and judges their length itself).
 pub fn read_at_zero_fill(file: &File, path: &Path, buf: &mut [u8], offset: u64) -> Result<()> {
     let mut done = 0;
     while done < buf.len() {
@@ -22,6 +61,23 @@ pub fn read_at_zero_fill(file: &File, path: &Path, buf: &mut [u8], offset: u64) 
         }
     }
     Ok(())
+}
+
+/// Reads `buf.len()` bytes at `offset` of a flat extent file. Holes inside the file read as
+/// zeros (the kernel does that); bytes beyond the end of the file do not exist, so a file
+/// shorter than its extent line says is damage and the read fails instead of inventing zeros.
+pub fn read_flat_at(file: &File, path: &Path, buf: &mut [u8], offset: u64) -> Result<()> {
+    file.read_exact_at(buf, offset).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            Error::Corrupt(format!(
+                "{}: flat extent file ends before byte {} (shorter than its extent line says)",
+                path.display(),
+                offset + buf.len() as u64
+            ))
+        } else {
+            Error::io(path, e)
+        }
+    })
 }
 
 /// Reads exactly `buf.len()` bytes at `offset`; a short file is reported as damage.
@@ -86,7 +142,7 @@ pub fn random_u64() -> u64 {
 
 /// Copies `len` bytes from `src` at `src_off` to `dst` at `dst_off`, inside the kernel where
 /// the platform allows (copy_file_range; std falls back to read/write otherwise). A source
-/// shorter than asked (a flat file created sparse) is completed with zeros. Uses the two
+/// that ends before `src_off + len` is damage: the copy fails rather than invent zeros. Uses the two
 /// files' seek positions, which nothing else in this library relies on (all other I/O is
 /// positioned), so callers must not run two copies on one file at once.
 pub fn copy_range(
@@ -107,8 +163,11 @@ pub fn copy_range(
         .map_err(|e| Error::io(dst_path, e))?;
     let copied = std::io::copy(&mut from.take(len), &mut to).map_err(|e| Error::io(dst_path, e))?;
     if copied < len {
-        let zeros = vec![0u8; (len - copied) as usize];
-        write_all_at(dst, dst_path, &zeros, dst_off + copied)?;
+        return Err(Error::Corrupt(format!(
+            "{}: file ends before byte {}",
+            src_path.display(),
+            src_off + len
+        )));
     }
     Ok(())
 }

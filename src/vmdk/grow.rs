@@ -2,14 +2,13 @@
 //! of the file before the header switches to it), flat files get longer, split disks get more
 //! extents. The descriptor records the new size (and geometry when asked).
 
-use std::fs::OpenOptions;
 use std::path::Path;
 
 use super::create::{
     DiskKind, SPLIT_EXTENT_SECTORS, check_capacity, create_new_file, sibling_name,
 };
 use super::descriptor::{Access, ExtentKind, ExtentLine, NO_PARENT_CID};
-use super::fileio::{file_len, read_exact_at, sync_data, write_all_at};
+use super::fileio::{file_len, open_regular, read_exact_at, sync_data, write_all_at};
 use super::geometry::{Adapter, Geometry};
 use super::header::{HEADER_SIZE, SparseHeader};
 use super::link::{Link, dir_of};
@@ -20,11 +19,7 @@ use crate::error::{Error, Result};
 /// is until the header (sector 0, written last) points at the new one.
 fn grow_sparse_file(path: &Path, capacity: u64) -> Result<()> {
     check_capacity(DiskKind::MonolithicSparse, capacity)?;
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(|e| Error::io(path, e))?;
+    let file = open_regular(path, true)?;
     let len = file_len(&file, path)?;
     let mut first = [0u8; HEADER_SIZE];
     read_exact_at(&file, path, &mut first, 0)?;
@@ -153,10 +148,7 @@ pub fn grow(path: &Path, capacity: u64, update_geometry: bool) -> Result<()> {
         match one.kind {
             ExtentKind::Flat | ExtentKind::Vmfs => {
                 let p = dir.join(name);
-                let f = OpenOptions::new()
-                    .write(true)
-                    .open(&p)
-                    .map_err(|e| Error::io(&p, e))?;
+                let f = open_regular(&p, true)?;
                 f.set_len((one.offset + capacity) * 512)
                     .map_err(|e| Error::io(&p, e))?;
                 sync_data(&f, &p)?;

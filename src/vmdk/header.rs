@@ -19,6 +19,8 @@ pub(crate) const FLAG_ZEROED_GTE: u32 = 1 << 2;
 pub(crate) const FLAG_COMPRESSED: u32 = 1 << 16;
 /// Grains and metadata carry markers.
 pub(crate) const FLAG_MARKERS: u32 = 1 << 17;
+/// `compressAlgorithm` value for deflate (zlib streams), the only one defined.
+pub(crate) const COMPRESS_DEFLATE: u16 = 1;
 /// Incompatible flags this implementation understands.
 const KNOWN_INCOMPAT: u32 = FLAG_COMPRESSED | FLAG_MARKERS;
 
@@ -106,6 +108,16 @@ impl SparseHeader {
         if incompat & !KNOWN_INCOMPAT != 0 {
             return Err(Error::UnsupportedVersion(format!(
                 "unknown incompatible flags {incompat:#x}"
+            )));
+        }
+        // Deflate is the only algorithm the format defines; guessing at another (or at "none"
+        // in a compressed extent) would return garbage as data.
+        if self.compress_algorithm > COMPRESS_DEFLATE
+            || (self.flags & FLAG_COMPRESSED != 0 && self.compress_algorithm != COMPRESS_DEFLATE)
+        {
+            return Err(Error::UnsupportedVersion(format!(
+                "unknown compression algorithm {}",
+                self.compress_algorithm
             )));
         }
         if self.flags & FLAG_MARKERS != 0 && self.flags & FLAG_COMPRESSED == 0 {

@@ -1,6 +1,6 @@
 //! One link of a disk chain: its descriptor, its extents, its lock and its write session.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -9,7 +9,7 @@ use super::descriptor::{
     Access, Descriptor, ExtentKind, ExtentLine, MAX_DESCRIPTOR_BYTES, NO_PARENT_CID,
 };
 use super::extent::{DirectFill, Extent, ExtentStore, Mapping};
-use super::fileio::{file_len, random_cid, read_exact_at, sync_data, write_all_at};
+use super::fileio::{file_len, open_regular, random_cid, read_exact_at, sync_data, write_all_at};
 use super::header::{HEADER_SIZE, SparseHeader};
 use super::sparse::SparseExtent;
 use crate::error::{Error, Result};
@@ -61,11 +61,7 @@ pub struct Link {
 }
 
 fn open_file(path: &Path, writable: bool) -> Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(writable)
-        .open(path)
-        .map_err(|e| Error::io(path, e))
+    open_regular(path, writable)
 }
 
 /// Takes the open's lock: exclusive for writers, shared for readers. A conflicting lock may be

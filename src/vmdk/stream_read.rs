@@ -92,6 +92,18 @@ pub fn inflate_grain(file: &File, path: &Path, marker_sector: u64, grain: &mut [
             }
         }
     }
+    // A stream that inflates past one grain is damage: stop at the grain and say so (one byte
+    // more is enough to tell; the rest is never inflated, so time and memory stay bounded).
+    if filled == grain.len() {
+        let mut extra = [0u8; 1];
+        if !matches!(decoder.read(&mut extra), Ok(0)) {
+            return Err(Error::Corrupt(format!(
+                "{}: grain at sector {marker_sector} inflates to more than one grain ({} bytes)",
+                path.display(),
+                grain.len()
+            )));
+        }
+    }
     grain[filled..].fill(0);
     Ok(())
 }

@@ -192,3 +192,13 @@ pub fn open_single(path: &Path, writable: bool) -> Disk {
     )
     .expect("open single link")
 }
+
+/// Initialises the library for tests that call the C API in-process (InitEx is required before
+/// any disk call; repeated calls are harmless). Tests in one binary share the state, so none of
+/// them may call Exit.
+pub fn ffi_init() {
+    use vixDiskLib::ffi::library::VixDiskLib_InitEx;
+    let null = std::ptr::null_mut();
+    let code = VixDiskLib_InitEx(6, 5, null, null, null, std::ptr::null(), std::ptr::null());
+    assert_eq!(code, 0, "InitEx");
+}

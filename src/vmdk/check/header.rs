@@ -123,6 +123,13 @@ pub(super) fn check(
     if incompat & !(FLAG_COMPRESSED | FLAG_MARKERS) != 0 {
         return fatal(format!("unknown incompatible flags {incompat:#x}"));
     }
+    // The opener refuses algorithms other than none/deflate; so must the checker.
+    if h.compress_algorithm > 1 {
+        return fatal(format!(
+            "unknown compression algorithm {}",
+            h.compress_algorithm
+        ));
+    }
     if h.flags & FLAG_COMPRESSED != 0 || h.gd_offset == GD_AT_END {
         return Err(Error::NotSupported(format!(
             "{p}: checking streamOptimized (compressed) extents is not supported"

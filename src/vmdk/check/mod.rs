@@ -25,11 +25,11 @@ mod repair;
 mod tables;
 mod tree;
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use super::descriptor::{Descriptor, ExtentKind, MAX_DESCRIPTOR_BYTES};
-use super::fileio::{file_len, read_at_zero_fill};
+use super::fileio::{file_len, open_regular, read_at_zero_fill};
 use super::header::{HEADER_SIZE, SparseHeader};
 use super::link::dir_of;
 use crate::error::{Error, Result};
@@ -217,10 +217,7 @@ impl FilePlan {
 /// Errors are for failures of the check itself (the file cannot be opened, is locked, an I/O
 /// error, a format this checker does not know); damage is reported in the `CheckReport`.
 pub fn check_disk(path: &Path, repair: bool) -> Result<CheckReport> {
-    let lock_file = OpenOptions::new()
-        .read(true)
-        .open(path)
-        .map_err(|e| Error::io(path, e))?;
+    let lock_file = open_regular(path, false)?;
     lock(&lock_file, path, repair)?;
     log::info(format!(
         "checking {}{}",
@@ -315,7 +312,7 @@ fn analyze(path: &Path) -> Result<(Findings, Vec<FilePlan>)> {
 }
 
 fn open_ro(path: &Path) -> Result<File> {
-    File::open(path).map_err(|e| Error::io(path, e))
+    open_regular(path, false)
 }
 
 /// What the descriptor says about a sparse extent it names.
@@ -406,9 +403,9 @@ fn check_descriptor_file(
             continue; // ZERO extents have no file
         };
         let epath = dir.join(name.replace('\\', "/"));
-        let efile = match File::open(&epath) {
+        let efile = match open_regular(&epath, false) {
             Ok(ef) => ef,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(Error::FileNotFound(_)) => {
                 f.fatal(
                     ProblemKind::MissingExtent,
                     format!(
@@ -420,7 +417,7 @@ fn check_descriptor_file(
                 );
                 continue;
             }
-            Err(e) => return Err(Error::io(&epath, e)),
+            Err(e) => return Err(e),
         };
         let elen = file_len(&efile, &epath)?;
         let mut eplan = FilePlan::new(&epath);

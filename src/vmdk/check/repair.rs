@@ -16,11 +16,7 @@ use crate::error::{Error, Result};
 use crate::vmdk::fileio::{sync_data, write_all_at};
 
 fn open_rw(path: &Path) -> Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(|e| Error::io(path, e))
+    crate::vmdk::fileio::open_regular(path, true)
 }
 
 fn write_group(file: &File, path: &Path, writes: &[(u64, Vec<u8>)]) -> Result<()> {
