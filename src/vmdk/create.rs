@@ -152,10 +152,12 @@ fn write_monolithic_sparse_at(
 /// Before a new disk is written at `path`: refuses an existing file, removes what an
 /// interrupted Create/Clone of the same name left, and returns the temporary name to write.
 pub fn prepare_new(path: &Path) -> Result<PathBuf> {
+    // First, so that a temporary name left beside a published disk (a kill between its link
+    // and its unlink) goes even when this call then refuses the existing file.
+    remove_leftovers(path)?;
     if std::fs::symlink_metadata(path).is_ok() {
         return Err(Error::FileExists(path.to_path_buf()));
     }
-    remove_leftovers(path)?;
     Ok(temp_name(path))
 }
 
