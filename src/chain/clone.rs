@@ -9,7 +9,7 @@ use super::files::unlink;
 use super::index::{NO_OWNER, OwnerIndex};
 use crate::error::{Error, Result};
 use crate::vmdk::create::{
-    CreateSpec, DiskKind, SPLIT_EXTENT_SECTORS, base_ddb, create, new_descriptor,
+    CreateSpec, DiskKind, SPLIT_EXTENT_SECTORS, base_ddb, create_unpublished, new_descriptor,
 };
 use crate::vmdk::descriptor::ExtentKind;
 use crate::vmdk::extent::Mapping;
@@ -153,7 +153,8 @@ impl Disk {
         })
     }
 
-    /// Copies the chain's content into a new disk at `dst` (replacing it if `overwrite`).
+    /// Copies the chain's content into a new disk at `dst` (replacing it if `overwrite`: the
+    /// old disk is removed first, so a crash leaves no target rather than a mixed one).
     /// `progress(percent)` rises monotonically to 100.
     pub fn clone_to(
         &self,
@@ -193,12 +194,18 @@ impl Disk {
                 progress,
             );
         }
-        create(dst, &spec, &mut |_| {})?;
-        let result = self.copy_allocated(dst, &allocated, progress);
-        if result.is_err() {
-            let _ = unlink(dst);
+        // Filled under a temporary name and published complete (see `vmdk::atomic`): a
+        // killed Clone leaves no target, and its files are removed by the next Create/Clone.
+        let new = create_unpublished(dst, &spec, &mut |_| {})?;
+        match self.copy_allocated(&new.tmp, &allocated, progress) {
+            Ok(()) => new.publish()?,
+            Err(e) => {
+                new.discard();
+                return Err(e);
+            }
         }
-        result
+        progress(100);
+        Ok(())
     }
 
     fn copy_allocated(
@@ -265,8 +272,6 @@ impl Disk {
             progress((done * 99 / total) as u32);
             g = run_end;
         }
-        target.close()?;
-        progress(100);
-        Ok(())
+        target.close()
     }
 }

@@ -5,6 +5,7 @@
 use super::{Disk, read_links};
 use crate::error::{Error, Result};
 use crate::log;
+use crate::vmdk::atomic::sync_dir;
 use crate::vmdk::extent::ExtentStore;
 use crate::vmdk::link::Link;
 use crate::vmdk::rewrite::compact_extent;
@@ -69,16 +70,29 @@ impl Disk {
             released += dropped;
             renames.push((tmp, sp.path().to_path_buf()));
         }
+        // Each copy is complete and synced, so a kill between two renames leaves every extent
+        // with the same content (old or new layout); a copy not yet renamed is removed by the
+        // next open or compaction.
         for (tmp, target) in &renames {
             std::fs::rename(tmp, target).map_err(|e| Error::io(target, e))?;
         }
-        // The handle's files are now unlinked inodes: reopen the leaf from the new files.
+        if let Some((_, target)) = renames.first() {
+            sync_dir(target)?;
+        }
+        // The handle's extent files are now unlinked inodes: reopen the leaf from the new
+        // files. The old link goes first: for a descriptor-file disk it holds the lock on the
+        // (unchanged) descriptor, which the new open must take.
         let path = leaf.path().to_path_buf();
+        drop(chain.links.remove(0));
         match Link::open(&path, true) {
-            Ok(reopened) => chain.links[0] = reopened,
+            Ok(reopened) => chain.links.insert(0, reopened),
             Err(e) => {
-                // Writes through the old, unlinked files would be lost: refuse them.
+                // Writes through this handle would now be unlocked or lost: refuse them, but
+                // keep reads working if the disk still opens read-only.
                 chain.sealed = true;
+                if let Ok(ro) = Link::open(&path, false) {
+                    chain.links.insert(0, ro);
+                }
                 return Err(e);
             }
         }

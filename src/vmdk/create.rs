@@ -1,8 +1,9 @@
 //! Creating new disks: monolithic sparse and flat (split and other types come with their issue).
 
 use std::fs::{File, OpenOptions};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use super::atomic::{remove_leftovers, sync_dir, temp_name};
 use super::descriptor::{Access, Descriptor, ExtentKind, ExtentLine, NO_PARENT_CID};
 use super::fileio::{random_cid, random_u64, sync_data, write_all_at};
 use super::geometry::{Adapter, Geometry};
@@ -117,8 +118,21 @@ pub fn new_descriptor(
     }
 }
 
-/// Writes a monolithic sparse file at `path` with descriptor `d` (its extent line is set here).
-pub fn write_monolithic_sparse(path: &Path, mut d: Descriptor, capacity: u64) -> Result<()> {
+/// Writes a monolithic sparse file for `path` with descriptor `d` (its extent line is set
+/// here), complete or not at all (see `atomic`).
+pub fn write_monolithic_sparse(path: &Path, d: Descriptor, capacity: u64) -> Result<()> {
+    let tmp = prepare_new(path)?;
+    write_monolithic_sparse_at(path, &tmp, d, capacity)?;
+    NewDisk::single(tmp, path).publish()
+}
+
+/// Writes the monolithic sparse file of disk `path` at `at` (its temporary name).
+fn write_monolithic_sparse_at(
+    path: &Path,
+    at: &Path,
+    mut d: Descriptor,
+    capacity: u64,
+) -> Result<()> {
     d.extents = vec![ExtentLine {
         access: Access::ReadWrite,
         sectors: capacity,
@@ -127,12 +141,64 @@ pub fn write_monolithic_sparse(path: &Path, mut d: Descriptor, capacity: u64) ->
         offset: 0,
     }];
     let header = SparseHeader::new_layout(capacity, EMBEDDED_DESCRIPTOR_SECTORS);
-    let file = create_new_file(path)?;
-    let result = write_new_extent(&file, path, &header, Some(&d.render()));
+    let file = create_new_file(at)?;
+    let result = write_new_extent(&file, at, &header, Some(&d.render()));
     if result.is_err() {
-        let _ = std::fs::remove_file(path);
+        let _ = std::fs::remove_file(at);
     }
     result
+}
+
+/// Before a new disk is written at `path`: refuses an existing file, removes what an
+/// interrupted Create/Clone of the same name left, and returns the temporary name to write.
+pub fn prepare_new(path: &Path) -> Result<PathBuf> {
+    // First, so that a temporary name left beside a published disk (a kill between its link
+    // and its unlink) goes even when this call then refuses the existing file.
+    remove_leftovers(path)?;
+    if std::fs::symlink_metadata(path).is_ok() {
+        return Err(Error::FileExists(path.to_path_buf()));
+    }
+    Ok(temp_name(path))
+}
+
+/// A complete new disk still under its temporary name: `publish` gives it its real name,
+/// `discard` removes all its files.
+pub struct NewDisk {
+    /// Where the disk (its descriptor, or its only file) is now; open it here to fill it.
+    pub tmp: PathBuf,
+    path: PathBuf,
+    /// Extent files already under their final names (descriptor-file disks).
+    extents: Vec<PathBuf>,
+}
+
+impl NewDisk {
+    /// A disk written at `tmp` that becomes `path`.
+    pub fn single(tmp: PathBuf, path: &Path) -> NewDisk {
+        NewDisk {
+            tmp,
+            path: path.to_path_buf(),
+            extents: Vec::new(),
+        }
+    }
+
+    /// Makes the disk appear under its real name (the descriptor last), durably.
+    pub fn publish(self) -> Result<()> {
+        let result =
+            sync_dir(&self.path).and_then(|()| super::atomic::publish(&self.tmp, &self.path));
+        if result.is_err() {
+            self.discard();
+        }
+        result
+    }
+
+    /// Removes every file of the unpublished disk. The temporary descriptor goes last: it
+    /// lists the extents, so a crash midway leaves what the next Create/Clone cleans up.
+    pub fn discard(self) {
+        for p in &self.extents {
+            let _ = std::fs::remove_file(p);
+        }
+        let _ = std::fs::remove_file(&self.tmp);
+    }
 }
 
 /// Largest monolithic sparse extent: grain table entries are 32-bit sector numbers, so the
@@ -155,39 +221,54 @@ pub fn check_capacity(kind: DiskKind, capacity: u64) -> Result<()> {
     Ok(())
 }
 
-/// Creates a new disk. `progress(percent)` is called at least at 0 and 100.
+/// Creates a new disk, complete or not at all. `progress(percent)` is called at least at 0
+/// and 100.
 pub fn create(path: &Path, spec: &CreateSpec, progress: &mut dyn FnMut(u32)) -> Result<()> {
+    create_unpublished(path, spec, progress)?.publish()?;
+    progress(100);
+    Ok(())
+}
+
+/// Writes a new disk for `path` under its temporary name; the caller fills and publishes it.
+pub fn create_unpublished(
+    path: &Path,
+    spec: &CreateSpec,
+    progress: &mut dyn FnMut(u32),
+) -> Result<NewDisk> {
     check_capacity(spec.kind, spec.capacity)?;
+    if spec.kind == DiskKind::VmfsSparse {
+        return Err(Error::NotSupported(
+            "creating vmfsSparse (COWD) disks is not supported: they are read-only here".into(),
+        ));
+    }
+    let tmp = prepare_new(path)?;
     progress(0);
     let ddb = base_ddb(spec);
     match spec.kind {
-        DiskKind::MonolithicSparse => write_monolithic_sparse(
-            path,
-            new_descriptor("monolithicSparse", Vec::new(), ddb),
-            spec.capacity,
-        )?,
-        DiskKind::MonolithicFlat
-        | DiskKind::SplitSparse
-        | DiskKind::SplitFlat
-        | DiskKind::VmfsFlat
-        | DiskKind::VmfsThin => create_descriptor_disk(path, spec, ddb, None, progress)?,
-        // An empty stream in VMware's layout; sequential writes then extend it.
-        DiskKind::StreamOptimized => super::stream_writer::write_stream_optimized(
-            path,
-            spec.capacity,
-            new_descriptor("streamOptimized", Vec::new(), ddb),
-            &|_, _| Ok(false),
-            1,
-            progress,
-        )?,
-        DiskKind::VmfsSparse => {
-            return Err(Error::NotSupported(
-                "creating vmfsSparse (COWD) disks is not supported: they are read-only here".into(),
-            ));
+        DiskKind::MonolithicSparse => {
+            write_monolithic_sparse_at(
+                path,
+                &tmp,
+                new_descriptor("monolithicSparse", Vec::new(), ddb),
+                spec.capacity,
+            )?;
+            Ok(NewDisk::single(tmp, path))
         }
+        // An empty stream in VMware's layout; sequential writes then extend it.
+        DiskKind::StreamOptimized => {
+            super::stream_writer::write_stream_optimized_at(
+                path,
+                &tmp,
+                spec.capacity,
+                new_descriptor("streamOptimized", Vec::new(), ddb),
+                &|_, _| Ok(false),
+                1,
+                progress,
+            )?;
+            Ok(NewDisk::single(tmp, path))
+        }
+        _ => write_descriptor_disk(path, &tmp, spec, ddb, None, progress),
     }
-    progress(100);
-    Ok(())
 }
 
 /// VMware's split size: 2047 MiB per extent (qemu uses 2048; both are read).
@@ -237,27 +318,60 @@ pub struct ParentLink {
 }
 
 /// Creates a descriptor file plus its extents (flat files are created sparse; sparse extents
-/// get a full KDMV layout without an embedded descriptor). On failure nothing is left behind.
+/// get a full KDMV layout without an embedded descriptor), complete or not at all.
 pub fn create_descriptor_disk(
     path: &Path,
+    spec: &CreateSpec,
+    ddb: Vec<(String, String)>,
+    parent: Option<ParentLink>,
+    progress: &mut dyn FnMut(u32),
+) -> Result<()> {
+    let tmp = prepare_new(path)?;
+    write_descriptor_disk(path, &tmp, spec, ddb, parent, progress)?.publish()
+}
+
+/// Writes the descriptor of disk `path` at `tmp` first (it lists the extents, so an
+/// interrupted create can be cleaned up), then the extent files under their final names.
+/// On failure nothing is left behind.
+fn write_descriptor_disk(
+    path: &Path,
+    tmp: &Path,
     spec: &CreateSpec,
     mut ddb: Vec<(String, String)>,
     parent: Option<ParentLink>,
     progress: &mut dyn FnMut(u32),
-) -> Result<()> {
+) -> Result<NewDisk> {
     let (create_type, planned) = plan_extents(path, spec.kind, spec.capacity);
     if spec.kind == DiskKind::VmfsThin {
         ddb.push(("thinProvisioned".into(), "1".into()));
     }
     let dir = super::link::dir_of(path);
-    let descriptor_file = create_new_file(path)?;
-    let mut created = vec![path.to_path_buf()];
+    let lines = planned
+        .iter()
+        .map(|e| ExtentLine {
+            access: Access::ReadWrite,
+            sectors: e.sectors,
+            kind: e.kind,
+            file: Some(e.name.clone()),
+            offset: 0,
+        })
+        .collect();
+    let mut d = new_descriptor(create_type, lines, ddb);
+    if let Some(parent) = parent {
+        d.parent_cid = parent.cid;
+        d.parent_hint = Some(parent.hint);
+    }
+    let descriptor_file = create_new_file(tmp)?;
+    let mut disk = NewDisk::single(tmp.to_path_buf(), path);
     let result = (|| {
+        write_all_at(&descriptor_file, tmp, d.render().as_bytes(), 0)?;
+        sync_data(&descriptor_file, tmp)?;
+        sync_dir(tmp)?;
         let total = planned.len() as u64;
         for (i, e) in planned.iter().enumerate() {
             let p = dir.join(&e.name);
             let f = create_new_file(&p)?;
-            created.push(p.clone());
+            disk.extents.push(p.clone());
             match e.kind {
                 ExtentKind::Sparse => {
                     write_new_extent(&f, &p, &SparseHeader::new_layout(e.sectors, 0), None)?;
@@ -270,30 +384,15 @@ pub fn create_descriptor_disk(
             }
             progress(((i as u64 + 1) * 99 / total) as u32);
         }
-        let lines = planned
-            .iter()
-            .map(|e| ExtentLine {
-                access: Access::ReadWrite,
-                sectors: e.sectors,
-                kind: e.kind,
-                file: Some(e.name.clone()),
-                offset: 0,
-            })
-            .collect();
-        let mut d = new_descriptor(create_type, lines, ddb);
-        if let Some(parent) = parent {
-            d.parent_cid = parent.cid;
-            d.parent_hint = Some(parent.hint);
-        }
-        write_all_at(&descriptor_file, path, d.render().as_bytes(), 0)?;
-        sync_data(&descriptor_file, path)
+        Ok(())
     })();
-    if result.is_err() {
-        for p in &created {
-            let _ = std::fs::remove_file(p);
+    match result {
+        Ok(()) => Ok(disk),
+        Err(e) => {
+            disk.discard();
+            Err(e)
         }
     }
-    result
 }
 
 #[cfg(test)]

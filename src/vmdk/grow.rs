@@ -7,7 +7,7 @@ use std::path::Path;
 use super::create::{
     DiskKind, SPLIT_EXTENT_SECTORS, check_capacity, create_new_file, sibling_name,
 };
-use super::descriptor::{Access, ExtentKind, ExtentLine, NO_PARENT_CID};
+use super::descriptor::{Access, Descriptor, ExtentKind, ExtentLine, NO_PARENT_CID};
 use super::fileio::{file_len, open_regular, read_exact_at, sync_data, write_all_at};
 use super::geometry::{Adapter, Geometry};
 use super::header::{HEADER_SIZE, SparseHeader};
@@ -16,8 +16,10 @@ use super::sparse::write_new_extent;
 use crate::error::{Error, Result};
 
 /// Grows a sparse extent file in place to `capacity` sectors. The old directory stays where it
-/// is until the header (sector 0, written last) points at the new one.
-fn grow_sparse_file(path: &Path, capacity: u64) -> Result<()> {
+/// is until the header (sector 0, written last) points at the new one. `embedded` is the new
+/// text of an embedded descriptor: it goes out in the same write as the header, so a kill
+/// never leaves a header and a descriptor that disagree on the capacity.
+fn grow_sparse_file(path: &Path, capacity: u64, embedded: Option<&str>) -> Result<()> {
     check_capacity(DiskKind::MonolithicSparse, capacity)?;
     let file = open_regular(path, true)?;
     let len = file_len(&file, path)?;
@@ -72,7 +74,25 @@ fn grow_sparse_file(path: &Path, capacity: u64) -> Result<()> {
     file.set_len(at.next_multiple_of(old.grain_sectors) * 512)
         .map_err(|e| Error::io(path, e))?;
     sync_data(&file, path)?;
-    write_all_at(&file, path, &new.encode(), 0)?;
+    let mut head = new.encode().to_vec();
+    if let Some(text) = embedded.filter(|_| new.descriptor_offset != 0) {
+        let area = (new.descriptor_size * 512) as usize;
+        if text.len() > area {
+            return Err(Error::InvalidArg(
+                "the grown descriptor does not fit its embedded area".into(),
+            ));
+        }
+        let mut bytes = text.as_bytes().to_vec();
+        bytes.resize(area, 0);
+        if new.descriptor_offset * 512 == head.len() as u64 {
+            // Header and descriptor in one write: a text within the first 4 KiB page lands
+            // with the header in one piece (the rest of the area stays zeros).
+            head.extend_from_slice(&bytes);
+        } else {
+            write_all_at(&file, path, &bytes, new.descriptor_offset * 512)?;
+        }
+    }
+    write_all_at(&file, path, &head, 0)?;
     sync_data(&file, path)
 }
 
@@ -105,10 +125,12 @@ pub fn grow(path: &Path, capacity: u64, update_geometry: bool) -> Result<()> {
     let dir = dir_of(path);
     let mut extents = d.extents.clone();
     if link.is_monolithic() {
-        grow_sparse_file(path, capacity)?;
         if let Some(e) = extents.first_mut() {
             e.sectors = capacity;
         }
+        let mut grown = d.clone();
+        set_extents_and_geometry(&mut grown, &extents, capacity, update_geometry);
+        grow_sparse_file(path, capacity, Some(&grown.render()))?;
     } else if d
         .create_type
         .to_ascii_lowercase()
@@ -125,6 +147,15 @@ pub fn grow(path: &Path, capacity: u64, update_geometry: bool) -> Result<()> {
             let n = left.min(SPLIT_EXTENT_SECTORS);
             let name = sibling_name(path, &format!("-{letter}{:03}", extents.len() + 1));
             let p = dir.join(&name);
+            // The descriptor does not name this file yet: one that exists was left by a Grow
+            // killed before it rewrote the descriptor.
+            if std::fs::symlink_metadata(&p).is_ok() {
+                std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+                crate::log::info(format!(
+                    "{}: removed an extent left by an interrupted Grow",
+                    p.display()
+                ));
+            }
             let f = create_new_file(&p)?;
             if sparse {
                 write_new_extent(&f, &p, &SparseHeader::new_layout(n, 0), None)?;
@@ -153,24 +184,33 @@ pub fn grow(path: &Path, capacity: u64, update_geometry: bool) -> Result<()> {
                     .map_err(|e| Error::io(&p, e))?;
                 sync_data(&f, &p)?;
             }
-            ExtentKind::Sparse => grow_sparse_file(&dir.join(name), capacity)?,
+            ExtentKind::Sparse => grow_sparse_file(&dir.join(name), capacity, None)?,
             _ => return Err(Error::NotSupported("this disk layout cannot grow".into())),
         }
         one.sectors = capacity;
     } else {
         return Err(Error::NotSupported("this disk layout cannot grow".into()));
     }
-    link.update_descriptor(|d| {
-        d.extents = extents;
-        if update_geometry {
-            let adapter = d
-                .ddb_get("adapterType")
-                .and_then(Adapter::from_ddb)
-                .unwrap_or(Adapter::Ide);
-            let g = Geometry::for_capacity(capacity, adapter);
-            d.ddb_set("geometry.cylinders", &g.cylinders.to_string());
-            d.ddb_set("geometry.heads", &g.heads.to_string());
-            d.ddb_set("geometry.sectors", &g.sectors.to_string());
-        }
-    })
+    // For a monolithic disk this writes the text already written with the header.
+    link.update_descriptor(|d| set_extents_and_geometry(d, &extents, capacity, update_geometry))
+}
+
+/// The descriptor of a disk grown to `capacity` with `extents`.
+fn set_extents_and_geometry(
+    d: &mut Descriptor,
+    extents: &[ExtentLine],
+    capacity: u64,
+    update_geometry: bool,
+) {
+    d.extents = extents.to_vec();
+    if update_geometry {
+        let adapter = d
+            .ddb_get("adapterType")
+            .and_then(Adapter::from_ddb)
+            .unwrap_or(Adapter::Ide);
+        let g = Geometry::for_capacity(capacity, adapter);
+        d.ddb_set("geometry.cylinders", &g.cylinders.to_string());
+        d.ddb_set("geometry.heads", &g.heads.to_string());
+        d.ddb_set("geometry.sectors", &g.sectors.to_string());
+    }
 }

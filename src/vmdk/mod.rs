@@ -1,5 +1,6 @@
 //! The VMDK format engine: safe Rust, no knowledge of C.
 
+pub mod atomic;
 pub mod check;
 pub mod cowd;
 pub mod create;

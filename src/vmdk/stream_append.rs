@@ -1,15 +1,26 @@
 //! Writing a streamOptimized disk after `Create`: strictly sequential writes. Each grain is
-//! compressed once it is complete (or when a later grain is written), appended after the last
-//! grain, and Flush/Close rewrite the tail: grain tables, the grain directory, the footer and
-//! the end-of-stream marker (VMware's layout, as the stream writer makes it). Writes that go
-//! backwards, or into a grain already stored, are refused: the format cannot take them.
+//! compressed once it is complete (or when a later grain is written) and appended; Flush/Close
+//! append a new tail: grain tables, the grain directory, the footer and the end-of-stream
+//! marker. Writes that go backwards, or into a grain already stored, are refused: the format
+//! cannot take them.
+//!
+//! Crash safety (docs/decisions.md, "Streams survive a kill"): a tail that a Flush made durable
+//! is never overwritten; new grains go after it. Readers (we, qemu, VMware) find the directory
+//! through the footer in the last 1536 bytes, so the file must end in a valid footer at every
+//! moment. Between flushes it ends in a copy of the durable tail's footer triple (footer marker,
+//! footer, end-of-stream) placed a little ahead of the grains, 4 KiB aligned so one write puts
+//! all three sectors (a kill cannot leave half of them); grains fill the gap before it and the
+//! copy moves further ahead, before the old one is overwritten, when they reach it. A Flush
+//! writes the new tail after the last grain, syncs, then cuts the file after it, dropping the
+//! copy in one step: before the cut the file reads as of the previous Flush, after it as of
+//! this one.
 
 use std::fs::File;
 use std::path::Path;
 
 use flate2::{Compress, Compression};
 
-use super::fileio::{read_exact_at, sync_data, write_all_at};
+use super::fileio::{file_len, read_exact_at, sync_data, write_all_at};
 use super::header::{HEADER_SIZE, SparseHeader};
 use super::stream_writer::{
     MARKER_FOOTER, MARKER_GD, MARKER_GT, ZLIB_LEVEL, deflate_into, le_bytes, write_marker,
@@ -23,10 +34,26 @@ pub struct Pending {
     buf: Vec<u8>,
 }
 
+/// Sectors of the footer triple: footer marker, footer (a header copy), end-of-stream marker.
+const TRIPLE_SECTORS: u64 = 3;
+/// Sectors of gap left before a moved footer copy: one move per 1 MiB of compressed grains.
+const ROOM_SECTORS: u64 = 2048;
+/// The footer copy starts on a 4 KiB boundary, so its three sectors share one page and reach
+/// the file in one piece even if the process is killed during the write.
+const TRIPLE_ALIGN: u64 = 8;
+
 /// The append state of one stream extent during a write session.
 pub struct StreamAppend {
-    /// Sector where the next grain marker goes (just after the last stored grain).
+    /// Sector where the next grain marker goes: after the last stored grain and after the
+    /// durable tail, which is never overwritten.
     data_end: u64,
+    /// Sector of the footer triple the file ends with (a copy of `triple` while grains are
+    /// appended ahead of the next tail).
+    triple_at: u64,
+    /// The durable tail's footer triple.
+    triple: Vec<u8>,
+    /// Grains were appended since the durable tail was written.
+    dirty: bool,
     pending: Option<Pending>,
     /// The write position so far: (grain, byte offset in it); later writes must not go below.
     last: Option<(u64, usize)>,
@@ -41,15 +68,32 @@ fn refuse(path: &Path, why: &str) -> Error {
 }
 
 impl StreamAppend {
-    /// Starts appending after the last stored grain. `markers` are the sectors of every stored
-    /// grain marker (from the grain tables).
+    /// Starts appending after the last stored grain and the durable tail. `header` is the
+    /// footer's header (with the real directory offset), `markers` the sectors of every stored
+    /// grain marker and `tables` those of every grain table (from the directory).
     pub fn start(
         file: &File,
         path: &Path,
         header: &SparseHeader,
         markers: &[u64],
+        tables: &[u64],
     ) -> Result<StreamAppend> {
-        let mut data_end = header.overhead;
+        let len = file_len(file, path)?;
+        if !len.is_multiple_of(512) || len < TRIPLE_SECTORS * 512 {
+            return Err(refuse(path, "the file does not end on a sector boundary"));
+        }
+        let file_sectors = len / 512;
+        let triple_at = file_sectors - TRIPLE_SECTORS;
+        let mut triple = vec![0u8; (TRIPLE_SECTORS * 512) as usize];
+        read_exact_at(file, path, &mut triple, triple_at * 512)?;
+        // The durable tail: tables, directory, then (in the layout every writer uses) its own
+        // footer triple. Anything after it and before the file's last triple is unflushed
+        // data of an interrupted session, which new grains may overwrite.
+        let mut data_end =
+            (header.gd_offset + header.gd_sectors() + TRIPLE_SECTORS).max(header.overhead);
+        for &t in tables {
+            data_end = data_end.max(t + header.gt_sectors());
+        }
         let mut last = None;
         for &m in markers {
             let mut head = [0u8; 12];
@@ -63,11 +107,27 @@ impl StreamAppend {
             }
         }
         Ok(StreamAppend {
-            data_end,
+            data_end: data_end.min(file_sectors),
+            triple_at,
+            triple,
+            dirty: false,
             pending: None,
             last,
             deflate: Compress::new(Compression::new(ZLIB_LEVEL), true),
         })
+    }
+
+    /// Makes sure `sectors` can be written at `data_end` without touching the footer triple
+    /// the file ends with: if not, a copy of the durable triple is first written further
+    /// ahead (the file then ends there), so the old one may be overwritten.
+    fn make_room(&mut self, file: &File, path: &Path, sectors: u64) -> Result<()> {
+        if self.data_end + sectors <= self.triple_at {
+            return Ok(());
+        }
+        let at = (self.data_end + sectors + ROOM_SECTORS).next_multiple_of(TRIPLE_ALIGN);
+        write_all_at(file, path, &self.triple, at * 512)?;
+        self.triple_at = at;
+        Ok(())
     }
 
     /// Makes `grain` the one being filled, at byte `offset`. Refuses positions before the
@@ -136,22 +196,29 @@ impl StreamAppend {
         let size = (out.len() - 12) as u32;
         out[8..12].copy_from_slice(&size.to_le_bytes());
         out.resize(out.len().next_multiple_of(512), 0);
+        let sectors = (out.len() / 512) as u64;
+        self.make_room(file, path, sectors)?;
         let at = self.data_end;
         write_all_at(file, path, &out, at * 512)?;
-        self.data_end += (out.len() / 512) as u64;
+        self.data_end += sectors;
+        self.dirty = true;
         Ok(Some(at))
     }
 
-    /// Writes the tail after the last grain: each grain table in use (with its marker), the
-    /// grain directory, the footer and the end-of-stream marker; cuts the file there and syncs.
-    /// Returns the new directory (entries = table sectors).
+    /// If grains were appended since the durable tail, writes a new one after them: each grain
+    /// table in use (with its marker), the grain directory, the footer and the end-of-stream
+    /// marker; syncs; then cuts the file after it and syncs again (see the module notes).
+    /// Returns the new directory (entries = table sectors), or None if nothing changed.
     pub fn write_tail(
-        &self,
+        &mut self,
         file: &File,
         path: &Path,
         header: &SparseHeader,
         tables: &[Option<Box<[u32]>>],
-    ) -> Result<Vec<u32>> {
+    ) -> Result<Option<Vec<u32>>> {
+        if !self.dirty {
+            return Ok(None);
+        }
         let mut out: Vec<u8> = Vec::new();
         let mut pos = self.data_end;
         let sector = |s: u64| {
@@ -174,9 +241,11 @@ impl StreamAppend {
         }
         write_marker(&mut out, header.gd_sectors(), MARKER_GD).map_err(io)?;
         let gd_offset = pos + 1;
+        sector(gd_offset + header.gd_sectors() + TRIPLE_SECTORS)?;
         let mut bytes = le_bytes(&gd);
         bytes.resize(header.gd_sectors() as usize * 512, 0);
         out.extend_from_slice(&bytes);
+        let triple_start = out.len();
         write_marker(&mut out, 1, MARKER_FOOTER).map_err(io)?;
         let footer = SparseHeader {
             gd_offset,
@@ -184,11 +253,19 @@ impl StreamAppend {
             ..header.clone()
         };
         out.extend_from_slice(&footer.encode()[..HEADER_SIZE]);
+        out.resize(out.len().next_multiple_of(512), 0);
         out.extend_from_slice(&[0u8; 512]);
+        let sectors = (out.len() / 512) as u64;
+        self.make_room(file, path, sectors)?;
         write_all_at(file, path, &out, self.data_end * 512)?;
-        file.set_len(self.data_end * 512 + out.len() as u64)
-            .map_err(io)?;
         sync_data(file, path)?;
-        Ok(gd)
+        let end = self.data_end + sectors;
+        file.set_len(end * 512).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        self.triple = out[triple_start..].to_vec();
+        self.data_end = end;
+        self.triple_at = end - TRIPLE_SECTORS;
+        self.dirty = false;
+        Ok(Some(gd))
     }
 }

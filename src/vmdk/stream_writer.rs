@@ -28,7 +28,7 @@ use std::sync::{Condvar, Mutex};
 
 use flate2::{Compress, Compression, FlushCompress, Status};
 
-use super::create::{EMBEDDED_DESCRIPTOR_SECTORS, create_new_file};
+use super::create::{EMBEDDED_DESCRIPTOR_SECTORS, NewDisk, create_new_file, prepare_new};
 use super::descriptor::{Access, Descriptor, ExtentKind, ExtentLine, NO_PARENT_CID};
 use super::fileio::sync_data;
 use super::header::{
@@ -74,9 +74,36 @@ const MAX_CAPACITY: u64 = (1u64 << 32) * 64;
 /// parent fields are set here (a stream has one `RW <capacity> SPARSE "<file name>"` extent and
 /// no parent). `threads` compression threads are used; 0 means one per available core.
 /// `progress(percent)` is called with increasing values from 0 and ends with 100 once the file
-/// is durable. On failure the partly written file is removed.
+/// is durable under its name. The file is written under a temporary name and renamed at the
+/// end (see `atomic`): on failure or a crash there is no file at `path`.
 pub fn write_stream_optimized(
     path: &Path,
+    capacity_sectors: u64,
+    descriptor: Descriptor,
+    read_grain: &(dyn Fn(u64, &mut [u8]) -> Result<bool> + Sync),
+    threads: usize,
+    progress: &mut dyn FnMut(u32),
+) -> Result<()> {
+    let tmp = prepare_new(path)?;
+    write_stream_optimized_at(
+        path,
+        &tmp,
+        capacity_sectors,
+        descriptor,
+        read_grain,
+        threads,
+        progress,
+    )?;
+    NewDisk::single(tmp, path).publish()?;
+    progress(100);
+    Ok(())
+}
+
+/// `write_stream_optimized` for disk `path` into the new file `at` (its temporary name),
+/// synced but not published. On failure the partly written file is removed.
+pub(crate) fn write_stream_optimized_at(
+    path: &Path,
+    at: &Path,
     capacity_sectors: u64,
     mut descriptor: Descriptor,
     read_grain: &(dyn Fn(u64, &mut [u8]) -> Result<bool> + Sync),
@@ -132,27 +159,25 @@ pub fn write_stream_optimized(
         threads
     };
 
-    let file = create_new_file(path)?;
+    let file = create_new_file(at)?;
     progress(0);
     // A panicking `read_grain` reaches the caller after the threads are joined; the partial
     // file is removed first, as for errors.
     let result = panic::catch_unwind(AssertUnwindSafe(|| {
-        write_all(&file, path, &header, &text, read_grain, threads, progress)
+        write_all(&file, at, &header, &text, read_grain, threads, progress)
     }));
     drop(file);
     let result = match result {
         Ok(r) => r,
         Err(payload) => {
-            let _ = std::fs::remove_file(path);
+            let _ = std::fs::remove_file(at);
             panic::resume_unwind(payload);
         }
     };
     if result.is_err() {
-        let _ = std::fs::remove_file(path);
-        return result;
+        let _ = std::fs::remove_file(at);
     }
-    progress(100);
-    Ok(())
+    result
 }
 
 /// The compressed output of one work unit: grain markers back to back.

@@ -114,16 +114,25 @@ pub struct CheckReport {
 
 impl CheckReport {
     /// The verdict: unrepairable wins, then "found but not repaired".
+    /// A set uncleanShutdown flag alone is a note, not damage: the check has just verified what
+    /// the flag asks a reader to verify, so it gives `Clean` (repair still clears the flag).
     pub fn outcome(&self) -> Outcome {
         if self.unrepairable {
             Outcome::CantRepair
-        } else if self.problems.is_empty() {
-            Outcome::Clean
-        } else if self.repaired.is_empty() {
+        } else if !self.repaired.is_empty() {
+            Outcome::Repaired
+        } else if self.is_damaged() {
             Outcome::NeedsRepair
         } else {
-            Outcome::Repaired
+            Outcome::Clean
         }
+    }
+
+    /// True if a problem other than the uncleanShutdown flag was found.
+    pub fn is_damaged(&self) -> bool {
+        self.problems
+            .iter()
+            .any(|p| p.kind != ProblemKind::UncleanShutdown)
     }
 
     /// True if a problem of `kind` was found.
@@ -242,11 +251,18 @@ pub fn check_disk(path: &Path, repair: bool) -> Result<CheckReport> {
         return Ok(report);
     }
     if !repair {
-        log::warn(format!(
-            "{}: {} problem(s) found; run CheckRepair with repair to fix them",
-            path.display(),
-            report.problems.len()
-        ));
+        if report.is_damaged() {
+            log::warn(format!(
+                "{}: {} problem(s) found; run CheckRepair with repair to fix them",
+                path.display(),
+                report.problems.len()
+            ));
+        } else {
+            log::info(format!(
+                "{}: metadata is consistent; only the uncleanShutdown flag is set (repair clears it)",
+                path.display()
+            ));
+        }
         return Ok(report);
     }
     repair::apply(&plans)?;

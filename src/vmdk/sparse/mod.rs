@@ -64,6 +64,20 @@ pub struct SparseExtent {
     stream: Mutex<Option<StreamAppend>>,
 }
 
+/// A Shrink/Defragment killed before its rename leaves `<extent>.compact-tmp` beside the
+/// untouched original: garbage. Opens run under the disk's lock, so no compaction of this
+/// extent is under way and the leftover can go. Failure (read-only directory) is harmless.
+fn remove_compact_leftover(path: &Path) {
+    let tmp = super::rewrite::temp_path(path);
+    if std::fs::symlink_metadata(&tmp).is_ok() && std::fs::remove_file(&tmp).is_ok() {
+        crate::log::info(format!(
+            "{}: removed {} left by an interrupted Shrink/Defragment",
+            path.display(),
+            tmp.display()
+        ));
+    }
+}
+
 fn sectors_to_bytes(s: u64) -> u64 {
     s * 512
 }
@@ -71,6 +85,7 @@ fn sectors_to_bytes(s: u64) -> u64 {
 impl SparseExtent {
     /// Opens an extent whose header bytes were already read from `file`.
     pub fn open(path: &Path, file: File, header_bytes: &[u8]) -> Result<SparseExtent> {
+        remove_compact_leftover(path);
         let len = file_len(&file, path)?;
         let file_sectors = len.div_ceil(512);
         let header =

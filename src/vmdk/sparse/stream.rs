@@ -33,11 +33,18 @@ impl SparseExtent {
                 .filter(|&&e| e != 0)
                 .map(|&e| u64::from(e))
                 .collect();
+            let tables: Vec<u64> = meta
+                .gd
+                .iter()
+                .filter(|&&e| e != 0)
+                .map(|&e| u64::from(e))
+                .collect();
             *guard = Some(StreamAppend::start(
                 &self.file,
                 &self.path,
                 &self.header,
                 &markers,
+                &tables,
             )?);
         }
         let st = guard.as_mut().expect("started above");
@@ -79,8 +86,8 @@ impl SparseExtent {
         Ok(())
     }
 
-    /// Flush of a stream: the grain being filled is stored and the tail (tables, directory,
-    /// footer, end-of-stream) rewritten after the last grain.
+    /// Flush of a stream: the grain being filled is stored and a new tail (tables, directory,
+    /// footer, end-of-stream) appended after the last grain, leaving the previous one intact.
     pub(super) fn flush_stream(&self) -> Result<()> {
         let mut meta = self.lock();
         let mut guard = self.stream.lock().unwrap_or_else(|e| e.into_inner());
@@ -88,7 +95,9 @@ impl SparseExtent {
             if let Some(p) = st.take_pending() {
                 self.append_stream_grain(&mut meta, st, p)?;
             }
-            meta.gd = st.write_tail(&self.file, &self.path, &self.header, &meta.gts)?;
+            if let Some(gd) = st.write_tail(&self.file, &self.path, &self.header, &meta.gts)? {
+                meta.gd = gd;
+            }
         }
         Ok(())
     }

@@ -1,0 +1,140 @@
+//! Making new files appear complete or not at all: a file is written under a temporary name in
+//! the target's directory, synced, then published under its real name (no-replace link or
+//! rename) and the directory synced. A disk made of several files publishes its descriptor
+//! last; the temporary descriptor is written first and doubles as the list of extent files to
+//! remove if the process dies before publishing (see `remove_leftovers`).
+
+use std::fs::File;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use super::descriptor::Descriptor;
+use super::link::dir_of;
+use crate::error::{Error, Result};
+
+/// The name a new file for `path` is written under until it is complete:
+/// `dir/.<name>.tmp-new`, hidden and in the same directory (so the rename stays atomic).
+pub fn temp_name(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dir_of(path).join(format!(".{name}.tmp-new"))
+}
+
+/// Syncs the directory that holds `path`, making a create, rename or unlink there durable.
+pub fn sync_dir(path: &Path) -> Result<()> {
+    let dir = dir_of(path);
+    File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(&dir, e))
+}
+
+/// Gives the complete, synced file `tmp` its real name `path`, refusing to replace an existing
+/// file, and syncs the directory. On failure `tmp` is left for the caller to remove.
+pub fn publish(tmp: &Path, path: &Path) -> Result<()> {
+    match std::fs::hard_link(tmp, path) {
+        Ok(()) => {
+            std::fs::remove_file(tmp).map_err(|e| Error::io(tmp, e))?;
+        }
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+            return Err(Error::FileExists(path.to_path_buf()));
+        }
+        // File systems without hard links: a plain rename after the existence check.
+        Err(_) => {
+            if path.exists() {
+                return Err(Error::FileExists(path.to_path_buf()));
+            }
+            std::fs::rename(tmp, path).map_err(|e| Error::io(path, e))?;
+        }
+    }
+    sync_dir(path)
+}
+
+/// Removes what an interrupted create of `path` left behind: its temporary file and, when
+/// `path` itself does not exist (the disk was never published), the extent files the temporary
+/// descriptor names in the same directory. Called before every Create/Clone of `path`.
+pub fn remove_leftovers(path: &Path) -> Result<()> {
+    let tmp = temp_name(path);
+    if std::fs::symlink_metadata(&tmp).is_err() {
+        return Ok(());
+    }
+    if !path.exists() {
+        for extent in extents_named_by(&tmp) {
+            let p = dir_of(path).join(extent);
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&p, e)),
+            }
+        }
+    }
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(&tmp, e)),
+    }
+    sync_dir(path)
+}
+
+/// Plain file names (no directory part) of the extents a descriptor file names; nothing for a
+/// sparse file, an unreadable file or a descriptor that does not parse.
+fn extents_named_by(descriptor: &Path) -> Vec<String> {
+    let Ok(bytes) = std::fs::read(descriptor) else {
+        return Vec::new();
+    };
+    if bytes.starts_with(b"KDMV") || bytes.len() > super::descriptor::MAX_DESCRIPTOR_BYTES {
+        return Vec::new();
+    }
+    let Ok(d) = Descriptor::parse(&String::from_utf8_lossy(&bytes)) else {
+        return Vec::new();
+    };
+    d.extents
+        .into_iter()
+        .filter_map(|e| e.file)
+        .filter(|f| !f.is_empty() && !f.contains('/') && f != "." && f != "..")
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leftovers_of_an_unpublished_disk_are_removed() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("a.vmdk");
+        let text = "# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\n\
+                    createType=\"monolithicFlat\"\nRW 8 FLAT \"a-flat.vmdk\" 0\n";
+        std::fs::write(temp_name(&path), text).unwrap();
+        std::fs::write(d.path().join("a-flat.vmdk"), [0u8; 4096]).unwrap();
+        remove_leftovers(&path).unwrap();
+        assert!(!temp_name(&path).exists());
+        assert!(!d.path().join("a-flat.vmdk").exists());
+    }
+
+    #[test]
+    fn a_published_disk_keeps_its_extents() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("a.vmdk");
+        let text = "# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\n\
+                    createType=\"monolithicFlat\"\nRW 8 FLAT \"a-flat.vmdk\" 0\n";
+        std::fs::write(&path, text).unwrap();
+        std::fs::write(temp_name(&path), text).unwrap();
+        std::fs::write(d.path().join("a-flat.vmdk"), [0u8; 4096]).unwrap();
+        remove_leftovers(&path).unwrap();
+        assert!(!temp_name(&path).exists());
+        assert!(d.path().join("a-flat.vmdk").exists());
+    }
+
+    #[test]
+    fn publish_refuses_to_replace() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("b.vmdk");
+        std::fs::write(&path, b"old").unwrap();
+        let tmp = temp_name(&path);
+        std::fs::write(&tmp, b"new").unwrap();
+        assert!(matches!(publish(&tmp, &path), Err(Error::FileExists(_))));
+        assert_eq!(std::fs::read(&path).unwrap(), b"old");
+    }
+}
