@@ -129,10 +129,7 @@ fn read_whole(path: &Path) -> Result<(Header, Vec<u32>, Vec<u8>)> {
 /// complete or absent). Empty `summary`/`blocks` leave those areas as holes (all zero).
 fn write_whole(path: &Path, header: &Header, summary: &[u32], blocks: &[u8]) -> Result<()> {
     let len = blocks_offset(header.grains) + blocks_for(header.grains) * BLOCK_BYTES;
-    let tmp = path.with_file_name(format!(
-        ".{}.tmp-new",
-        path.file_name().unwrap_or_default().to_string_lossy()
-    ));
+    let tmp = super::atomic::temp_name(path);
     let written = (|| {
         let f = OpenOptions::new()
             .read(true)
@@ -157,10 +154,7 @@ fn write_whole(path: &Path, header: &Header, summary: &[u32], blocks: &[u8]) -> 
         let _ = std::fs::remove_file(&tmp);
     }
     written?;
-    if let Ok(dir) = File::open(super::link::dir_of(path)) {
-        let _ = dir.sync_all();
-    }
-    Ok(())
+    super::atomic::sync_dir(path)
 }
 
 fn region_grains_for(grains: u64) -> u64 {
