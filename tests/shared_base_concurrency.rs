@@ -373,8 +373,10 @@ fn random_io_on_eight_redo_logs_over_one_protected_base() {
     set_mode(&base, 0o444);
     let base_sum = sha256(&base);
     // One redo directory per "machine", Workstation's names with a random-looking suffix.
-    let redo_of =
-        |i: u64| p(dir.path(), &format!("vm{i}")).join(format!("mydisk.vmdk.REDO_a{i:02x}1000"));
+    let redo_of = |i: u64| {
+        p(dir.path(), &format!("vm{i}"))
+            .join(format!("mydisk.vmdk.REDO_{:06x}", 0xa01000 + i * 0x1111))
+    };
     for i in 0..=WORKERS {
         create_child_of(&base, &redo_of(i));
     }
