@@ -16,7 +16,7 @@ ctest --test-dir "$build" --output-on-failure
 prefix=$(mktemp -d /tmp/vixdisklib-install.XXXXXX)
 trap 'rm -rf "$prefix"' EXIT
 cmake --install "$build" --prefix "$prefix" >/dev/null
-for f in include/vixDiskLib.h include/vm_basic_types.h lib64/libvixDiskLib.so.8.0.3 \
+for f in include/vixDiskLib.h include/vixDiskLibExt.h include/vm_basic_types.h lib64/libvixDiskLib.so.8.0.3 \
          lib64/libvixDiskLib.so.8 lib64/libvixDiskLib.so.9 lib64/libvixDiskLib.so \
          lib64/pkgconfig/vixDiskLib.pc; do
   [ -e "$prefix/$f" ] || { echo "install layout: $f missing" >&2; exit 1; }
