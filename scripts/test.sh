@@ -28,7 +28,7 @@ cc -std=c11 -Wall -Wextra -Werror -o "$prefix/demo" c_examples/demo.c \
 "$prefix/demo" "$prefix/installed.vmdk" 16 >/dev/null
 # The CLI is installed next to the library, and the library gained no dependency from it.
 "$prefix/bin/vixdisk" create -q "$prefix/cli.vmdk" 16M >/dev/null
-"$prefix/bin/vixdisk" info "$prefix/cli.vmdk" | grep -q '^type: monolithicSparse$'
+"$prefix/bin/vixdisk" info "$prefix/cli.vmdk" | grep '^type: monolithicSparse$' >/dev/null
 extra=$(ldd "$prefix/lib64/libvixDiskLib.so.8.0.3" | grep -v -E 'linux-vdso|ld-linux|libc\.so|libgcc_s\.so' || true)
 [ -z "$extra" ] || { echo "libvixDiskLib.so links more than libc and libgcc: $extra" >&2; exit 1; }
 echo "install layout: ok (client built with pkg-config against $prefix ran; bin/vixdisk ran)"

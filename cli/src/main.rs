@@ -1,10 +1,18 @@
 //! `vixdisk`: a command-line tool for hosted VMDK disks on the vixdisklib engine (the Rust
 //! API, not the C ABI). See docs/cli.md for the commands and exit codes.
 
+/// `println!` that survives a closed pipe (see output.rs).
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::output::line(format_args!($($arg)*))
+    };
+}
+
 mod cli;
 mod commands;
 mod failure;
 mod interrupt;
+mod output;
 mod progress;
 mod units;
 

@@ -387,3 +387,23 @@ fn every_subcommand_has_help() {
     }
     assert!(top.contains("130 interrupted"), "{top}");
 }
+
+#[test]
+fn a_reader_that_goes_away_is_not_an_error() {
+    let d = tempfile::tempdir().unwrap();
+    let child = qemu_chain(d.path());
+    for args in [&["map", s(&child)][..], &["info", "--json", s(&child)]] {
+        let mut p = vixdisk()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the read end before anything is written: every write gets EPIPE.
+        drop(p.stdout.take());
+        let out = p.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+}

@@ -221,7 +221,7 @@ pub fn full(disk_path: &Path, dir: &Path, quiet: bool) -> CmdResult {
     });
     match result {
         Ok(m) => {
-            println!(
+            say!(
                 "backed up {} into {}: {} of {} sectors in {} block(s)",
                 disk_path.display(),
                 dir.display(),
@@ -379,7 +379,7 @@ pub fn restore(dir: &Path, target: &Path, format: &FormatArgs, quiet: bool) -> C
         spec.create.hw_version = hw;
     }
     write_target(&source, target, &spec, quiet)?;
-    println!(
+    say!(
         "restored {} into {} ({}, {} sectors)",
         dir.display(),
         target.display(),

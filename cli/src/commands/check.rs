@@ -51,7 +51,7 @@ pub fn run(path: &Path, repair: bool, json: bool) -> CmdResult {
         repaired: report.repaired.clone(),
     };
     if json {
-        println!(
+        say!(
             "{}",
             serde_json::to_string_pretty(&out).expect("plain data serializes")
         );
@@ -62,14 +62,14 @@ pub fn run(path: &Path, repair: bool, json: bool) -> CmdResult {
             } else {
                 "not repairable"
             };
-            println!("problem ({how}): {}", p.detail);
+            say!("problem ({how}): {}", p.detail);
         }
         for r in &out.repaired {
-            println!("repaired: {r}");
+            say!("repaired: {r}");
         }
         match outcome {
-            Outcome::Clean => println!("{}: no problems found", out.disk),
-            Outcome::Repaired => println!(
+            Outcome::Clean => say!("{}: no problems found", out.disk),
+            Outcome::Repaired => say!(
                 "{}: {} problem(s) found and repaired",
                 out.disk,
                 out.problems.len()

@@ -61,7 +61,7 @@ pub fn run(
         result?;
         closed?;
     }
-    println!(
+    say!(
         "converted {} to {} ({})",
         source.display(),
         target.display(),

@@ -26,7 +26,7 @@ pub fn run(path: &Path, size: u64, format: &FormatArgs, quiet: bool) -> CmdResul
     let bar = Progress::percent("create", quiet);
     create(path, &spec, &mut |p| bar.set(p.into())).on(path)?;
     bar.finish();
-    println!(
+    say!(
         "created {} ({}, {size} bytes)",
         path.display(),
         format.disk_type

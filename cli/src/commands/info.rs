@@ -92,34 +92,36 @@ fn link_info(link: &Link) -> LinkInfo {
 }
 
 fn print_text(r: &DiskReport) {
-    println!("disk: {}", r.path);
-    println!("type: {}", r.create_type);
-    println!(
+    say!("disk: {}", r.path);
+    say!("type: {}", r.create_type);
+    say!(
         "capacity: {} ({} bytes, {} sectors)",
         human_bytes(r.capacity),
         r.capacity,
         r.capacity_sectors
     );
-    println!("adapter: {}", r.adapter.unwrap_or("unknown"));
+    say!("adapter: {}", r.adapter.unwrap_or("unknown"));
     if let Some(hw) = &r.hw_version {
-        println!("hardware version: {hw}");
+        say!("hardware version: {hw}");
     }
-    println!(
+    say!(
         "geometry: {}/{}/{} (C/H/S)",
-        r.geometry.cylinders, r.geometry.heads, r.geometry.sectors
+        r.geometry.cylinders,
+        r.geometry.heads,
+        r.geometry.sectors
     );
     if let Some(uuid) = &r.uuid {
-        println!("uuid: {uuid}");
+        say!("uuid: {uuid}");
     }
-    println!("change tracking: {}", r.change_tracking);
-    println!("chain ({} link(s), leaf first):", r.chain.len());
+    say!("change tracking: {}", r.change_tracking);
+    say!("chain ({} link(s), leaf first):", r.chain.len());
     for (depth, l) in r.chain.iter().enumerate() {
         let indent = if depth == 0 {
             String::new()
         } else {
             format!("{}└─ ", "   ".repeat(depth - 1))
         };
-        println!(
+        say!(
             "  {indent}{} [{}, CID {}, {} on disk]",
             l.path,
             l.create_type,
@@ -128,7 +130,7 @@ fn print_text(r: &DiskReport) {
         );
         if let (Some(pcid), Some(hint)) = (&l.parent_cid, &l.parent_hint) {
             let pad = "   ".repeat(depth);
-            println!("  {pad}   parent hint {hint:?}, parentCID {pcid}");
+            say!("  {pad}   parent hint {hint:?}, parentCID {pcid}");
         }
     }
 }
@@ -163,7 +165,7 @@ pub fn run(path: &Path, json: bool) -> CmdResult {
         })
     })?;
     if json {
-        println!(
+        say!(
             "{}",
             serde_json::to_string_pretty(&report).expect("plain data serializes")
         );

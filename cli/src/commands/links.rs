@@ -26,7 +26,7 @@ pub fn child(parent: &Path, child: &Path, disk_type: DiskType) -> CmdResult {
     with_disk(open(parent, true, false)?, parent, |disk| {
         disk.create_child(child, kind).on(child)
     })?;
-    println!("created {} over {}", child.display(), parent.display());
+    say!("created {} over {}", child.display(), parent.display());
     Ok(())
 }
 
@@ -43,7 +43,7 @@ pub fn discard(child: &Path) -> CmdResult {
         )));
     }
     files::unlink(child).on(child)?;
-    println!("discarded {}", child.display());
+    say!("discarded {}", child.display());
     Ok(())
 }
 
@@ -58,13 +58,13 @@ pub fn attach(parent: &Path, child: &Path) -> CmdResult {
     result?;
     closed_parent?;
     closed_child?;
-    println!("attached {} to {}", child.display(), parent.display());
+    say!("attached {} to {}", child.display(), parent.display());
     Ok(())
 }
 
 /// Renames a disk and its extent files.
 pub fn rename(source: &Path, target: &Path) -> CmdResult {
     files::rename(source, target).on(source)?;
-    println!("renamed {} to {}", source.display(), target.display());
+    say!("renamed {} to {}", source.display(), target.display());
     Ok(())
 }

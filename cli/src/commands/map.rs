@@ -106,9 +106,12 @@ fn walk(links: &[Link], level: usize, sector: u64, count: u64, out: &mut Vec<Are
 }
 
 fn print_text(areas: &[Area]) {
-    println!(
+    say!(
         "{:<16}{:<16}{:<16}{:<7}File",
-        "Offset", "Length", "Mapped to", "Depth"
+        "Offset",
+        "Length",
+        "Mapped to",
+        "Depth"
     );
     for a in areas.iter().filter(|a| a.present) {
         let mapped = match (a.offset, a.compressed, a.zero) {
@@ -116,7 +119,7 @@ fn print_text(areas: &[Area]) {
             (None, true, _) => "compressed".into(),
             _ => "zero".into(),
         };
-        println!(
+        say!(
             "{:<16}{:<16}{:<16}{:<7}{}",
             format!("{:#x}", a.start),
             format!("{:#x}", a.length),
@@ -142,7 +145,7 @@ pub fn run(path: &Path, json: bool) -> CmdResult {
             .iter()
             .map(|a| serde_json::to_string(a).expect("plain data serializes"))
             .collect();
-        println!("[{}]", lines.join(",\n"));
+        say!("[{}]", lines.join(",\n"));
     } else {
         print_text(&areas);
     }

@@ -12,7 +12,7 @@ pub fn list(path: &Path) -> CmdResult {
     with_disk(open(path, true, false)?, path, |disk| {
         for key in disk.ddb_keys() {
             let value = disk.ddb_lookup(&key).unwrap_or_default();
-            println!("{key} = \"{value}\"");
+            say!("{key} = \"{value}\"");
         }
         Ok(())
     })
@@ -23,7 +23,7 @@ pub fn get(path: &Path, key: &str) -> CmdResult {
     with_disk(open(path, true, false)?, path, |disk| {
         match disk.ddb_lookup(key) {
             Some(value) => {
-                println!("{value}");
+                say!("{value}");
                 Ok(())
             }
             None => Err(Failure::Engine {

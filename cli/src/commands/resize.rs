@@ -11,7 +11,7 @@ use crate::units::{SECTOR, human_bytes};
 /// Grows the base disk at `path` to `size` bytes.
 pub fn grow(path: &Path, size: u64, keep_geometry: bool) -> CmdResult {
     grow_disk(path, size / SECTOR, !keep_geometry).on(path)?;
-    println!("grew {} to {}", path.display(), human_bytes(size));
+    say!("grew {} to {}", path.display(), human_bytes(size));
     Ok(())
 }
 
@@ -22,9 +22,9 @@ pub fn compact(path: &Path, drop_zeros: bool) -> CmdResult {
         disk.compact(drop_zeros).on(path)
     })?;
     if drop_zeros {
-        println!("shrank {}: released {released} grain(s)", path.display());
+        say!("shrank {}: released {released} grain(s)", path.display());
     } else {
-        println!("defragmented {}", path.display());
+        say!("defragmented {}", path.display());
     }
     Ok(())
 }
