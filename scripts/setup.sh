@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the build and the tests need beyond Rust, gcc, python3 and qemu-img (which every
 # machine of this project has): cmake and pytest. Safe to run repeatedly.
+#   scripts/setup.sh --cli   also installs the vixdisk command-line tool with cargo (into
+#                            $CARGO_HOME/bin, or PREFIX/bin with PREFIX=... in the environment)
 set -euo pipefail
 need_apt=()
 command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
 command -v qemu-img >/dev/null 2>&1 || need_apt+=(qemu-utils)
+command -v qemu-io >/dev/null 2>&1 || need_apt+=(qemu-utils)
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
@@ -13,3 +16,9 @@ python3 -c 'import pytest' 2>/dev/null || python3 -m pip install -q pytest
 # libvmdk's Python binding is a second, independent reader for the interop tests (a binary
 # wheel from PyPI); the tests that need it skip when it cannot be installed.
 python3 -c 'import pyvmdk' 2>/dev/null || python3 -m pip install -q libvmdk-python || true
+if [ "${1:-}" = "--cli" ]; then
+  cd "$(dirname "$0")/.."
+  root=()
+  [ -n "${PREFIX:-}" ] && root=(--root "$PREFIX")
+  cargo install --locked --path cli "${root[@]}"
+fi

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Every test: formatting and lints, Rust unit and integration tests (engine, chains, qemu-img
-# interop, header drift), the C examples and ABI layout checks under CMake/CTest, and the
-# Python ctypes suite.
+# interop, header drift), the vixdisk CLI's tests (cli/), the C examples and ABI layout checks
+# under CMake/CTest, and the Python ctypes suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-cargo fmt --check
-cargo clippy --all-targets -- -D warnings
-cargo test
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo test --workspace
 build=${BUILD_DIR:-build}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" -j 2
@@ -18,7 +18,7 @@ trap 'rm -rf "$prefix"' EXIT
 cmake --install "$build" --prefix "$prefix" >/dev/null
 for f in include/vixDiskLib.h include/vixDiskLibExt.h include/vm_basic_types.h lib64/libvixDiskLib.so.8.0.3 \
          lib64/libvixDiskLib.so.8 lib64/libvixDiskLib.so.9 lib64/libvixDiskLib.so \
-         lib64/pkgconfig/vixDiskLib.pc; do
+         lib64/pkgconfig/vixDiskLib.pc bin/vixdisk; do
   [ -e "$prefix/$f" ] || { echo "install layout: $f missing" >&2; exit 1; }
 done
 # shellcheck disable=SC2046
@@ -26,6 +26,11 @@ cc -std=c11 -Wall -Wextra -Werror -o "$prefix/demo" c_examples/demo.c \
   $(PKG_CONFIG_PATH="$prefix/lib64/pkgconfig" pkg-config --cflags --libs vixDiskLib) \
   -Wl,-rpath,"$prefix/lib64"
 "$prefix/demo" "$prefix/installed.vmdk" 16 >/dev/null
-echo "install layout: ok (client built with pkg-config against $prefix ran)"
+# The CLI is installed next to the library, and the library gained no dependency from it.
+"$prefix/bin/vixdisk" create -q "$prefix/cli.vmdk" 16M >/dev/null
+"$prefix/bin/vixdisk" info "$prefix/cli.vmdk" | grep '^type: monolithicSparse$' >/dev/null
+extra=$(ldd "$prefix/lib64/libvixDiskLib.so.8.0.3" | grep -v -E 'linux-vdso|ld-linux|libc\.so|libgcc_s\.so' || true)
+[ -z "$extra" ] || { echo "libvixDiskLib.so links more than libc and libgcc: $extra" >&2; exit 1; }
+echo "install layout: ok (client built with pkg-config against $prefix ran; bin/vixdisk ran)"
 # Last, so its summary is the run's closing line.
 VIXDISKLIB_LIB="$PWD/target/release/libvixDiskLib.so" python3 -m pytest python/tests -q

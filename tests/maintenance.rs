@@ -382,3 +382,35 @@ fn open_rw_fails_with_quote(path: &std::path::Path) -> bool {
     let d = open_ro(path);
     d.ddb_lookup("adapterType").is_some()
 }
+
+#[test]
+fn cancelled_clone_leaves_no_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let src_path = p(dir.path(), "src.vmdk");
+    create_sparse(&src_path, 4);
+    let mut model = vec![0u8; 4 * MIB];
+    {
+        let d = open_rw(&src_path);
+        write_pattern(&d, &mut model, 0, 2 * MIB, 0x5a);
+        d.close().unwrap();
+    }
+    let src = open_ro(&src_path);
+    for (kind, name) in [
+        (DiskKind::MonolithicSparse, "ms"),
+        (DiskKind::SplitFlat, "sf"),
+        (DiskKind::StreamOptimized, "so"),
+    ] {
+        let dst = p(dir.path(), &format!("cancelled-{name}.vmdk"));
+        let err = src
+            .clone_to_cancellable(&dst, &spec(kind, 0), false, 2, &mut |_| {}, &|| true)
+            .unwrap_err();
+        assert!(err.to_string().contains("cancelled"), "{name}: {err}");
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n.to_string_lossy().starts_with("cancelled"))
+            .collect();
+        assert!(left.is_empty(), "{name}: left {left:?}");
+    }
+    assert!(read_all(&src) == model);
+}

@@ -26,6 +26,14 @@ const COPY_SECTORS: u64 = 2048;
 /// Bytes a descriptor file or the embedded descriptor area takes at most.
 const DESCRIPTOR_BYTES: u64 = 20 * 512;
 
+/// The error a cancelled clone returns.
+fn interrupted(dst: &Path) -> Error {
+    Error::Io {
+        path: dst.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::Interrupted, "clone cancelled"),
+    }
+}
+
 /// A run of source data: virtual start, sectors, the file and byte offset holding it.
 type SourcePiece<'a> = (u64, u64, &'a File, &'a Path, u64);
 
@@ -164,6 +172,20 @@ impl Disk {
         threads: usize,
         progress: &mut dyn FnMut(u32),
     ) -> Result<()> {
+        self.clone_to_cancellable(dst, spec, overwrite, threads, progress, &|| false)
+    }
+
+    /// `clone_to` that stops between runs once `cancelled()` returns true: the partial target
+    /// is removed and an `Interrupted` I/O error on `dst` is returned.
+    pub fn clone_to_cancellable(
+        &self,
+        dst: &Path,
+        spec: &CreateSpec,
+        overwrite: bool,
+        threads: usize,
+        progress: &mut dyn FnMut(u32),
+        cancelled: &(dyn Fn() -> bool + Sync),
+    ) -> Result<()> {
         if dst.exists() {
             if !overwrite {
                 return Err(Error::FileExists(dst.to_path_buf()));
@@ -179,6 +201,9 @@ impl Disk {
         if spec.kind == DiskKind::StreamOptimized {
             let descriptor = new_descriptor("streamOptimized", Vec::new(), base_ddb(&spec));
             let read_grain = |g: u64, buf: &mut [u8]| -> Result<bool> {
+                if cancelled() {
+                    return Err(interrupted(dst));
+                }
                 if !allocated[g as usize] {
                     return Ok(false);
                 }
@@ -197,7 +222,7 @@ impl Disk {
         // Filled under a temporary name and published complete (see `vmdk::atomic`): a
         // killed Clone leaves no target, and its files are removed by the next Create/Clone.
         let new = create_unpublished(dst, &spec, &mut |_| {})?;
-        match self.copy_allocated(&new.tmp, &allocated, progress) {
+        match self.copy_allocated(&new.tmp, &allocated, progress, cancelled) {
             Ok(()) => new.publish()?,
             Err(e) => {
                 new.discard();
@@ -213,6 +238,7 @@ impl Disk {
         dst: &Path,
         allocated: &[bool],
         progress: &mut dyn FnMut(u32),
+        cancelled: &dyn Fn() -> bool,
     ) -> Result<()> {
         let target = Disk::open(
             dst,
@@ -226,6 +252,9 @@ impl Disk {
         let mut buf = vec![0u8; (COPY_SECTORS * 512) as usize];
         let mut g = 0usize;
         while g < allocated.len() {
+            if cancelled() {
+                return Err(interrupted(dst));
+            }
             if !allocated[g] {
                 g += 1;
                 continue;

@@ -1,0 +1,245 @@
+//! The command line: every subcommand and option, as clap derives them (`--help` comes from
+//! the doc comments here).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::units::{Adapter, DiskType, parse_size};
+
+/// Inspect, create, convert, check and back up VMware virtual disks (hosted VMDK files).
+///
+/// Exit codes: 0 success, 1 the operation failed (the VixError is printed), 2 bad usage,
+/// 3 check found problems that were not repaired, 4 check found problems that cannot be
+/// repaired, 5 command not available in this build, 130 interrupted (Ctrl-C).
+#[derive(Debug, Parser)]
+#[command(name = "vixdisk", version, propagate_version = true)]
+pub struct Cli {
+    /// Show no progress bar (it is only drawn on a terminal anyway).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Also print the engine's informational log lines on stderr.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Type, capacity, adapter and the chain of links (CIDs, parent hints) of a disk.
+    Info {
+        /// The disk (its parents are found through their hints).
+        disk: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The allocated areas of a disk and the link of the chain that owns each.
+    Map {
+        /// The disk (its parents are found through their hints).
+        disk: PathBuf,
+        /// Print JSON shaped like `qemu-img map --output=json` (every area, allocated or not).
+        #[arg(long)]
+        json: bool,
+        /// Only the areas changed since a change ID (not available in this build).
+        #[arg(long, value_name = "CHANGE_ID")]
+        changed_since: Option<String>,
+    },
+    /// Check a disk link's metadata and optionally repair what can be repaired safely.
+    Check {
+        /// The disk link to check (parents are not followed).
+        disk: PathBuf,
+        /// Repair what can be repaired without losing data.
+        #[arg(long)]
+        repair: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a new, empty disk.
+    Create {
+        /// The new disk (must not exist).
+        disk: PathBuf,
+        /// Capacity: bytes, or a number with a K, M, G or T suffix (powers of 1024).
+        #[arg(value_parser = parse_size)]
+        size: u64,
+        #[command(flatten)]
+        format: FormatArgs,
+    },
+    /// Create a redo log (child disk) over a disk; afterwards write through the child.
+    Child {
+        /// The parent disk (the leaf of its chain), left unchanged.
+        parent: PathBuf,
+        /// The new child disk.
+        child: PathBuf,
+        /// monolithicSparse or twoGbMaxExtentSparse.
+        #[arg(short = 't', long = "type", default_value = "monolithicSparse")]
+        disk_type: DiskType,
+    },
+    /// Delete a redo log (every file of the child link); refuses a disk that has no parent.
+    Discard {
+        /// The child disk to delete.
+        child: PathBuf,
+    },
+    /// Attach a child link on top of a parent chain (records the parent's CID and a hint).
+    Attach {
+        /// The parent disk.
+        parent: PathBuf,
+        /// The child link (same capacity) that will point at the parent.
+        child: PathBuf,
+    },
+    /// Copy a disk (its whole chain, flattened) into a new disk of any type, or raw.
+    #[command(visible_alias = "clone")]
+    Convert {
+        /// The source disk.
+        source: PathBuf,
+        /// The new disk.
+        target: PathBuf,
+        /// Format of the source: vmdk (default) or raw.
+        #[arg(short = 'f', long = "source-format", default_value = "vmdk")]
+        source_format: SourceFormat,
+        #[command(flatten)]
+        format: FormatArgs,
+        /// Replace the target if it exists.
+        #[arg(long)]
+        overwrite: bool,
+    },
+    /// Grow a base disk (no parent) to a larger capacity.
+    Grow {
+        /// The disk (closed, not a child).
+        disk: PathBuf,
+        /// New capacity: bytes, or a number with a K, M, G or T suffix.
+        #[arg(value_parser = parse_size)]
+        size: u64,
+        /// Keep the DDB geometry as it is instead of recomputing it.
+        #[arg(long)]
+        keep_geometry: bool,
+    },
+    /// Release the grains of a sparse disk that hold only zeros (content is unchanged).
+    Shrink {
+        /// The disk (its leaf is rewritten).
+        disk: PathBuf,
+    },
+    /// Rewrite a sparse disk's grains in the order of the virtual disk.
+    Defragment {
+        /// The disk (its leaf is rewritten).
+        disk: PathBuf,
+    },
+    /// Rename a disk and all its extent files.
+    Rename {
+        /// The disk.
+        source: PathBuf,
+        /// Its new name (must not exist).
+        target: PathBuf,
+    },
+    /// Read or write the disk database (DDB) entries, keys without the `ddb.` prefix.
+    Meta {
+        #[command(subcommand)]
+        action: MetaAction,
+    },
+    /// Back up a disk into a directory (data file + JSON manifest).
+    Backup {
+        #[command(subcommand)]
+        kind: BackupKind,
+    },
+    /// Write a backup directory into a new disk.
+    Restore {
+        /// The backup directory (made by `vixdisk backup full`).
+        backup: PathBuf,
+        /// The new disk.
+        target: PathBuf,
+        #[command(flatten)]
+        format: FormatArgs,
+    },
+    /// Merge a redo log into its parent (not available in this build).
+    Commit {
+        /// The child disk.
+        child: PathBuf,
+    },
+    /// Print a disk's current change ID (not available in this build).
+    Changeid {
+        /// The disk.
+        disk: PathBuf,
+    },
+}
+
+/// Type and controller of a disk being created.
+#[derive(Debug, Args)]
+pub struct FormatArgs {
+    /// Disk type: monolithicSparse, monolithicFlat, twoGbMaxExtentSparse, twoGbMaxExtentFlat,
+    /// vmfs, vmfsThin, streamOptimized (vmware-vdiskmanager's numbers 0-5 too), or raw where a
+    /// plain image makes sense.
+    #[arg(short = 't', long = "type", default_value = "monolithicSparse")]
+    pub disk_type: DiskType,
+    /// Adapter recorded in the DDB: ide, buslogic or lsilogic (default: the source's, else ide).
+    #[arg(short, long)]
+    pub adapter: Option<Adapter>,
+    /// `ddb.virtualHWVersion` (default: the source's, else 4).
+    #[arg(long, value_name = "N")]
+    pub hw_version: Option<u16>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SourceFormat {
+    /// A VMDK disk and its parents.
+    Vmdk,
+    /// A plain image file (its size is the capacity, rounded up to a sector).
+    Raw,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MetaAction {
+    /// Print every key and value visible through the chain (leaf first).
+    List {
+        /// The disk.
+        disk: PathBuf,
+    },
+    /// Print one value (looked up from the leaf towards the base).
+    Get {
+        /// The disk.
+        disk: PathBuf,
+        /// The key, e.g. `uuid` or `adapterType`.
+        key: String,
+    },
+    /// Set a key in the leaf's descriptor.
+    Set {
+        /// The disk.
+        disk: PathBuf,
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupKind {
+    /// Copy every allocated block of the disk's chain into a new backup directory.
+    Full {
+        /// The disk.
+        disk: PathBuf,
+        /// The backup directory (created; must not exist or be empty).
+        dir: PathBuf,
+    },
+    /// Copy the blocks changed since an earlier backup (not available in this build).
+    Incremental {
+        /// The disk.
+        disk: PathBuf,
+        /// The backup directory.
+        dir: PathBuf,
+        /// The earlier backup the changes are relative to.
+        #[arg(long)]
+        base: PathBuf,
+    },
+    /// Copy the blocks changed since the last full backup (not available in this build).
+    Differential {
+        /// The disk.
+        disk: PathBuf,
+        /// The backup directory.
+        dir: PathBuf,
+        /// The full backup the changes are relative to.
+        #[arg(long)]
+        base: PathBuf,
+    },
+}

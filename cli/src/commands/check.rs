@@ -1,0 +1,86 @@
+//! `vixdisk check [--repair]`: the engine's checker on one link, with documented exit codes.
+
+use std::path::Path;
+
+use serde::Serialize;
+use vixDiskLib::vmdk::check::{Outcome, check_disk};
+
+use crate::failure::{CmdResult, Failure, OnFile};
+
+#[derive(Serialize)]
+struct ProblemOut {
+    kind: String,
+    detail: String,
+    fixable: bool,
+}
+
+#[derive(Serialize)]
+struct ReportOut {
+    disk: String,
+    /// clean, repaired, needs-repair or cant-repair.
+    outcome: &'static str,
+    problems: Vec<ProblemOut>,
+    repaired: Vec<String>,
+}
+
+fn outcome_name(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Clean => "clean",
+        Outcome::Repaired => "repaired",
+        Outcome::NeedsRepair => "needs-repair",
+        Outcome::CantRepair => "cant-repair",
+    }
+}
+
+/// Checks (and with `repair`, repairs) the link at `path`.
+pub fn run(path: &Path, repair: bool, json: bool) -> CmdResult {
+    let report = check_disk(path, repair).on(path)?;
+    let outcome = report.outcome();
+    let out = ReportOut {
+        disk: path.display().to_string(),
+        outcome: outcome_name(outcome),
+        problems: report
+            .problems
+            .iter()
+            .map(|p| ProblemOut {
+                kind: format!("{:?}", p.kind),
+                detail: p.detail.clone(),
+                fixable: p.fixable,
+            })
+            .collect(),
+        repaired: report.repaired.clone(),
+    };
+    if json {
+        say!(
+            "{}",
+            serde_json::to_string_pretty(&out).expect("plain data serializes")
+        );
+    } else {
+        for p in &out.problems {
+            let how = if p.fixable {
+                "repairable"
+            } else {
+                "not repairable"
+            };
+            say!("problem ({how}): {}", p.detail);
+        }
+        for r in &out.repaired {
+            say!("repaired: {r}");
+        }
+        match outcome {
+            Outcome::Clean => say!("{}: no problems found", out.disk),
+            Outcome::Repaired => say!(
+                "{}: {} problem(s) found and repaired",
+                out.disk,
+                out.problems.len()
+            ),
+            _ => {}
+        }
+    }
+    let summary = || format!("{}: {} problem(s) found", out.disk, out.problems.len());
+    match outcome {
+        Outcome::Clean | Outcome::Repaired => Ok(()),
+        Outcome::NeedsRepair => Err(Failure::NeedsRepair(summary())),
+        Outcome::CantRepair => Err(Failure::CantRepair(summary())),
+    }
+}

@@ -1,0 +1,70 @@
+//! Chain management: `child` (a redo log), `discard` (delete one), `attach`, `rename`.
+
+use std::path::Path;
+
+use vixDiskLib::chain::files;
+use vixDiskLib::vmdk::create::DiskKind;
+
+use super::{close, open, with_disk};
+use crate::failure::{CmdResult, Failure, OnFile};
+use crate::units::DiskType;
+
+/// A descriptor's parentCID when the link has no parent.
+const NO_PARENT_CID: u32 = 0xffff_ffff;
+
+/// Creates a redo log at `child` over the disk at `parent` (which stays unchanged).
+pub fn child(parent: &Path, child: &Path, disk_type: DiskType) -> CmdResult {
+    let kind = match disk_type {
+        DiskType::Vmdk(k @ (DiskKind::MonolithicSparse | DiskKind::SplitSparse)) => k,
+        other => {
+            return Err(Failure::Usage(format!(
+                "a child disk is monolithicSparse or twoGbMaxExtentSparse, not {other}"
+            )));
+        }
+    };
+    // Read-only: a shared lock, refused while someone writes the parent.
+    with_disk(open(parent, true, false)?, parent, |disk| {
+        disk.create_child(child, kind).on(child)
+    })?;
+    say!("created {} over {}", child.display(), parent.display());
+    Ok(())
+}
+
+/// Deletes the redo log at `child`; refuses a disk without a parent (that would be data loss,
+/// not a discarded redo log).
+pub fn discard(child: &Path) -> CmdResult {
+    let disk = open(child, true, true)?;
+    let d = disk.chain().links[0].descriptor();
+    close(disk, child)?;
+    if d.parent_cid == NO_PARENT_CID || d.parent_hint.is_none() {
+        return Err(Failure::Usage(format!(
+            "{} has no parent: it is not a redo log (delete a base disk with rm if you mean it)",
+            child.display()
+        )));
+    }
+    files::unlink(child).on(child)?;
+    say!("discarded {}", child.display());
+    Ok(())
+}
+
+/// Makes the single link `child` point at the chain of `parent`.
+pub fn attach(parent: &Path, child: &Path) -> CmdResult {
+    let p = open(parent, true, false)?;
+    let c = open(child, false, true)?;
+    let result = p.attach_under(&c).on(child);
+    // After a successful attach the parent's links belong to the child; closing both is safe.
+    let closed_parent = close(p, parent);
+    let closed_child = close(c, child);
+    result?;
+    closed_parent?;
+    closed_child?;
+    say!("attached {} to {}", child.display(), parent.display());
+    Ok(())
+}
+
+/// Renames a disk and its extent files.
+pub fn rename(source: &Path, target: &Path) -> CmdResult {
+    files::rename(source, target).on(source)?;
+    say!("renamed {} to {}", source.display(), target.display());
+    Ok(())
+}

@@ -1,0 +1,153 @@
+//! `vixdisk map`: which link of the chain owns each area of the disk.
+
+use std::path::Path;
+
+use serde::Serialize;
+use vixDiskLib::error::Result;
+use vixDiskLib::vmdk::extent::Mapping;
+use vixDiskLib::vmdk::link::Link;
+
+use super::{open, with_disk};
+use crate::failure::{CmdResult, OnFile};
+use crate::units::SECTOR;
+
+/// One area, with the fields and meaning of `qemu-img map --output=json` (bytes; `depth` 0 is
+/// the leaf; areas no link stores have the base's depth and `present: false`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct Area {
+    start: u64,
+    length: u64,
+    depth: usize,
+    present: bool,
+    zero: bool,
+    data: bool,
+    compressed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offset: Option<u64>,
+    /// The file holding the area (text output only).
+    #[serde(skip)]
+    file: String,
+}
+
+impl Area {
+    /// Appends `next` to `self` if it continues it (same kind, same file, adjacent offsets).
+    fn extend(&mut self, next: &Area) -> bool {
+        let same = self.depth == next.depth
+            && self.present == next.present
+            && self.zero == next.zero
+            && self.data == next.data
+            && self.compressed == next.compressed
+            && self.file == next.file
+            && self.start + self.length == next.start;
+        let contiguous = match (self.offset, next.offset) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a + self.length == b,
+            _ => false,
+        };
+        if same && contiguous {
+            self.length += next.length;
+        }
+        same && contiguous
+    }
+}
+
+fn push(out: &mut Vec<Area>, area: Area) {
+    if out.last_mut().is_some_and(|last| last.extend(&area)) {
+        return;
+    }
+    out.push(area);
+}
+
+/// Maps `[sector, sector + count)` from `links[level]` down, falling through unallocated runs.
+fn walk(links: &[Link], level: usize, sector: u64, count: u64, out: &mut Vec<Area>) -> Result<()> {
+    let link = &links[level];
+    let end = sector + count;
+    let mut s = sector;
+    while s < end {
+        let (m, n) = link.map(s, end - s)?;
+        let mut area = Area {
+            start: s * SECTOR,
+            length: n * SECTOR,
+            depth: level,
+            present: true,
+            zero: false,
+            data: true,
+            compressed: false,
+            offset: None,
+            file: link.path().display().to_string(),
+        };
+        match m {
+            Mapping::Data { extent, offset } => {
+                area.offset = Some(offset);
+                if let Some((_, p)) = link.extents()[extent].data_file() {
+                    area.file = p.display().to_string();
+                }
+            }
+            Mapping::Compressed { .. } => area.compressed = true,
+            Mapping::Zero => {
+                area.zero = true;
+                area.data = false;
+            }
+            Mapping::Unallocated if level + 1 < links.len() => {
+                walk(links, level + 1, s, n, out)?;
+                s += n;
+                continue;
+            }
+            Mapping::Unallocated => {
+                area.present = false;
+                area.zero = true;
+                area.data = false;
+            }
+        }
+        push(out, area);
+        s += n;
+    }
+    Ok(())
+}
+
+fn print_text(areas: &[Area]) {
+    say!(
+        "{:<16}{:<16}{:<16}{:<7}File",
+        "Offset",
+        "Length",
+        "Mapped to",
+        "Depth"
+    );
+    for a in areas.iter().filter(|a| a.present) {
+        let mapped = match (a.offset, a.compressed, a.zero) {
+            (Some(o), _, _) => format!("{o:#x}"),
+            (None, true, _) => "compressed".into(),
+            _ => "zero".into(),
+        };
+        say!(
+            "{:<16}{:<16}{:<16}{:<7}{}",
+            format!("{:#x}", a.start),
+            format!("{:#x}", a.length),
+            mapped,
+            a.depth,
+            a.file
+        );
+    }
+}
+
+/// Prints the map of the disk at `path`.
+pub fn run(path: &Path, json: bool) -> CmdResult {
+    let disk = open(path, true, false)?;
+    let areas = with_disk(disk, path, |disk| {
+        let chain = disk.chain();
+        let mut areas = Vec::new();
+        walk(&chain.links, 0, 0, disk.capacity(), &mut areas).on(path)?;
+        Ok(areas)
+    })?;
+    if json {
+        // One object per line inside the array, as qemu-img prints it.
+        let lines: Vec<String> = areas
+            .iter()
+            .map(|a| serde_json::to_string(a).expect("plain data serializes"))
+            .collect();
+        say!("[{}]", lines.join(",\n"));
+    } else {
+        print_text(&areas);
+    }
+    Ok(())
+}

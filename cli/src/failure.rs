@@ -1,0 +1,130 @@
+//! How a command fails: the message on stderr and the documented exit code (docs/cli.md).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use vixDiskLib::error::Error;
+use vixDiskLib::ffi::error_texts::error_name;
+use vixDiskLib::ffi::errors::to_vix;
+
+/// Exit code: the operation failed (the VixError is printed).
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code: bad usage (clap uses it for argument errors too).
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code: `check` found problems and did not repair them.
+pub const EXIT_NEEDS_REPAIR: u8 = 3;
+/// Exit code: `check` found problems that cannot be repaired.
+pub const EXIT_CANT_REPAIR: u8 = 4;
+/// Exit code: the command exists but this build cannot do it yet.
+pub const EXIT_UNAVAILABLE: u8 = 5;
+/// Exit code: stopped by Ctrl-C (SIGINT) or SIGTERM, 128 + SIGINT as shells report it.
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// Why a command did not succeed.
+#[derive(Debug)]
+pub enum Failure {
+    /// The engine (or a file the CLI itself reads or writes) reported an error on `file`.
+    Engine { file: PathBuf, error: Error },
+    /// The arguments make no sense together.
+    Usage(String),
+    /// `check` verdict: problems left as they are.
+    NeedsRepair(String),
+    /// `check` verdict: problems that cannot be repaired.
+    CantRepair(String),
+    /// A command (or option) whose engine support is not in this build.
+    Unavailable(&'static str),
+    /// The user pressed Ctrl-C; every disk was left consistent.
+    Interrupted,
+}
+
+impl Failure {
+    /// The exit code documented for this failure.
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::from(match self {
+            Failure::Engine { .. } => EXIT_FAILED,
+            Failure::Usage(_) => EXIT_USAGE,
+            Failure::NeedsRepair(_) => EXIT_NEEDS_REPAIR,
+            Failure::CantRepair(_) => EXIT_CANT_REPAIR,
+            Failure::Unavailable(_) => EXIT_UNAVAILABLE,
+            Failure::Interrupted => EXIT_INTERRUPTED,
+        })
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Engine { file, error } => {
+                // The VixError a C client would get for the same failure, so users can look it
+                // up in VMware's documentation.
+                let code = to_vix(error);
+                let name = error_name(code).unwrap_or("VIX_E_FAIL");
+                write!(f, "{name}: {}: {error}", file.display())
+            }
+            Failure::Usage(msg) => write!(f, "usage: {msg}"),
+            Failure::NeedsRepair(msg) => {
+                write!(f, "VIX_E_DISK_NEEDSREPAIR: {msg} (run with --repair)")
+            }
+            Failure::CantRepair(msg) => write!(f, "VIX_E_DISK_CANTREPAIR: {msg}"),
+            Failure::Unavailable(what) => write!(
+                f,
+                "{what} is not available in this build (the engine does not support it yet)"
+            ),
+            Failure::Interrupted => write!(f, "interrupted; every disk was left consistent"),
+        }
+    }
+}
+
+/// Result of a command.
+pub type CmdResult<T = ()> = Result<T, Failure>;
+
+/// Attaches the file a failure concerns to engine results.
+pub trait OnFile<T> {
+    /// Turns an engine error into a `Failure` about `file`.
+    fn on(self, file: &Path) -> CmdResult<T>;
+}
+
+impl<T> OnFile<T> for vixDiskLib::error::Result<T> {
+    fn on(self, file: &Path) -> CmdResult<T> {
+        self.map_err(|error| Failure::Engine {
+            file: file.to_path_buf(),
+            error,
+        })
+    }
+}
+
+impl<T> OnFile<T> for std::io::Result<T> {
+    fn on(self, file: &Path) -> CmdResult<T> {
+        self.map_err(|e| Failure::Engine {
+            file: file.to_path_buf(),
+            error: Error::io(file, e),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_errors_print_the_vix_name_the_file_and_the_cause() {
+        let f = Failure::Engine {
+            file: "d.vmdk".into(),
+            error: Error::FileNotFound("d.vmdk".into()),
+        };
+        assert_eq!(
+            f.to_string(),
+            "VIX_E_FILE_NOT_FOUND: d.vmdk: file not found: d.vmdk"
+        );
+        let locked = Failure::Engine {
+            file: "d.vmdk".into(),
+            error: Error::Locked("d.vmdk".into()),
+        };
+        assert!(
+            locked
+                .to_string()
+                .starts_with("VIX_E_FILE_ALREADY_LOCKED: ")
+        );
+    }
+}

@@ -1,0 +1,113 @@
+//! `vixdisk`: a command-line tool for hosted VMDK disks on the vixdisklib engine (the Rust
+//! API, not the C ABI). See docs/cli.md for the commands and exit codes.
+
+/// `println!` that survives a closed pipe (see output.rs).
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::output::line(format_args!($($arg)*))
+    };
+}
+
+mod cli;
+mod commands;
+mod failure;
+mod interrupt;
+mod output;
+mod progress;
+mod units;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use vixDiskLib::log::{self, Level};
+
+use cli::{BackupKind, Cli, Command, MetaAction};
+use failure::{CmdResult, Failure};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    interrupt::install();
+    // Engine log lines go to stderr: warnings always, informational ones with --verbose.
+    let level = if cli.verbose {
+        Level::Info
+    } else {
+        Level::Warning
+    };
+    log::configure(
+        Some(Box::new(|level, msg| {
+            let tag = if level == Level::Warning {
+                "warning"
+            } else {
+                "info"
+            };
+            eprintln!("vixdisk: {tag}: {msg}");
+        })),
+        level,
+    );
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("vixdisk: {failure}");
+            failure.exit_code()
+        }
+    }
+}
+
+fn run(cli: Cli) -> CmdResult {
+    let quiet = cli.quiet;
+    use commands::*;
+    match cli.command {
+        Command::Info { disk, json } => info::run(&disk, json),
+        Command::Map {
+            disk,
+            json,
+            changed_since,
+        } => {
+            if changed_since.is_some() {
+                return Err(Failure::Unavailable("map --changed-since"));
+            }
+            map::run(&disk, json)
+        }
+        Command::Check { disk, repair, json } => check::run(&disk, repair, json),
+        Command::Create { disk, size, format } => create::run(&disk, size, &format, quiet),
+        Command::Child {
+            parent,
+            child,
+            disk_type,
+        } => links::child(&parent, &child, disk_type),
+        Command::Discard { child } => links::discard(&child),
+        Command::Attach { parent, child } => links::attach(&parent, &child),
+        Command::Convert {
+            source,
+            target,
+            source_format,
+            format,
+            overwrite,
+        } => convert::run(&source, source_format, &target, &format, overwrite, quiet),
+        Command::Grow {
+            disk,
+            size,
+            keep_geometry,
+        } => resize::grow(&disk, size, keep_geometry),
+        Command::Shrink { disk } => resize::compact(&disk, true),
+        Command::Defragment { disk } => resize::compact(&disk, false),
+        Command::Rename { source, target } => links::rename(&source, &target),
+        Command::Meta { action } => match action {
+            MetaAction::List { disk } => meta::list(&disk),
+            MetaAction::Get { disk, key } => meta::get(&disk, &key),
+            MetaAction::Set { disk, key, value } => meta::set(&disk, &key, &value),
+        },
+        Command::Backup { kind } => match kind {
+            BackupKind::Full { disk, dir } => backup::full(&disk, &dir, quiet),
+            BackupKind::Incremental { .. } => Err(Failure::Unavailable("backup incremental")),
+            BackupKind::Differential { .. } => Err(Failure::Unavailable("backup differential")),
+        },
+        Command::Restore {
+            backup,
+            target,
+            format,
+        } => backup::restore(&backup, &target, &format, quiet),
+        Command::Commit { .. } => Err(Failure::Unavailable("commit")),
+        Command::Changeid { .. } => Err(Failure::Unavailable("changeid")),
+    }
+}
