@@ -78,7 +78,7 @@ from ._constants import *  # noqa: F401,F403 -- the VIXDISKLIB_* constants are p
 def _nullable(functype: Any) -> Any:
     """Subclass a CFUNCTYPE so that ``None`` may be passed for NULL."""
 
-    class Nullable(functype):  # type: ignore[misc, valid-type]
+    class Nullable(functype):  # type: ignore[misc]
         _flags_ = functype._flags_
         _restype_ = functype._restype_
         _argtypes_ = functype._argtypes_
@@ -221,7 +221,7 @@ class VixDiskLibBlockList(Structure):
         """All ``numBlocks`` entries (the C flexible array member)."""
         n = int(self.numBlocks)
         arr_type = VixDiskLibBlock * max(n, 1)
-        offset = type(self).blocks.offset  # type: ignore[attr-defined]
+        offset = type(self).blocks.offset
         return list(arr_type.from_address(ctypes.addressof(self) + offset))[:n]
 
 
