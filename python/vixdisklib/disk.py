@@ -69,30 +69,35 @@ class Area(NamedTuple):
 AreaQuery = Callable[[int, int, int], list[Area]]
 
 
-def windowed_areas(query: AreaQuery, start: int, count: int, chunk: int,
+def windowed_areas(query: AreaQuery, start: int, count: int, chunk: int, capacity: Optional[int] = None,
                    tail_is_area: bool = True) -> Iterator[Area]:
     """Areas of ``[start, start + count)`` from a chunk-granular ``query``,
     lazily, at most :data:`VIXDISKLIB_MAX_CHUNK_NUMBER` chunks per call,
     adjacent runs merged and clipped to the range.
 
-    VDDK's rules shape the calls: ranges are chunk-aligned (the start is
-    rounded down) and never reach past the last whole chunk; the unaligned
-    tail behind it cannot be queried and is reported as an area when
+    VDDK's rules shape the calls: queries cover whole chunks (the range is
+    widened to chunk boundaries) and never reach past the disk's last whole
+    chunk (``capacity``, default: the end of the range).  The unaligned tail
+    of the disk cannot be queried; it is reported as an area when
     ``tail_is_area`` (as nbdkit does).  Shared by the allocated-areas
     iterator and, later, changed areas."""
     if chunk <= 0 or count < 0 or start < 0:
         raise ValueError("need chunk > 0, start >= 0 and count >= 0")
     end = start + count
+    limit = end if capacity is None else capacity
+    limit -= limit % chunk  # the last whole chunk's end
     first = start - start % chunk
-    whole_end = end - end % chunk
+    query_end = min(-(-end // chunk) * chunk, limit)
     window = VIXDISKLIB_MAX_CHUNK_NUMBER * chunk
-    pending: Optional[Area] = None
 
     def clipped() -> Iterator[Area]:
-        for pos in range(first, whole_end, window):
-            yield from query(pos, min(window, whole_end - pos), chunk)
-        if tail_is_area and whole_end < end:
-            yield Area(max(whole_end, start), end - max(whole_end, start))
+        for pos in range(first, query_end, window):
+            yield from query(pos, min(window, query_end - pos), chunk)
+        tail = max(query_end, start)
+        if tail_is_area and tail < end:
+            yield Area(tail, end - tail)
+
+    pending: Optional[Area] = None
 
     for a in clipped():
         lo, hi = max(a.offset, start), min(a.end, end)
@@ -323,16 +328,18 @@ class Disk:
                         chunk: int = VIXDISKLIB_MIN_CHUNK_SIZE) -> Iterator[Area]:
         """Iterate over the allocated :class:`Area` s of ``[start, start + count)``
         (default: the whole disk) at ``chunk``-sector granularity, querying
-        lazily; adjacent runs are merged.  A chunk counts as allocated when
-        any open link stores data in it; the tail behind the last whole chunk
-        is always reported (VDDK cannot query it)."""
+        lazily; adjacent runs are merged and clipped to the range.  A chunk
+        counts as allocated when any open link stores data in it; the disk's
+        tail behind its last whole chunk is always reported (VDDK cannot
+        query it)."""
+        capacity = self.capacity
         if count is None:
-            count = self.capacity - start
+            count = capacity - start
 
         def query(s: int, n: int, c: int) -> list[Area]:
             return [Area(o, ln) for o, ln in self.query_allocated_blocks(s, n, c)]
 
-        return windowed_areas(query, start, count, chunk)
+        return windowed_areas(query, start, count, chunk, capacity)
 
     # Changed areas (QueryChangedAreas / change tracking) belong here, next to
     # allocated_areas: a ``changed_areas(change_id, start, count, chunk)``
