@@ -64,6 +64,16 @@ def test_search_order():
         assert ("checkout", str(REPO_ROOT / "target" / "release" / "libvixDiskLib.so")) in cands
 
 
+def test_env_var_comes_first(monkeypatch, tmp_path, lib_path, dll):
+    if not INSTALLED_RUN:
+        # scripts/test.sh runs the source-tree suite with VIXDISKLIB_LIB set: it must win
+        assert os.environ.get("VIXDISKLIB_LIB") is None or dll.found_by == "env"
+    copy = tmp_path / "elsewhere.so"
+    shutil.copy(lib_path, copy)
+    monkeypatch.setenv("VIXDISKLIB_LIB", str(copy))
+    assert V.find_library() == str(copy)
+
+
 def test_env_var_naming_a_missing_file_is_an_error(monkeypatch, tmp_path):
     monkeypatch.setenv("VIXDISKLIB_LIB", str(tmp_path / "nope.so"))
     with pytest.raises(FileNotFoundError, match="VIXDISKLIB_LIB"):

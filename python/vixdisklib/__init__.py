@@ -73,10 +73,14 @@ from .errors import (
     check,
     error_text,
 )
-from .library import Connection, Library
+from .library import Connection, Library, path_bytes
 
 from ._codes import *  # noqa: E402,F401,F403 -- every VIX_* error code
 from ._constants import *  # noqa: E402,F401,F403 -- every VIXDISKLIB_* constant
+
+# Private helpers of the single-file binding that callers may still use.
+_check = check
+_path_bytes = path_bytes
 
 #: The package version: the library version it is built with (Cargo.toml).
 __version__ = "8.0.3"
