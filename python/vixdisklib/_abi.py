@@ -68,7 +68,7 @@ VixDiskLibSpecType = c_int
 # Constants (VDDK 7.0.2 / 8.0.3 header values)
 # ---------------------------------------------------------------------------
 
-from ._constants import *  # noqa: F401,F403 -- the VIXDISKLIB_* constants are part of the ABI
+from ._constants import *  # noqa: E402,F401,F403 -- the VIXDISKLIB_* constants are part of the ABI
 
 # ---------------------------------------------------------------------------
 # Callback types
