@@ -32,5 +32,14 @@ cc -std=c11 -Wall -Wextra -Werror -o "$prefix/demo" c_examples/demo.c \
 extra=$(ldd "$prefix/lib64/libvixDiskLib.so.8.0.3" | grep -v -E 'linux-vdso|ld-linux|libc\.so|libgcc_s\.so' || true)
 [ -z "$extra" ] || { echo "libvixDiskLib.so links more than libc and libgcc: $extra" >&2; exit 1; }
 echo "install layout: ok (client built with pkg-config against $prefix ran; bin/vixdisk ran)"
-# Last, so its summary is the run's closing line.
+# The Python package as users install it: `pip install --no-build-isolation ./python` (the build
+# needs no network; it bundles target/release/libvixDiskLib.so) into a throwaway venv, so the
+# machine's Python stays untouched; then the package's own tests against that installed copy with
+# no VIXDISKLIB_LIB and no python/ on sys.path, so it must find its bundled library.
+python3 -m venv --system-site-packages --without-pip "$prefix/venv"
+python3 -m pip --python "$prefix/venv/bin/python" install -q --no-build-isolation \
+  --disable-pip-version-check --root-user-action=ignore ./python
+env -u VIXDISKLIB_LIB VIXDISKLIB_EXPECT_INSTALLED=1 "$prefix/venv/bin/python" -m pytest -o pythonpath=tests -q \
+  python/tests/test_package_api.py python/tests/test_package_install.py python/tests/test_examples.py
+# Last, so its summary is the run's closing line: every Python test against the source tree.
 VIXDISKLIB_LIB="$PWD/target/release/libvixDiskLib.so" python3 -m pytest python/tests -q

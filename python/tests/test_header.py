@@ -118,8 +118,8 @@ def binding_constants() -> dict[str, int]:
 def test_header_functions_match_binding(header_text):
     declared = header_functions(header_text)
     ours = set(V.FUNCTIONS)
-    assert declared - ours == set(), f"declared in the header, missing in vixdisklib.py: {sorted(declared - ours)}"
-    assert ours - declared == set(), f"in vixdisklib.py, not declared in the header: {sorted(ours - declared)}"
+    assert declared - ours == set(), f"declared in the header, missing in vixdisklib._abi.FUNCTIONS: {sorted(declared - ours)}"
+    assert ours - declared == set(), f"in vixdisklib._abi.FUNCTIONS, not declared in the header: {sorted(ours - declared)}"
     assert len(declared) == 46
 
 

@@ -24,8 +24,12 @@ SECTOR = 512
 DISK_SIZE = 64 * MiB
 DISK_SECTORS = DISK_SIZE // SECTOR
 
-PYTHON_DIR = Path(V.__file__).resolve().parent
-REPO_ROOT = PYTHON_DIR.parent
+# The sys.path entry the tested package was imported from (python/ for the
+# source tree, site-packages for the installed package): child processes
+# put it first so they import the same copy.
+PYTHON_DIR = Path(V.__file__).resolve().parent.parent
+# The repository checkout these tests belong to.
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 
 # (byte offset, byte length, fill byte) -- all sector aligned.  Applied in
 # order (later writes overwrite earlier ones), by our library and by

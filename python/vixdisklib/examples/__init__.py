@@ -1,0 +1,1 @@
+"""Runnable examples of the vixdisklib package (the project's seed scenarios)."""

@@ -1,0 +1,203 @@
+"""The library as a whole (:class:`Library`: InitEx/Exit, error texts) and
+local connections (:class:`Connection`: Create, Open, Clone, Grow, ...)."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Optional, Union
+
+from ._abi import (
+    VIXDISKLIB_ADAPTER_SCSI_LSILOGIC,
+    VIXDISKLIB_DISK_MONOLITHIC_SPARSE,
+    VIXDISKLIB_HWVERSION_WORKSTATION_5,
+    VixDiskLibConnection,
+    VixDiskLibConnectParams,
+    VixDiskLibCreateParams,
+    VixDiskLibDLL,
+    load,
+)
+from ._callbacks import LogCallback, Progress, ProgressCallback, make_log_callback
+from .errors import VIX_E_FAIL, VIX_OK, VixError, check, error_text
+
+if TYPE_CHECKING:
+    from .disk import Disk
+
+#: A file system path as the API takes it.
+PathArg = Union[str, "os.PathLike[str]", bytes]
+
+
+def path_bytes(path: PathArg) -> bytes:
+    """A path as the C API wants it (file-system encoding)."""
+    return os.fsencode(path)
+
+
+class Library:
+    """The library as a whole: InitEx/Exit, connections, error texts.
+
+    ``with Library(log=print) as vdl:`` calls InitEx on entry (unless
+    :meth:`init` was already called) and Exit on exit.  ``log``/``warn``/
+    ``panic`` are Python callables receiving the formatted message; None
+    passes NULL (the library's own logging).  ``path`` or ``dll`` pick the
+    shared object (default: :func:`vixdisklib.load`'s search)."""
+
+    def __init__(self, path: Optional[PathArg] = None, dll: Optional[VixDiskLibDLL] = None, *,
+                 log: Optional[LogCallback] = None, warn: Optional[LogCallback] = None,
+                 panic: Optional[LogCallback] = None, libdir: Optional[PathArg] = None,
+                 config: Optional[PathArg] = None) -> None:
+        self.dll: VixDiskLibDLL = dll if dll is not None else load(None if path is None else os.fsdecode(path))
+        self.initialized = False
+        self._init_args: dict[str, Any] = dict(log=log, warn=warn, panic=panic, libdir=libdir, config=config)
+
+    def init(self, log: Optional[LogCallback] = None, warn: Optional[LogCallback] = None,
+             panic: Optional[LogCallback] = None, libdir: Optional[PathArg] = None,
+             config: Optional[PathArg] = None, major: int = 6, minor: int = 7) -> Library:
+        """``VixDiskLib_InitEx``; returns self so it chains into ``with``."""
+        err = self.dll.VixDiskLib_InitEx(
+            major, minor, make_log_callback(log), make_log_callback(warn), make_log_callback(panic),
+            None if libdir is None else path_bytes(libdir),
+            None if config is None else path_bytes(config),
+        )
+        check(self.dll, err, "VixDiskLib_InitEx")
+        self.initialized = True
+        return self
+
+    def exit(self) -> None:
+        """``VixDiskLib_Exit`` (once; a no-op when not initialised)."""
+        if self.initialized:
+            self.dll.VixDiskLib_Exit()
+            self.initialized = False
+
+    def __enter__(self) -> Library:
+        if not self.initialized:
+            self.init(**self._init_args)
+        return self
+
+    def __exit__(self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> None:
+        self.exit()
+
+    def error_text(self, code: int) -> Optional[str]:
+        """The library's message for a VixError code."""
+        return error_text(self.dll, code)
+
+    def list_transport_modes(self) -> Optional[str]:
+        """``VixDiskLib_ListTransportModes`` (``"file"`` here)."""
+        s = self.dll.VixDiskLib_ListTransportModes()
+        return None if s is None else s.decode()
+
+    def connect(self, read_only: bool = False, transport_modes: Optional[str] = None,
+                snapshot_ref: Optional[str] = None, params: Any = None) -> Connection:
+        """``ConnectEx`` to the local host.  ``params`` is an optional
+        VixDiskLibConnectParams (or pointer); by default one is allocated with
+        AllocateConnectParams and freed on disconnect."""
+        return Connection(self, read_only=read_only, transport_modes=transport_modes,
+                          snapshot_ref=snapshot_ref, params=params)
+
+    def rename(self, src: PathArg, dst: PathArg) -> None:
+        """``VixDiskLib_Rename``: rename a disk and all its files."""
+        check(self.dll, self.dll.VixDiskLib_Rename(path_bytes(src), path_bytes(dst)), "VixDiskLib_Rename")
+
+
+class Connection:
+    """A local connection (``ConnectEx``); a context manager whose exit
+    disconnects."""
+
+    def __init__(self, lib: Library, read_only: bool = False, transport_modes: Optional[str] = None,
+                 snapshot_ref: Optional[str] = None, params: Any = None) -> None:
+        self.lib = lib
+        dll = lib.dll
+        self._own_params = params is None
+        if params is None:
+            p = dll.VixDiskLib_AllocateConnectParams()
+            if not p:
+                raise VixError(VIX_E_FAIL, "VixDiskLib_AllocateConnectParams", "returned NULL")
+            self.params: Any = p
+        else:
+            self.params = ctypes.pointer(params) if isinstance(params, VixDiskLibConnectParams) else params
+        conn = VixDiskLibConnection()
+        err = dll.VixDiskLib_ConnectEx(
+            self.params, 1 if read_only else 0,
+            None if snapshot_ref is None else snapshot_ref.encode(),
+            None if transport_modes is None else transport_modes.encode(),
+            ctypes.byref(conn),
+        )
+        if err != VIX_OK:
+            self._free_params()
+            check(dll, err, "VixDiskLib_ConnectEx")
+        self.handle: Optional[VixDiskLibConnection] = conn
+
+    def _free_params(self) -> None:
+        if self._own_params and self.params:
+            self.lib.dll.VixDiskLib_FreeConnectParams(self.params)
+        self.params = None
+
+    def close(self) -> None:
+        """``VixDiskLib_Disconnect`` (once)."""
+        if self.handle is not None:
+            h, self.handle = self.handle, None
+            err = self.lib.dll.VixDiskLib_Disconnect(h)
+            self._free_params()
+            check(self.lib.dll, err, "VixDiskLib_Disconnect")
+
+    disconnect = close
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> None:
+        self.close()
+
+    def create(self, path: PathArg, capacity: int, disk_type: int = VIXDISKLIB_DISK_MONOLITHIC_SPARSE,
+               adapter_type: int = VIXDISKLIB_ADAPTER_SCSI_LSILOGIC,
+               hw_version: int = VIXDISKLIB_HWVERSION_WORKSTATION_5,
+               logical_sector_size: int = 0, physical_sector_size: int = 0,
+               progress: Optional[ProgressCallback] = None) -> None:
+        """``VixDiskLib_Create``; ``capacity`` in sectors; ``progress(percent)``
+        is called as it goes."""
+        cp = VixDiskLibCreateParams(diskType=disk_type, adapterType=adapter_type, hwVersion=hw_version,
+                                    capacity=capacity, logicalSectorSize=logical_sector_size,
+                                    physicalSectorSize=physical_sector_size)
+        with Progress(progress) as p:
+            check(self.lib.dll, self.lib.dll.VixDiskLib_Create(self.handle, path_bytes(path), ctypes.byref(cp),
+                                                               p.c_func, None), "VixDiskLib_Create")
+
+    def open(self, path: PathArg, flags: int = 0) -> Disk:
+        """``VixDiskLib_Open`` -> :class:`~vixdisklib.disk.Disk` (a context manager)."""
+        from .disk import Disk  # disk.py imports this module
+
+        return Disk(self, path, flags)
+
+    def unlink(self, path: PathArg) -> None:
+        """``VixDiskLib_Unlink``: delete a disk and all its files."""
+        check(self.lib.dll, self.lib.dll.VixDiskLib_Unlink(self.handle, path_bytes(path)), "VixDiskLib_Unlink")
+
+    def grow(self, path: PathArg, capacity: int, update_geometry: bool = True,
+             progress: Optional[ProgressCallback] = None) -> None:
+        """``VixDiskLib_Grow`` to ``capacity`` sectors."""
+        with Progress(progress) as p:
+            err = self.lib.dll.VixDiskLib_Grow(self.handle, path_bytes(path), capacity,
+                                               1 if update_geometry else 0, p.c_func, None)
+            check(self.lib.dll, err, "VixDiskLib_Grow")
+
+    def check_repair(self, path: PathArg, repair: bool = False) -> None:
+        """``VixDiskLib_CheckRepair``: raises VixError if the disk is damaged
+        (and, with ``repair``, could not be repaired)."""
+        err = self.lib.dll.VixDiskLib_CheckRepair(self.handle, path_bytes(path), 1 if repair else 0)
+        check(self.lib.dll, err, "VixDiskLib_CheckRepair")
+
+    def clone(self, dst_path: PathArg, src_conn: Connection, src_path: PathArg, capacity: int = 0,
+              disk_type: int = VIXDISKLIB_DISK_MONOLITHIC_SPARSE,
+              adapter_type: int = VIXDISKLIB_ADAPTER_SCSI_LSILOGIC,
+              hw_version: int = VIXDISKLIB_HWVERSION_WORKSTATION_5, overwrite: bool = False,
+              progress: Optional[ProgressCallback] = None) -> None:
+        """``VixDiskLib_Clone`` ``src_path`` (through ``src_conn``) to ``dst_path``."""
+        cp = VixDiskLibCreateParams(diskType=disk_type, adapterType=adapter_type, hwVersion=hw_version,
+                                    capacity=capacity)
+        with Progress(progress) as p:
+            err = self.lib.dll.VixDiskLib_Clone(self.handle, path_bytes(dst_path), src_conn.handle,
+                                                path_bytes(src_path), ctypes.byref(cp), p.c_func, None,
+                                                1 if overwrite else 0)
+            check(self.lib.dll, err, "VixDiskLib_Clone")
