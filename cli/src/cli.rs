@@ -152,15 +152,22 @@ pub enum Command {
         #[command(flatten)]
         format: FormatArgs,
     },
-    /// Merge a redo log into its parent (not available in this build).
+    /// Merge a redo log into its parent and delete it (refused for a protected or shared
+    /// parent; an interrupted commit is finished by running it again).
     Commit {
-        /// The child disk.
+        /// The child disk (redo log).
         child: PathBuf,
     },
-    /// Print a disk's current change ID (not available in this build).
+    /// Print a disk's current change ID; --on/--off turn change tracking on or off (closed disk).
     Changeid {
         /// The disk.
         disk: PathBuf,
+        /// Turn change tracking on (starts a new history).
+        #[arg(long, conflicts_with = "off")]
+        on: bool,
+        /// Turn change tracking off (deletes the tracking data).
+        #[arg(long)]
+        off: bool,
     },
 }
 

@@ -107,7 +107,7 @@ fn run(cli: Cli) -> CmdResult {
             target,
             format,
         } => backup::restore(&backup, &target, &format, quiet),
-        Command::Commit { .. } => Err(Failure::Unavailable("commit")),
-        Command::Changeid { .. } => Err(Failure::Unavailable("changeid")),
+        Command::Commit { child } => links::commit(&child, quiet),
+        Command::Changeid { disk, on, off } => links::change_id(&disk, on, off),
     }
 }

@@ -237,7 +237,10 @@ impl Disk {
         for link in chain.links.iter().skip(usize::from(chain.scratch)) {
             link.flush()?;
         }
-        self.sync_tracker(chain.links[0].descriptor().cid, false)
+        match chain.links.first() {
+            Some(leaf) => self.sync_tracker(leaf.descriptor().cid, false),
+            None => Ok(()), // links handed to a child by Attach
+        }
     }
 
     /// True for a nonpersistent open (writes go to a private redo log that vanishes at Close).
@@ -255,7 +258,8 @@ impl Disk {
             }
         }
         if first_error.is_none()
-            && let Err(e) = self.sync_tracker(chain.links[0].descriptor().cid, true)
+            && let Some(leaf) = chain.links.first()
+            && let Err(e) = self.sync_tracker(leaf.descriptor().cid, true)
         {
             first_error = Some(e);
         }

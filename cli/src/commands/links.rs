@@ -47,6 +47,30 @@ pub fn discard(child: &Path) -> CmdResult {
     Ok(())
 }
 
+/// Folds the redo log at `child` into its parent and deletes it.
+pub fn commit(child: &Path, quiet: bool) -> CmdResult {
+    let _ = quiet;
+    vixDiskLib::chain::commit::commit(child, &mut |_| {}).on(child)?;
+    say!("committed {} into its parent", child.display());
+    Ok(())
+}
+
+/// Prints the change id of the disk's content now, after turning tracking on or off if asked.
+pub fn change_id(disk: &Path, on: bool, off: bool) -> CmdResult {
+    if on || off {
+        vixDiskLib::chain::tracking::set_change_tracking(disk, on).on(disk)?;
+        if off {
+            say!("change tracking off for {}", disk.display());
+            return Ok(());
+        }
+    }
+    let d = open(disk, false, false)?;
+    let id = d.change_id().on(disk);
+    close(d, disk)?;
+    println!("{}", id?);
+    Ok(())
+}
+
 /// Makes the single link `child` point at the chain of `parent`.
 pub fn attach(parent: &Path, child: &Path) -> CmdResult {
     let p = open(parent, true, false)?;
