@@ -131,16 +131,6 @@ typedef void (VixDiskLibGenericLogVFunc)(int routing, const char *fmt, va_list a
 #define VIXDISKLIB_HWVERSION_CURRENT VIXDISKLIB_HWVERSION_ESX65
 
 /*
- Sectors per tracked grain (64 KiB: the largest granularity the answers may have).
- */
-#define TRACK_GRAIN_SECTORS 128
-
-/*
- Largest epoch a 24-bit entry holds; the history is full after this many ids.
- */
-#define MAX_EPOCH ((1 << 24) - 1)
-
-/*
  Virtual controller types.
  */
 typedef enum {
