@@ -13,7 +13,6 @@ use crate::vmdk::create::{
 };
 use crate::vmdk::descriptor::ExtentKind;
 use crate::vmdk::extent::Mapping;
-use crate::vmdk::fileio::copy_range;
 use crate::vmdk::header::SparseHeader;
 use crate::vmdk::link::Link;
 use crate::vmdk::stream_writer::write_stream_optimized;
@@ -98,18 +97,7 @@ impl Disk {
         let target_chain = target.chain();
         let leaf = &target_chain.links[0];
         for (s, n, src, src_path, src_off) in pieces {
-            let done = leaf.fill_new(s, n, &mut |dst, dst_path, dst_off, first, count| {
-                copy_range(
-                    src,
-                    src_path,
-                    src_off + first * 512,
-                    dst,
-                    dst_path,
-                    dst_off,
-                    count * 512,
-                )
-            })?;
-            if !done {
+            if !leaf.copy_new_from(s, n, src, src_path, src_off)? {
                 return Ok(false);
             }
         }

@@ -321,19 +321,7 @@ fn copy_data(
                     }
                     None => false,
                 },
-                Mapping::Unallocated => {
-                    leaf.fill_new(cur, len, &mut |dst, dst_path, dst_off, first, count| {
-                        copy_range(
-                            src,
-                            src_path,
-                            src_off + first * 512,
-                            dst,
-                            dst_path,
-                            dst_off,
-                            count * 512,
-                        )
-                    })?
-                }
+                Mapping::Unallocated => leaf.copy_new_from(cur, len, src, src_path, src_off)?,
                 _ => false,
             };
             if !direct {

@@ -497,6 +497,34 @@ impl Link {
         Ok(true)
     }
 
+    /// Copies `sectors` sectors stored in `src` at byte `src_off` into newly allocated space
+    /// of this link at virtual `sector`, inside the kernel (see `fill_new`). Ok(false), having
+    /// written nothing, if the range cannot take data that way.
+    pub fn copy_new_from(
+        &self,
+        sector: u64,
+        sectors: u64,
+        src: &File,
+        src_path: &Path,
+        src_off: u64,
+    ) -> Result<bool> {
+        self.fill_new(
+            sector,
+            sectors,
+            &mut |dst, dst_path, dst_off, first, count| {
+                super::fileio::copy_range(
+                    src,
+                    src_path,
+                    src_off + first * 512,
+                    dst,
+                    dst_path,
+                    dst_off,
+                    count * 512,
+                )
+            },
+        )
+    }
+
     /// On the first write of an open: a new CID (so children notice), and the unclean flag.
     fn begin_write_session(&self) -> Result<()> {
         let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
