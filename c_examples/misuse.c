@@ -668,9 +668,20 @@ overlong_grain(VixDiskLibConnection conn, const char *path)
       }
       return;
    }
-   at = le64(header + 64) * SECTOR;
-   if (pread(fd, marker, sizeof marker, (off_t)at) != (ssize_t)sizeof marker ||
-       le64(marker) != 0) {
+   /* Grain 0's marker: the first sector at or after overHead holding LBA 0 and a non-zero
+    * compressed size (metadata markers have size 0). Durable tails may come before it. */
+   for (at = le64(header + 64) * SECTOR;; at += SECTOR) {
+      if (pread(fd, marker, sizeof marker, (off_t)at) != (ssize_t)sizeof marker) {
+         at = 0;
+         break;
+      }
+      old_size = (uint32)marker[8] | (uint32)marker[9] << 8 | (uint32)marker[10] << 16 |
+                 (uint32)marker[11] << 24;
+      if (le64(marker) == 0 && old_size != 0 && old_size <= GRAIN + 1024) {
+         break;
+      }
+   }
+   if (at == 0) {
       report(0, "find grain 0's marker", "");
       close(fd);
       return;
