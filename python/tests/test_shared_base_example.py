@@ -9,9 +9,8 @@ import vixdisklib as vdl
 from vixdisklib.examples import shared_base
 
 
-def test_shared_base_example(tmp_path: Path) -> None:
-    with vdl.Library().init() as lib, lib.connect() as conn:
-        seen = shared_base.run(conn, tmp_path)
+def test_shared_base_example(conn: vdl.Connection, tmp_path: Path) -> None:
+    seen = shared_base.run(conn, tmp_path)
     s = vdl.VIXDISKLIB_SECTOR_SIZE
     assert seen["base"] == bytes([0xB0]) * 2 * s
     assert seen["vm1"] == bytes([0xA0]) * s + bytes([0xB0]) * s
