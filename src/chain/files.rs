@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::tracking::tracking_name;
 use crate::error::{Error, Result};
 use crate::vmdk::create::create_new_file;
 use crate::vmdk::descriptor::Descriptor;
@@ -32,10 +33,7 @@ fn move_tracking(track: Option<&Path>, dst: &Path) -> Result<Option<String>> {
     let Some(track) = track.filter(|t| t.exists()) else {
         return Ok(None);
     };
-    let name = format!(
-        "{}.vdltrack",
-        dst.file_name().unwrap_or_default().to_string_lossy()
-    );
+    let name = tracking_name(dst);
     let to = dir_of(dst).join(&name);
     std::fs::rename(track, &to).map_err(|e| Error::io(track, e))?;
     Ok(Some(name))
@@ -96,10 +94,7 @@ pub fn rename(src: &Path, dst: &Path) -> Result<()> {
     }
     let track = link.tracking_file();
     if let Some(t) = &track {
-        let name = format!(
-            "{}.vdltrack",
-            dst.file_name().unwrap_or_default().to_string_lossy()
-        );
+        let name = tracking_name(dst);
         moves.push((t.clone(), dst_dir.join(&name)));
         d.ddb_set(TRACKING_KEY, &name);
     }

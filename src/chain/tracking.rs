@@ -3,7 +3,7 @@
 //! changed areas, and keeping the history through CreateChild, Commit, Attach and Grow.
 //! The file format and its crash safety are in `vmdk::track`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::Disk;
 use crate::error::{Error, Result};
@@ -27,8 +27,8 @@ pub fn grains_of(capacity: u64) -> u64 {
     capacity.div_ceil(TRACK_GRAIN_SECTORS)
 }
 
-/// The tracking file name for a link file named `name`.
-fn tracking_name(link: &Path) -> String {
+/// The tracking file name for the link file `link` (beside it).
+pub fn tracking_name(link: &Path) -> String {
     format!(
         "{}.vdltrack",
         link.file_name().unwrap_or_default().to_string_lossy()
@@ -130,11 +130,6 @@ pub fn grow_history(path: &Path) -> Result<()> {
         return Ok(());
     };
     TrackFile::grow(&file, grains_of(link.capacity()), link.descriptor().cid)
-}
-
-/// The tracking file the leaf of `links` names, for moving it along with a rename.
-pub fn tracking_file_of(path: &Path) -> Option<PathBuf> {
-    Link::open(path, false).ok()?.tracking_file()
 }
 
 fn not_tracked(leaf: &Path) -> Error {

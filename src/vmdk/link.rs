@@ -9,11 +9,12 @@ use super::descriptor::{
     Access, Descriptor, ExtentKind, ExtentLine, MAX_DESCRIPTOR_BYTES, NO_PARENT_CID,
 };
 use super::extent::{DirectFill, Extent, ExtentStore, Mapping};
-use super::fileio::{file_len, open_regular, random_cid, read_exact_at, sync_data, write_all_at};
+use super::fileio::{file_len, random_cid, read_exact_at, sync_data, write_all_at};
 use super::header::{HEADER_SIZE, SparseHeader};
+pub(crate) use super::link_files::MAX_CAPACITY_SECTORS;
+use super::link_files::{extent_path, lock_file, open_extent, open_file};
 use super::sparse::SparseExtent;
 use crate::error::{Error, Result};
-use crate::log;
 
 /// Where the descriptor text is stored.
 enum DescriptorHome {
@@ -58,32 +59,6 @@ pub struct Link {
     legacy_redo: bool,
     /// An unfinished commit of this link into its parent (see `COMMIT_JOURNAL_KEY`).
     commit_pending: bool,
-}
-
-fn open_file(path: &Path, writable: bool) -> Result<File> {
-    open_regular(path, writable)
-}
-
-/// Takes the open's lock: exclusive for writers, shared for readers. A conflicting lock may be
-/// held for a moment by a child process another thread is forking (it shares our open files
-/// until it execs), so a refusal is retried briefly before the disk counts as in use.
-fn lock_file(file: &File, path: &Path, exclusive: bool) -> Result<()> {
-    for attempt in 0..20 {
-        let locked = if exclusive {
-            file.try_lock()
-        } else {
-            file.try_lock_shared()
-        };
-        match locked {
-            Ok(()) => return Ok(()),
-            Err(std::fs::TryLockError::WouldBlock) if attempt < 19 => {
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-            Err(std::fs::TryLockError::WouldBlock) => break,
-            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(path, e)),
-        }
-    }
-    Err(Error::Locked(path.to_path_buf()))
 }
 
 /// Directory of a descriptor, for resolving names relative to it.
@@ -653,95 +628,4 @@ fn file_name_of(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
-}
-
-/// Largest disk we accept: 2^48 sectors (128 PiB), far beyond any VMDK, small enough that
-/// byte offsets never overflow.
-pub(crate) const MAX_CAPACITY_SECTORS: u64 = 1 << 48;
-
-/// Resolves an extent file name. Extents must live in or below the descriptor's directory:
-/// an absolute name or a `..` component would let a crafted descriptor read or overwrite any
-/// file the caller can reach, so both are refused.
-fn extent_path(dir: &Path, name: &str) -> Result<PathBuf> {
-    let rel = Path::new(name).to_path_buf();
-    let normalized = PathBuf::from(name.replace('\\', "/"));
-    let escapes = |p: &Path| {
-        p.is_absolute()
-            || p.components().any(|c| {
-                matches!(
-                    c,
-                    std::path::Component::ParentDir
-                        | std::path::Component::RootDir
-                        | std::path::Component::Prefix(_)
-                )
-            })
-    };
-    if name.is_empty()
-        || escapes(&rel)
-        || escapes(&normalized)
-        || name.contains(':') && name.len() > 1 && name.as_bytes()[1] == b':'
-    {
-        return Err(Error::InvalidDisk(format!(
-            "extent file {name:?} is outside the descriptor's directory; refusing to open it"
-        )));
-    }
-    Ok(dir.join(normalized))
-}
-
-fn open_extent(dir: &Path, line: &ExtentLine, start: u64, writable: bool) -> Result<Extent> {
-    let rw = writable && line.access == Access::ReadWrite;
-    let store = match (line.kind, &line.file) {
-        (ExtentKind::Zero, _) => ExtentStore::Zero,
-        (_, None) => return Err(Error::InvalidDisk("extent without a file name".into())),
-        (kind, Some(name)) => {
-            let path = extent_path(dir, name)?;
-            let file = open_file(&path, rw)?;
-            match kind {
-                ExtentKind::Flat | ExtentKind::Vmfs => ExtentStore::Flat {
-                    offset: line
-                        .offset
-                        .checked_add(line.sectors)
-                        .filter(|&end| end <= MAX_CAPACITY_SECTORS)
-                        .map(|_| line.offset * 512)
-                        .ok_or_else(|| {
-                            Error::InvalidDisk(format!(
-                                "{}: extent offset out of range",
-                                path.display()
-                            ))
-                        })?,
-                    path,
-                    file,
-                },
-                ExtentKind::Sparse => {
-                    let mut first = vec![0u8; HEADER_SIZE];
-                    read_exact_at(&file, &path, &mut first, 0)?;
-                    let sp = SparseExtent::open(&path, file, &first)?;
-                    if sp.header().capacity < line.sectors {
-                        return Err(Error::InvalidDisk(format!(
-                            "{}: extent holds {} sectors but the descriptor says {}",
-                            path.display(),
-                            sp.header().capacity,
-                            line.sectors
-                        )));
-                    }
-                    ExtentStore::Sparse(Box::new(sp))
-                }
-                ExtentKind::VmfsSparse => {
-                    ExtentStore::Cowd(Box::new(CowdExtent::open(&path, file)?))
-                }
-                ExtentKind::Zero => unreachable!("handled above"),
-            }
-        }
-    };
-    if !writable || line.access != Access::ReadWrite {
-        log::verbose(format!("extent {:?} opened read-only", line.file));
-    }
-    Ok(Extent {
-        start,
-        sectors: line.sectors,
-        access: line.access,
-        kind: line.kind,
-        file_name: line.file.clone(),
-        store,
-    })
 }

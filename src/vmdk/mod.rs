@@ -11,6 +11,7 @@ pub mod geometry;
 pub mod grow;
 pub mod header;
 pub mod link;
+pub mod link_files;
 pub mod peek;
 pub mod rewrite;
 pub mod sparse;
