@@ -27,14 +27,14 @@ use crate::error::{Error, Result};
 pub const TRACKING_KEY: &str = "vixdisklibext.changeTrackingFile";
 
 /// Sectors per tracked grain (64 KiB: the largest granularity the answers may have).
-pub const TRACK_GRAIN_SECTORS: u64 = 128;
+pub(crate) const TRACK_GRAIN_SECTORS: u64 = 128;
 const MAGIC: &[u8; 8] = b"VDLTRAK1";
 const HEADER_BYTES: u64 = 512;
 const GRAINS_PER_BLOCK: u64 = 1024;
 const EPOCH_BYTES: u64 = 3;
 const BLOCK_BYTES: u64 = GRAINS_PER_BLOCK * EPOCH_BYTES;
 /// Largest epoch a 24-bit entry holds; the history is full after this many ids.
-pub const MAX_EPOCH: u64 = (1 << 24) - 1;
+pub(crate) const MAX_EPOCH: u64 = (1 << 24) - 1;
 const REGIONS: u64 = 2048;
 const MIN_REGION_GRAINS: u64 = 1024; // 64 MiB
 const FLAG_SESSION_OPEN: u32 = 1;
