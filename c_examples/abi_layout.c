@@ -3,20 +3,29 @@
  *
  * Programs built against VMware's own header must work unchanged with this
  * library, so every public struct must have exactly the vendor's size and
- * member offsets (x86-64 Linux, VDDK 7.0 - 8.0.3 layouts), the constants must
+ * member offsets (x86-64 Linux, VDDK 7.0 - 9.0 layouts), the constants must
  * have the vendor's values, and every function must have the vendor's
  * prototype.  Prototypes are checked at compile time (a mismatch is a
  * compile error with -Werror, and always one in C++); layouts and values are
  * checked at run time so that each result is printed.
+ *
+ * A client built with an 8.x header passes the 128-byte VixDiskLibConnectParams
+ * (9.0 added sslCertificate after it): such a struct, placed right before an
+ * inaccessible page, is handed to ConnectEx to show the library reads no
+ * further.
  *
  * This file is also compiled as C++ (C++ clients include the same header).
  *
  * Exit status: 0 if every check passed, 1 otherwise.
  */
 
+#define _DEFAULT_SOURCE /* mmap's MAP_ANONYMOUS under -std=c11 */
+
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "vixDiskLib.h"
 
@@ -141,6 +150,13 @@ check_prototypes(void)
    /* errors */
    PROTO(GetErrorText, char *, (VixError, const char *))
    PROTO(FreeErrorText, void, (char *))
+   /* VDDK 9.0 */
+   PROTO(OpenEx, VixError, (const VixDiskLibConnection, const VixDiskLibOpenParams *,
+                            VixDiskLibHandle *))
+   PROTO(QueryChangedAreas, VixError, (VixDiskLibHandle, const VixDiskLibQueryChangedAreaParams *,
+                                       VixDiskLibDiskChangeInfo **))
+   PROTO(FreeChangedAreas, void, (VixDiskLibDiskChangeInfo *))
+   PROTO(GetConnectionFromDisk, VixError, (VixDiskLibHandle, VixDiskLibConnection *))
 
    /* Callback types: the log type is a function type, the others pointers. */
    {
@@ -164,7 +180,9 @@ check_prototypes(void)
    (void)p_SpaceNeededForClone; (void)p_Grow; (void)p_Shrink; (void)p_Defragment;
    (void)p_Rename; (void)p_Unlink; (void)p_CheckRepair; (void)p_IsAttachPossible;
    (void)p_Attach; (void)p_GetErrorText; (void)p_FreeErrorText;
-   printf("ok    %-58s\n", "prototypes of all 43 public functions");
+   (void)p_OpenEx; (void)p_QueryChangedAreas; (void)p_FreeChangedAreas;
+   (void)p_GetConnectionFromDisk;
+   printf("ok    %-58s\n", "prototypes of all 47 public functions (43 + 4 of 9.0)");
 }
 
 /* ------------------------------------------------------------------------ */
@@ -204,7 +222,7 @@ check_basic_types(void)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Struct layouts (x86-64 Linux, vendor header 7.0 .. 8.0.3)                */
+/* Struct layouts (x86-64 Linux, vendor header 7.0 .. 9.0)                  */
 /* ------------------------------------------------------------------------ */
 
 static void
@@ -227,7 +245,7 @@ check_layouts(void)
    CHECK_MEMBER(VixDiskLibCreateParams, physicalSectorSize, 28, 4);
 
    /* VixDiskLibConnectParams */
-   CHECK_SIZE(VixDiskLibConnectParams, 128);
+   CHECK_SIZE(VixDiskLibConnectParams, 136);
    CHECK_ALIGN(VixDiskLibConnectParams, 8);
    CHECK_MEMBER(VixDiskLibConnectParams, vmxSpec, 0, 8);
    CHECK_MEMBER(VixDiskLibConnectParams, serverName, 8, 8);
@@ -251,6 +269,7 @@ check_layouts(void)
    CHECK_MEMBER(VixDiskLibConnectParams, spec.vStorageObjSpec.datastoreMoRef, 104, 8);
    CHECK_MEMBER(VixDiskLibConnectParams, spec.vStorageObjSpec.ssId, 112, 8);
    CHECK_MEMBER(VixDiskLibConnectParams, specType, 120, 4);
+   CHECK_MEMBER(VixDiskLibConnectParams, sslCertificate, 128, 8);
    CHECK_SIZE(VixDiskLibVStorageObjectSpec, 24);
 
    /* VixDiskLibInfo */
@@ -280,6 +299,18 @@ check_layouts(void)
    CHECK_SIZE(VixDiskLibBlockList, 24);
    CHECK_MEMBER(VixDiskLibBlockList, numBlocks, 0, 4);
    CHECK_MEMBER(VixDiskLibBlockList, blocks, 8, 16);
+
+   /* VDDK 9.0 change API */
+   CHECK_SIZE(VixDiskLibOpenParams, 24);
+   CHECK_MEMBER(VixDiskLibOpenParams, path, 0, 8);
+   CHECK_MEMBER(VixDiskLibOpenParams, flags, 8, 4);
+   CHECK_MEMBER(VixDiskLibOpenParams, changeId, 16, 8);
+   CHECK_SIZE(VixDiskLibQueryChangedAreaParams, 8);
+   CHECK_MEMBER(VixDiskLibQueryChangedAreaParams, startOffset, 0, 8);
+   CHECK_SIZE(VixDiskLibDiskChangeInfo, 24);
+   CHECK_MEMBER(VixDiskLibDiskChangeInfo, startOffset, 0, 8);
+   CHECK_MEMBER(VixDiskLibDiskChangeInfo, length, 8, 8);
+   CHECK_MEMBER(VixDiskLibDiskChangeInfo, areas, 16, 8);
 
    /* Enumerations are plain C enums (int-sized). */
    CHECK_SIZE(VixDiskLibDiskType, 4);
@@ -431,6 +462,41 @@ check_namespace(void)
    }
 }
 
+/* ------------------------------------------------------------------------ */
+/* An 8.x client: its ConnectParams end at byte 128                         */
+/* ------------------------------------------------------------------------ */
+
+static void
+check_8x_connect_params(void)
+{
+   long page = sysconf(_SC_PAGESIZE);
+   unsigned char *area;
+   VixDiskLibConnectParams *old_params;
+   VixDiskLibConnection conn = NULL;
+   VixError err;
+
+   /* Two pages, the second inaccessible: a read past byte 128 would fault. */
+   area = (unsigned char *)mmap(NULL, (size_t)page * 2, PROT_READ | PROT_WRITE,
+                                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+   if (area == MAP_FAILED || mprotect(area + page, (size_t)page, PROT_NONE) != 0) {
+      CHECK_TRUE("mmap a guard page for the 8.x ConnectParams", 0);
+      return;
+   }
+   old_params = (VixDiskLibConnectParams *)(area + page - 128);
+   memset(old_params, 0, 128);
+
+   err = VixDiskLib_InitEx(6, 5, NULL, NULL, NULL, NULL, NULL);
+   CHECK_EQ("InitEx before the 8.x ConnectParams check", err, VIX_OK);
+   err = VixDiskLib_ConnectEx(old_params, TRUE, NULL, NULL, &conn);
+   CHECK_EQ("ConnectEx(128-byte 8.x params ending at a guard page)", err, VIX_OK);
+   err = VixDiskLib_Connect(old_params, &conn);
+   CHECK_EQ("Connect(128-byte 8.x params ending at a guard page)", err, VIX_OK);
+   err = VixDiskLib_Cleanup(old_params, NULL, NULL);
+   CHECK_EQ("Cleanup(128-byte 8.x params ending at a guard page)", err, VIX_OK);
+   VixDiskLib_Exit();
+   munmap(area, (size_t)page * 2);
+}
+
 int
 main(void)
 {
@@ -439,6 +505,7 @@ main(void)
    check_layouts();
    check_constants();
    check_namespace();
+   check_8x_connect_params();
 
    printf("\n%d checks, %d failed (%s)\n", checks, failures,
 #ifdef __cplusplus

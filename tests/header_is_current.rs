@@ -63,6 +63,10 @@ fn header_declares_every_exported_function() {
         "SetInjectedFault",
         "IsFaultEnabled_Func",
         "SetConfigOption",
+        "OpenEx",
+        "QueryChangedAreas",
+        "FreeChangedAreas",
+        "GetConnectionFromDisk",
     ] {
         assert!(
             header.contains(&format!("VixDiskLib_{name}(")),

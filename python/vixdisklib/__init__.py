@@ -1,6 +1,6 @@
 """Python binding for libvixDiskLib.so, the open VixDiskLib implementation.
 
-The binding is ctypes over the library's C ABI -- the same 46 functions,
+The binding is ctypes over the library's C ABI -- the same 50 functions,
 structures and numbers C programs use -- with a Pythonic layer on top::
 
     import vixdisklib as vdl
@@ -45,13 +45,16 @@ from ._abi import (
     VixDiskLibConnectParams,
     VixDiskLibCreateParams,
     VixDiskLibCreds,
+    VixDiskLibDiskChangeInfo,
     VixDiskLibDiskType,
     VixDiskLibDLL,
     VixDiskLibGenericLogFunc,
     VixDiskLibGeometry,
     VixDiskLibHandle,
     VixDiskLibInfo,
+    VixDiskLibOpenParams,
     VixDiskLibProgressFunc,
+    VixDiskLibQueryChangedAreaParams,
     VixDiskLibSectorType,
     c_VixError,
     declare,
@@ -91,8 +94,9 @@ __all__ = [
     "SYSTEM_LIB_NAME", "VIX_ERROR_CODE", "VIX_FAILED", "VIX_SUCCEEDED", "VixDiskLibAdapterType",
     "VixDiskLibBlock", "VixDiskLibBlockList", "VixDiskLibCompletionCB", "VixDiskLibConnectParams",
     "VixDiskLibConnection", "VixDiskLibCreateParams", "VixDiskLibCreds", "VixDiskLibDLL",
-    "VixDiskLibDiskType", "VixDiskLibGenericLogFunc", "VixDiskLibGeometry", "VixDiskLibHandle",
-    "VixDiskLibInfo", "VixDiskLibProgressFunc", "VixDiskLibSectorType", "VixError", "VixErrorException",
+    "VixDiskLibDiskChangeInfo", "VixDiskLibDiskType", "VixDiskLibGenericLogFunc", "VixDiskLibGeometry", "VixDiskLibHandle",
+    "VixDiskLibInfo", "VixDiskLibOpenParams", "VixDiskLibProgressFunc", "VixDiskLibQueryChangedAreaParams",
+    "VixDiskLibSectorType", "VixError", "VixErrorException",
     "c_VixError", "check", "declare", "error_text", "find_library", "format_va_list", "iter_chunks",
     "library_candidates", "load", "windowed_areas",
 ]

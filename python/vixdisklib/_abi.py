@@ -2,10 +2,10 @@
 function table and the loader that finds and declares ``libvixDiskLib.so``.
 
 Nothing here is Pythonic on purpose: a :class:`VixDiskLibDLL` returned by
-:func:`load` is a :class:`ctypes.CDLL` whose 46 ``VixDiskLib_*`` functions
-carry ``argtypes``/``restype`` from :data:`FUNCTIONS`, so calls through it
-exercise exactly the ABI C programs link against.  The structures mirror the
-VDDK 7.0/8.0 layouts on x86-64 Linux (checked against ``include/vixDiskLib.h``
+:func:`load` is a :class:`ctypes.CDLL` whose 50 ``VixDiskLib_*`` functions
+(and our 4 ``VixDiskLibExt_*`` ones) carry ``argtypes``/``restype``
+from :data:`FUNCTIONS`, so calls through it exercise exactly the ABI C programs
+link against.  The structures mirror the VDDK 9.0 layouts on x86-64 Linux (checked against ``include/vixDiskLib.h``
 by ``tests/test_header.py``).
 
 Where the library comes from (first match wins, see :func:`library_candidates`):
@@ -155,7 +155,8 @@ class VixDiskLibConnectParamsSpec(Union):
 
 
 class VixDiskLibConnectParams(Structure):
-    """Connection parameters, 128 bytes (VDDK 6.7 - 8.x layout)."""
+    """Connection parameters, 136 bytes (VDDK 9.0 layout; 8.x clients pass the
+    first 128 bytes, without ``sslCertificate``)."""
 
     _fields_ = [
         ("vmxSpec", c_char_p),  # 0
@@ -171,6 +172,7 @@ class VixDiskLibConnectParams(Structure):
         ("state", c_void_p),  # 88  VixDiskLibConnectParamsState *
         ("spec", VixDiskLibConnectParamsSpec),  # 96
         ("specType", VixDiskLibSpecType),  # 120
+        ("sslCertificate", c_char_p),  # 128  (VDDK 9.0)
     ]
 
 
@@ -225,22 +227,48 @@ class VixDiskLibBlockList(Structure):
         return list(arr_type.from_address(ctypes.addressof(self) + offset))[:n]
 
 
+class VixDiskLibOpenParams(Structure):
+    """OpenEx's parameters (VDDK 9.0), 24 bytes."""
+
+    _fields_ = [("path", c_char_p), ("flags", c_uint32), ("changeId", c_char_p)]
+
+
+class VixDiskLibQueryChangedAreaParams(Structure):
+    """QueryChangedAreas' parameters (VDDK 9.0), 8 bytes."""
+
+    _fields_ = [("startOffset", VixDiskLibSectorType)]
+
+
+class VixDiskLibDiskChangeInfo(Structure):
+    """One answer of QueryChangedAreas (VDDK 9.0), 24 bytes."""
+
+    _fields_ = [
+        ("startOffset", VixDiskLibSectorType),
+        ("length", VixDiskLibSectorType),
+        ("areas", POINTER(VixDiskLibBlockList)),
+    ]
+
+
 #: Expected ``sizeof`` of each structure (checked at import and against the header).
 STRUCT_SIZES: Final = {
-    "VixDiskLibConnectParams": 128,
+    "VixDiskLibConnectParams": 136,
     "VixDiskLibCreateParams": 32,
     "VixDiskLibInfo": 64,
     "VixDiskLibGeometry": 12,
     "VixDiskLibBlock": 16,
     "VixDiskLibBlockList": 24,
+    "VixDiskLibOpenParams": 24,
+    "VixDiskLibQueryChangedAreaParams": 8,
+    "VixDiskLibDiskChangeInfo": 24,
 }
 for _sname, _size in STRUCT_SIZES.items():
     assert ctypes.sizeof(globals()[_sname]) == _size, (_sname, ctypes.sizeof(globals()[_sname]))
 
 # ---------------------------------------------------------------------------
-# Function prototypes: name -> (restype, argtypes).  46 symbols: the 43
-# public VDDK functions + SetInjectedFault, IsFaultEnabled_Func,
-# SetConfigOption.
+# Function prototypes: name -> (restype, argtypes).  54 symbols: the 43
+# public VDDK 8 functions, the 4 of VDDK 9.0, SetInjectedFault,
+# IsFaultEnabled_Func, SetConfigOption, and our 4 VixDiskLibExt_* functions
+# (Commit and change tracking, declared in vixDiskLibExt.h).
 # ---------------------------------------------------------------------------
 
 _PConnectParams = POINTER(VixDiskLibConnectParams)
@@ -309,8 +337,20 @@ FUNCTIONS: Final[dict[str, tuple[Any, list[Any]]]] = {
     "VixDiskLib_SetInjectedFault": (Bool, [c_int, Bool, c_int]),
     "VixDiskLib_IsFaultEnabled_Func": (Bool, [c_int, POINTER(c_int)]),
     "VixDiskLib_SetConfigOption": (None, [c_int, c_void_p]),
+    # VDDK 9.0
+    "VixDiskLib_OpenEx": (c_VixError, [VixDiskLibConnection, POINTER(VixDiskLibOpenParams),
+                                       POINTER(VixDiskLibHandle)]),
+    "VixDiskLib_QueryChangedAreas": (c_VixError, [VixDiskLibHandle, POINTER(VixDiskLibQueryChangedAreaParams),
+                                                  POINTER(POINTER(VixDiskLibDiskChangeInfo))]),
+    "VixDiskLib_FreeChangedAreas": (None, [POINTER(VixDiskLibDiskChangeInfo)]),
+    "VixDiskLib_GetConnectionFromDisk": (c_VixError, [VixDiskLibHandle, POINTER(VixDiskLibConnection)]),
+    # our additions (vixDiskLibExt.h); the change id is malloc'd: a raw pointer so it can be freed
+    "VixDiskLibExt_Commit": (c_VixError, [VixDiskLibConnection, c_char_p, _Progress, c_void_p]),
+    "VixDiskLibExt_SetChangeTracking": (c_VixError, [VixDiskLibConnection, c_char_p, Bool]),
+    "VixDiskLibExt_GetChangeId": (c_VixError, [VixDiskLibHandle, POINTER(c_void_p)]),
+    "VixDiskLibExt_FreeChangeId": (None, [c_void_p]),
 }
-assert len(FUNCTIONS) == 46
+assert len(FUNCTIONS) == 54
 
 # ---------------------------------------------------------------------------
 # Loading

@@ -16,6 +16,8 @@ pub enum Kind {
     BlockList,
     /// A `VixDiskLibConnectParams`.
     ConnectParams,
+    /// A `VixDiskLibDiskChangeInfo` (its `areas` list is a `BlockList` of its own).
+    ChangeInfo,
 }
 
 static OWNED: Mutex<Option<HashMap<usize, Kind>>> = Mutex::new(None);

@@ -9,7 +9,7 @@ use super::codes::VIX_E_INVALID_ARG;
 use super::handles::DISKS;
 use super::library::require_init;
 use super::types::*;
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::log;
 
 /// Lists the chunks of `[startSector, startSector + numSectors)` that hold data, as ascending
@@ -32,23 +32,28 @@ pub extern "C" fn VixDiskLib_QueryAllocatedBlocks(
         let runs = h
             .disk
             .allocated_chunks(startSector, numSectors, chunkSize)?;
-        let count =
-            u32::try_from(runs.len()).map_err(|_| Error::InvalidArg("too many blocks".into()))?;
-        let bytes =
-            size_of::<VixDiskLibBlockList>() + size_of::<VixDiskLibBlock>() * runs.len().max(1);
-        let list = calloc_owned(bytes, Kind::BlockList)?.cast::<VixDiskLibBlockList>();
-        // SAFETY: `list` points at `bytes` zeroed bytes, room for the header and `runs.len()`
-        // blocks (the struct's one inline block plus the extra ones allocated after it).
-        unsafe {
-            (*list).numBlocks = count;
-            let blocks = std::ptr::addr_of_mut!((*list).blocks).cast::<VixDiskLibBlock>();
-            for (i, (offset, length)) in runs.into_iter().enumerate() {
-                blocks.add(i).write(VixDiskLibBlock { offset, length });
-            }
-        }
+        let list = block_list(runs)?;
         store(out, list);
         Ok(())
     })
+}
+
+/// Allocates a C block list (freed by FreeBlockList) holding `runs` (sector, length).
+pub fn block_list(runs: Vec<(u64, u64)>) -> Result<*mut VixDiskLibBlockList> {
+    let count =
+        u32::try_from(runs.len()).map_err(|_| Error::InvalidArg("too many blocks".into()))?;
+    let bytes = size_of::<VixDiskLibBlockList>() + size_of::<VixDiskLibBlock>() * runs.len().max(1);
+    let list = calloc_owned(bytes, Kind::BlockList)?.cast::<VixDiskLibBlockList>();
+    // SAFETY: `list` points at `bytes` zeroed bytes, room for the header and `runs.len()`
+    // blocks (the struct's one inline block plus the extra ones allocated after it).
+    unsafe {
+        (*list).numBlocks = count;
+        let blocks = std::ptr::addr_of_mut!((*list).blocks).cast::<VixDiskLibBlock>();
+        for (i, (offset, length)) in runs.into_iter().enumerate() {
+            blocks.add(i).write(VixDiskLibBlock { offset, length });
+        }
+    }
+    Ok(list)
 }
 
 /// Frees a list from QueryAllocatedBlocks. NULL or a foreign pointer: VIX_E_INVALID_ARG.

@@ -2,6 +2,7 @@
 
 use std::ffi::{c_char, c_int, c_void};
 use std::mem::size_of;
+use std::path::Path;
 
 use super::alloc::{Kind, calloc_owned, free_owned, is_owned};
 use super::args::{free_cstring, malloc_cstring, out_arg, path_arg, store};
@@ -137,38 +138,50 @@ pub extern "C" fn VixDiskLib_Open(
         let out = out_arg(diskHandle, "diskHandle")?;
         store(out, std::ptr::null_mut());
         require_init()?;
-        let conn = handles::connection(connection as usize)?;
         let path = path_arg(path, "path")?;
-        let read_only = flags & VIXDISKLIB_FLAG_OPEN_READ_ONLY != 0 || conn.read_only;
-        let opts = OpenOptions {
-            read_only,
-            single_link: flags & VIXDISKLIB_FLAG_OPEN_SINGLE_LINK != 0,
-        };
-        let nonpersistent = flags & VIXDISKLIBEXT_FLAG_OPEN_NONPERSISTENT != 0 && !read_only;
-        let disk = if nonpersistent {
-            Disk::open_nonpersistent(&path, opts.single_link, &scratch_dir())?
-        } else {
-            Disk::open(&path, opts)?
-        };
-        log::info(format!(
-            "opened {} ({} link(s), {}, {} sectors)",
-            path.display(),
-            disk.num_links(),
-            match (read_only, nonpersistent) {
-                (true, _) => "read-only",
-                (false, true) => "nonpersistent",
-                (false, false) => "read-write",
-            },
-            disk.capacity()
-        ));
-        let token = DISKS.insert(DiskHandle {
-            disk,
-            connection: connection as usize,
-            pending: Pending::default(),
-        });
+        let token = open_disk(connection, &path, flags, None)?;
         store(out, token as VixDiskLibHandle);
         Ok(())
     })
+}
+
+/// The body of Open and OpenEx, after argument checks: opens `path` through `connection`
+/// with `flags` and registers a handle that remembers `change_id`; returns its token.
+pub fn open_disk(
+    connection: VixDiskLibConnection,
+    path: &Path,
+    flags: u32,
+    change_id: Option<String>,
+) -> Result<usize> {
+    let conn = handles::connection(connection as usize)?;
+    let read_only = flags & VIXDISKLIB_FLAG_OPEN_READ_ONLY != 0 || conn.read_only;
+    let opts = OpenOptions {
+        read_only,
+        single_link: flags & VIXDISKLIB_FLAG_OPEN_SINGLE_LINK != 0,
+    };
+    let nonpersistent = flags & VIXDISKLIBEXT_FLAG_OPEN_NONPERSISTENT != 0 && !read_only;
+    let disk = if nonpersistent {
+        Disk::open_nonpersistent(path, opts.single_link, &scratch_dir())?
+    } else {
+        Disk::open(path, opts)?
+    };
+    log::info(format!(
+        "opened {} ({} link(s), {}, {} sectors)",
+        path.display(),
+        disk.num_links(),
+        match (read_only, nonpersistent) {
+            (true, _) => "read-only",
+            (false, true) => "nonpersistent",
+            (false, false) => "read-write",
+        },
+        disk.capacity()
+    ));
+    Ok(DISKS.insert(DiskHandle {
+        disk,
+        connection: connection as usize,
+        pending: Pending::default(),
+        change_id,
+    }))
 }
 
 /// Closes a disk after its asynchronous requests finish; flushes and clears the

@@ -133,6 +133,8 @@ pub struct DiskHandle {
     pub connection: usize,
     /// Asynchronous requests in flight.
     pub pending: Pending,
+    /// The change id given to OpenEx, which QueryChangedAreas compares against.
+    pub change_id: Option<String>,
 }
 
 /// Live connections.

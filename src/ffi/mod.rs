@@ -10,6 +10,7 @@ pub mod async_pool;
 pub mod blocks;
 pub mod boundary;
 pub mod chain;
+pub mod changes;
 pub mod codes;
 pub mod connect;
 pub mod disk;

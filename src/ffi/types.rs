@@ -1,4 +1,5 @@
-//! The C types of VixDiskLib, laid out exactly as VMware's header (VDDK 8.0.3, x86-64 Linux).
+//! The C types of VixDiskLib, laid out exactly as VMware's header (VDDK 9.0, x86-64 Linux;
+//! every 9.0 addition sits after what 8.0.3 had, so 8.x layouts are prefixes of these).
 //!
 //! Enum-typed parameters and fields are declared as plain integers on the Rust side (callers
 //! may pass any value; a Rust enum holding an unlisted value would be undefined behaviour).
@@ -219,7 +220,9 @@ pub union VixDiskLibConnectParamsSpec {
     pub dsSpec: VixDiskLibDatastoreSpec,
 }
 
-/// Connection parameters (128 bytes). A NULL pointer or a NULL `serverName` means "local".
+/// Connection parameters (136 bytes; 128 in headers before 9.0, which lack `sslCertificate`).
+/// A NULL pointer or a NULL `serverName` means "local". Callers built with an 8.x header pass
+/// the shorter struct, so the library reads it field by field and never past byte 128.
 #[repr(C)]
 pub struct VixDiskLibConnectParams {
     /// URL-like VM spec, e.g. `moref=vm-16`.
@@ -248,6 +251,8 @@ pub struct VixDiskLibConnectParams {
     pub spec: VixDiskLibConnectParamsSpec,
     /// A `VixDiskLibSpecType`.
     pub specType: SpecTypeArg,
+    /// PEM certificate of the server (VDDK 9.0+); never read for local connections.
+    pub sslCertificate: *mut c_char,
 }
 
 /// Disk information returned by GetInfo (64 bytes; library-allocated).
@@ -290,6 +295,36 @@ pub struct VixDiskLibBlockList {
     pub numBlocks: u32,
     /// First entry (the array continues past the struct).
     pub blocks: [VixDiskLibBlock; 1],
+}
+
+/// Parameters of OpenEx (VDDK 9.0).
+#[repr(C)]
+pub struct VixDiskLibOpenParams {
+    /// Path of the disk.
+    pub path: *mut c_char,
+    /// `VIXDISKLIB_FLAG_OPEN_*`.
+    pub flags: u32,
+    /// Change id that later QueryChangedAreas calls compare against; NULL or "" for none.
+    pub changeId: *mut c_char,
+}
+
+/// Parameters of QueryChangedAreas (VDDK 9.0).
+#[repr(C)]
+pub struct VixDiskLibQueryChangedAreaParams {
+    /// First sector of the range to answer.
+    pub startOffset: VixDiskLibSectorType,
+}
+
+/// One answer of QueryChangedAreas (VDDK 9.0; library-allocated): the range it covers and
+/// the changed areas inside it, in sectors.
+#[repr(C)]
+pub struct VixDiskLibDiskChangeInfo {
+    /// First sector covered.
+    pub startOffset: VixDiskLibSectorType,
+    /// Sectors covered; the next query starts at `startOffset + length`.
+    pub length: VixDiskLibSectorType,
+    /// Changed areas inside the covered range.
+    pub areas: *mut VixDiskLibBlockList,
 }
 
 /// Sector size of every VixDiskLib sector argument.
@@ -340,7 +375,9 @@ pub const VIXDISKLIB_HWVERSION_CURRENT: u16 = VIXDISKLIB_HWVERSION_ESX65;
 // The layouts VMware's header has on x86-64 Linux; a mismatch fails the build.
 const _: () = {
     use std::mem::{offset_of, size_of};
-    assert!(size_of::<VixDiskLibConnectParams>() == 128);
+    assert!(size_of::<VixDiskLibConnectParams>() == 136);
+    assert!(offset_of!(VixDiskLibConnectParams, serverName) == 8);
+    assert!(offset_of!(VixDiskLibConnectParams, sslCertificate) == 128);
     assert!(offset_of!(VixDiskLibConnectParams, credType) == 32);
     assert!(offset_of!(VixDiskLibConnectParams, creds) == 40);
     assert!(offset_of!(VixDiskLibConnectParams, port) == 64);
@@ -365,4 +402,11 @@ const _: () = {
     assert!(size_of::<VixDiskLibBlock>() == 16);
     assert!(size_of::<VixDiskLibBlockList>() == 24);
     assert!(offset_of!(VixDiskLibBlockList, blocks) == 8);
+    assert!(size_of::<VixDiskLibOpenParams>() == 24);
+    assert!(offset_of!(VixDiskLibOpenParams, flags) == 8);
+    assert!(offset_of!(VixDiskLibOpenParams, changeId) == 16);
+    assert!(size_of::<VixDiskLibQueryChangedAreaParams>() == 8);
+    assert!(size_of::<VixDiskLibDiskChangeInfo>() == 24);
+    assert!(offset_of!(VixDiskLibDiskChangeInfo, length) == 8);
+    assert!(offset_of!(VixDiskLibDiskChangeInfo, areas) == 16);
 };
