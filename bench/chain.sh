@@ -41,13 +41,21 @@
 # written, so both sides read from memory (the files are also read once with
 # cat before timing): the figures measure the VMDK code path, not the disk.
 #
-# Targets (printed next to the numbers): at depth 64 our read is at least 5x
+# Builders: the same chain is measured twice, as OUR library built it and as
+# qemu-img built it (BENCH_BUILDERS="ours qemu"): the qemu chain's base is
+# `qemu-img convert -O vmdk` of our base, and each child is `qemu-img create
+# -f vmdk -b PARENT -F vmdk` plus qemu-io `write -s PIECE` of the very same
+# stamped 64 KiB pieces (chain_read "pieces"), so every read check holds for
+# both.  qemu lays out grain tables and grains in its own order, which is
+# what a user's qemu-made chain looks like.
+#
+# Targets (printed next to the numbers, for each builder): at depth 64 our read is at least 5x
 # qemu's and within 1.3x of our depth-1 time; QueryAllocatedBlocks over the
 # whole depth-64 chain (first pass) takes at most 10 ms.
 #
 # Environment (defaults): BENCH_CAPACITY_MIB (4096), BENCH_BASE_MIB (2048),
 # BENCH_DEPTHS ("1 8 64"), BENCH_REQ_KIB (1024), BENCH_CHUNK (128),
-# BENCH_RUNS (3), BENCH_TMPDIR (/var/tmp), CC (gcc), CARGO (cargo),
+# BENCH_RUNS (3), BENCH_BUILDERS ("ours qemu"), BENCH_TMPDIR (/var/tmp), CC (gcc), CARGO (cargo),
 # CARGO_TARGET_DIR (<repo>/target), VIXDISKLIB_SO (link against this .so
 # instead of the cargo release build).
 
@@ -60,6 +68,10 @@ depths=${BENCH_DEPTHS:-1 8 64}
 req_kib=${BENCH_REQ_KIB:-1024}
 chunk=${BENCH_CHUNK:-128}
 runs=${BENCH_RUNS:-3}
+builders=${BENCH_BUILDERS:-ours qemu}
+for b in $builders; do
+    case $b in ours|qemu) ;; *) echo "BENCH_BUILDERS: ours and/or qemu, not $b" >&2; exit 2 ;; esac
+done
 
 read_mib=$cap_mib
 if [ "$base_mib" -gt "$cap_mib" ] || [ $((read_mib * 1024 % req_kib)) -ne 0 ] ||
@@ -114,73 +126,106 @@ echo
 # ---------------------------------------------------------------------------
 # Build the chain (once, with our library; not timed as part of any figure)
 # ---------------------------------------------------------------------------
+leaf_of() { printf '%s/link-%03d.vmdk' "$1" "$2"; }   # leaf_of DIR DEPTH
 chain=$work/chain
 mkdir -p "$chain"
 run_timed build_time "$work/chain_read" build "$chain" "$cap_mib" "$base_mib" "$max_depth"
 sed 's/^/  build  /' "$work/out"
-echo "  build  $max_depth links in ${build_time}s; $(du -sk "$chain" | awk '{ printf "%d MiB", $1 / 1024 }') on disk"
-leaf_of() { printf '%s/link-%03d.vmdk' "$chain" "$1"; }
-qemu_check "build " "the depth-$max_depth leaf (and its chain)" "$(leaf_of "$max_depth")"
-cat "$chain"/*.vmdk >/dev/null
+echo "  build  ours: $max_depth links in ${build_time}s; $(du -sk "$chain" | awk '{ printf "%d MiB", $1 / 1024 }') on disk"
+qemu_check "build " "the depth-$max_depth leaf (and its chain)" "$(leaf_of "$chain" "$max_depth")"
+
+# The same content, laid out by qemu-img (see "Builders" above).
+qchain=$work/qchain
+if [[ " $builders " == *" qemu "* ]]; then
+    mkdir -p "$qchain"
+    t0=$(clock)
+    qemu-img convert -O vmdk "$chain/link-001.vmdk" "$qchain/link-001.vmdk"
+    for ((l = 2; l <= max_depth; l++)); do
+        name=$(basename "$(leaf_of "$qchain" "$l")")
+        parent=$(basename "$(leaf_of "$qchain" $((l - 1)))")
+        (cd "$qchain" && qemu-img create -q -f vmdk -b "$parent" -F vmdk "$name" "${cap_mib}M")
+        cmds=()
+        while read -r off file; do
+            cmds+=(-c "write -q -s $file $off 64k")
+        done < <("$work/chain_read" pieces "$work" "$l" "$cap_mib")
+        qemu-io -f vmdk "${cmds[@]}" "$qchain/$name"
+    done
+    rm -f "$work"/piece-*.bin
+    echo "  build  qemu: $max_depth links in $(awk -v a="$t0" -v b="$(clock)" 'BEGIN { printf "%.1f", b - a }')s;" \
+         "$(du -sk "$qchain" | awk '{ printf "%d MiB", $1 / 1024 }') on disk"
+    qemu_check "build " "the qemu-made depth-$max_depth leaf" "$(leaf_of "$qchain" "$max_depth")"
+fi
 echo
 
 # ---------------------------------------------------------------------------
-# Per depth
+# Per builder and depth
 # ---------------------------------------------------------------------------
 declare -A ours_read qemu_read qab_first qab_again qab_open qab_wall map_wall ours_bytes qemu_bytes
-for d in $depths; do
-    leaf=$(leaf_of "$d")
+for builder in $builders; do
+    dir=$chain
+    [ "$builder" = qemu ] && dir=$qchain
+    cat "$dir"/*.vmdk >/dev/null
+    for d in $depths; do
+        k="$builder/$d"
+        leaf=$(leaf_of "$dir" "$d")
 
-    best_of t "$work/chain_read" read "$chain" "$d" "$cap_mib" "$base_mib" "$read_mib" "$req_kib"
-    ours_read[$d]=$t
-    grep '^chain_read:' "$work/best" | sed 's/^chain_read: /  ours   /'
+        best_of t "$work/chain_read" read "$dir" "$d" "$cap_mib" "$base_mib" "$read_mib" "$req_kib"
+        ours_read[$k]=$t
+        grep '^chain_read:' "$work/best" | sed "s/^chain_read: /  $builder chain, ours   /"
 
-    best_of t qemu-img bench -f vmdk -c "$count" -s "${req_kib}K" -S "${req_kib}K" -d 1 \
-        -t writeback "$leaf"
-    qemu_read[$d]=$t
-    own=$(qemu_own "$work/best")
-    echo "  qemu   depth $d: qemu-img bench reports ${own:-?}s for the requests alone, ${t}s wall"
+        best_of t qemu-img bench -f vmdk -c "$count" -s "${req_kib}K" -S "${req_kib}K" -d 1 \
+            -t writeback "$leaf"
+        qemu_read[$k]=$t
+        own=$(qemu_own "$work/best")
+        echo "  $builder chain, qemu   depth $d: qemu-img bench reports ${own:-?}s for the requests alone, ${t}s wall"
 
-    run_timed t "$work/chain_read" qab "$chain" "$d" "$chunk"
-    qab_wall[$d]=$t
-    read -r _ _ _ b _ o f a < <(grep '^RESULT qab' "$work/out")
-    ours_bytes[$d]=$b; qab_open[$d]=$o; qab_first[$d]=$f; qab_again[$d]=$a
-    grep '^chain_read:' "$work/out" | sed 's/^chain_read: /  ours   /'
+        run_timed t "$work/chain_read" qab "$dir" "$d" "$chunk"
+        qab_wall[$k]=$t
+        read -r _ _ _ b _ o f a < <(grep '^RESULT qab' "$work/out")
+        ours_bytes[$k]=$b; qab_open[$k]=$o; qab_first[$k]=$f; qab_again[$k]=$a
+        grep '^chain_read:' "$work/out" | sed "s/^chain_read: /  $builder chain, ours   /"
 
-    best_of t qemu-img map --output=json "$leaf"
-    map_wall[$d]=$t
-    qemu_bytes[$d]=$(tr -d ' \n' <"$work/best" | sed 's/},{/}\n{/g' |
-        awk -F'"length":' '/"data":true/ { split($2, v, /[,}]/); s += v[1] } END { printf "%.0f", s }')
-    echo "  qemu   depth $d: qemu-img map $(grep -c '"start"' "$work/best") extents, ${t}s wall"
-    echo
+        best_of t qemu-img map --output=json "$leaf"
+        map_wall[$k]=$t
+        qemu_bytes[$k]=$(tr -d ' \n' <"$work/best" | sed 's/},{/}\n{/g' |
+            awk -F'"length":' '/"data":true/ { split($2, v, /[,}]/); s += v[1] } END { printf "%.0f", s }')
+        echo "  $builder chain, qemu   depth $d: qemu-img map $(grep -c '"start"' "$work/best") extents, ${t}s wall"
+        echo
+    done
 done
 
 # ---------------------------------------------------------------------------
 # Results
 # ---------------------------------------------------------------------------
-printf '%-6s %12s %12s %8s %10s %12s %12s %12s %12s %14s\n' depth "ours MiB/s" "qemu MiB/s" ratio \
-    "vs depth $first_depth" "QAB 1st ms" "QAB again ms" "ours wall ms" "qemu map ms" "allocated MiB"
-for d in $depths; do
-    printf '%-6s %12s %12s %7sx %9sx %12.3f %12.3f %12s %12s %14s\n' "$d" \
-        "$(mibps "$read_mib" "${ours_read[$d]}")" "$(mibps "$read_mib" "${qemu_read[$d]}")" \
-        "$(ratio "${qemu_read[$d]}" "${ours_read[$d]}")" \
-        "$(ratio "${ours_read[$d]}" "${ours_read[$first_depth]}")" \
-        "${qab_first[$d]}" "${qab_again[$d]}" "$(ms "${qab_wall[$d]}")" "$(ms "${map_wall[$d]}")" \
-        "$(awk -v a="${ours_bytes[$d]}" -v b="${qemu_bytes[$d]}" \
-            'BEGIN { printf "%.2f%s", a / 1048576, (a == b ? "" : sprintf(" (qemu %.2f)", b / 1048576)) }')"
+for builder in $builders; do
+    echo "chain built by $builder:"
+    printf '%-6s %12s %12s %8s %10s %12s %12s %12s %12s %14s\n' depth "ours MiB/s" "qemu MiB/s" ratio \
+        "vs depth $first_depth" "QAB 1st ms" "QAB again ms" "ours wall ms" "qemu map ms" "allocated MiB"
+    for d in $depths; do
+        k="$builder/$d"
+        printf '%-6s %12s %12s %7sx %9sx %12.3f %12.3f %12s %12s %14s\n' "$d" \
+            "$(mibps "$read_mib" "${ours_read[$k]}")" "$(mibps "$read_mib" "${qemu_read[$k]}")" \
+            "$(ratio "${qemu_read[$k]}" "${ours_read[$k]}")" \
+            "$(ratio "${ours_read[$k]}" "${ours_read[$builder/$first_depth]}")" \
+            "${qab_first[$k]}" "${qab_again[$k]}" "$(ms "${qab_wall[$k]}")" "$(ms "${map_wall[$k]}")" \
+            "$(awk -v a="${ours_bytes[$k]}" -v b="${qemu_bytes[$k]}" \
+                'BEGIN { printf "%.2f%s", a / 1048576, (a == b ? "" : sprintf(" (qemu %.2f)", b / 1048576)) }')"
+    done
+    echo
 done
-echo
 echo "(MiB/s and ratios from whole-process wall times; ratio = qemu time / our time;"
 echo " QAB ms are in-process, open excluded; 'ours wall ms' is the whole qab process)"
 echo
 if [[ " $depths " == *" 64 "* && " $depths " == *" 1 "* ]]; then
-    r=$(ratio "${qemu_read[64]}" "${ours_read[64]}")
-    s=$(ratio "${ours_read[64]}" "${ours_read[1]}")
-    q=${qab_first[64]}
-    echo "target: depth-64 read >= 5x qemu:             ${r}x   $(verdict "$r >= 5")"
-    echo "target: depth-64 read within 1.3x of depth 1: ${s}x   $(verdict "$s <= 1.3")"
-    echo "target: QAB over the depth-64 chain <= 10 ms: $(printf '%.3f' "$q") ms (first pass)," \
-         "$(printf '%.3f' "${qab_again[64]}") ms (repeated)   $(verdict "$q <= 10")"
+    for builder in $builders; do
+        r=$(ratio "${qemu_read[$builder/64]}" "${ours_read[$builder/64]}")
+        s=$(ratio "${ours_read[$builder/64]}" "${ours_read[$builder/1]}")
+        q=${qab_first[$builder/64]}
+        echo "target ($builder chain): depth-64 read >= 5x qemu:             ${r}x   $(verdict "$r >= 5")"
+        echo "target ($builder chain): depth-64 read within 1.3x of depth 1: ${s}x   $(verdict "$s <= 1.3")"
+        echo "target ($builder chain): QAB over the depth-64 chain <= 10 ms: $(printf '%.3f' "$q") ms (first pass)," \
+             "$(printf '%.3f' "${qab_again[$builder/64]}") ms (repeated)   $(verdict "$q <= 10")"
+    done
 else
     echo "(targets are defined for depths 1 and 64; BENCH_DEPTHS=\"$depths\")"
 fi

@@ -4,6 +4,7 @@
  *   chain_read build DIR CAPACITY_MiB BASE_MiB LINKS
  *   chain_read read  DIR DEPTH CAPACITY_MiB BASE_MiB READ_MiB REQUEST_KiB
  *   chain_read qab   DIR DEPTH CHUNK_SECTORS
+ *   chain_read pieces DIR LINK CAPACITY_MiB
  *
  * Files: DIR/link-001.vmdk is the base, DIR/link-NNN.vmdk (NNN = 2..LINKS) the
  * child created over link-(NNN-1).  "Depth" is the number of links (files) in
@@ -20,6 +21,10 @@
  *        READ_MiB from sector 0 in REQUEST_KiB requests, Close.  Every sector's
  *        first 8 bytes are checked against what the builder wrote (the newest
  *        link holding the sector wins; unwritten sectors read as zeros).
+ * pieces: No library call: write the PIECES 64 KiB pieces child link LINK would
+ *        get from "build" into DIR/piece-LLL-J.bin and print "BYTE_OFFSET FILE"
+ *        per piece, so that bench/chain.sh can build the same chain with
+ *        qemu-img create -b and qemu-io "write -s FILE".
  * qab:   Open the leaf read-only, QueryAllocatedBlocks over the whole capacity
  *        in calls of at most VIXDISKLIB_MAX_CHUNK_NUMBER chunks, twice (first
  *        and repeated call), each timed in-process, then Close.
@@ -55,7 +60,8 @@ usage(void)
 {
    fprintf(stderr, "usage: chain_read build DIR CAPACITY_MiB BASE_MiB LINKS\n"
                    "       chain_read read  DIR DEPTH CAPACITY_MiB BASE_MiB READ_MiB REQUEST_KiB\n"
-                   "       chain_read qab   DIR DEPTH CHUNK_SECTORS\n");
+                   "       chain_read qab   DIR DEPTH CHUNK_SECTORS\n"
+                   "       chain_read pieces DIR LINK CAPACITY_MiB\n");
    return 2;
 }
 
@@ -345,6 +351,36 @@ do_qab(VixDiskLibConnection conn, const char *dir, unsigned long depth, unsigned
    return 0;
 }
 
+static int
+do_pieces(const char *dir, unsigned long link, unsigned long cap_mib)
+{
+   uint64_t grains = (uint64_t)cap_mib * 2048 / GRAIN_SECTORS;
+   uint8 buf[GRAIN_SECTORS * SECTOR];
+   char path[4096];
+   unsigned j;
+
+   if (link < 2 || link > MAX_LINKS || grains == 0) {
+      fprintf(stderr, "chain_read: pieces exist for child links 2..%d of a non-empty disk\n",
+              MAX_LINKS);
+      return 2;
+   }
+   memset(buf, fill_of(link), sizeof buf);
+   for (j = 0; j < PIECES; j++) {
+      VixDiskLibSectorType at = piece_grain(link, j, grains) * GRAIN_SECTORS;
+      FILE *f;
+
+      stamp(buf, at, GRAIN_SECTORS, link);
+      snprintf(path, sizeof path, "%s/piece-%03lu-%u.bin", dir, link, j);
+      f = fopen(path, "wb");
+      if (f == NULL || fwrite(buf, 1, sizeof buf, f) != sizeof buf || fclose(f) != 0) {
+         perror(path);
+         return 1;
+      }
+      printf("%llu %s\n", (unsigned long long)at * SECTOR, path);
+   }
+   return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -354,6 +390,10 @@ main(int argc, char **argv)
 
    if (argc < 5) {
       return usage();
+   }
+   if (strcmp(argv[1], "pieces") == 0) {
+      return argc == 5 ? do_pieces(argv[2], number(argv[3], "link"), number(argv[4], "capacity"))
+                       : usage();
    }
    if (bench_connect(PROG, &params, &conn)) {
       return 1;

@@ -19,4 +19,5 @@ pub mod stream_append;
 pub mod stream_read;
 pub mod stream_writer;
 pub mod track;
+mod track_layout;
 pub mod writeback;

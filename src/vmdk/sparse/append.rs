@@ -57,6 +57,9 @@ impl SparseExtent {
         let gdi = (grain / per) as usize;
         if meta.gd[gdi] == 0 {
             self.allocate_gt(meta, gdi)?;
+        } else {
+            // The table's present entries must be kept when the new ones are set.
+            self.ensure_gt(meta, gdi)?;
         }
         let at = meta.next_free;
         put(sectors_to_bytes(at))?;
@@ -64,9 +67,7 @@ impl SparseExtent {
         meta.data_unsynced = true;
         self.writeback
             .note_appended(&self.file, sectors_to_bytes(n * gs));
-        let gt = meta.gts[gdi]
-            .as_mut()
-            .expect("table exists after allocation");
+        let gt = self.table_mut(meta, gdi);
         for k in 0..n {
             gt[((grain + k) % per) as usize] = u32_sector(at + k * gs, &self.path)?;
         }

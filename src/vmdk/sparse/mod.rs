@@ -188,10 +188,15 @@ impl SparseExtent {
     }
 
     /// Loads every missing table of `gdi_range` (those with a directory entry). Tables stored
-    /// back to back, as every writer pre-allocates them, are read with one pread per run.
+    /// back to back, as every writer pre-allocates them, are read with one pread per run (at
+    /// most `LOAD_BYTES` each, into one buffer). A table of zeros is kept as an empty slice:
+    /// no allocation, nothing to scan (most tables of a redo log are empty).
     fn load_gts(&self, meta: &mut Meta, first: usize, end: usize) -> Result<()> {
         let n = self.header.gtes_per_gt as usize;
         let step = self.header.gt_sectors();
+        let table_bytes = step as usize * 512;
+        let per_read = (LOAD_BYTES / table_bytes).max(1);
+        let mut bytes: Vec<u8> = Vec::new();
         let mut gdi = first;
         while gdi < end {
             if meta.gts[gdi].is_some() || meta.gd[gdi] == 0 {
@@ -201,25 +206,41 @@ impl SparseExtent {
             let run_start = gdi;
             let base = u64::from(meta.gd[gdi]);
             while gdi < end
+                && gdi - run_start < per_read
                 && meta.gts[gdi].is_none()
                 && u64::from(meta.gd[gdi]) == base + (gdi - run_start) as u64 * step
             {
                 gdi += 1;
             }
             let count = gdi - run_start;
-            let mut bytes = vec![0u8; count * step as usize * 512];
+            bytes.resize(count * table_bytes, 0);
             read_exact_at(&self.file, &self.path, &mut bytes, base * 512)?;
             for k in 0..count {
-                let raw = &bytes[k * step as usize * 512..][..n * 4];
-                let table: Vec<u32> = raw
-                    .chunks_exact(4)
-                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect();
-                self.validate_table(meta.lowest_grain, meta.next_free, run_start + k, &table)?;
-                meta.gts[run_start + k] = Some(table.into_boxed_slice());
+                let raw = &bytes[k * table_bytes..][..n * 4];
+                let table: Box<[u32]> = if all_zero(raw) {
+                    Box::new([])
+                } else {
+                    let table: Vec<u32> = raw
+                        .chunks_exact(4)
+                        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                        .collect();
+                    self.validate_table(meta.lowest_grain, meta.next_free, run_start + k, &table)?;
+                    table.into_boxed_slice()
+                };
+                meta.gts[run_start + k] = Some(table);
             }
         }
         Ok(())
+    }
+
+    /// Loaded table `gdi` for writing entries: an empty (all-zero) one gets its full size.
+    fn table_mut<'m>(&self, meta: &'m mut Meta, gdi: usize) -> &'m mut [u32] {
+        let n = self.header.gtes_per_gt as usize;
+        let table = meta.gts[gdi].get_or_insert_with(|| Box::new([]));
+        if table.is_empty() {
+            *table = vec![0u32; n].into_boxed_slice();
+        }
+        table
     }
 
     /// Refuses a table whose entries point into the metadata or past the end of the file.
@@ -254,7 +275,7 @@ impl SparseExtent {
             return Ok(0);
         }
         let gt = meta.gts[gdi].as_ref().expect("loaded above");
-        Ok(gt[(grain % per) as usize])
+        Ok(gt.get((grain % per) as usize).copied().unwrap_or(0))
     }
 
     fn classify(&self, gte: u32) -> GrainMap {
@@ -516,7 +537,7 @@ impl SparseExtent {
         let last_gt = last_gt.min(meta.gd.len().saturating_sub(1));
         self.load_gts(&mut meta, first_gt, last_gt + 1)?;
         for gdi in first_gt..=last_gt {
-            let Some(gt) = meta.gts[gdi].as_ref() else {
+            let Some(gt) = meta.gts[gdi].as_ref().filter(|gt| !gt.is_empty()) else {
                 continue;
             };
             let base = gdi as u64 * per;
@@ -538,6 +559,16 @@ impl SparseExtent {
         }
         Ok(())
     }
+}
+
+/// Largest read when loading grain tables (small enough to stay in the allocator's heap).
+const LOAD_BYTES: usize = 64 * 1024;
+
+/// True if `bytes` are all zero (compared 16 at a time).
+fn all_zero(bytes: &[u8]) -> bool {
+    let mut chunks = bytes.chunks_exact(16);
+    chunks.all(|c| u128::from_ne_bytes(c.try_into().expect("16 bytes")) == 0)
+        && chunks.remainder().iter().all(|&b| b == 0)
 }
 
 fn sector_end(grain_start: u64, gs: u64) -> u64 {

@@ -79,8 +79,7 @@ impl SparseExtent {
         let valid = sectors_to_bytes(gs.min(self.header.capacity - p.grain * gs)) as usize;
         if let Some(at) = st.append_grain(&self.file, &self.path, gs, &p, valid)? {
             let gdi = (p.grain / per) as usize;
-            let table =
-                meta.gts[gdi].get_or_insert_with(|| vec![0u32; per as usize].into_boxed_slice());
+            let table = self.table_mut(meta, gdi);
             table[(p.grain % per) as usize] = u32_sector(at, &self.path)?;
         }
         Ok(())
