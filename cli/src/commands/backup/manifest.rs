@@ -208,7 +208,10 @@ impl Loaded {
 
     /// The full backup this one is, or builds on.
     pub fn full(self) -> CmdResult<Loaded> {
-        Ok(self.chain()?.pop().expect("a chain ends with a full backup"))
+        Ok(self
+            .chain()?
+            .pop()
+            .expect("a chain ends with a full backup"))
     }
 
     /// Reads the whole data file and checks every block against its CRC-32.

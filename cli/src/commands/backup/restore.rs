@@ -55,6 +55,9 @@ fn plan(chain: &[Loaded]) -> Vec<Piece> {
     pieces
 }
 
+/// Called with each run of a range: the piece holding it (if any), its start and length.
+type Visitor<'v> = dyn FnMut(Option<&Piece>, u64, u64) -> Result<()> + 'v;
+
 /// The planned pieces of every backup, read as one disk; counts what each step moved.
 struct PlanSource {
     path: PathBuf,
@@ -91,7 +94,7 @@ impl PlanSource {
         &self,
         sector: u64,
         count: u64,
-        f: &mut dyn FnMut(Option<&Piece>, u64, u64) -> Result<()>,
+        f: &mut Visitor<'_>,
     ) -> Result<()> {
         let end = sector + count;
         let mut s = sector;
@@ -161,7 +164,11 @@ pub fn restore(dir: &Path, target: &Path, format: &FormatArgs, quiet: bool) -> C
     let newest = &chain[0].manifest;
     let mut spec = target_spec(format, None, false);
     if format.adapter.is_none()
-        && let Some(Adapter(a)) = newest.source.adapter.as_deref().and_then(|a| a.parse().ok())
+        && let Some(Adapter(a)) = newest
+            .source
+            .adapter
+            .as_deref()
+            .and_then(|a| a.parse().ok())
     {
         spec.create.adapter = a;
     }

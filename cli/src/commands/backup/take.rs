@@ -179,6 +179,19 @@ fn base_of(kind: Kind, base: Option<&Path>) -> CmdResult<Option<(Loaded, String)
     Ok(Some((parent, id)))
 }
 
+/// Opens the disk read-only, unless issuing its change id needs a writable open (it was
+/// written since the last id was issued: the new id is recorded in the tracking file).
+fn open_for_id(disk_path: &Path) -> CmdResult<Disk> {
+    let disk = open(disk_path, true, false)?;
+    match disk.change_id() {
+        Err(Error::ReadOnly(_)) => {
+            close(disk, disk_path)?;
+            open(disk_path, false, false)
+        }
+        _ => Ok(disk),
+    }
+}
+
 /// What was decided on the disk before copying.
 struct Plan {
     change_id: Option<String>,
@@ -200,10 +213,9 @@ fn plan(
         Err(e) if since.is_some() => return Err(since_failure(disk_path, e)),
         Err(Error::NotTracked(_)) => None,
         Err(e @ Error::ChangeIdUnknown(_)) => {
-            vixDiskLib::log::warn(&format!(
-                "{}; this full backup records no change id (`vixdisk changeid --off` then \
-                 `--on` starts a new history)",
-                e
+            vixDiskLib::log::warn(format!(
+                "{e}; this full backup records no change id (`vixdisk changeid --off` then \
+                 `--on` starts a new history)"
             ));
             None
         }
@@ -239,13 +251,12 @@ pub fn take(
         && kind == Kind::Differential
         && !quiet
     {
-        say!("differential since the full backup {}", parent.dir.display());
+        say!(
+            "differential since the full backup {}",
+            parent.dir.display()
+        );
     }
-    // A new change id needs a writable open when the disk was written since the last one.
-    let probe = open(disk_path, true, false)?;
-    let tracked = probe.is_tracked();
-    close(probe, disk_path)?;
-    let disk = open(disk_path, !tracked, false)?;
+    let disk = open_for_id(disk_path)?;
     let since = base.as_ref().map(|(_, id)| id.as_str());
     let planned = plan(&disk, disk_path, since, snapshot);
     let disk = match (&planned, snapshot) {
