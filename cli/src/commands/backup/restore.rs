@@ -90,12 +90,7 @@ impl PlanSource {
     }
 
     /// Splits `[sector, sector + count)` into runs, each inside one piece or in none.
-    fn visit(
-        &self,
-        sector: u64,
-        count: u64,
-        f: &mut Visitor<'_>,
-    ) -> Result<()> {
+    fn visit(&self, sector: u64, count: u64, f: &mut Visitor<'_>) -> Result<()> {
         let end = sector + count;
         let mut s = sector;
         while s < end {
