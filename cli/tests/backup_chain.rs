@@ -161,6 +161,19 @@ fn full_incrementals_and_differential_restore_newest_first() {
     assert_eq!(steps.len(), 3, "{out}");
     assert!(steps[0].contains("incr3 (incremental"), "{out}");
     assert!(steps[2].contains("full (full"), "{out}");
+    // Each sector once, from the newest backup: T2 skips the grain T3 rewrote, the full
+    // backup skips the grain T2 rewrote (grain 0).
+    let moved = |grains: u64, stored: u64| {
+        format!(
+            "read {} of {} bytes stored, wrote {} bytes",
+            grains * 65536,
+            stored * 65536,
+            grains * 65536
+        )
+    };
+    assert!(steps[0].ends_with(&moved(4, 4)), "{out}");
+    assert!(steps[1].ends_with(&moved(4, 5)), "{out}");
+    assert!(steps[2].ends_with(&moved(18, 19)), "{out}");
     qemu_same(&p("r-incr.vmdk"), "vmdk", &base, "vmdk");
     qemu_check(&p("r-incr.vmdk"));
     let out = ok(&["restore", "-t", "raw", s(&p("diff3")), s(&p("r-diff.raw"))]);
@@ -180,7 +193,8 @@ fn full_incrementals_and_differential_restore_newest_first() {
     assert!(out.contains("from 2 backup(s)"), "{out}");
     qemu_same(&p("r-diff.vmdk"), "vmdk", &base, "vmdk");
     // An older point in time: T2's incremental over the full.
-    ok(&["-q", "restore", s(&p("incr2")), s(&p("r-t2.vmdk"))]);
+    let quiet = ok(&["-q", "restore", s(&p("incr2")), s(&p("r-t2.vmdk"))]);
+    assert_eq!(quiet.lines().count(), 1, "-q: only the summary\n{quiet}");
     qemu_same(&p("r-t2.vmdk"), "vmdk", &p("t2.raw"), "raw");
     ok(&["restore", s(&p("full")), s(&p("r-t1.vmdk"))]);
     qemu_same(&p("r-t1.vmdk"), "vmdk", &p("t1.raw"), "raw");

@@ -167,7 +167,7 @@ impl Loaded {
         };
         let relative = self.dir.join(&p.dir);
         let dir = if relative.join(MANIFEST).exists() {
-            relative
+            std::fs::canonicalize(&relative).unwrap_or(relative)
         } else {
             PathBuf::from(&p.path)
         };
