@@ -11,7 +11,7 @@ use crate::units::{Adapter, DiskType, parse_size};
 ///
 /// Exit codes: 0 success, 1 the operation failed (the VixError is printed), 2 bad usage,
 /// 3 check found problems that were not repaired, 4 check found problems that cannot be
-/// repaired, 5 command not available in this build, 130 interrupted (Ctrl-C).
+/// repaired, 6 the change ID cannot be answered (do a full backup), 130 interrupted (Ctrl-C).
 #[derive(Debug, Parser)]
 #[command(name = "vixdisk", version, propagate_version = true)]
 pub struct Cli {
@@ -42,7 +42,8 @@ pub enum Command {
         /// Print JSON shaped like `qemu-img map --output=json` (every area, allocated or not).
         #[arg(long)]
         json: bool,
-        /// Only the areas changed since a change ID (not available in this build).
+        /// Only the areas changed since a change ID (`vixdisk changeid`, a backup manifest's
+        /// `change_id`; `*` = the allocated areas).
         #[arg(long, value_name = "CHANGE_ID")]
         changed_since: Option<String>,
     },
@@ -143,9 +144,9 @@ pub enum Command {
         #[command(subcommand)]
         kind: BackupKind,
     },
-    /// Write a backup directory into a new disk.
+    /// Write a backup (and the earlier ones it builds on, newest first) into a new disk.
     Restore {
-        /// The backup directory (made by `vixdisk backup full`).
+        /// The newest backup directory to restore (made by `vixdisk backup`).
         backup: PathBuf,
         /// The new disk.
         target: PathBuf,
@@ -222,31 +223,47 @@ pub enum MetaAction {
 
 #[derive(Debug, Subcommand)]
 pub enum BackupKind {
-    /// Copy every allocated block of the disk's chain into a new backup directory.
+    /// Copy every allocated block of the disk's chain and record its change ID.
     Full {
         /// The disk.
         disk: PathBuf,
         /// The backup directory (created; must not exist or be empty).
         dir: PathBuf,
+        #[command(flatten)]
+        snapshot: SnapshotArg,
     },
-    /// Copy the blocks changed since an earlier backup (not available in this build).
+    /// Copy the blocks changed since an earlier backup (of any kind) and record the change ID.
     Incremental {
         /// The disk.
         disk: PathBuf,
-        /// The backup directory.
+        /// The backup directory (created; must not exist or be empty).
         dir: PathBuf,
-        /// The earlier backup the changes are relative to.
+        /// The previous backup: the changes are relative to its change ID.
         #[arg(long)]
         base: PathBuf,
+        #[command(flatten)]
+        snapshot: SnapshotArg,
     },
-    /// Copy the blocks changed since the last full backup (not available in this build).
+    /// Copy the blocks changed since the last full backup and record the change ID.
     Differential {
         /// The disk.
         disk: PathBuf,
-        /// The backup directory.
+        /// The backup directory (created; must not exist or be empty).
         dir: PathBuf,
-        /// The full backup the changes are relative to.
+        /// The full backup (or any backup built on it: its full backup is used).
         #[arg(long)]
         base: PathBuf,
+        #[command(flatten)]
+        snapshot: SnapshotArg,
     },
+}
+
+/// The optional snapshot a backup takes first.
+#[derive(Debug, Args)]
+pub struct SnapshotArg {
+    /// First freeze the disk under a new redo log CHILD (CreateChild): the disk's writer
+    /// continues on CHILD while the frozen disk is backed up; `vixdisk commit CHILD` deletes
+    /// the snapshot afterwards.
+    #[arg(long, value_name = "CHILD")]
+    pub snapshot: Option<PathBuf>,
 }

@@ -16,8 +16,10 @@ pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_NEEDS_REPAIR: u8 = 3;
 /// Exit code: `check` found problems that cannot be repaired.
 pub const EXIT_CANT_REPAIR: u8 = 4;
-/// Exit code: the command exists but this build cannot do it yet.
-pub const EXIT_UNAVAILABLE: u8 = 5;
+// Exit code 5 ("not available in this build") is no longer used: every command works.
+/// Exit code: the change id an incremental/differential backup (or `map --changed-since`)
+/// needs cannot be answered (another disk's, too old, tracking off or reset): do a full backup.
+pub const EXIT_NEED_FULL: u8 = 6;
 /// Exit code: stopped by Ctrl-C (SIGINT) or SIGTERM, 128 + SIGINT as shells report it.
 pub const EXIT_INTERRUPTED: u8 = 130;
 
@@ -32,8 +34,8 @@ pub enum Failure {
     NeedsRepair(String),
     /// `check` verdict: problems that cannot be repaired.
     CantRepair(String),
-    /// A command (or option) whose engine support is not in this build.
-    Unavailable(&'static str),
+    /// The disk cannot say what changed since the change id asked about.
+    NeedFull { file: PathBuf, error: Error },
     /// The user pressed Ctrl-C; every disk was left consistent.
     Interrupted,
 }
@@ -46,7 +48,7 @@ impl Failure {
             Failure::Usage(_) => EXIT_USAGE,
             Failure::NeedsRepair(_) => EXIT_NEEDS_REPAIR,
             Failure::CantRepair(_) => EXIT_CANT_REPAIR,
-            Failure::Unavailable(_) => EXIT_UNAVAILABLE,
+            Failure::NeedFull { .. } => EXIT_NEED_FULL,
             Failure::Interrupted => EXIT_INTERRUPTED,
         })
     }
@@ -62,17 +64,31 @@ impl fmt::Display for Failure {
                 let name = error_name(code).unwrap_or("VIX_E_FAIL");
                 write!(f, "{name}: {}: {error}", file.display())
             }
+            Failure::NeedFull { file, error } => {
+                let name = error_name(to_vix(error)).unwrap_or("VIX_E_FAIL");
+                let text = error.to_string();
+                write!(f, "{name}: {}: {text}", file.display())?;
+                if !text.contains("do a full backup") {
+                    write!(f, "; do a full backup")?;
+                }
+                Ok(())
+            }
             Failure::Usage(msg) => write!(f, "usage: {msg}"),
             Failure::NeedsRepair(msg) => {
                 write!(f, "VIX_E_DISK_NEEDSREPAIR: {msg} (run with --repair)")
             }
             Failure::CantRepair(msg) => write!(f, "VIX_E_DISK_CANTREPAIR: {msg}"),
-            Failure::Unavailable(what) => write!(
-                f,
-                "{what} is not available in this build (the engine does not support it yet)"
-            ),
             Failure::Interrupted => write!(f, "interrupted; every disk was left consistent"),
         }
+    }
+}
+
+/// `error` about `file`, as `NeedFull` when it says a change id cannot be answered.
+pub fn since_failure(file: &Path, error: Error) -> Failure {
+    let file = file.to_path_buf();
+    match error {
+        Error::ChangeIdUnknown(_) | Error::NotTracked(_) => Failure::NeedFull { file, error },
+        error => Failure::Engine { file, error },
     }
 }
 
@@ -126,5 +142,14 @@ mod tests {
                 .to_string()
                 .starts_with("VIX_E_FILE_ALREADY_LOCKED: ")
         );
+    }
+
+    #[test]
+    fn unanswerable_change_ids_ask_for_a_full_backup() {
+        let f = since_failure(Path::new("d.vmdk"), Error::NotTracked("no tracking".into()));
+        assert_eq!(f.exit_code(), ExitCode::from(EXIT_NEED_FULL));
+        assert!(f.to_string().ends_with("; do a full backup"), "{f}");
+        let f = since_failure(Path::new("d.vmdk"), Error::InvalidArg("x".into()));
+        assert_eq!(f.exit_code(), ExitCode::from(EXIT_FAILED));
     }
 }

@@ -22,7 +22,7 @@ use clap::Parser;
 use vixDiskLib::log::{self, Level};
 
 use cli::{BackupKind, Cli, Command, MetaAction};
-use failure::{CmdResult, Failure};
+use failure::CmdResult;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -62,12 +62,7 @@ fn run(cli: Cli) -> CmdResult {
             disk,
             json,
             changed_since,
-        } => {
-            if changed_since.is_some() {
-                return Err(Failure::Unavailable("map --changed-since"));
-            }
-            map::run(&disk, json)
-        }
+        } => map::run(&disk, json, changed_since.as_deref()),
         Command::Check { disk, repair, json } => check::run(&disk, repair, json),
         Command::Create { disk, size, format } => create::run(&disk, size, &format, quiet),
         Command::Child {
@@ -97,11 +92,35 @@ fn run(cli: Cli) -> CmdResult {
             MetaAction::Get { disk, key } => meta::get(&disk, &key),
             MetaAction::Set { disk, key, value } => meta::set(&disk, &key, &value),
         },
-        Command::Backup { kind } => match kind {
-            BackupKind::Full { disk, dir } => backup::full(&disk, &dir, quiet),
-            BackupKind::Incremental { .. } => Err(Failure::Unavailable("backup incremental")),
-            BackupKind::Differential { .. } => Err(Failure::Unavailable("backup differential")),
-        },
+        Command::Backup { kind } => {
+            let (kind, disk, dir, base, snapshot) = match kind {
+                BackupKind::Full {
+                    disk,
+                    dir,
+                    snapshot,
+                } => (backup::Kind::Full, disk, dir, None, snapshot),
+                BackupKind::Incremental {
+                    disk,
+                    dir,
+                    base,
+                    snapshot,
+                } => (backup::Kind::Incremental, disk, dir, Some(base), snapshot),
+                BackupKind::Differential {
+                    disk,
+                    dir,
+                    base,
+                    snapshot,
+                } => (backup::Kind::Differential, disk, dir, Some(base), snapshot),
+            };
+            backup::take(
+                kind,
+                &disk,
+                &dir,
+                base.as_deref(),
+                snapshot.snapshot.as_deref(),
+                quiet,
+            )
+        }
         Command::Restore {
             backup,
             target,

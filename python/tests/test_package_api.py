@@ -260,9 +260,10 @@ def test_old_top_level_names_still_import():
 def test_every_public_name_has_a_docstring():
     import vixdisklib.examples.nightly_redo_logs as ex1
     import vixdisklib.examples.past_generation as ex2
+    import vixdisklib.examples.backup_recovery as ex3
 
     missing = []
-    for mod in (V, V.errors, V.library, V.disk, V._abi, ex1, ex2):
+    for mod in (V, V.errors, V.library, V.disk, V._abi, ex1, ex2, ex3):
         for name, obj in vars(mod).items():
             if name.startswith("_") or getattr(obj, "__module__", None) != mod.__name__:
                 continue

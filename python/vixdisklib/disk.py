@@ -19,13 +19,17 @@ from ._abi import (
     VIXDISKLIB_MIN_CHUNK_SIZE,
     VIXDISKLIB_SECTOR_SIZE,
     VixDiskLibBlockList,
+    VixDiskLibDiskChangeInfo,
     VixDiskLibHandle,
     VixDiskLibInfo,
+    VixDiskLibOpenParams,
+    VixDiskLibQueryChangedAreaParams,
 )
 from ._async import AsyncRequest
+from ._constants import VIXDISKLIB_FLAG_OPEN_READ_ONLY
 from ._buffers import Buffer, readable, writable
 from ._callbacks import Progress, ProgressCallback
-from .errors import VIX_ASYNC, VIX_E_BUFFER_TOOSMALL, VIX_OK, VixError, check
+from .errors import VIX_ASYNC, VIX_E_BUFFER_TOOSMALL, VIX_E_FAIL, VIX_OK, VixError, check
 from .library import Connection, PathArg, path_bytes
 
 # Completed async requests kept for duplicate-callback accounting before the
@@ -118,14 +122,21 @@ class Disk:
 
     Sector numbers and counts are 512-byte sectors, as in the C API."""
 
-    def __init__(self, conn: Connection, path: PathArg, flags: int = 0) -> None:
+    def __init__(self, conn: Connection, path: PathArg, flags: int = 0, change_id: Optional[str] = None) -> None:
         self.conn = conn
         self.dll = conn.lib.dll
         self.path = os.fsdecode(path)
         self.flags = flags
+        #: The change id given at open (OpenEx): what :meth:`changed_areas` compares with.
+        self.since: Optional[str] = change_id or None
         h = VixDiskLibHandle()
-        check(self.dll, self.dll.VixDiskLib_Open(conn.handle, path_bytes(path), flags, ctypes.byref(h)),
-              "VixDiskLib_Open")
+        if self.since is None:
+            check(self.dll, self.dll.VixDiskLib_Open(conn.handle, path_bytes(path), flags, ctypes.byref(h)),
+                  "VixDiskLib_Open")
+        else:
+            params = VixDiskLibOpenParams(path=path_bytes(path), flags=flags, changeId=self.since.encode())
+            check(self.dll, self.dll.VixDiskLib_OpenEx(conn.handle, ctypes.byref(params), ctypes.byref(h)),
+                  "VixDiskLib_OpenEx")
         self.handle: Optional[VixDiskLibHandle] = h
         self._requests: list[AsyncRequest[Any]] = []
 
@@ -341,9 +352,83 @@ class Disk:
 
         return windowed_areas(query, start, count, chunk, capacity)
 
-    # Changed areas (QueryChangedAreas / change tracking) belong here, next to
-    # allocated_areas: a ``changed_areas(change_id, start, count, chunk)``
-    # method whose query wraps the C call, iterated by windowed_areas().
+    # -- change tracking -------------------------------------------------
+    @property
+    def change_id(self) -> str:
+        """``VixDiskLibExt_GetChangeId``: the id of the content this handle
+        sees now (a new one is issued, and made durable, if anything was
+        written since the last; that needs a writable open).  VixError
+        VIX_E_DISK_NOTSUPPORTED if the disk does not track changes."""
+        p = c_void_p()
+        check(self.dll, self.dll.VixDiskLibExt_GetChangeId(self._h(), ctypes.byref(p)), "VixDiskLibExt_GetChangeId")
+        try:
+            return ctypes.string_at(p.value).decode() if p.value else ""
+        finally:
+            self.dll.VixDiskLibExt_FreeChangeId(p)
+
+    def query_changed_areas(self, start: int) -> tuple[int, int, list[Area]]:
+        """One ``VixDiskLib_QueryChangedAreas`` call from sector ``start`` ->
+        ``(start, length, areas)``: the piece of the disk the answer covers
+        and the areas in it that changed since the id the disk was opened with."""
+        q = VixDiskLibQueryChangedAreaParams(startOffset=start)
+        p = POINTER(VixDiskLibDiskChangeInfo)()
+        check(self.dll, self.dll.VixDiskLib_QueryChangedAreas(self._h(), ctypes.byref(q), ctypes.byref(p)),
+              "VixDiskLib_QueryChangedAreas")
+        try:
+            info = p.contents
+            areas = [Area(b.offset, b.length) for b in info.areas.contents.block_array()] if info.areas else []
+            return info.startOffset, info.length, areas
+        finally:
+            self.dll.VixDiskLib_FreeChangedAreas(p)
+
+    def changed_areas(self, change_id: Optional[str] = None, start: int = 0,
+                      count: Optional[int] = None) -> Iterator[Area]:
+        """Iterate over the :class:`Area` s of ``[start, start + count)``
+        (default: the rest of the disk) that changed since ``change_id``
+        (``"*"``: the allocated areas), calling QueryChangedAreas lazily until
+        the range is covered; adjacent runs are merged and clipped to the range.
+        Areas are 64 KiB grains.
+
+        ``change_id`` defaults to the one the disk was opened with
+        (``conn.open(path, change_id=...)``).  Another id is asked through a
+        second, read-only handle of the same disk (OpenEx), which a disk open
+        for writing refuses (its lock): open it read-only to ask several ids.
+        An id the disk cannot answer (another disk's, too old, tracking off)
+        raises VixError VIX_E_OBJECT_NOT_FOUND / VIX_E_DISK_NOTSUPPORTED: do a
+        full backup then."""
+        capacity = self.capacity
+        end = capacity if count is None else min(start + count, capacity)
+        if change_id is None or change_id == self.since:
+            if self.since is None:
+                raise ValueError("the disk was opened without a change id: pass one")
+            return self._changed(self, start, end)
+        return self._changed_through(change_id, start, end)
+
+    def _changed_through(self, change_id: str, start: int, end: int) -> Iterator[Area]:
+        with Disk(self.conn, self.path, VIXDISKLIB_FLAG_OPEN_READ_ONLY, change_id=change_id) as other:
+            yield from self._changed(other, start, end)
+
+    @staticmethod
+    def _changed(disk: Disk, start: int, end: int) -> Iterator[Area]:
+        pending: Optional[Area] = None
+        pos = start
+        while pos < end:
+            got, length, areas = disk.query_changed_areas(pos)
+            if length <= 0 or got + length <= pos:
+                raise VixError(VIX_E_FAIL, "VixDiskLib_QueryChangedAreas", "answer covers nothing")
+            for a in areas:
+                lo, hi = max(a.offset, start), min(a.end, end)
+                if lo >= hi:
+                    continue
+                if pending is not None and lo <= pending.end:
+                    pending = Area(pending.offset, max(pending.end, hi) - pending.offset)
+                    continue
+                if pending is not None:
+                    yield pending
+                pending = Area(lo, hi - lo)
+            pos = got + length
+        if pending is not None:
+            yield pending
 
     # -- maintenance -------------------------------------------------------
     def create_child(self, path: PathArg, disk_type: int = VIXDISKLIB_DISK_MONOLITHIC_SPARSE,

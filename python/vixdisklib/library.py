@@ -164,11 +164,31 @@ class Connection:
             check(self.lib.dll, self.lib.dll.VixDiskLib_Create(self.handle, path_bytes(path), ctypes.byref(cp),
                                                                p.c_func, None), "VixDiskLib_Create")
 
-    def open(self, path: PathArg, flags: int = 0) -> Disk:
-        """``VixDiskLib_Open`` -> :class:`~vixdisklib.disk.Disk` (a context manager)."""
+    def open(self, path: PathArg, flags: int = 0, change_id: Optional[str] = None) -> Disk:
+        """``VixDiskLib_Open`` -> :class:`~vixdisklib.disk.Disk` (a context manager).
+
+        With ``change_id`` (VDDK 9.0's ``VixDiskLib_OpenEx``) the handle
+        remembers it: :meth:`Disk.changed_areas` then lists what changed since
+        that id (``"*"``: the allocated areas).  The id is checked by the
+        query, not here, so any id opens."""
         from .disk import Disk  # disk.py imports this module
 
-        return Disk(self, path, flags)
+        return Disk(self, path, flags, change_id=change_id)
+
+    def set_change_tracking(self, path: PathArg, enable: bool = True) -> None:
+        """``VixDiskLibExt_SetChangeTracking`` on the closed disk at ``path``:
+        on starts a new history (ids of an earlier one are refused from then
+        on), off deletes the tracking data; either is a no-op when already so."""
+        err = self.lib.dll.VixDiskLibExt_SetChangeTracking(self.handle, path_bytes(path), 1 if enable else 0)
+        check(self.lib.dll, err, "VixDiskLibExt_SetChangeTracking")
+
+    def commit(self, path: PathArg, progress: Optional[ProgressCallback] = None) -> None:
+        """``VixDiskLibExt_Commit``: fold the redo log at ``path`` into its
+        parent and delete it (how a backup deletes its snapshot); its change
+        history goes to the parent."""
+        with Progress(progress) as p:
+            err = self.lib.dll.VixDiskLibExt_Commit(self.handle, path_bytes(path), p.c_func, None)
+            check(self.lib.dll, err, "VixDiskLibExt_Commit")
 
     def unlink(self, path: PathArg) -> None:
         """``VixDiskLib_Unlink``: delete a disk and all its files."""

@@ -28,10 +28,13 @@ pub trait Source: Sync {
     fn path(&self) -> &Path;
     /// Capacity in sectors.
     fn capacity(&self) -> u64;
-    /// Ascending, disjoint `(start, sectors)` runs that may hold data; the rest reads as zeros.
+    /// Disjoint `(start, sectors)` runs that may hold data, in the order they are to be
+    /// written (ascending but for a restore's newest-first plan); the rest reads as zeros.
     fn runs(&self) -> Result<Vec<(u64, u64)>>;
     /// Reads whole sectors at `sector` (past the capacity: zeros).
     fn read(&self, sector: u64, buf: &mut [u8]) -> Result<()>;
+    /// Told that `bytes` from `sector` reached the target (zeros are skipped, not written).
+    fn wrote(&self, _sector: u64, _bytes: u64) {}
 }
 
 /// An open VMDK chain.
@@ -153,10 +156,9 @@ fn pump(
                 match (data, pending) {
                     (true, None) => pending = Some(i),
                     (false, Some(p)) => {
-                        write(
-                            p,
-                            &chunk[((p - s) * SECTOR) as usize..((i - s) * SECTOR) as usize],
-                        )?;
+                        let data = &chunk[((p - s) * SECTOR) as usize..((i - s) * SECTOR) as usize];
+                        write(p, data)?;
+                        source.wrote(p, data.len() as u64);
                         pending = None;
                     }
                     _ => {}
@@ -164,7 +166,9 @@ fn pump(
                 i = piece_end;
             }
             if let Some(p) = pending {
-                write(p, &chunk[((p - s) * SECTOR) as usize..])?;
+                let data = &chunk[((p - s) * SECTOR) as usize..];
+                write(p, data)?;
+                source.wrote(p, data.len() as u64);
             }
             bar.inc(n * SECTOR);
             s += n;
@@ -272,7 +276,11 @@ fn write_stream(source: &dyn Source, target: &Path, spec: &CreateSpec, quiet: bo
             return Ok(false);
         }
         source.read(g * GRAIN, buf)?;
-        Ok(buf.iter().any(|&b| b != 0))
+        let data = buf.iter().any(|&b| b != 0);
+        if data {
+            source.wrote(g * GRAIN, buf.len() as u64);
+        }
+        Ok(data)
     };
     let bar = Progress::percent("compress", quiet);
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());

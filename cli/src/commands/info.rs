@@ -46,14 +46,18 @@ struct DiskReport {
     hw_version: Option<String>,
     uuid: Option<String>,
     geometry: Geometry,
-    /// "off" or "unsupported" (change tracking is not in this build).
+    /// "on" (ours: `vixdisk changeid`), "off", or "unsupported" (VMware's own tracking).
     change_tracking: &'static str,
     /// Leaf first, base last.
     chain: Vec<LinkInfo>,
 }
 
-/// "unsupported" when the link carries change-tracking state we cannot use, else "off".
+/// "on" when the link tracks changes our way, "unsupported" when it carries VMware's
+/// change-tracking state (which we cannot use), else "off".
 fn change_tracking(link: &Link) -> &'static str {
+    if link.tracking_file().is_some() {
+        return "on";
+    }
     let tracked_extent = link.extents().iter().any(|e| match &e.store {
         ExtentStore::Sparse(sp) => sp.header().version == 3 && !sp.header().is_compressed(),
         _ => false,
@@ -142,7 +146,9 @@ pub fn run(path: &Path, json: bool) -> CmdResult {
         let info = disk.info();
         let chain = disk.chain();
         let links: Vec<LinkInfo> = chain.links.iter().map(link_info).collect();
-        let tracking = if links.iter().any(|l| l.change_tracking != "off") {
+        let tracking = if disk.is_tracked() {
+            "on"
+        } else if links.iter().any(|l| l.change_tracking == "unsupported") {
             "unsupported"
         } else {
             "off"

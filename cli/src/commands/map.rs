@@ -1,4 +1,5 @@
-//! `vixdisk map`: which link of the chain owns each area of the disk.
+//! `vixdisk map`: which link of the chain owns each area of the disk; with `--changed-since
+//! ID`, only the areas changed since a change id (QueryChangedAreas' answer, 64 KiB grains).
 
 use std::path::Path;
 
@@ -8,7 +9,7 @@ use vixDiskLib::vmdk::extent::Mapping;
 use vixDiskLib::vmdk::link::Link;
 
 use super::{open, with_disk};
-use crate::failure::{CmdResult, OnFile};
+use crate::failure::{CmdResult, OnFile, since_failure};
 use crate::units::SECTOR;
 
 /// One area, with the fields and meaning of `qemu-img map --output=json` (bytes; `depth` 0 is
@@ -105,7 +106,8 @@ fn walk(links: &[Link], level: usize, sector: u64, count: u64, out: &mut Vec<Are
     Ok(())
 }
 
-fn print_text(areas: &[Area]) {
+/// Prints the present areas (and with `all`, the unallocated ones too).
+fn print_text(areas: &[Area], all: bool) {
     say!(
         "{:<16}{:<16}{:<16}{:<7}File",
         "Offset",
@@ -113,11 +115,12 @@ fn print_text(areas: &[Area]) {
         "Mapped to",
         "Depth"
     );
-    for a in areas.iter().filter(|a| a.present) {
-        let mapped = match (a.offset, a.compressed, a.zero) {
+    for a in areas.iter().filter(|a| all || a.present) {
+        let mapped = match (a.offset, a.compressed, a.present) {
             (Some(o), _, _) => format!("{o:#x}"),
             (None, true, _) => "compressed".into(),
-            _ => "zero".into(),
+            (None, false, true) => "zero".into(),
+            (None, false, false) => "unallocated".into(),
         };
         say!(
             "{:<16}{:<16}{:<16}{:<7}{}",
@@ -130,13 +133,21 @@ fn print_text(areas: &[Area]) {
     }
 }
 
-/// Prints the map of the disk at `path`.
-pub fn run(path: &Path, json: bool) -> CmdResult {
+/// Prints the map of the disk at `path`, or of the areas changed since `changed_since`.
+pub fn run(path: &Path, json: bool, changed_since: Option<&str>) -> CmdResult {
     let disk = open(path, true, false)?;
     let areas = with_disk(disk, path, |disk| {
+        let runs = match changed_since {
+            None => vec![(0, disk.capacity())],
+            Some(id) => disk
+                .changed_areas(id, 0, disk.capacity())
+                .map_err(|e| since_failure(path, e))?,
+        };
         let chain = disk.chain();
         let mut areas = Vec::new();
-        walk(&chain.links, 0, 0, disk.capacity(), &mut areas).on(path)?;
+        for (start, count) in runs {
+            walk(&chain.links, 0, start, count, &mut areas).on(path)?;
+        }
         Ok(areas)
     })?;
     if json {
@@ -147,7 +158,7 @@ pub fn run(path: &Path, json: bool) -> CmdResult {
             .collect();
         say!("[{}]", lines.join(",\n"));
     } else {
-        print_text(&areas);
+        print_text(&areas, changed_since.is_some());
     }
     Ok(())
 }

@@ -1,0 +1,366 @@
+//! Taking a backup, as the seeds' algorithm does it:
+//!
+//! 1. (`--snapshot CHILD`) the disk is frozen under a new redo log CHILD (CreateChild); its
+//!    writer continues on CHILD while the frozen disk is read, and `vixdisk commit CHILD`
+//!    deletes the snapshot afterwards. Without a snapshot the disk is held open for the whole
+//!    backup, which keeps every writer out.
+//! 2. The change id of the frozen content is recorded.
+//! 3. The blocks: for a full backup the allocated 128-sector chunks (QueryAllocatedBlocks'
+//!    rules: at most 524288 chunks per query, the tail past the last whole chunk counted as
+//!    allocated); for an incremental one the areas changed since the previous backup's id;
+//!    for a differential one those changed since the full backup's id.
+//! 4. They are copied into `DIR/data.bin`; `DIR/manifest.json` is written last (temporary
+//!    name, fsync, rename): a directory without it is an unfinished backup restore refuses.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+
+use vixDiskLib::chain::Disk;
+use vixDiskLib::error::{Error, Result};
+use vixDiskLib::vmdk::create::DiskKind;
+
+use super::manifest::{self, Block, Kind, Loaded, Manifest, ParentRef, SourceInfo};
+use super::{DATA, MANIFEST, STEP, now_unix};
+use crate::commands::{close, open, with_disk};
+use crate::failure::{CmdResult, Failure, OnFile, since_failure};
+use crate::interrupt;
+use crate::progress::Progress;
+use crate::units::SECTOR;
+
+/// QueryAllocatedBlocks' smallest chunk, as the seed's backup uses.
+const CHUNK: u64 = 128;
+/// Most chunks one allocation (or change) query covers.
+const MAX_CHUNKS: u64 = 512 * 1024;
+
+/// The seed's block list for a full backup: allocated chunks, window by window, plus the
+/// unaligned tail.
+fn allocated_blocks(disk: &Disk) -> Result<Vec<(u64, u64)>> {
+    let capacity = disk.capacity();
+    let whole = capacity / CHUNK * CHUNK;
+    let mut blocks: Vec<(u64, u64)> = Vec::new();
+    let mut start = 0;
+    while start < whole {
+        let count = (whole - start).min(MAX_CHUNKS * CHUNK);
+        for (s, n) in disk.allocated_chunks(start, count, CHUNK)? {
+            push_run(&mut blocks, s, n);
+        }
+        start += count;
+    }
+    if whole < capacity {
+        blocks.push((whole, capacity - whole));
+    }
+    Ok(blocks)
+}
+
+/// The areas changed since `since`, window by window as QueryChangedAreas answers them.
+fn changed_blocks(disk: &Disk, since: &str) -> Result<Vec<(u64, u64)>> {
+    let capacity = disk.capacity();
+    let mut blocks: Vec<(u64, u64)> = Vec::new();
+    let mut start = 0;
+    while start < capacity {
+        let end = (start + MAX_CHUNKS * CHUNK).min(capacity);
+        for (s, n) in disk.changed_areas(since, start, end)? {
+            push_run(&mut blocks, s, n);
+        }
+        start = end;
+    }
+    Ok(blocks)
+}
+
+fn push_run(runs: &mut Vec<(u64, u64)>, s: u64, n: u64) {
+    match runs.last_mut() {
+        Some((bs, bl)) if *bs + *bl == s => *bl += n,
+        _ => runs.push((s, n)),
+    }
+}
+
+/// Prepares `dir`: created if missing, else it must be empty. Returns whether we created it.
+fn prepare_dir(dir: &Path) -> CmdResult<bool> {
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                return Err(Failure::Engine {
+                    file: dir.to_path_buf(),
+                    error: Error::FileExists(dir.to_path_buf()),
+                });
+            }
+            Ok(false)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir).on(dir)?;
+            Ok(true)
+        }
+        Err(e) => Err(e).on(dir),
+    }
+}
+
+/// Copies `runs` of the disk into `data` and returns the manifest's block list.
+fn copy_blocks(
+    disk: &Disk,
+    disk_path: &Path,
+    runs: &[(u64, u64)],
+    data: &mut File,
+    data_path: &Path,
+    quiet: bool,
+) -> CmdResult<Vec<Block>> {
+    let total: u64 = runs.iter().map(|r| r.1).sum();
+    let bar = Progress::bytes("backup", total * SECTOR, quiet);
+    let mut buf = vec![0u8; (STEP * SECTOR) as usize];
+    let mut out = Vec::with_capacity(runs.len());
+    let mut offset = 0u64;
+    for &(start, length) in runs {
+        let mut crc = crc32fast::Hasher::new();
+        let mut s = start;
+        while s < start + length {
+            interrupt::check()?;
+            let n = STEP.min(start + length - s);
+            let piece = &mut buf[..(n * SECTOR) as usize];
+            disk.read(s, piece).on(disk_path)?;
+            data.write_all(piece).on(data_path)?;
+            crc.update(piece);
+            bar.inc(n * SECTOR);
+            s += n;
+        }
+        out.push(Block {
+            start,
+            length,
+            data_offset: offset,
+            crc32: crc.finalize(),
+        });
+        offset += length * SECTOR;
+    }
+    Ok(out)
+}
+
+fn source_info(disk: &Disk, path: &Path) -> SourceInfo {
+    let info = disk.info();
+    let chain = disk.chain();
+    let d = chain.links[0].descriptor();
+    SourceInfo {
+        path: absolute(path).display().to_string(),
+        create_type: d.create_type,
+        cid: format!("{:08x}", d.cid),
+        links: chain.links.len(),
+        uuid: info.uuid,
+        adapter: info.adapter.map(|a| a.ddb_name().to_string()),
+        hw_version: disk.ddb_lookup("virtualHWVersion"),
+    }
+}
+
+fn absolute(path: &Path) -> std::path::PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// The earlier backup a new one builds on, and the change id its changes are relative to.
+fn base_of(kind: Kind, base: Option<&Path>) -> CmdResult<Option<(Loaded, String)>> {
+    let base_dir = match (kind, base) {
+        (Kind::Full, _) => return Ok(None),
+        (_, Some(b)) => b,
+        (_, None) => return Err(Failure::Usage("--base is required".into())),
+    };
+    let loaded = manifest::load(base_dir)?;
+    let parent = if kind == Kind::Differential {
+        loaded.full()?
+    } else {
+        loaded
+    };
+    let Some(id) = parent.manifest.change_id.clone() else {
+        return Err(Failure::NeedFull {
+            file: parent.dir.join(MANIFEST),
+            error: Error::ChangeIdUnknown(format!(
+                "the {} backup {} recorded no change id (its disk did not track changes: \
+                 `vixdisk changeid --on`, then do a full backup)",
+                parent.manifest.kind.name(),
+                parent.dir.display()
+            )),
+        });
+    };
+    Ok(Some((parent, id)))
+}
+
+/// Opens the disk read-only, unless issuing its change id needs a writable open (it was
+/// written since the last id was issued: the new id is recorded in the tracking file).
+fn open_for_id(disk_path: &Path) -> CmdResult<Disk> {
+    let disk = open(disk_path, true, false)?;
+    match disk.change_id() {
+        Err(Error::ReadOnly(_)) => {
+            close(disk, disk_path)?;
+            open(disk_path, false, false)
+        }
+        _ => Ok(disk),
+    }
+}
+
+/// What was decided on the disk before copying.
+struct Plan {
+    change_id: Option<String>,
+    runs: Vec<(u64, u64)>,
+    source: SourceInfo,
+    capacity: u64,
+}
+
+/// Records the change id, lists the blocks and takes the snapshot, all on one open handle
+/// (nothing can write the disk in between).
+fn plan(
+    disk: &Disk,
+    disk_path: &Path,
+    since: Option<&str>,
+    snapshot: Option<&Path>,
+) -> CmdResult<Plan> {
+    let change_id = match disk.change_id() {
+        Ok(id) => Some(id),
+        Err(e) if since.is_some() => return Err(since_failure(disk_path, e)),
+        Err(Error::NotTracked(_)) => None,
+        Err(e @ Error::ChangeIdUnknown(_)) => {
+            vixDiskLib::log::warn(format!(
+                "{e}; this full backup records no change id (`vixdisk changeid --off` then \
+                 `--on` starts a new history)"
+            ));
+            None
+        }
+        Err(e) => return Err(e).on(disk_path),
+    };
+    let runs = match since {
+        None => allocated_blocks(disk).on(disk_path)?,
+        Some(id) => changed_blocks(disk, id).map_err(|e| since_failure(disk_path, e))?,
+    };
+    if let Some(child) = snapshot {
+        disk.create_child(child, DiskKind::MonolithicSparse)
+            .on(child)?;
+    }
+    Ok(Plan {
+        change_id,
+        runs,
+        source: source_info(disk, disk_path),
+        capacity: disk.capacity(),
+    })
+}
+
+/// Takes a `kind` backup of the chain at `disk_path` into the new directory `dir`.
+pub fn take(
+    kind: Kind,
+    disk_path: &Path,
+    dir: &Path,
+    base: Option<&Path>,
+    snapshot: Option<&Path>,
+    quiet: bool,
+) -> CmdResult {
+    let base = base_of(kind, base)?;
+    if let Some((parent, _)) = &base
+        && kind == Kind::Differential
+        && !quiet
+    {
+        say!(
+            "differential since the full backup {}",
+            parent.dir.display()
+        );
+    }
+    let disk = open_for_id(disk_path)?;
+    let since = base.as_ref().map(|(_, id)| id.as_str());
+    let planned = plan(&disk, disk_path, since, snapshot);
+    let disk = match (&planned, snapshot) {
+        // The writer continues on the snapshot; we read the frozen disk under a shared lock.
+        (Ok(_), Some(_)) => {
+            close(disk, disk_path)?;
+            open(disk_path, true, false)?
+        }
+        _ => disk,
+    };
+    if let (Ok(p), false) = (&planned, quiet) {
+        if let Some(child) = snapshot {
+            say!("snapshot: {} now holds new writes", child.display());
+        }
+        say!(
+            "change id: {}",
+            p.change_id.as_deref().unwrap_or("none (not tracked)")
+        );
+        say!(
+            "blocks: {} area(s), {} sectors {}",
+            p.runs.len(),
+            p.runs.iter().map(|r| r.1).sum::<u64>(),
+            since.map_or("allocated".to_string(), |id| format!("changed since {id}"))
+        );
+    }
+    let data_path = dir.join(DATA);
+    let partial = manifest::partial_path(dir);
+    let (mut created_dir, mut made_data) = (false, false);
+    let result = with_disk(disk, disk_path, |disk| {
+        let plan = planned?;
+        created_dir = prepare_dir(dir)?;
+        let mut data = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&data_path)
+            .on(&data_path)?;
+        made_data = true;
+        let blocks = copy_blocks(disk, disk_path, &plan.runs, &mut data, &data_path, quiet)?;
+        data.sync_all().on(&data_path)?;
+        let parent = base.as_ref().map(|(p, id)| ParentRef {
+            dir: manifest::relative_dir(&absolute(dir), &absolute(&p.dir))
+                .display()
+                .to_string(),
+            path: absolute(&p.dir).display().to_string(),
+            kind: p.manifest.kind,
+            change_id: id.clone(),
+            created_unix: p.manifest.created_unix,
+        });
+        let m = Manifest {
+            format: manifest::MANIFEST_FORMAT.into(),
+            version: manifest::MANIFEST_VERSION,
+            kind,
+            created_unix: now_unix(),
+            source: plan.source,
+            capacity_sectors: plan.capacity,
+            chunk_sectors: CHUNK,
+            change_id: plan.change_id,
+            parent,
+            data_file: DATA.into(),
+            copied_sectors: blocks.iter().map(|b| b.length).sum(),
+            blocks,
+        };
+        manifest::store(&m, dir)?;
+        Ok(m)
+    });
+    let m = match result {
+        Ok(m) => m,
+        Err(e) => {
+            // An unfinished backup is removed rather than left looking usable.
+            if made_data {
+                let _ = std::fs::remove_file(&partial);
+                let _ = std::fs::remove_file(&data_path);
+            }
+            if created_dir {
+                let _ = std::fs::remove_dir(dir);
+            }
+            return Err(e);
+        }
+    };
+    let bytes = m.copied_sectors * SECTOR;
+    if !quiet {
+        say!(
+            "copy: read {bytes} bytes from {}, wrote {bytes} bytes to {}",
+            disk_path.display(),
+            data_path.display()
+        );
+    }
+    say!(
+        "backed up {} into {}: {} of {} sectors in {} block(s) ({}{})",
+        disk_path.display(),
+        dir.display(),
+        m.copied_sectors,
+        m.capacity_sectors,
+        m.blocks.len(),
+        kind.name(),
+        m.change_id
+            .as_deref()
+            .map_or(String::new(), |id| format!(", change id {id}"))
+    );
+    if let Some(child) = snapshot {
+        say!(
+            "the snapshot stays: `vixdisk commit {}` deletes it once nothing writes it",
+            child.display()
+        );
+    }
+    Ok(())
+}
