@@ -9,7 +9,7 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use super::descriptor::Descriptor;
-use super::link::dir_of;
+use super::fileio::dir_of;
 use crate::error::{Error, Result};
 
 /// The name a new file for `path` is written under until it is complete:
