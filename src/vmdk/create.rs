@@ -4,6 +4,7 @@ use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
 use super::atomic::{remove_leftovers, sync_dir, temp_name};
+pub use super::descriptor::format_uuid;
 use super::descriptor::{Access, Descriptor, ExtentKind, ExtentLine, NO_PARENT_CID};
 use super::fileio::{random_cid, random_u64, sync_data, write_all_at};
 use super::geometry::{Adapter, Geometry};
@@ -46,12 +47,6 @@ pub struct CreateSpec {
     pub adapter: Adapter,
     /// `ddb.virtualHWVersion`.
     pub hw_version: u16,
-}
-
-/// Formats 16 bytes the way VMware writes `ddb.uuid`: `60 00 c2 93 7b a0 3a 03-9f 22 56 c5 29 93 b7 27`.
-pub fn format_uuid(bytes: [u8; 16]) -> String {
-    let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}-{}", hex[..8].join(" "), hex[8..].join(" "))
 }
 
 fn new_uuid() -> String {
