@@ -22,6 +22,16 @@ pub fn temp_name(path: &Path) -> PathBuf {
     dir_of(path).join(format!(".{name}.tmp-new"))
 }
 
+/// Where the compacted copy of `path` is written before it replaces the original.
+pub fn temp_path(path: &Path) -> PathBuf {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".compact-tmp");
+    path.with_file_name(name)
+}
+
 /// Syncs the directory that holds `path`, making a create, rename or unlink there durable.
 pub fn sync_dir(path: &Path) -> Result<()> {
     let dir = dir_of(path);

@@ -68,7 +68,7 @@ pub struct SparseExtent {
 /// untouched original: garbage. Opens run under the disk's lock, so no compaction of this
 /// extent is under way and the leftover can go. Failure (read-only directory) is harmless.
 fn remove_compact_leftover(path: &Path) {
-    let tmp = super::rewrite::temp_path(path);
+    let tmp = super::atomic::temp_path(path);
     if std::fs::symlink_metadata(&tmp).is_ok() && std::fs::remove_file(&tmp).is_ok() {
         crate::log::info(format!(
             "{}: removed {} left by an interrupted Shrink/Defragment",
