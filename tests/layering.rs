@@ -28,6 +28,7 @@ const VMDK_LAYERS: &[(&str, &[&str])] = &[
             "descriptor",
             "writeback",
             "stream_read",
+            "markers",
             "track",
         ],
     ),

@@ -12,6 +12,7 @@ pub mod grow;
 pub mod header;
 pub mod link;
 pub mod link_files;
+pub mod markers;
 pub mod peek;
 pub mod rewrite;
 pub mod sparse;
