@@ -28,11 +28,12 @@ use std::sync::{Condvar, Mutex};
 
 use flate2::{Compress, Compression};
 
-use super::create::{EMBEDDED_DESCRIPTOR_SECTORS, NewDisk, create_new_file, prepare_new};
+use super::atomic::{NewDisk, create_new_file, prepare_new};
 use super::descriptor::{Access, Descriptor, ExtentKind, ExtentLine, NO_PARENT_CID};
 use super::fileio::sync_data;
 use super::header::{
-    FLAG_COMPRESSED, FLAG_MARKERS, FLAG_VALID_NEWLINE, GD_AT_END, HEADER_SIZE, SparseHeader,
+    EMBEDDED_DESCRIPTOR_SECTORS, FLAG_COMPRESSED, FLAG_MARKERS, FLAG_VALID_NEWLINE, GD_AT_END,
+    HEADER_SIZE, SparseHeader,
 };
 use super::markers::{
     MARKER_FOOTER, MARKER_GD, MARKER_GT, ZLIB_LEVEL, deflate_into, le_bytes, write_marker,
