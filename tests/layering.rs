@@ -29,6 +29,7 @@ const VMDK_LAYERS: &[(&str, &[&str])] = &[
             "writeback",
             "stream_read",
             "markers",
+            "grain_map",
             "track",
         ],
     ),

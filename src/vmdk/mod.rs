@@ -8,6 +8,7 @@ pub mod descriptor;
 pub mod extent;
 pub mod fileio;
 pub mod geometry;
+pub mod grain_map;
 pub mod grow;
 pub mod header;
 pub mod link;
