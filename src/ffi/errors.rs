@@ -1,11 +1,9 @@
-//! The one place where engine errors become VixError codes, plus GetErrorText/FreeErrorText.
+//! The one place where engine errors become VixError codes (the C text of a code is in
+//! `error_texts`).
 
-use std::ffi::{CString, c_char};
 use std::io;
 
-use super::boundary::{guard_ptr, guard_void};
 use super::codes::*;
-use super::error_texts::{error_name, error_text};
 use super::types::VixError;
 use crate::error::Error;
 
@@ -52,34 +50,4 @@ fn errno_to_vix(e: &io::Error) -> VixError {
         Some(libc::EWOULDBLOCK) => VIX_E_FILE_ALREADY_LOCKED,
         _ => VIX_E_FILE_ERROR,
     }
-}
-
-/// Returns a newly allocated description of `err`; free it with `VixDiskLib_FreeErrorText`.
-/// `locale` must be NULL (other locales are not supported and are treated as NULL).
-#[unsafe(no_mangle)]
-pub extern "C" fn VixDiskLib_GetErrorText(err: VixError, locale: *const c_char) -> *mut c_char {
-    let _ = locale;
-    guard_ptr("VixDiskLib_GetErrorText", || {
-        let text = error_text(err);
-        let text = match error_name(err) {
-            Some(name) if err & 0xFFFF != 0 => format!("{text} ({name}, {})", err & 0xFFFF),
-            _ => text.to_string(),
-        };
-        // Texts contain no NULs; an allocation failure aborts like any other in Rust.
-        let c = CString::new(text).unwrap_or_default();
-        // SAFETY: strdup copies a valid NUL-terminated string into malloc'd memory, so the
-        // caller can release it with FreeErrorText (which calls free).
-        unsafe { libc::strdup(c.as_ptr()) }
-    })
-}
-
-/// Frees a string returned by `VixDiskLib_GetErrorText`. NULL is allowed.
-#[unsafe(no_mangle)]
-pub extern "C" fn VixDiskLib_FreeErrorText(errMsg: *mut c_char) {
-    guard_void("VixDiskLib_FreeErrorText", || {
-        if !errMsg.is_null() {
-            // SAFETY: non-NULL pointers passed here come from GetErrorText's strdup (contract).
-            unsafe { libc::free(errMsg.cast()) };
-        }
-    });
 }

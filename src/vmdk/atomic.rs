@@ -2,14 +2,15 @@
 //! the target's directory, synced, then published under its real name (no-replace link or
 //! rename) and the directory synced. A disk made of several files publishes its descriptor
 //! last; the temporary descriptor is written first and doubles as the list of extent files to
-//! remove if the process dies before publishing (see `remove_leftovers`).
+//! remove if the process dies before publishing (see `remove_leftovers`). `prepare_new` and
+//! `NewDisk` carry a whole new disk through these steps for every writer of new disks.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use super::descriptor::Descriptor;
-use super::link::dir_of;
+use super::fileio::dir_of;
 use crate::error::{Error, Result};
 
 /// The name a new file for `path` is written under until it is complete:
@@ -20,6 +21,16 @@ pub fn temp_name(path: &Path) -> PathBuf {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     dir_of(path).join(format!(".{name}.tmp-new"))
+}
+
+/// Where the compacted copy of `path` is written before it replaces the original.
+pub fn temp_path(path: &Path) -> PathBuf {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".compact-tmp");
+    path.with_file_name(name)
 }
 
 /// Syncs the directory that holds `path`, making a create, rename or unlink there durable.
@@ -94,6 +105,67 @@ fn extents_named_by(descriptor: &Path) -> Vec<String> {
         .filter_map(|e| e.file)
         .filter(|f| !f.is_empty() && !f.contains('/') && f != "." && f != "..")
         .collect()
+}
+
+/// Opens `path` for a new file, refusing to replace an existing one.
+pub fn create_new_file(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))
+}
+
+/// Before a new disk is written at `path`: refuses an existing file, removes what an
+/// interrupted Create/Clone of the same name left, and returns the temporary name to write.
+pub fn prepare_new(path: &Path) -> Result<PathBuf> {
+    // First, so that a temporary name left beside a published disk (a kill between its link
+    // and its unlink) goes even when this call then refuses the existing file.
+    remove_leftovers(path)?;
+    if std::fs::symlink_metadata(path).is_ok() {
+        return Err(Error::FileExists(path.to_path_buf()));
+    }
+    Ok(temp_name(path))
+}
+
+/// A complete new disk still under its temporary name: `publish` gives it its real name,
+/// `discard` removes all its files.
+pub struct NewDisk {
+    /// Where the disk (its descriptor, or its only file) is now; open it here to fill it.
+    pub tmp: PathBuf,
+    path: PathBuf,
+    /// Extent files already under their final names (descriptor-file disks).
+    pub(super) extents: Vec<PathBuf>,
+}
+
+impl NewDisk {
+    /// A disk written at `tmp` that becomes `path`.
+    pub fn single(tmp: PathBuf, path: &Path) -> NewDisk {
+        NewDisk {
+            tmp,
+            path: path.to_path_buf(),
+            extents: Vec::new(),
+        }
+    }
+
+    /// Makes the disk appear under its real name (the descriptor last), durably.
+    pub fn publish(self) -> Result<()> {
+        let result = sync_dir(&self.path).and_then(|()| publish(&self.tmp, &self.path));
+        if result.is_err() {
+            self.discard();
+        }
+        result
+    }
+
+    /// Removes every file of the unpublished disk. The temporary descriptor goes last: it
+    /// lists the extents, so a crash midway leaves what the next Create/Clone cleans up.
+    pub fn discard(self) {
+        for p in &self.extents {
+            let _ = std::fs::remove_file(p);
+        }
+        let _ = std::fs::remove_file(&self.tmp);
+    }
 }
 
 #[cfg(test)]

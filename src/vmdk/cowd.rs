@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::fileio::{file_len, read_exact_at};
-use super::sparse::GrainMap;
+use super::grain_map::GrainMap;
 use crate::error::{Error, Result};
 
 /// Entries per COWD grain table.

@@ -1,18 +1,16 @@
 //! Creating new disks: monolithic sparse and flat (split and other types come with their issue).
 
-use std::fs::{File, OpenOptions};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use super::atomic::{remove_leftovers, sync_dir, temp_name};
+use super::atomic::sync_dir;
+pub use super::atomic::{NewDisk, create_new_file, prepare_new};
+pub use super::descriptor::format_uuid;
 use super::descriptor::{Access, Descriptor, ExtentKind, ExtentLine, NO_PARENT_CID};
 use super::fileio::{random_cid, random_u64, sync_data, write_all_at};
 use super::geometry::{Adapter, Geometry};
-use super::header::SparseHeader;
+use super::header::{EMBEDDED_DESCRIPTOR_SECTORS, SparseHeader};
 use super::sparse::write_new_extent;
 use crate::error::{Error, Result};
-
-/// Sectors reserved for an embedded descriptor (qemu and VMware use 20).
-pub(crate) const EMBEDDED_DESCRIPTOR_SECTORS: u64 = 20;
 
 /// The disk layouts VixDiskLib can ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,12 +46,6 @@ pub struct CreateSpec {
     pub hw_version: u16,
 }
 
-/// Formats 16 bytes the way VMware writes `ddb.uuid`: `60 00 c2 93 7b a0 3a 03-9f 22 56 c5 29 93 b7 27`.
-pub fn format_uuid(bytes: [u8; 16]) -> String {
-    let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}-{}", hex[..8].join(" "), hex[8..].join(" "))
-}
-
 fn new_uuid() -> String {
     let mut b = [0u8; 16];
     b[..8].copy_from_slice(&random_u64().to_le_bytes());
@@ -77,16 +69,6 @@ pub fn base_ddb(spec: &CreateSpec) -> Vec<(String, String)> {
         ("geometry.sectors".into(), g.sectors.to_string()),
         ("adapterType".into(), spec.adapter.ddb_name().into()),
     ]
-}
-
-/// Opens `path` for a new file, refusing to replace an existing one.
-pub fn create_new_file(path: &Path) -> Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(|e| Error::io(path, e))
 }
 
 /// Name of a sibling file: `dir/base.vmdk` + `-flat` → `base-flat.vmdk`.
@@ -147,58 +129,6 @@ fn write_monolithic_sparse_at(
         let _ = std::fs::remove_file(at);
     }
     result
-}
-
-/// Before a new disk is written at `path`: refuses an existing file, removes what an
-/// interrupted Create/Clone of the same name left, and returns the temporary name to write.
-pub fn prepare_new(path: &Path) -> Result<PathBuf> {
-    // First, so that a temporary name left beside a published disk (a kill between its link
-    // and its unlink) goes even when this call then refuses the existing file.
-    remove_leftovers(path)?;
-    if std::fs::symlink_metadata(path).is_ok() {
-        return Err(Error::FileExists(path.to_path_buf()));
-    }
-    Ok(temp_name(path))
-}
-
-/// A complete new disk still under its temporary name: `publish` gives it its real name,
-/// `discard` removes all its files.
-pub struct NewDisk {
-    /// Where the disk (its descriptor, or its only file) is now; open it here to fill it.
-    pub tmp: PathBuf,
-    path: PathBuf,
-    /// Extent files already under their final names (descriptor-file disks).
-    extents: Vec<PathBuf>,
-}
-
-impl NewDisk {
-    /// A disk written at `tmp` that becomes `path`.
-    pub fn single(tmp: PathBuf, path: &Path) -> NewDisk {
-        NewDisk {
-            tmp,
-            path: path.to_path_buf(),
-            extents: Vec::new(),
-        }
-    }
-
-    /// Makes the disk appear under its real name (the descriptor last), durably.
-    pub fn publish(self) -> Result<()> {
-        let result =
-            sync_dir(&self.path).and_then(|()| super::atomic::publish(&self.tmp, &self.path));
-        if result.is_err() {
-            self.discard();
-        }
-        result
-    }
-
-    /// Removes every file of the unpublished disk. The temporary descriptor goes last: it
-    /// lists the extents, so a crash midway leaves what the next Create/Clone cleans up.
-    pub fn discard(self) {
-        for p in &self.extents {
-            let _ = std::fs::remove_file(p);
-        }
-        let _ = std::fs::remove_file(&self.tmp);
-    }
 }
 
 /// Largest monolithic sparse extent: grain table entries are 32-bit sector numbers, so the

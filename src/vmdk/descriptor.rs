@@ -312,6 +312,12 @@ impl Descriptor {
     }
 }
 
+/// Formats 16 bytes the way VMware writes `ddb.uuid`: `60 00 c2 93 7b a0 3a 03-9f 22 56 c5 29 93 b7 27`.
+pub fn format_uuid(bytes: [u8; 16]) -> String {
+    let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{}", hex[..8].join(" "), hex[8..].join(" "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,6 +28,8 @@ const KNOWN_INCOMPAT: u32 = FLAG_COMPRESSED | FLAG_MARKERS;
 pub(crate) const MAX_GRAIN_SECTORS: u64 = 0x20_0000;
 /// Largest grain table we accept (qemu's limit).
 pub(crate) const MAX_GTES_PER_GT: u32 = 512;
+/// Sectors reserved for an embedded descriptor (qemu and VMware use 20).
+pub(crate) const EMBEDDED_DESCRIPTOR_SECTORS: u64 = 20;
 
 /// Decoded `SparseExtentHeader`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,6 +9,7 @@ use super::descriptor::{
     Access, Descriptor, ExtentKind, ExtentLine, MAX_DESCRIPTOR_BYTES, NO_PARENT_CID,
 };
 use super::extent::{DirectFill, Extent, ExtentStore, Mapping};
+pub use super::fileio::dir_of;
 use super::fileio::{file_len, random_cid, read_exact_at, sync_data, write_all_at};
 use super::header::{HEADER_SIZE, SparseHeader};
 pub(crate) use super::link_files::MAX_CAPACITY_SECTORS;
@@ -59,14 +60,6 @@ pub struct Link {
     legacy_redo: bool,
     /// An unfinished commit of this link into its parent (see `COMMIT_JOURNAL_KEY`).
     commit_pending: bool,
-}
-
-/// Directory of a descriptor, for resolving names relative to it.
-pub fn dir_of(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
 }
 
 impl Link {

@@ -2,23 +2,14 @@
 //! leaving out grains the caller no longer needs (Shrink). The new file is complete and synced
 //! before the caller renames it over the old one, so a crash leaves one of the two intact.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+pub use super::atomic::temp_path;
 use super::create::create_new_file;
 use super::fileio::{sync_data, write_all_at};
 use super::header::SparseHeader;
 use super::sparse::{GrainMap, SparseExtent, write_new_extent};
 use crate::error::{Error, Result};
-
-/// Where the compacted copy of `path` is written before it replaces the original.
-pub fn temp_path(path: &Path) -> PathBuf {
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(".compact-tmp");
-    path.with_file_name(name)
-}
 
 /// Writes a compacted copy of `extent` to `temp_path(extent.path())`. `keep(grain_start,
 /// data)` decides for every allocated grain whether it goes into the copy. The embedded

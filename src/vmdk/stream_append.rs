@@ -22,7 +22,7 @@ use flate2::{Compress, Compression};
 
 use super::fileio::{file_len, read_exact_at, sync_data, write_all_at};
 use super::header::{HEADER_SIZE, SparseHeader};
-use super::stream_writer::{
+use super::markers::{
     MARKER_FOOTER, MARKER_GD, MARKER_GT, ZLIB_LEVEL, deflate_into, le_bytes, write_marker,
 };
 use crate::error::{Error, Result};

@@ -26,13 +26,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Condvar, Mutex};
 
-use flate2::{Compress, Compression, FlushCompress, Status};
+use flate2::{Compress, Compression};
 
-use super::create::{EMBEDDED_DESCRIPTOR_SECTORS, NewDisk, create_new_file, prepare_new};
+use super::atomic::{NewDisk, create_new_file, prepare_new};
 use super::descriptor::{Access, Descriptor, ExtentKind, ExtentLine, NO_PARENT_CID};
 use super::fileio::sync_data;
 use super::header::{
-    FLAG_COMPRESSED, FLAG_MARKERS, FLAG_VALID_NEWLINE, GD_AT_END, HEADER_SIZE, SparseHeader,
+    EMBEDDED_DESCRIPTOR_SECTORS, FLAG_COMPRESSED, FLAG_MARKERS, FLAG_VALID_NEWLINE, GD_AT_END,
+    HEADER_SIZE, SparseHeader,
+};
+use super::markers::{
+    MARKER_FOOTER, MARKER_GD, MARKER_GT, ZLIB_LEVEL, deflate_into, le_bytes, write_marker,
 };
 use crate::error::{Error, Result};
 
@@ -50,15 +54,8 @@ const GT_SECTORS: u64 = GTES_PER_GT * 4 / SECTOR as u64;
 const CHUNK_GRAINS: u64 = 32;
 /// Work units a thread may run ahead of the writer (bounds memory to a few MiB per thread).
 const WINDOW_PER_THREAD: u64 = 4;
-/// zlib level: 6 is what qemu, VirtualBox and VMware's own tools use.
-pub(crate) const ZLIB_LEVEL: u32 = 6;
 /// Bytes before the compressed data in a grain marker (u64 lba, u32 size).
 const GRAIN_MARKER_HEAD: usize = 12;
-
-/// Metadata marker types.
-pub(crate) const MARKER_GT: u32 = 1;
-pub(crate) const MARKER_GD: u32 = 2;
-pub(crate) const MARKER_FOOTER: u32 = 3;
 
 /// Largest capacity the header reader accepts (32-bit sector numbers, 64 KiB grains).
 const MAX_CAPACITY: u64 = (1u64 << 32) * 64;
@@ -470,45 +467,10 @@ impl ChunkError {
     }
 }
 
-/// Appends `input` as one complete zlib stream (RFC 1950) to `out`.
-pub(crate) fn deflate_into(
-    deflate: &mut Compress,
-    input: &[u8],
-    out: &mut Vec<u8>,
-) -> io::Result<()> {
-    deflate.reset();
-    // Stored blocks cost 5 bytes per 64 KiB, zlib adds 6: this is nearly always enough at once.
-    out.reserve(input.len() + input.len() / 64 + 64);
-    let mut consumed = 0;
-    loop {
-        let before = deflate.total_in();
-        let status = deflate
-            .compress_vec(&input[consumed..], out, FlushCompress::Finish)
-            .map_err(|e| io::Error::other(format!("deflate: {e}")))?;
-        consumed += (deflate.total_in() - before) as usize;
-        match status {
-            Status::StreamEnd => return Ok(()),
-            Status::Ok | Status::BufError => out.reserve(input.len().max(4096)),
-        }
-    }
-}
-
 /// True if every byte is zero (written to vectorise: no early exit inside a block).
 fn is_zero(buf: &[u8]) -> bool {
     buf.chunks(SECTOR)
         .all(|c| c.iter().fold(0u8, |acc, &b| acc | b) == 0)
-}
-
-/// Writes a metadata marker sector.
-pub(crate) fn write_marker(out: &mut impl Write, num_sectors: u64, kind: u32) -> io::Result<()> {
-    let mut m = [0u8; SECTOR];
-    m[..8].copy_from_slice(&num_sectors.to_le_bytes());
-    m[12..16].copy_from_slice(&kind.to_le_bytes());
-    out.write_all(&m)
-}
-
-pub(crate) fn le_bytes(v: &[u32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
 /// A sector number as stored in grain tables and the grain directory (32 bits).

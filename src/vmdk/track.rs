@@ -46,7 +46,7 @@ pub struct ChangeId {
 impl ChangeId {
     /// vSphere's shape: `"52 ab f5 21 86 ad f2 ff-5b ef c0 f2 3b 53 eb 3b/78"`.
     pub fn render(&self) -> String {
-        format!("{}/{}", super::create::format_uuid(self.uuid), self.seq)
+        format!("{}/{}", super::descriptor::format_uuid(self.uuid), self.seq)
     }
 
     /// Parses `render`'s shape (spaces and dashes between the hex bytes are optional).

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::fileio::{file_len, read_exact_at, sync_data, write_all_at};
+pub use super::grain_map::GrainMap;
 use super::header::{GD_AT_END, SparseHeader};
 use super::stream_append::StreamAppend;
 use super::stream_read::{inflate_grain, resolve_footer};
@@ -23,19 +24,6 @@ mod stream;
 
 use crate::error::{Error, Result};
 pub use layout::write_new_extent;
-
-/// Where a run of an extent's sectors lives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GrainMap {
-    /// Stored in this file at the given byte offset.
-    Data(u64),
-    /// Reads as zeros regardless of any parent (zeroed-grain entry).
-    Zero,
-    /// Not stored here: the parent (or zeros) supplies it.
-    Unallocated,
-    /// A compressed grain whose marker is at this sector (one grain per answer).
-    Compressed(u64),
-}
 
 struct Meta {
     gd: Vec<u32>,
@@ -68,7 +56,7 @@ pub struct SparseExtent {
 /// untouched original: garbage. Opens run under the disk's lock, so no compaction of this
 /// extent is under way and the leftover can go. Failure (read-only directory) is harmless.
 fn remove_compact_leftover(path: &Path) {
-    let tmp = super::rewrite::temp_path(path);
+    let tmp = super::atomic::temp_path(path);
     if std::fs::symlink_metadata(&tmp).is_ok() && std::fs::remove_file(&tmp).is_ok() {
         crate::log::info(format!(
             "{}: removed {} left by an interrupted Shrink/Defragment",
