@@ -30,6 +30,7 @@ const VMDK_LAYERS: &[(&str, &[&str])] = &[
             "stream_read",
             "markers",
             "grain_map",
+            "track_layout",
             "track",
         ],
     ),
