@@ -60,11 +60,17 @@ fn check_all(disk: &vixDiskLib::chain::Disk, issued: &[Issued], now: &[u8]) {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Write { grain: u64, sectors: u64, byte: u8 },
+    Write {
+        grain: u64,
+        sectors: u64,
+        byte: u8,
+    },
     Id,
     Reopen,
     Snapshot,
     Commit,
+    /// Grow by 4 MiB (only a chain of one link: a commit needs equal capacities).
+    Grow,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -74,6 +80,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Reopen),
         1 => Just(Op::Snapshot),
         1 => Just(Op::Commit),
+        1 => Just(Op::Grow),
     ]
 }
 
@@ -135,6 +142,21 @@ proptest! {
                     disk = open_rw(&leaf);
                 }
                 Op::Commit => {}
+                Op::Grow if stack.len() == 1 && model.len() < 16 << 20 => {
+                    disk.close().unwrap();
+                    drop(disk);
+                    let old = model.len() as u64 / 512;
+                    let new = old + 8192;
+                    vixDiskLib::vmdk::grow::grow(&leaf, new, false).unwrap();
+                    vixDiskLib::chain::tracking::grow_history(&leaf).unwrap();
+                    model.resize(new as usize * 512, 0);
+                    // The grown part counts as changed since every earlier id.
+                    for is in &mut issued {
+                        is.written_since.extend(old / 128..new / 128);
+                    }
+                    disk = open_rw(&leaf);
+                }
+                Op::Grow => {}
             }
             check_all(&disk, &issued, &model);
         }
@@ -306,4 +328,66 @@ fn ids_survive_kill_9_mid_writes() {
         d.close().unwrap();
         assert!(qemu_check(&a));
     }
+}
+
+#[test]
+fn shrink_defragment_clone_and_attach_follow_the_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = p(dir.path(), "a.vmdk");
+    create_sparse(&a, 4);
+    set_change_tracking(&a, true).unwrap();
+    let d = open_rw(&a);
+    d.write(0, &[1u8; 512]).unwrap();
+    d.write(2 * 128, &[2u8; 512]).unwrap();
+    let id = d.change_id().unwrap();
+    d.write(5 * 128, &[5u8; 512]).unwrap();
+    d.write(7 * 128, &[0u8; 512]).unwrap(); // a zero grain Shrink drops: still written since
+    d.close().unwrap();
+    drop(d);
+    let since_id = BTreeSet::from([5, 7]);
+    // Shrink and Defragment keep content and CID: the id stays answerable, same answer.
+    for drop_zeros in [true, false] {
+        let d = open_rw(&a);
+        d.compact(drop_zeros).unwrap();
+        assert_eq!(grains_of(&d.changed_areas(&id, 0, 8192).unwrap()), since_id);
+        d.close().unwrap();
+        drop(d);
+        let d = open_rw(&a);
+        assert_eq!(grains_of(&d.changed_areas(&id, 0, 8192).unwrap()), since_id);
+        d.close().unwrap();
+    }
+    assert!(qemu_check(&a));
+    // Clone starts no history from the source's: the copy is untracked.
+    let c = p(dir.path(), "clone.vmdk");
+    let spec = vixDiskLib::vmdk::create::CreateSpec {
+        kind: DiskKind::MonolithicSparse,
+        capacity: 8192,
+        adapter: vixDiskLib::vmdk::geometry::Adapter::LsiLogic,
+        hw_version: 7,
+    };
+    open_ro(&a)
+        .clone_to(&c, &spec, false, 1, &mut |_| {})
+        .unwrap();
+    assert!(!Path::new(&format!("{}.vdltrack", c.display())).exists());
+    assert!(matches!(open_rw(&c).change_id(), Err(Error::NotTracked(_))));
+    // Attach: a tracked child sees the new parent's data as changed where it has none itself.
+    let (parent, child) = (p(dir.path(), "parent.vmdk"), p(dir.path(), "child.vmdk"));
+    create_sparse(&parent, 4);
+    create_sparse(&child, 4);
+    let pd = open_rw(&parent);
+    pd.write(3 * 128, &[3u8; 512]).unwrap();
+    pd.write(9 * 128, &[9u8; 512]).unwrap();
+    pd.close().unwrap();
+    drop(pd);
+    set_change_tracking(&child, true).unwrap();
+    let cd = open_single(&child, true);
+    cd.write(9 * 128, &[4u8; 512]).unwrap();
+    let before = cd.change_id().unwrap();
+    let pd = open_rw(&parent);
+    pd.attach_under(&cd).unwrap();
+    assert_eq!(
+        grains_of(&cd.changed_areas(&before, 0, 8192).unwrap()),
+        BTreeSet::from([3]),
+        "the parent's grain 3 shows through; the child's own grain 9 hides the parent's"
+    );
 }
