@@ -6,7 +6,9 @@
  *
  * Sections: calls before InitEx; NULL for every pointer argument of every exported function;
  * NULL, disconnected, foreign (a disk handle) and garbage connections; FIFOs where disks or
- * extents should be (an open must never block); ReadAsync + Wait in a child forked after the
+ * extents should be (an open must never block); the VDDK 9.0 calls (OpenEx, QueryChangedAreas,
+ * FreeChangedAreas, GetConnectionFromDisk) and our VixDiskLibExt_* calls with NULL, stale and
+ * wrong arguments; ReadAsync + Wait in a child forked after the
  * async workers started; hostile disks (flat extent shorter than its extent line, NOACCESS
  * extent, unknown compression algorithm, a grain that inflates past one grain); calls after
  * Exit, and InitEx working again.
@@ -34,6 +36,7 @@
 #include <unistd.h>
 
 #include "vixDiskLib.h"
+#include "vixDiskLibExt.h"
 
 #define SECTOR VIXDISKLIB_SECTOR_SIZE
 #define CAPACITY 2048                    /* 1 MiB in sectors */
@@ -849,6 +852,138 @@ after_exit(const char *dir, const char *disk)
 
 /* ------------------------------------------------------------------------ */
 
+/* ------------------------------------------------------------------------ */
+/* VDDK 9.0 and VixDiskLibExt_*: NULL, stale and wrong arguments.            */
+/* ------------------------------------------------------------------------ */
+
+static void
+vddk9_and_ext(VixDiskLibConnection conn, const char *dir)
+{
+   VixDiskLibCreateParams cp = create_params(VIXDISKLIB_DISK_MONOLITHIC_SPARSE);
+   VixDiskLibOpenParams op;
+   VixDiskLibQueryChangedAreaParams q;
+   VixDiskLibDiskChangeInfo *info = NULL;
+   VixDiskLibConnection from = NULL;
+   VixDiskLibHandle h = NULL, plain = NULL, stale = NULL;
+   char disk[4200], child[4200], *id = NULL, *other_id = NULL;
+   uint8 buf[SECTOR];
+   long junk[8] = { 0 };
+
+   begin("VDDK 9.0 and VixDiskLibExt_* calls");
+   join(disk, sizeof disk, dir, "tracked.vmdk");
+   join(child, sizeof child, dir, "tracked-child.vmdk");
+   memset(buf, 0x5A, sizeof buf);
+   expect_code(VixDiskLib_Create(conn, disk, &cp, NULL, NULL), VIX_OK, "Create a disk to track");
+
+   /* SetChangeTracking */
+   expect_code(VixDiskLibExt_SetChangeTracking(NULL, disk, TRUE), VIX_E_INVALID_ARG,
+               "SetChangeTracking: NULL connection");
+   expect_code(VixDiskLibExt_SetChangeTracking(conn, NULL, TRUE), VIX_E_INVALID_ARG,
+               "SetChangeTracking: NULL path");
+   expect_code(VixDiskLibExt_SetChangeTracking(conn, child, TRUE), VIX_E_FILE_NOT_FOUND,
+               "SetChangeTracking: no such disk");
+   expect_code(VixDiskLibExt_SetChangeTracking(conn, disk, TRUE), VIX_OK, "SetChangeTracking on");
+
+   /* OpenEx */
+   memset(&op, 0, sizeof op);
+   op.path = disk;
+   expect_code(VixDiskLib_OpenEx(conn, NULL, &h), VIX_E_INVALID_ARG, "OpenEx: NULL params");
+   expect_code(VixDiskLib_OpenEx(conn, &op, NULL), VIX_E_INVALID_ARG, "OpenEx: NULL handle out");
+   expect_code(VixDiskLib_OpenEx(NULL, &op, &h), VIX_E_INVALID_ARG, "OpenEx: NULL connection");
+   op.path = NULL;
+   expect_code(VixDiskLib_OpenEx(conn, &op, &h), VIX_E_INVALID_ARG, "OpenEx: NULL path");
+   expect_true(h == NULL, "... no handle handed out");
+   op.path = disk;
+   op.changeId = (char *)"";
+   expect_code(VixDiskLib_OpenEx(conn, &op, &plain), VIX_OK, "OpenEx with \"\" is a plain Open");
+
+   /* GetChangeId / GetConnectionFromDisk */
+   expect_code(VixDiskLibExt_GetChangeId(NULL, &id), VIX_E_INVALID_ARG, "GetChangeId: NULL handle");
+   expect_code(VixDiskLibExt_GetChangeId(plain, NULL), VIX_E_INVALID_ARG, "GetChangeId: NULL out");
+   expect_code(VixDiskLibExt_GetChangeId(plain, &id), VIX_OK, "GetChangeId");
+   expect_code(VixDiskLib_GetConnectionFromDisk(NULL, &from), VIX_E_INVALID_ARG,
+               "GetConnectionFromDisk: NULL handle");
+   expect_code(VixDiskLib_GetConnectionFromDisk(plain, NULL), VIX_E_INVALID_ARG,
+               "GetConnectionFromDisk: NULL out");
+   expect_code(VixDiskLib_GetConnectionFromDisk(plain, &from), VIX_OK, "GetConnectionFromDisk");
+   expect_true(from == conn, "... the connection it was opened through");
+   expect_code(VixDiskLib_Write(plain, 0, 1, buf), VIX_OK, "Write after the id");
+
+   /* QueryChangedAreas */
+   q.startOffset = 0;
+   expect_code(VixDiskLib_QueryChangedAreas(plain, &q, &info), VIX_E_INVALID_ARG,
+               "QueryChangedAreas: handle opened without a change id");
+   expect_code(VixDiskLib_QueryChangedAreas(NULL, &q, &info), VIX_E_INVALID_ARG,
+               "QueryChangedAreas: NULL handle");
+   expect_code(VixDiskLib_Close(plain), VIX_OK, "Close");
+   op.changeId = id;
+   op.flags = VIXDISKLIB_FLAG_OPEN_READ_ONLY;
+   expect_code(VixDiskLib_OpenEx(conn, &op, &h), VIX_OK, "OpenEx with the id");
+   expect_code(VixDiskLib_QueryChangedAreas(h, NULL, &info), VIX_E_INVALID_ARG,
+               "QueryChangedAreas: NULL params");
+   expect_code(VixDiskLib_QueryChangedAreas(h, &q, NULL), VIX_E_INVALID_ARG,
+               "QueryChangedAreas: NULL out");
+   q.startOffset = CAPACITY;
+   expect_code(VixDiskLib_QueryChangedAreas(h, &q, &info), VIX_E_INVALID_ARG,
+               "QueryChangedAreas: start at the end");
+   q.startOffset = ~(VixDiskLibSectorType)0;
+   expect_code(VixDiskLib_QueryChangedAreas(h, &q, &info), VIX_E_INVALID_ARG,
+               "QueryChangedAreas: start 2^64-1");
+   expect_true(info == NULL, "... no answer handed out");
+   q.startOffset = 0;
+   expect_code(VixDiskLib_QueryChangedAreas(h, &q, &info), VIX_OK, "QueryChangedAreas");
+   expect_true(info != NULL && info->length == CAPACITY && info->areas != NULL &&
+                  info->areas->numBlocks == 1 && info->areas->blocks[0].offset == 0,
+               "... one area: the written grain");
+   VixDiskLib_FreeChangedAreas(info);
+   VixDiskLib_FreeChangedAreas(NULL);
+   expect_true(1, "FreeChangedAreas(NULL) is harmless");
+   VixDiskLib_FreeChangedAreas((VixDiskLibDiskChangeInfo *)junk);
+   expect_true(1, "FreeChangedAreas of a pointer that is no answer is ignored");
+   stale = h;
+   expect_code(VixDiskLib_Close(h), VIX_OK, "Close");
+   expect_code(VixDiskLib_QueryChangedAreas(stale, &q, &info), VIX_E_INVALID_ARG,
+               "QueryChangedAreas: closed handle");
+   expect_code(VixDiskLibExt_GetChangeId(stale, &other_id), VIX_E_INVALID_ARG,
+               "GetChangeId: closed handle");
+   expect_true(other_id == NULL, "... no id handed out");
+   expect_code(VixDiskLib_GetConnectionFromDisk(stale, &from), VIX_E_INVALID_ARG,
+               "GetConnectionFromDisk: closed handle");
+   op.changeId = (char *)"nonsense";
+   expect_code(VixDiskLib_OpenEx(conn, &op, &h), VIX_OK,
+               "OpenEx with a malformed id (ids are checked by QueryChangedAreas)");
+   expect_code(VixDiskLib_QueryChangedAreas(h, &q, &info), VIX_E_INVALID_ARG,
+               "QueryChangedAreas: malformed id");
+   VixDiskLib_Close(h);
+   op.changeId = (char *)"52 00 00 00 00 00 00 00-00 00 00 00 00 00 00 00/1";
+   expect_code(VixDiskLib_OpenEx(conn, &op, &h), VIX_OK, "OpenEx with another history's id");
+   expect_code(VixDiskLib_QueryChangedAreas(h, &q, &info), VIX_E_OBJECT_NOT_FOUND,
+               "QueryChangedAreas: another history's id (do a full backup)");
+   VixDiskLib_Close(h);
+   VixDiskLibExt_FreeChangeId(id);
+   VixDiskLibExt_FreeChangeId(NULL);
+   expect_true(1, "FreeChangeId(NULL) is harmless");
+
+   /* Commit */
+   expect_code(VixDiskLibExt_Commit(NULL, disk, NULL, NULL), VIX_E_INVALID_ARG,
+               "Commit: NULL connection");
+   expect_code(VixDiskLibExt_Commit(conn, NULL, NULL, NULL), VIX_E_INVALID_ARG, "Commit: NULL path");
+   expect_code(VixDiskLibExt_Commit(conn, disk, NULL, NULL), VIX_E_INVALID_ARG,
+               "Commit: a disk without a parent");
+   expect_code(VixDiskLib_Open(conn, disk, 0, &h), VIX_OK, "Open the parent");
+   expect_code(VixDiskLib_CreateChild(h, child, VIXDISKLIB_DISK_MONOLITHIC_SPARSE, NULL, NULL),
+               VIX_OK, "CreateChild");
+   VixDiskLib_Close(h);
+   expect_code(VixDiskLib_Open(conn, child, 0, &h), VIX_OK, "Open the child");
+   expect_code(VixDiskLibExt_Commit(conn, child, NULL, NULL), VIX_E_FILE_ALREADY_LOCKED,
+               "Commit: the child is open");
+   VixDiskLib_Close(h);
+   expect_code(VixDiskLibExt_SetChangeTracking(conn, child, FALSE), VIX_OK,
+               "SetChangeTracking off on the child");
+   expect_code(VixDiskLibExt_Commit(conn, child, NULL, NULL), VIX_OK, "Commit");
+   expect_true(!exists(child), "... the child is gone");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -887,6 +1022,7 @@ main(int argc, char **argv)
       null_pointers(conn, workdir, disk);
       bad_connections(conn, workdir, disk);
       fifos(conn, workdir);
+      vddk9_and_ext(conn, workdir);
       fork_child(conn, disk);
       hostile_disks(conn, workdir);
       expect_code(VixDiskLib_Disconnect(conn), VIX_OK, "Disconnect");
