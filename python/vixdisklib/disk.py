@@ -9,7 +9,7 @@ import os
 from concurrent.futures import Future
 from ctypes import POINTER, c_size_t, c_uint64, c_void_p
 from types import TracebackType
-from typing import Any, Callable, Iterator, NamedTuple, Optional
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Optional
 
 from . import _async
 from ._abi import (
@@ -101,9 +101,14 @@ def windowed_areas(query: AreaQuery, start: int, count: int, chunk: int, capacit
         if tail_is_area and tail < end:
             yield Area(tail, end - tail)
 
-    pending: Optional[Area] = None
+    return merged_areas(clipped(), start, end)
 
-    for a in clipped():
+
+def merged_areas(areas: Iterable[Area], start: int, end: int) -> Iterator[Area]:
+    """Ascending ``areas`` clipped to ``[start, end)``, touching or overlapping
+    neighbours merged into one."""
+    pending: Optional[Area] = None
+    for a in areas:
         lo, hi = max(a.offset, start), min(a.end, end)
         if lo >= hi:
             continue
@@ -410,25 +415,16 @@ class Disk:
 
     @staticmethod
     def _changed(disk: Disk, start: int, end: int) -> Iterator[Area]:
-        pending: Optional[Area] = None
-        pos = start
-        while pos < end:
-            got, length, areas = disk.query_changed_areas(pos)
-            if length <= 0 or got + length <= pos:
-                raise VixError(VIX_E_FAIL, "VixDiskLib_QueryChangedAreas", "answer covers nothing")
-            for a in areas:
-                lo, hi = max(a.offset, start), min(a.end, end)
-                if lo >= hi:
-                    continue
-                if pending is not None and lo <= pending.end:
-                    pending = Area(pending.offset, max(pending.end, hi) - pending.offset)
-                    continue
-                if pending is not None:
-                    yield pending
-                pending = Area(lo, hi - lo)
-            pos = got + length
-        if pending is not None:
-            yield pending
+        def answers() -> Iterator[Area]:
+            pos = start
+            while pos < end:
+                got, length, areas = disk.query_changed_areas(pos)
+                if length <= 0 or got + length <= pos:
+                    raise VixError(VIX_E_FAIL, "VixDiskLib_QueryChangedAreas", "answer covers nothing")
+                yield from areas
+                pos = got + length
+
+        return merged_areas(answers(), start, end)
 
     # -- maintenance -------------------------------------------------------
     def create_child(self, path: PathArg, disk_type: int = VIXDISKLIB_DISK_MONOLITHIC_SPARSE,
