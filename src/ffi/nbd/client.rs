@@ -49,34 +49,40 @@ fn cstring(s: &str, what: &str) -> Result<CString> {
     CString::new(s).map_err(|_| Error::InvalidArg(format!("{what} contains a NUL byte")))
 }
 
-/// Turns a handshake failure into the error its cause deserves.
-fn classify(phase_connecting: bool, text: &str, errno: c_int, target: &str) -> Error {
+/// Turns a connect or handshake failure (libnbd's message and errno) into the error its
+/// cause deserves.
+fn classify(text: &str, errno: c_int, target: &str) -> Error {
     let lower = text.to_ascii_lowercase();
     let msg = format!("{target}: {text}");
     if lower.contains("tls") || lower.contains("gnutls") || lower.contains("psk") {
         return Error::RemoteTls(msg);
+    }
+    if lower.contains("no export") || lower.contains("unknown export") || lower.contains("not present")
+    {
+        return Error::RemoteExportNotFound(msg);
+    }
+    if lower.contains("handshake") {
+        return match errno {
+            libc::ECONNRESET | libc::EPIPE | libc::ENOTCONN => Error::RemoteConnectionLost(msg),
+            libc::ENOENT => Error::RemoteExportNotFound(msg),
+            _ => Error::RemoteProtocol(msg),
+        };
     }
     match errno {
         libc::ECONNREFUSED
         | libc::EHOSTUNREACH
         | libc::ENETUNREACH
         | libc::EADDRNOTAVAIL
-        | libc::ETIMEDOUT => return Error::RemoteUnreachable(msg),
-        libc::ENOENT | libc::ENOTSOCK | libc::EACCES if phase_connecting => {
-            return Error::RemoteUnreachable(msg);
+        | libc::ETIMEDOUT
+        | libc::ENOENT
+        | libc::ENOTSOCK
+        | libc::EACCES => Error::RemoteUnreachable(msg),
+        libc::ECONNRESET | libc::EPIPE | libc::ENOTCONN => Error::RemoteConnectionLost(msg),
+        _ if lower.contains("getaddrinfo") || lower.contains("connect") => {
+            Error::RemoteUnreachable(msg)
         }
-        _ => {}
+        _ => Error::RemoteProtocol(msg),
     }
-    if phase_connecting || lower.contains("getaddrinfo") || lower.contains("connect:") {
-        return Error::RemoteUnreachable(msg);
-    }
-    if errno == libc::ENOENT || lower.contains("unknown export") || lower.contains("not present") {
-        return Error::RemoteExportNotFound(msg);
-    }
-    if matches!(errno, libc::ECONNRESET | libc::EPIPE | libc::ENOTCONN) {
-        return Error::RemoteConnectionLost(msg);
-    }
-    Error::RemoteProtocol(msg)
 }
 
 /// What Open asks for.
@@ -208,9 +214,9 @@ impl Conn {
         Ok(())
     }
 
-    fn fail(&self, connecting: bool) -> Error {
+    fn fail(&self) -> Error {
         let (text, errno) = self.lib.last_error();
-        classify(connecting, &text, errno, &self.state.name)
+        classify(&text, errno, &self.state.name)
     }
 
     /// Connects and negotiates within the timeout, in this thread.
@@ -231,7 +237,7 @@ impl Conn {
             }
         };
         if rc == -1 {
-            return Err(self.fail(true));
+            return Err(self.fail());
         }
         let deadline = Instant::now() + settings.timeout;
         loop {
@@ -272,7 +278,6 @@ impl Conn {
             if n <= 0 {
                 continue;
             }
-            let connecting = unsafe { (lib.aio_is_connecting)(h) } == 1;
             let rc = if p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0
                 && dir & LIBNBD_AIO_DIRECTION_READ != 0
             {
@@ -281,7 +286,7 @@ impl Conn {
                 unsafe { (lib.aio_notify_write)(h) }
             };
             if rc == -1 {
-                return Err(self.fail(connecting));
+                return Err(self.fail());
             }
         }
         let c = |name: &str| -> bool {
@@ -305,7 +310,7 @@ impl Conn {
             )
         };
         if size < 0 {
-            return Err(self.fail(false));
+            return Err(self.fail());
         }
         Ok(ExportInfo {
             size: size as u64,
