@@ -57,7 +57,9 @@ fn classify(text: &str, errno: c_int, target: &str) -> Error {
     if lower.contains("tls") || lower.contains("gnutls") || lower.contains("psk") {
         return Error::RemoteTls(msg);
     }
-    if lower.contains("no export") || lower.contains("unknown export") || lower.contains("not present")
+    if lower.contains("no export")
+        || lower.contains("unknown export")
+        || lower.contains("not present")
     {
         return Error::RemoteExportNotFound(msg);
     }

@@ -142,6 +142,17 @@ impl NbdDisk {
         }))
     }
 
+    /// Fails if the connection is dead (noticed by the poller, a refused command, or libnbd).
+    fn alive(&self) -> Result<()> {
+        self.conn.state.check_alive()?;
+        if self.conn.is_finished() {
+            let why = format!("{}: the connection is closed", self.conn.state.name);
+            self.conn.state.mark_dead(Death::Lost(why));
+            self.conn.state.check_alive()?;
+        }
+        Ok(())
+    }
+
     /// Sends one read or write as pipelined commands; the op finishes when all did.
     fn submit(
         &self,
@@ -151,7 +162,7 @@ impl NbdDisk {
         len: usize,
         finish: Option<Finish>,
     ) -> Result<Arc<Op>> {
-        self.conn.state.check_alive()?;
+        self.alive()?;
         let offset = sector * 512;
         let parts: Vec<(u64, u64)> = pieces(offset, len as u64, self.max_request).collect();
         let op = Op::new(parts.len(), finish);
@@ -172,6 +183,10 @@ impl NbdDisk {
             if cookie == -1 {
                 let (text, _) = lib.last_error();
                 log::warn(format!("{}: request refused: {text}", self.conn.state.name));
+                if self.conn.is_finished() {
+                    let why = format!("{}: {text}", self.conn.state.name);
+                    self.conn.state.mark_dead(Death::Lost(why));
+                }
                 // The refused part reported through its free callback; the rest never left.
                 for _ in i + 1..parts.len() {
                     op.part_done(Err(Error::RemoteProtocol(format!(
@@ -242,7 +257,7 @@ impl NbdDisk {
     /// Makes completed writes durable on the server (NBD_CMD_FLUSH). Nothing to do on a
     /// read-only handle or a server without flush support.
     pub fn flush(&self) -> Result<()> {
-        self.conn.state.check_alive()?;
+        self.alive()?;
         if !self.writable || !self.info.can_flush {
             return Ok(());
         }
@@ -257,12 +272,12 @@ impl NbdDisk {
     /// Flushes (if writable and alive) and ends the session. A dead connection closes
     /// quietly: its failure was reported by the request that met it.
     pub fn close(&self) -> Result<()> {
-        let result = match self.conn.state.death() {
-            Some(d) => {
-                log::verbose(format!("closing a dead NBD disk: {}", d.to_error()));
+        let result = match self.alive() {
+            Err(e) => {
+                log::verbose(format!("closing a dead NBD disk: {e}"));
                 Ok(())
             }
-            None => self.flush(),
+            Ok(()) => self.flush(),
         };
         self.conn.disconnect();
         result
@@ -272,7 +287,7 @@ impl NbdDisk {
     fn block_status(&self, context: &str, start: u64, end: u64) -> Result<Vec<Extent>> {
         let mut collector = ExtentCollector::new(start, end);
         while let Some(at) = collector.next() {
-            self.conn.state.check_alive()?;
+            self.alive()?;
             let len = (end - at).min(MAX_STATUS_BYTES);
             let sink = Arc::new(ExtentSink {
                 context: CString::new(context).unwrap_or_default(),
