@@ -4,11 +4,9 @@
 use crate::error::{Error, Result};
 
 /// `base:allocation`: the range is a hole (not allocated).
-pub const STATE_HOLE: u32 = 1;
-/// `base:allocation`: the range reads as zeros.
-pub const STATE_ZERO: u32 = 2;
+pub(crate) const STATE_HOLE: u32 = 1;
 /// `qemu:dirty-bitmap:`: the range is dirty (changed).
-pub const STATE_DIRTY: u32 = 1;
+pub(crate) const STATE_DIRTY: u32 = 1;
 
 /// One extent, in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +81,8 @@ impl ExtentCollector {
 }
 
 /// Ascending merged runs of whole `chunk`-sector chunks in `[start, end)` (sectors) that
-/// overlap an allocated (non-hole) extent.
+/// overlap an allocated (non-hole) extent. Allocated extents that read as zeros (flag 2)
+/// still count: they are storage the server holds, as VMFS's zeroed blocks are.
 pub fn allocated_chunks(extents: &[Extent], start: u64, end: u64, chunk: u64) -> Vec<(u64, u64)> {
     let mut runs: Vec<(u64, u64)> = Vec::new();
     for e in extents.iter().filter(|e| e.flags & STATE_HOLE == 0) {
@@ -129,6 +128,9 @@ fn push_run(runs: &mut Vec<(u64, u64)>, lo: u64, hi: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `base:allocation`'s "reads as zeros" flag.
+    const STATE_ZERO: u32 = 2;
 
     fn ext(offset: u64, length: u64, flags: u32) -> Extent {
         Extent {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::target::TlsOverrides;
 
 /// Default bound on connecting and on each request.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Settings for NBD connections.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,10 +2,10 @@
 
 /// Largest payload we send in one command whatever the server allows: large enough to keep
 /// the link busy, small enough that libnbd (64 MiB limit) and every server accept it.
-pub const MAX_REQUEST_BYTES: u64 = 32 << 20;
+pub(crate) const MAX_REQUEST_BYTES: u64 = 32 << 20;
 
 /// Largest block-status range asked in one command (the protocol's length is 32 bits).
-pub const MAX_STATUS_BYTES: u64 = 1 << 31;
+pub(crate) const MAX_STATUS_BYTES: u64 = 1 << 31;
 
 /// The request size to use given the server's advertised maximum block size (None or 0:
 /// not advertised), a multiple of 512 between 512 and `MAX_REQUEST_BYTES`.

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use crate::error::{Error, Result};
 
 /// The IANA port of NBD.
-pub const DEFAULT_PORT: u16 = 10809;
+pub(crate) const DEFAULT_PORT: u16 = 10809;
 
 /// Where the server listens.
 #[derive(Debug, Clone, PartialEq, Eq)]

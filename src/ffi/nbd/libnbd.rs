@@ -42,14 +42,14 @@ pub struct nbd_extent_callback {
 }
 
 /// `LIBNBD_TLS_*`.
-pub const LIBNBD_TLS_DISABLE: c_int = 0;
-pub const LIBNBD_TLS_ALLOW: c_int = 1;
-pub const LIBNBD_TLS_REQUIRE: c_int = 2;
+pub(crate) const LIBNBD_TLS_DISABLE: c_int = 0;
+pub(crate) const LIBNBD_TLS_ALLOW: c_int = 1;
+pub(crate) const LIBNBD_TLS_REQUIRE: c_int = 2;
 /// `LIBNBD_SIZE_MAXIMUM`.
-pub const LIBNBD_SIZE_MAXIMUM: c_int = 2;
+pub(crate) const LIBNBD_SIZE_MAXIMUM: c_int = 2;
 /// `LIBNBD_AIO_DIRECTION_*`.
-pub const LIBNBD_AIO_DIRECTION_READ: c_uint = 1;
-pub const LIBNBD_AIO_DIRECTION_WRITE: c_uint = 2;
+pub(crate) const LIBNBD_AIO_DIRECTION_READ: c_uint = 1;
+pub(crate) const LIBNBD_AIO_DIRECTION_WRITE: c_uint = 2;
 
 type H = *mut nbd_handle;
 
