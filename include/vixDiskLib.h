@@ -2050,13 +2050,16 @@ VixDiskLibConnectParams *VixDiskLib_AllocateConnectParams(void);
 void VixDiskLib_FreeConnectParams(VixDiskLibConnectParams *connectParams);
 
 /*
- Connects to the local host (params NULL or without `serverName`).
+ Connects to the local host (params NULL or without `serverName`) or to an NBD server
+ (`serverName` an `nbd://`, `nbds://`, `nbd+unix://`, `nbds+unix://` URI or a host, with
+ `port`). No network traffic happens until Open.
  */
 VixError VixDiskLib_Connect(const VixDiskLibConnectParams *connectParams, VixDiskLibConnection *connection);
 
 /*
  Like Connect; `readOnly` makes every disk opened through it read-only; `snapshotRef` is
- ignored for local disks; `transportModes` must be NULL or name "file".
+ ignored; `transportModes` (NULL: any) must name "file" for local connections and "nbd"
+ or "nbdssl" for remote ones (their order decides whether TLS is tried first).
  */
 VixError VixDiskLib_ConnectEx(const VixDiskLibConnectParams *connectParams, Bool readOnly, const char *snapshotRef, const char *transportModes, VixDiskLibConnection *connection);
 
@@ -2066,22 +2069,25 @@ VixError VixDiskLib_ConnectEx(const VixDiskLibConnectParams *connectParams, Bool
 VixError VixDiskLib_Disconnect(VixDiskLibConnection connection);
 
 /*
- Nothing to clean up for local connections: VIX_OK, both counters 0.
+ Nothing to clean up, locally or on NBD servers (no server-side state is left behind):
+ VIX_OK, both counters 0.
  */
 VixError VixDiskLib_Cleanup(const VixDiskLibConnectParams *connectParams, uint32_t *numCleanedUp, uint32_t *numRemaining);
 
 /*
- Local disks need no vCenter notification: VIX_OK. Remote parameters: not supported.
+ Neither local disks nor NBD servers need a vCenter notification: VIX_OK.
  */
 VixError VixDiskLib_PrepareForAccess(const VixDiskLibConnectParams *connectParams, const char *identity);
 
 /*
- Counterpart of PrepareForAccess: VIX_OK for local parameters.
+ Counterpart of PrepareForAccess: VIX_OK.
  */
 VixError VixDiskLib_EndAccess(const VixDiskLibConnectParams *connectParams, const char *identity);
 
 /*
- Returns a copy of the connection's parameters (all zero: local); free with FreeConnectParams.
+ Returns a copy of the connection's parameters (all zero for local connections; remote
+ ones carry `serverName` and `port`, stored in the same allocation); free with
+ FreeConnectParams.
  */
 VixError VixDiskLib_GetConnectParams(VixDiskLibConnection connection, VixDiskLibConnectParams **connectParams);
 
@@ -2118,7 +2124,8 @@ VixError VixDiskLib_GetInfo(VixDiskLibHandle diskHandle, VixDiskLibInfo **info);
 void VixDiskLib_FreeInfo(VixDiskLibInfo *info);
 
 /*
- "file" for a valid handle, NULL otherwise. Static; do not free.
+ The handle's transport: "file" for local disks, "nbd" or "nbdssl" (TLS) for remote ones;
+ NULL for an invalid handle. Static; do not free.
  */
 const char *VixDiskLib_GetTransportMode(VixDiskLibHandle diskHandle);
 
@@ -2190,7 +2197,7 @@ VixError VixDiskLib_Init(uint32_t majorVersion, uint32_t minorVersion, VixDiskLi
 void VixDiskLib_Exit(void);
 
 /*
- Colon-separated transports: "file". NULL before InitEx. The string is static; do not free.
+ Colon-separated transports: "file:nbdssl:nbd". NULL before InitEx. The string is static; do not free.
  */
 const char *VixDiskLib_ListTransportModes(void);
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the build and the tests need beyond Rust, gcc, python3 and qemu-img (which every
-# machine of this project has): cmake, pytest, and for the Python package wheel (its build runs
+# machine of this project has): cmake, pytest, NBD servers and libnbd for the remote-disk tests, and for the Python package wheel (its build runs
 # without build isolation, so nothing is downloaded at build time) and mypy. Safe to run repeatedly.
 #   scripts/setup.sh --cli   also installs the vixdisk command-line tool with cargo (into
 #                            $CARGO_HOME/bin, or PREFIX/bin with PREFIX=... in the environment)
@@ -9,6 +9,14 @@ need_apt=()
 command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
 command -v qemu-img >/dev/null 2>&1 || need_apt+=(qemu-utils)
 command -v qemu-io >/dev/null 2>&1 || need_apt+=(qemu-utils)
+# Remote disks over NBD (issue 11): the library dlopens libnbd at run time; the tests start
+# qemu-nbd (qemu-utils) and nbdkit servers, read with nbdcopy (libnbd-bin) and make PSK files
+# with psktool (gnutls-bin).
+command -v qemu-nbd >/dev/null 2>&1 || need_apt+=(qemu-utils)
+command -v nbdkit >/dev/null 2>&1 || need_apt+=(nbdkit)
+command -v nbdcopy >/dev/null 2>&1 || need_apt+=(libnbd-bin)
+command -v psktool >/dev/null 2>&1 || need_apt+=(gnutls-bin)
+ldconfig -p 2>/dev/null | grep -q 'libnbd\.so\.0 ' || need_apt+=(libnbd0)
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null

@@ -112,6 +112,24 @@ pub enum Error {
     /// The disk does not track changes.
     #[error("change tracking is off: {0}")]
     NotTracked(String),
+    /// A remote (NBD) server could not be reached: refused, no such socket, unknown host.
+    #[error("cannot reach the NBD server: {0}")]
+    RemoteUnreachable(String),
+    /// The NBD server has no export of the requested name.
+    #[error("NBD export not found: {0}")]
+    RemoteExportNotFound(String),
+    /// TLS with the NBD server could not be set up (refused, required, bad credentials).
+    #[error("TLS with the NBD server failed: {0}")]
+    RemoteTls(String),
+    /// The NBD server did not answer within the configured timeout.
+    #[error("NBD server timed out: {0}")]
+    RemoteTimeout(String),
+    /// The connection to the NBD server broke (reset, server gone); the handle is dead.
+    #[error("NBD connection lost: {0}")]
+    RemoteConnectionLost(String),
+    /// The NBD server broke the protocol or the handshake failed for another reason.
+    #[error("NBD protocol error: {0}")]
+    RemoteProtocol(String),
     /// A feature exists in the API but not (yet) in this implementation.
     #[error("not supported: {0}")]
     NotSupported(String),

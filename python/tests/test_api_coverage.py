@@ -518,15 +518,18 @@ def test_init_deprecated_with_null_loggers(lib_path, tmp_path):
     assert res["open_missing"] == V.VIX_E_FILE_NOT_FOUND
 
 
-def test_remote_connection_refused(dll, vix):
+def test_remote_connection_only_offers_nbd(dll, vix):
+    """A remote serverName is an NBD server (issue 11): transports other than nbd/nbdssl are
+    refused, and PrepareForAccess/EndAccess have nothing to notify."""
     p = dll.VixDiskLib_AllocateConnectParams()
     try:
         p.contents.serverName = b"esx.example.invalid"
         p.contents.credType = V.VIXDISKLIB_CRED_UID
         conn = ctypes.c_void_p()
-        err = dll.VixDiskLib_ConnectEx(p, 1, None, b"nbdssl", ctypes.byref(conn))
-        assert err != V.VIX_OK and not conn.value, err
-        assert dll.VixDiskLib_PrepareForAccess(p, b"test") != V.VIX_OK
+        err = dll.VixDiskLib_ConnectEx(p, 1, None, b"hotadd:san", ctypes.byref(conn))
+        assert err == V.VIX_E_NOT_SUPPORTED and not conn.value, err
+        assert dll.VixDiskLib_PrepareForAccess(p, b"test") == V.VIX_OK
+        assert dll.VixDiskLib_EndAccess(p, b"test") == V.VIX_OK
     finally:
         p.contents.serverName = None
         dll.VixDiskLib_FreeConnectParams(p)

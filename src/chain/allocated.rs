@@ -16,31 +16,7 @@ impl Disk {
     /// VDDK's rules: chunk size in [128, 131072], start and count multiples of it, at most
     /// 524288 chunks, and nothing past the last whole chunk of the disk.
     pub fn allocated_chunks(&self, start: u64, count: u64, chunk: u64) -> Result<Vec<(u64, u64)>> {
-        if !(MIN_CHUNK..=MAX_CHUNK).contains(&chunk) {
-            return Err(Error::InvalidArg(format!(
-                "chunk size {chunk} is outside [{MIN_CHUNK}, {MAX_CHUNK}] sectors"
-            )));
-        }
-        if !start.is_multiple_of(chunk) || !count.is_multiple_of(chunk) {
-            return Err(Error::InvalidArg(format!(
-                "start {start} and count {count} must be multiples of the chunk size {chunk}"
-            )));
-        }
-        if count / chunk > MAX_CHUNKS {
-            return Err(Error::InvalidArg(format!(
-                "{} chunks requested; at most {MAX_CHUNKS} per query",
-                count / chunk
-            )));
-        }
-        let whole = self.capacity() / chunk * chunk;
-        let end = start
-            .checked_add(count)
-            .filter(|&e| e <= whole)
-            .ok_or_else(|| {
-                Error::InvalidArg(format!(
-                    "range {start}+{count} goes past the last whole chunk (sector {whole})"
-                ))
-            })?;
+        let end = check_chunk_query(start, count, chunk, self.capacity())?;
         let chunks = (count / chunk) as usize;
         let chain = self.chain();
         let links = &chain.links;
@@ -94,4 +70,36 @@ impl Disk {
         }
         Ok(runs)
     }
+}
+
+/// Checks QueryAllocatedBlocks' arguments against VDDK's rules for a disk of `capacity`
+/// sectors: chunk size in [128, 131072], start and count multiples of it, at most 524288
+/// chunks, nothing past the last whole chunk. Returns the end sector of the range.
+pub fn check_chunk_query(start: u64, count: u64, chunk: u64, capacity: u64) -> Result<u64> {
+    if !(MIN_CHUNK..=MAX_CHUNK).contains(&chunk) {
+        return Err(Error::InvalidArg(format!(
+            "chunk size {chunk} is outside [{MIN_CHUNK}, {MAX_CHUNK}] sectors"
+        )));
+    }
+    if !start.is_multiple_of(chunk) || !count.is_multiple_of(chunk) {
+        return Err(Error::InvalidArg(format!(
+            "start {start} and count {count} must be multiples of the chunk size {chunk}"
+        )));
+    }
+    if count / chunk > MAX_CHUNKS {
+        return Err(Error::InvalidArg(format!(
+            "{} chunks requested; at most {MAX_CHUNKS} per query",
+            count / chunk
+        )));
+    }
+    let whole = capacity / chunk * chunk;
+    let end = start
+        .checked_add(count)
+        .filter(|&e| e <= whole)
+        .ok_or_else(|| {
+            Error::InvalidArg(format!(
+                "range {start}+{count} goes past the last whole chunk (sector {whole})"
+            ))
+        })?;
+    Ok(end)
 }

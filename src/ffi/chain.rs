@@ -27,12 +27,13 @@ pub extern "C" fn VixDiskLib_CreateChild(
     guard("VixDiskLib_CreateChild", || {
         require_init()?;
         let h = DISKS.get(diskHandle as usize)?;
+        let disk = h.disk.local("CreateChild")?;
         let path = path_arg(childPath, "childPath")?;
         let kind = disk_kind(diskType)?;
         let mut progress = progress_reporter(progressFunc, progressCallbackData);
         progress(0);
         h.pending.wait_idle();
-        h.disk.create_child(&path, kind)?;
+        disk.create_child(&path, kind)?;
         progress(100);
         log::info(format!("created child {}", path.display()));
         Ok(())
@@ -47,7 +48,9 @@ fn attach_pair(parent: VixDiskLibHandle, child: VixDiskLibHandle) -> Result<()> 
     }
     let p = DISKS.get(parent as usize)?;
     let c = DISKS.get(child as usize)?;
-    p.disk.check_attach(&c.disk)
+    p.disk
+        .local("IsAttachPossible")?
+        .check_attach(c.disk.local("IsAttachPossible")?)
 }
 
 /// VIX_OK if `child` (opened SINGLE_LINK, writable, same capacity) can be attached to `parent`.
@@ -75,13 +78,21 @@ pub extern "C" fn VixDiskLib_Attach(parent: VixDiskLibHandle, child: VixDiskLibH
                 "parent and child are the same handle".into(),
             ));
         }
+        // Remote disks have no redo logs: refused before anything is consumed.
+        for h in [parent, child] {
+            if let Ok(d) = DISKS.get(h as usize) {
+                d.disk.local("Attach")?;
+            }
+        }
         // From here on the parent handle is consumed, whatever happens (as in VDDK).
         let p = DISKS.remove(parent as usize)?;
         retire(parent as usize);
         p.pending.wait_idle();
         let result = DISKS.get(child as usize).and_then(|c| {
             c.pending.wait_idle();
-            p.disk.attach_under(&c.disk)
+            p.disk
+                .local("Attach")?
+                .attach_under(c.disk.local("Attach")?)
         });
         if result.is_err() {
             // The parent's links stayed with it: release them now, as its handle is gone.
@@ -104,7 +115,7 @@ pub extern "C" fn VixDiskLib_Unlink(
 ) -> VixError {
     guard("VixDiskLib_Unlink", || {
         require_init()?;
-        writable_connection(connection as usize)?;
+        writable_connection(connection as usize, "Unlink")?;
         let path = path_arg(path, "path")?;
         files::unlink(&path)
     })

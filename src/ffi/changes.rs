@@ -4,7 +4,7 @@
 use std::mem::size_of;
 
 use super::alloc::{Kind, calloc_owned, free_owned, is_owned};
-use super::args::{opt_str_arg, out_arg, path_arg, store};
+use super::args::{opt_str_arg, out_arg, store, str_arg};
 use super::blocks::block_list;
 use super::boundary::{guard, guard_void};
 use super::disk::open_disk;
@@ -44,11 +44,11 @@ pub extern "C" fn VixDiskLib_OpenEx(
                 std::ptr::addr_of!((*openParams).changeId).read(),
             )
         };
-        let path = path_arg(path, "openParams->path")?;
+        let path = str_arg(path, "openParams->path")?;
         let change_id = opt_str_arg(change_id, "openParams->changeId")?
             .filter(|id| !id.is_empty())
             .map(str::to_owned);
-        let token = open_disk(connection, &path, flags, change_id)?;
+        let token = open_disk(connection, path, flags, change_id)?;
         store(out, token as VixDiskLibHandle);
         Ok(())
     })

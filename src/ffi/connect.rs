@@ -1,5 +1,7 @@
-//! Connections. Every connection here is local: params NULL, or `serverName` NULL. Remote
-//! servers (vCenter/ESXi) are not supported and say so.
+//! Connections: local (params NULL, or no `serverName`) reach VMDK files on this host;
+//! remote ones (`serverName` an NBD URI or host) reach exports of an NBD server, opened by
+//! Open. Remote-only fields of the params (vmxSpec, thumbprint, password, …) mean nothing to
+//! NBD and are ignored, so VDDK programs that must fill them in work unchanged.
 
 use std::ffi::c_char;
 use std::mem::size_of;
@@ -7,37 +9,93 @@ use std::mem::size_of;
 use super::alloc::{Kind, calloc_owned, free_owned};
 use super::args::{opt_str_arg, out_arg, store, store_opt};
 use super::boundary::{guard, guard_ptr, guard_void};
-use super::handles::{CONNECTIONS, Connection, DISKS};
-use super::library::require_init;
-use super::types::{Bool, VixDiskLibConnectParams, VixDiskLibConnection, VixError};
+use super::handles::{CONNECTIONS, Connection, DISKS, RemoteServer};
+use super::library::{remote_settings, require_init};
+use super::nbd::libnbd;
+use super::types::{
+    Bool, CredTypeArg, VixDiskLibConnectParams, VixDiskLibConnection, VixDiskLibCredType, VixError,
+};
 use crate::error::{Error, Result};
 use crate::log;
+use crate::remote::target::{TlsPolicy, parse_target};
 
-/// Refuses remote parameters. Only `serverName` is read, which every layout (72, 80, 128 or
-/// 136 bytes) has at the same offset, so old and new callers are both safe.
-fn require_local(params: *const VixDiskLibConnectParams) -> Result<()> {
+/// The params' `serverName`, `port` and (for user/password credentials) `userName`. Only
+/// fields of the oldest layout (72 bytes, VDDK 6.0) are read, so every caller is safe.
+fn server_fields(
+    params: *const VixDiskLibConnectParams,
+) -> Result<Option<(String, u32, Option<String>)>> {
     if params.is_null() {
-        return Ok(());
+        return Ok(None);
     }
     // SAFETY: non-NULL params point at a caller struct of at least the 6.0 layout (72 bytes),
-    // which contains `serverName` at offset 8.
-    let server = unsafe { std::ptr::addr_of!((*params).serverName).read() };
-    match opt_str_arg(server, "serverName")? {
-        None => Ok(()),
-        Some(name) => Err(Error::NotSupported(format!(
-            "remote server {name:?}: this library opens local (hosted) disks only"
-        ))),
-    }
+    // which holds serverName (offset 8), credType (32), creds (40) and port (64); fields are
+    // read by address without claiming the whole struct.
+    let (server, cred_type, user, port) = unsafe {
+        (
+            std::ptr::addr_of!((*params).serverName).read(),
+            std::ptr::addr_of!((*params).credType).read(),
+            std::ptr::addr_of!((*params).creds.uid.userName).read(),
+            std::ptr::addr_of!((*params).port).read(),
+        )
+    };
+    let Some(server) = opt_str_arg(server, "serverName")? else {
+        return Ok(None);
+    };
+    let user = if cred_type == VixDiskLibCredType::VIXDISKLIB_CRED_UID as CredTypeArg {
+        opt_str_arg(user, "creds.uid.userName")
+            .ok()
+            .flatten()
+            .map(str::to_owned)
+    } else {
+        None
+    };
+    Ok(Some((server.to_string(), port, user)))
 }
 
 fn connect(
     params: *const VixDiskLibConnectParams,
     read_only: bool,
+    modes: Option<&str>,
     out: *mut VixDiskLibConnection,
 ) -> Result<()> {
     let out = out_arg(out, "connection")?;
-    require_local(params)?;
-    let token = CONNECTIONS.insert(Connection { read_only });
+    let remote = match server_fields(params)? {
+        None => {
+            if let Some(modes) = modes
+                && !modes
+                    .split(':')
+                    .any(|m| m.trim().eq_ignore_ascii_case("file"))
+            {
+                return Err(Error::NotSupported(format!(
+                    "transport modes {modes:?}: local disks are reached with \"file\""
+                )));
+            }
+            None
+        }
+        Some((server, port, params_user)) => {
+            let settings = remote_settings();
+            let target = parse_target(&server, port, modes, settings.has_tls_credentials())?;
+            // The first NBD connection loads libnbd: a machine without it is told now.
+            libnbd::lib()?;
+            log::info(format!(
+                "connection to NBD server {} ({}{})",
+                target.describe(),
+                match target.tls {
+                    TlsPolicy::Off => "nbd",
+                    TlsPolicy::Allow => "nbdssl, else nbd",
+                    TlsPolicy::Require => "nbdssl",
+                },
+                if read_only { ", read-only" } else { "" }
+            ));
+            Some(RemoteServer {
+                target,
+                params_user,
+                server_name: server,
+                port,
+            })
+        }
+    };
+    let token = CONNECTIONS.insert(Connection { read_only, remote });
     store(out, token as VixDiskLibConnection);
     Ok(())
 }
@@ -64,7 +122,9 @@ pub extern "C" fn VixDiskLib_FreeConnectParams(connectParams: *mut VixDiskLibCon
     });
 }
 
-/// Connects to the local host (params NULL or without `serverName`).
+/// Connects to the local host (params NULL or without `serverName`) or to an NBD server
+/// (`serverName` an `nbd://`, `nbds://`, `nbd+unix://`, `nbds+unix://` URI or a host, with
+/// `port`). No network traffic happens until Open.
 #[unsafe(no_mangle)]
 pub extern "C" fn VixDiskLib_Connect(
     connectParams: *const VixDiskLibConnectParams,
@@ -72,12 +132,13 @@ pub extern "C" fn VixDiskLib_Connect(
 ) -> VixError {
     guard("VixDiskLib_Connect", || {
         require_init()?;
-        connect(connectParams, false, connection)
+        connect(connectParams, false, None, connection)
     })
 }
 
 /// Like Connect; `readOnly` makes every disk opened through it read-only; `snapshotRef` is
-/// ignored for local disks; `transportModes` must be NULL or name "file".
+/// ignored; `transportModes` (NULL: any) must name "file" for local connections and "nbd"
+/// or "nbdssl" for remote ones (their order decides whether TLS is tried first).
 #[unsafe(no_mangle)]
 pub extern "C" fn VixDiskLib_ConnectEx(
     connectParams: *const VixDiskLibConnectParams,
@@ -89,14 +150,8 @@ pub extern "C" fn VixDiskLib_ConnectEx(
     let _ = snapshotRef;
     guard("VixDiskLib_ConnectEx", || {
         require_init()?;
-        if let Some(modes) = opt_str_arg(transportModes, "transportModes")?
-            && !modes.split(':').any(|m| m.eq_ignore_ascii_case("file"))
-        {
-            return Err(Error::NotSupported(format!(
-                "transport modes {modes:?}: only \"file\" is available"
-            )));
-        }
-        connect(connectParams, readOnly != 0, connection)
+        let modes = opt_str_arg(transportModes, "transportModes")?;
+        connect(connectParams, readOnly != 0, modes, connection)
     })
 }
 
@@ -123,7 +178,8 @@ pub extern "C" fn VixDiskLib_Disconnect(connection: VixDiskLibConnection) -> Vix
     })
 }
 
-/// Nothing to clean up for local connections: VIX_OK, both counters 0.
+/// Nothing to clean up, locally or on NBD servers (no server-side state is left behind):
+/// VIX_OK, both counters 0.
 #[unsafe(no_mangle)]
 pub extern "C" fn VixDiskLib_Cleanup(
     connectParams: *const VixDiskLibConnectParams,
@@ -134,11 +190,11 @@ pub extern "C" fn VixDiskLib_Cleanup(
         require_init()?;
         store_opt(numCleanedUp, 0);
         store_opt(numRemaining, 0);
-        require_local(connectParams)
+        server_fields(connectParams).map(drop)
     })
 }
 
-/// Local disks need no vCenter notification: VIX_OK. Remote parameters: not supported.
+/// Neither local disks nor NBD servers need a vCenter notification: VIX_OK.
 #[unsafe(no_mangle)]
 pub extern "C" fn VixDiskLib_PrepareForAccess(
     connectParams: *const VixDiskLibConnectParams,
@@ -147,11 +203,11 @@ pub extern "C" fn VixDiskLib_PrepareForAccess(
     let _ = identity;
     guard("VixDiskLib_PrepareForAccess", || {
         require_init()?;
-        require_local(connectParams)
+        server_fields(connectParams).map(drop)
     })
 }
 
-/// Counterpart of PrepareForAccess: VIX_OK for local parameters.
+/// Counterpart of PrepareForAccess: VIX_OK.
 #[unsafe(no_mangle)]
 pub extern "C" fn VixDiskLib_EndAccess(
     connectParams: *const VixDiskLibConnectParams,
@@ -160,11 +216,13 @@ pub extern "C" fn VixDiskLib_EndAccess(
     let _ = identity;
     guard("VixDiskLib_EndAccess", || {
         require_init()?;
-        require_local(connectParams)
+        server_fields(connectParams).map(drop)
     })
 }
 
-/// Returns a copy of the connection's parameters (all zero: local); free with FreeConnectParams.
+/// Returns a copy of the connection's parameters (all zero for local connections; remote
+/// ones carry `serverName` and `port`, stored in the same allocation); free with
+/// FreeConnectParams.
 #[unsafe(no_mangle)]
 pub extern "C" fn VixDiskLib_GetConnectParams(
     connection: VixDiskLibConnection,
@@ -173,8 +231,25 @@ pub extern "C" fn VixDiskLib_GetConnectParams(
     guard("VixDiskLib_GetConnectParams", || {
         require_init()?;
         let out = out_arg(connectParams, "connectParams")?;
-        CONNECTIONS.get(connection as usize)?;
-        let p = calloc_owned(size_of::<VixDiskLibConnectParams>(), Kind::ConnectParams)?;
+        let conn = CONNECTIONS.get(connection as usize)?;
+        let base = size_of::<VixDiskLibConnectParams>();
+        let name = conn
+            .remote
+            .as_ref()
+            .map(|r| r.server_name.replace('\0', ""));
+        let extra = name.as_ref().map_or(0, |n| n.len() + 1);
+        let p = calloc_owned(base + extra, Kind::ConnectParams)?;
+        if let (Some(name), Some(remote)) = (name, conn.remote.as_ref()) {
+            let params = p.cast::<VixDiskLibConnectParams>();
+            // SAFETY: `p` holds `base + extra` zeroed bytes: the struct, then room for the
+            // name and its NUL (already zero), so the string lives as long as the params.
+            unsafe {
+                let text = p.add(base);
+                std::ptr::copy_nonoverlapping(name.as_ptr(), text, name.len());
+                std::ptr::addr_of_mut!((*params).serverName).write(text.cast::<c_char>());
+                std::ptr::addr_of_mut!((*params).port).write(remote.port);
+            }
+        }
         store(out, p.cast());
         Ok(())
     })

@@ -5,20 +5,19 @@ use std::mem::size_of;
 use std::path::Path;
 
 use super::alloc::{Kind, calloc_owned, free_owned, is_owned};
-use super::args::{free_cstring, malloc_cstring, out_arg, path_arg, store};
+use super::args::{free_cstring, malloc_cstring, out_arg, path_arg, store, str_arg};
+use super::backend::Backend;
 use super::boundary::{guard, guard_void};
 use super::ext::VIXDISKLIBEXT_FLAG_OPEN_NONPERSISTENT;
 use super::handles::{self, DISKS, DiskHandle, Pending, take_retired, writable_connection};
-use super::library::{require_init, scratch_dir};
+use super::library::{remote_settings, require_init, scratch_dir};
+use super::nbd::disk::{NbdDisk, NbdOpen};
 use super::types::*;
 use crate::chain::{Disk, OpenOptions};
 use crate::error::{Error, Result};
 use crate::log;
 use crate::vmdk::create::{CreateSpec, DiskKind, create};
 use crate::vmdk::geometry::{Adapter, Geometry};
-
-/// "file": the only transport for hosted disks.
-const TRANSPORT_FILE: &[u8] = b"file\0";
 
 /// Maps a C disk type to the engine's.
 pub fn disk_kind(t: DiskTypeArg) -> Result<DiskKind> {
@@ -99,7 +98,7 @@ pub extern "C" fn VixDiskLib_Create(
 ) -> VixError {
     guard("VixDiskLib_Create", || {
         require_init()?;
-        writable_connection(connection as usize)?;
+        writable_connection(connection as usize, "Create")?;
         let path = path_arg(path, "path")?;
         let (disk_type, adapter_type, hw, capacity) = create_params(createParams)?;
         let spec = CreateSpec {
@@ -138,23 +137,57 @@ pub extern "C" fn VixDiskLib_Open(
         let out = out_arg(diskHandle, "diskHandle")?;
         store(out, std::ptr::null_mut());
         require_init()?;
-        let path = path_arg(path, "path")?;
-        let token = open_disk(connection, &path, flags, None)?;
+        let path = str_arg(path, "path")?;
+        let token = open_disk(connection, path, flags, None)?;
         store(out, token as VixDiskLibHandle);
         Ok(())
     })
 }
 
 /// The body of Open and OpenEx, after argument checks: opens `path` through `connection`
-/// with `flags` and registers a handle that remembers `change_id`; returns its token.
+/// with `flags` and registers a handle that remembers `change_id`; returns its token. On a
+/// remote connection `path` names the export ("" = the URI's or the server's default).
 pub fn open_disk(
     connection: VixDiskLibConnection,
-    path: &Path,
+    path: &str,
     flags: u32,
     change_id: Option<String>,
 ) -> Result<usize> {
     let conn = handles::connection(connection as usize)?;
     let read_only = flags & VIXDISKLIB_FLAG_OPEN_READ_ONLY != 0 || conn.read_only;
+    let disk = match &conn.remote {
+        Some(server) => {
+            if flags & VIXDISKLIBEXT_FLAG_OPEN_NONPERSISTENT != 0 {
+                return Err(Error::NotSupported(
+                    "nonpersistent opens work on local disks only, not on NBD exports".into(),
+                ));
+            }
+            Backend::Remote(NbdDisk::open(&NbdOpen {
+                target: &server.target,
+                settings: &remote_settings(),
+                path,
+                params_user: server.params_user.as_deref(),
+                read_only,
+                change_id: change_id.as_deref(),
+            })?)
+        }
+        None => {
+            if path.is_empty() {
+                return Err(Error::InvalidArg("path is empty".into()));
+            }
+            Backend::Local(open_local(Path::new(path), flags, read_only)?)
+        }
+    };
+    Ok(DISKS.insert(DiskHandle {
+        disk,
+        connection: connection as usize,
+        pending: Pending::default(),
+        change_id,
+    }))
+}
+
+/// Opens a local chain for `open_disk`.
+fn open_local(path: &Path, flags: u32, read_only: bool) -> Result<Disk> {
     let opts = OpenOptions {
         read_only,
         single_link: flags & VIXDISKLIB_FLAG_OPEN_SINGLE_LINK != 0,
@@ -176,12 +209,7 @@ pub fn open_disk(
         },
         disk.capacity()
     ));
-    Ok(DISKS.insert(DiskHandle {
-        disk,
-        connection: connection as usize,
-        pending: Pending::default(),
-        change_id,
-    }))
+    Ok(disk)
 }
 
 /// Closes a disk after its asynchronous requests finish; flushes and clears the
@@ -262,11 +290,12 @@ pub extern "C" fn VixDiskLib_FreeInfo(info: *mut VixDiskLibInfo) {
     });
 }
 
-/// "file" for a valid handle, NULL otherwise. Static; do not free.
+/// The handle's transport: "file" for local disks, "nbd" or "nbdssl" (TLS) for remote ones;
+/// NULL for an invalid handle. Static; do not free.
 #[unsafe(no_mangle)]
 pub extern "C" fn VixDiskLib_GetTransportMode(diskHandle: VixDiskLibHandle) -> *const c_char {
     match require_init().and_then(|()| DISKS.get(diskHandle as usize)) {
-        Ok(_) => TRANSPORT_FILE.as_ptr().cast(),
+        Ok(h) => h.disk.transport().as_ptr().cast(),
         Err(_) => std::ptr::null(),
     }
 }

@@ -47,7 +47,7 @@ pub extern "C" fn VixDiskLibExt_Commit(
 ) -> VixError {
     guard("VixDiskLibExt_Commit", || {
         require_init()?;
-        writable_connection(connection as usize)?;
+        writable_connection(connection as usize, "Commit")?;
         let path = path_arg(childPath, "childPath")?;
         commit(
             &path,
@@ -72,7 +72,7 @@ pub extern "C" fn VixDiskLibExt_SetChangeTracking(
 ) -> VixError {
     guard("VixDiskLibExt_SetChangeTracking", || {
         require_init()?;
-        writable_connection(connection as usize)?;
+        writable_connection(connection as usize, "SetChangeTracking")?;
         let path = path_arg(path, "path")?;
         set_change_tracking(&path, enable != 0)
     })
@@ -93,7 +93,7 @@ pub extern "C" fn VixDiskLibExt_GetChangeId(
         let out = out_arg(changeId, "changeId")?;
         store(out, std::ptr::null_mut());
         let h = DISKS.get(diskHandle as usize)?;
-        let id = h.disk.change_id()?;
+        let id = h.disk.local("GetChangeId")?.change_id()?;
         store(out, malloc_cstring(&id));
         Ok(())
     })

@@ -6,8 +6,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
-use crate::chain::Disk;
+use super::backend::Backend;
 use crate::error::{Error, Result};
+use crate::remote::target::Target;
 
 /// A registry of live objects keyed by the token handed to C.
 pub struct Registry<T> {
@@ -119,16 +120,31 @@ impl Pending {
     }
 }
 
-/// A connection (always local in this library).
+/// A remote connection's server: where Open connects, and the connect params' user name
+/// (a PSK identity candidate). Other remote fields of the params mean nothing to NBD.
+pub struct RemoteServer {
+    /// The parsed `serverName` / `port` / `transportModes`.
+    pub target: Target,
+    /// `creds.uid.userName`, if the params had one.
+    pub params_user: Option<String>,
+    /// `serverName` as given (GetConnectParams returns it).
+    pub server_name: String,
+    /// `port` as given.
+    pub port: u32,
+}
+
+/// A connection: local (files) or remote (an NBD server).
 pub struct Connection {
     /// ConnectEx's readOnly: every disk opened through it is read-only.
     pub read_only: bool,
+    /// The NBD server, for a remote connection.
+    pub remote: Option<RemoteServer>,
 }
 
 /// An open disk handle.
 pub struct DiskHandle {
-    /// The chain.
-    pub disk: Disk,
+    /// The disk: a local chain or a remote export.
+    pub disk: Backend,
     /// Token of the connection it was opened through.
     pub connection: usize,
     /// Asynchronous requests in flight.
@@ -147,9 +163,22 @@ pub fn connection(token: usize) -> Result<Arc<Connection>> {
     CONNECTIONS.get(token)
 }
 
-/// Like `connection`, for calls that change disks: a read-only connection is refused.
-pub fn writable_connection(token: usize) -> Result<Arc<Connection>> {
+/// Like `connection`, for calls that name local files (Create, Clone, Grow, Unlink,
+/// CheckRepair, …): a remote connection is refused with VIX_E_NOT_SUPPORTED.
+pub fn local_connection(token: usize, call: &str) -> Result<Arc<Connection>> {
     let c = connection(token)?;
+    if let Some(r) = &c.remote {
+        return Err(Error::NotSupported(format!(
+            "{call} works on local disks only; the connection is to the NBD server {}",
+            r.target.describe()
+        )));
+    }
+    Ok(c)
+}
+
+/// Like `local_connection`, for calls that change disks: a read-only connection is refused.
+pub fn writable_connection(token: usize, call: &str) -> Result<Arc<Connection>> {
+    let c = local_connection(token, call)?;
     if c.read_only {
         return Err(Error::ReadOnly("the connection is read-only".into()));
     }

@@ -5,11 +5,14 @@ use std::sync::Arc;
 
 use super::args::{buf, buf_mut, sector_bytes};
 use super::async_pool::submit;
+use super::backend::Backend;
 use super::boundary::{guard, guard_code};
 use super::codes::{VIX_ASYNC, VIX_OK};
 use super::errors::to_vix;
 use super::handles::{DISKS, DiskHandle};
 use super::library::require_init;
+use super::nbd::disk::NbdDisk;
+use super::nbd::ops::Finish;
 use super::types::{VixDiskLibCompletionCB, VixDiskLibHandle, VixDiskLibSectorType, VixError};
 use crate::error::Error;
 use crate::log;
@@ -88,6 +91,45 @@ fn start_async(
     Ok(VIX_ASYNC)
 }
 
+/// Like `start_async` for a remote disk: `submit` sends the NBD commands, which the poller
+/// completes; `callback` runs on the poller thread, outside libnbd's locks. No thread per
+/// request. If `submit` fails, nothing was started and the callback never runs.
+fn start_remote(
+    name: &'static str,
+    h: Arc<DiskHandle>,
+    callback: VixDiskLibCompletionCB,
+    cb_data: *mut c_void,
+    submit: impl FnOnce(&NbdDisk, Finish) -> Result<(), Error>,
+) -> Result<VixError, Error> {
+    let Backend::Remote(remote) = &h.disk else {
+        return Err(Error::InvalidArg("not a remote disk".into()));
+    };
+    let cb_data = cb_data as usize;
+    h.pending.begin();
+    let done = Arc::clone(&h);
+    let finish: Finish = Box::new(move |result| {
+        let code = match result {
+            Ok(()) => VIX_OK,
+            Err(e) => {
+                log::warn(format!("{name}: {e}"));
+                to_vix(&e)
+            }
+        };
+        if let Some(cb) = callback {
+            // SAFETY: the caller registered this callback and data for this request.
+            unsafe { cb(cb_data as *mut c_void, code) };
+        }
+        done.pending.end();
+    });
+    match submit(remote, finish) {
+        Ok(()) => Ok(VIX_ASYNC),
+        Err(e) => {
+            h.pending.end();
+            Err(e)
+        }
+    }
+}
+
 /// Starts a read; returns VIX_ASYNC when accepted, after which `callback(cbData, result)` runs
 /// exactly once on a library thread, whether or not the caller ever calls Wait. Invalid
 /// arguments are reported immediately (no callback). The buffer must stay valid until then.
@@ -107,6 +149,11 @@ pub extern "C" fn VixDiskLib_ReadAsync(
         let len = sector_bytes(numSectors)?;
         buf_mut(readBuffer, len, "readBuffer")?;
         let addr = readBuffer as usize;
+        if matches!(h.disk, Backend::Remote(_)) {
+            return start_remote("VixDiskLib_ReadAsync", h, callback, cbData, |r, f| {
+                r.read_async(startSector, addr, len, f)
+            });
+        }
         start_async("VixDiskLib_ReadAsync", h, callback, cbData, move |h| {
             let out = buf_mut(addr as *mut u8, len, "readBuffer")?;
             h.disk.read(startSector, out)
@@ -131,6 +178,11 @@ pub extern "C" fn VixDiskLib_WriteAsync(
         let len = sector_bytes(numSectors)?;
         buf(writeBuffer, len, "writeBuffer")?;
         let addr = writeBuffer as usize;
+        if matches!(h.disk, Backend::Remote(_)) {
+            return start_remote("VixDiskLib_WriteAsync", h, callback, cbData, |r, f| {
+                r.write_async(startSector, addr, len, f)
+            });
+        }
         start_async("VixDiskLib_WriteAsync", h, callback, cbData, move |h| {
             let data = buf(addr as *const u8, len, "writeBuffer")?;
             h.disk.write(startSector, data)

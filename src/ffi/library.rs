@@ -12,6 +12,7 @@ use super::handles::{CONNECTIONS, DISKS};
 use super::types::{Bool, VixDiskLibGenericLogFunc, VixError};
 use crate::error::{Error, Result};
 use crate::log::{self, Level};
+use crate::remote::settings::RemoteSettings;
 
 unsafe extern "C" {
     /// From src/ffi/log_shim.c: calls `f("%s", message)` with a real `va_list`.
@@ -31,8 +32,8 @@ pub fn require_init() -> Result<()> {
     }
 }
 
-/// The transport list: hosted disks are always reached as files.
-const TRANSPORT_MODES: &[u8] = b"file\0";
+/// The transport list: local disks as files, remote ones over NBD with or without TLS.
+const TRANSPORT_MODES: &[u8] = b"file:nbdssl:nbd\0";
 
 /// Settings read from InitEx's config file.
 #[derive(Debug, PartialEq, Eq)]
@@ -40,10 +41,26 @@ struct Config {
     level: Level,
     /// `tmpDirectory`: where temporary files (nonpersistent redo logs) go.
     tmp_directory: Option<PathBuf>,
+    /// `vixDiskLib.nbd.*`: timeout and TLS credentials of NBD connections.
+    remote: RemoteSettings,
+    /// Config lines that were understood but unusable, reported once the log is set up.
+    problems: Vec<String>,
 }
 
 /// The `tmpDirectory` of the last InitEx config file, if it named one.
 static TMP_DIRECTORY: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+/// The `vixDiskLib.nbd.*` settings of the last InitEx config file.
+static REMOTE_SETTINGS: Mutex<Option<RemoteSettings>> = Mutex::new(None);
+
+/// Settings for NBD connections (defaults without a config file).
+pub fn remote_settings() -> RemoteSettings {
+    REMOTE_SETTINGS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+        .unwrap_or_default()
+}
 
 /// Where temporary files go: `tmpDirectory` from the InitEx config file, else `$TMPDIR`,
 /// else `/tmp`.
@@ -61,6 +78,8 @@ fn parse_config(text: &str) -> Config {
     let mut config = Config {
         level: Level::Info,
         tmp_directory: None,
+        remote: RemoteSettings::default(),
+        problems: Vec::new(),
     };
     for line in text.lines() {
         let line = line.trim();
@@ -71,6 +90,12 @@ fn parse_config(text: &str) -> Config {
             continue;
         };
         let value = value.trim().trim_matches('"');
+        if let Some(outcome) = config.remote.apply(key, value) {
+            if let Err(why) = outcome {
+                config.problems.push(why);
+            }
+            continue;
+        }
         if key.trim().eq_ignore_ascii_case("tmpDirectory") && !value.is_empty() {
             config.tmp_directory = Some(PathBuf::from(value));
         }
@@ -149,10 +174,14 @@ fn init(
         None => parse_config(""),
     };
     *TMP_DIRECTORY.lock().unwrap_or_else(|e| e.into_inner()) = config.tmp_directory.clone();
+    *REMOTE_SETTINGS.lock().unwrap_or_else(|e| e.into_inner()) = Some(config.remote.clone());
     install_logging(log_fn as usize, warn_fn as usize, config.level);
+    for why in &config.problems {
+        log::warn(format!("InitEx: config file: {why}; keeping the default"));
+    }
     INITIALIZED.store(true, Ordering::Release);
     log::info(format!(
-        "vixdisklib {} initialised for API {major}.{minor} (libDir {:?}); transports: file",
+        "vixdisklib {} initialised for API {major}.{minor} (libDir {:?}); transports: file:nbdssl:nbd",
         env!("CARGO_PKG_VERSION"),
         lib_dir.unwrap_or("(none)")
     ));
@@ -230,7 +259,7 @@ fn close_leftovers() {
     }
 }
 
-/// Colon-separated transports: "file". NULL before InitEx. The string is static; do not free.
+/// Colon-separated transports: "file:nbdssl:nbd". NULL before InitEx. The string is static; do not free.
 #[unsafe(no_mangle)]
 pub extern "C" fn VixDiskLib_ListTransportModes() -> *const c_char {
     if INITIALIZED.load(Ordering::Acquire) {
@@ -277,5 +306,8 @@ mod tests {
             Level::Warning
         );
         assert_eq!(parse_config("").level, Level::Info);
+        let c = parse_config("vixDiskLib.nbd.timeoutSecs = \"5\"\nvixDiskLib.nbd.timeoutSecs=x\n");
+        assert_eq!(c.remote.timeout, std::time::Duration::from_secs(5));
+        assert_eq!(c.problems.len(), 1);
     }
 }

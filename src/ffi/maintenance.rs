@@ -5,7 +5,7 @@ use std::ffi::{c_char, c_void};
 use super::args::{out_arg, path_arg, store};
 use super::boundary::guard;
 use super::disk::{adapter_from_c, create_params, disk_kind, progress_reporter};
-use super::handles::{self, DISKS, connection, writable_connection};
+use super::handles::{DISKS, local_connection, writable_connection};
 use super::library::require_init;
 use super::types::*;
 use crate::chain::{Disk, OpenOptions};
@@ -36,8 +36,8 @@ pub extern "C" fn VixDiskLib_Clone(
 ) -> VixError {
     guard("VixDiskLib_Clone", || {
         require_init()?;
-        writable_connection(dstConnection as usize)?;
-        connection(srcConnection as usize)?;
+        writable_connection(dstConnection as usize, "Clone")?;
+        local_connection(srcConnection as usize, "Clone")?;
         let dst = path_arg(dstPath, "dstPath")?;
         let src = path_arg(srcPath, "srcPath")?;
         let (disk_type, adapter_type, hw, _) = create_params(vixCreateParams)?;
@@ -83,7 +83,12 @@ pub extern "C" fn VixDiskLib_SpaceNeededForClone(
         } else {
             disk_kind(cloneDiskType)?
         };
-        store(out, h.disk.space_needed_for_clone(kind)?);
+        store(
+            out,
+            h.disk
+                .local("SpaceNeededForClone")?
+                .space_needed_for_clone(kind)?,
+        );
         Ok(())
     })
 }
@@ -101,7 +106,7 @@ pub extern "C" fn VixDiskLib_Grow(
 ) -> VixError {
     guard("VixDiskLib_Grow", || {
         require_init()?;
-        writable_connection(connection as usize)?;
+        writable_connection(connection as usize, "Grow")?;
         let path = path_arg(path, "path")?;
         let mut progress = progress_reporter(progressFunc, progressCallbackData);
         progress(0);
@@ -123,10 +128,11 @@ pub extern "C" fn VixDiskLib_Shrink(
     guard("VixDiskLib_Shrink", || {
         require_init()?;
         let h = DISKS.get(diskHandle as usize)?;
+        let disk = h.disk.local("Shrink")?;
         h.pending.wait_idle();
         let mut progress = progress_reporter(progressFunc, progressCallbackData);
         progress(0);
-        h.disk.compact(true)?;
+        disk.compact(true)?;
         progress(100);
         Ok(())
     })
@@ -142,10 +148,11 @@ pub extern "C" fn VixDiskLib_Defragment(
     guard("VixDiskLib_Defragment", || {
         require_init()?;
         let h = DISKS.get(diskHandle as usize)?;
+        let disk = h.disk.local("Defragment")?;
         h.pending.wait_idle();
         let mut progress = progress_reporter(progressFunc, progressCallbackData);
         progress(0);
-        h.disk.compact(false)?;
+        disk.compact(false)?;
         progress(100);
         Ok(())
     })
@@ -165,9 +172,9 @@ pub extern "C" fn VixDiskLib_CheckRepair(
     guard("VixDiskLib_CheckRepair", || {
         require_init()?;
         if repair != 0 {
-            writable_connection(connection as usize)?;
+            writable_connection(connection as usize, "CheckRepair")?;
         } else {
-            handles::connection(connection as usize)?;
+            local_connection(connection as usize, "CheckRepair")?;
         }
         let path = path_arg(filename, "filename")?;
         let report = check_disk(&path, repair != 0)?;

@@ -35,7 +35,7 @@ pub extern "C" fn VixDiskLib_GetMetadataKeys(
         require_init()?;
         let h = DISKS.get(diskHandle as usize)?;
         let mut bytes = Vec::new();
-        for k in h.disk.ddb_keys() {
+        for k in h.disk.local("GetMetadataKeys")?.ddb_keys() {
             bytes.extend_from_slice(k.as_bytes());
             bytes.push(0);
         }
@@ -60,6 +60,7 @@ pub extern "C" fn VixDiskLib_ReadMetadata(
         let key = str_arg(key, "key")?;
         let value = h
             .disk
+            .local("ReadMetadata")?
             .ddb_lookup(key)
             .ok_or_else(|| Error::KeyNotFound(key.to_string()))?;
         let mut bytes = value.into_bytes();
@@ -81,6 +82,6 @@ pub extern "C" fn VixDiskLib_WriteMetadata(
         let h = DISKS.get(diskHandle as usize)?;
         let key = str_arg(key, "key")?;
         let val = str_arg(val, "val")?;
-        h.disk.ddb_set(key, val)
+        h.disk.local("WriteMetadata")?.ddb_set(key, val)
     })
 }

@@ -7,6 +7,7 @@
 pub mod alloc;
 pub mod args;
 pub mod async_pool;
+pub mod backend;
 pub mod blocks;
 pub mod boundary;
 pub mod chain;
@@ -22,4 +23,5 @@ pub mod io;
 pub mod library;
 pub mod maintenance;
 pub mod metadata;
+pub mod nbd;
 pub mod types;

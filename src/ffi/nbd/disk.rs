@@ -1,0 +1,424 @@
+//! A remote disk: one NBD export behind a VixDiskLib handle. Reads and writes are cut at the
+//! server's request limit and pipelined; synchronous calls wait for their commands (bounded by
+//! the timeout), asynchronous ones finish through the poller.
+
+use std::ffi::{CStr, CString, c_char, c_int, c_void};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::chain::DiskInfo;
+use crate::chain::allocated::check_chunk_query;
+use crate::error::{Error, Result};
+use crate::log;
+use crate::remote::extents::{
+    Extent, ExtentCollector, STATE_DIRTY, STATE_HOLE, allocated_chunks, flagged_runs,
+};
+use crate::remote::settings::RemoteSettings;
+use crate::remote::split::{MAX_STATUS_BYTES, max_request, pieces};
+use crate::remote::target::Target;
+use crate::vmdk::geometry::{Adapter, Geometry};
+
+use super::client::{Conn, ExportInfo, OpenRequest};
+use super::libnbd::{LIBNBD_AIO_DIRECTION_WRITE, nbd_extent_callback};
+use super::ops::{Death, Finish, Op, completion};
+use super::poller;
+
+/// The meta context of allocation status.
+const ALLOCATION: &str = "base:allocation";
+/// Prefix of qemu's dirty-bitmap contexts.
+const DIRTY_BITMAP: &str = "qemu:dirty-bitmap:";
+
+/// The meta context a change id names: `qemu:dirty-bitmap:NAME` as is, or a bare NAME.
+pub fn bitmap_context(change_id: &str) -> String {
+    if change_id.starts_with(DIRTY_BITMAP) {
+        change_id.to_string()
+    } else {
+        format!("{DIRTY_BITMAP}{change_id}")
+    }
+}
+
+/// An open NBD export.
+pub struct NbdDisk {
+    conn: Arc<Conn>,
+    info: ExportInfo,
+    writable: bool,
+    max_request: u64,
+}
+
+/// How an open wants the export.
+pub struct NbdOpen<'a> {
+    pub target: &'a Target,
+    pub settings: &'a RemoteSettings,
+    /// Open's path ("" = the URI's export, else the default export).
+    pub path: &'a str,
+    pub params_user: Option<&'a str>,
+    pub read_only: bool,
+    /// OpenEx's change id, when it names a dirty bitmap.
+    pub change_id: Option<&'a str>,
+}
+
+impl NbdDisk {
+    /// Connects to the export.
+    pub fn open(o: &NbdOpen<'_>) -> Result<NbdDisk> {
+        let export = o.target.export_for(o.path);
+        let extra_contexts = o
+            .change_id
+            .filter(|id| id.trim() != "*")
+            .map(bitmap_context)
+            .into_iter()
+            .collect();
+        let (conn, info) = Conn::open(&OpenRequest {
+            target: o.target,
+            settings: o.settings,
+            export: &export,
+            params_user: o.params_user,
+            extra_contexts,
+        })?;
+        let writable = !o.read_only && !info.read_only;
+        let max_request = max_request(info.server_max_block);
+        log::info(format!(
+            "opened {} ({}, {} bytes, {}{}, requests up to {} KiB)",
+            conn.state.name,
+            if info.tls { "nbdssl" } else { "nbd" },
+            info.size,
+            if writable { "read-write" } else { "read-only" },
+            if info.read_only && !o.read_only {
+                " export"
+            } else {
+                ""
+            },
+            max_request / 1024
+        ));
+        if info.size % 512 != 0 {
+            log::warn(format!(
+                "{}: size {} is not a multiple of 512; the last {} bytes are not reachable",
+                conn.state.name,
+                info.size,
+                info.size % 512
+            ));
+        }
+        Ok(NbdDisk {
+            conn,
+            info,
+            writable,
+            max_request,
+        })
+    }
+
+    /// Capacity in sectors.
+    pub fn capacity(&self) -> u64 {
+        self.info.size / 512
+    }
+
+    /// "nbdssl" or "nbd", NUL-terminated.
+    pub fn transport(&self) -> &'static [u8] {
+        if self.info.tls { b"nbdssl\0" } else { b"nbd\0" }
+    }
+
+    /// What GetInfo reports: the export's size; geometry derived as for a local disk without
+    /// an adapter entry; one link.
+    pub fn info(&self) -> DiskInfo {
+        let geometry = Geometry::for_capacity(self.capacity(), Adapter::Ide);
+        DiskInfo {
+            capacity: self.capacity(),
+            geometry,
+            bios_geometry: geometry,
+            adapter: None,
+            num_links: 1,
+            parent_hint: None,
+            uuid: None,
+        }
+    }
+
+    /// Refuses writes on a read-only export or open.
+    pub fn check_writable(&self) -> Result<()> {
+        if self.writable {
+            return Ok(());
+        }
+        Err(Error::ReadOnly(if self.info.read_only {
+            format!("{}: the server exports it read-only", self.conn.state.name)
+        } else {
+            format!("{}: opened read-only", self.conn.state.name)
+        }))
+    }
+
+    /// Fails if the connection is dead (noticed by the poller, a refused command, or libnbd).
+    fn alive(&self) -> Result<()> {
+        self.conn.state.check_alive()?;
+        if self.conn.is_finished() {
+            let why = format!("{}: the connection is closed", self.conn.state.name);
+            self.conn.state.mark_dead(Death::Lost(why));
+            self.conn.state.check_alive()?;
+        }
+        Ok(())
+    }
+
+    /// Sends one read or write as pipelined commands; the op finishes when all did.
+    fn submit(
+        &self,
+        write: bool,
+        sector: u64,
+        addr: usize,
+        len: usize,
+        finish: Option<Finish>,
+    ) -> Result<Arc<Op>> {
+        self.alive()?;
+        let offset = sector * 512;
+        let parts: Vec<(u64, u64)> = pieces(offset, len as u64, self.max_request).collect();
+        let op = Op::new(parts.len(), finish);
+        let (lib, h) = (self.conn.lib, self.conn.handle());
+        for (i, &(at, n)) in parts.iter().enumerate() {
+            let cb = completion(&op, &self.conn.state);
+            let p = addr + (at - offset) as usize;
+            // SAFETY: `h` is live (self holds the connection); `p..p+n` lies inside the
+            // caller's buffer, which the caller keeps valid until the op finishes (sync calls
+            // wait for it; VDDK's async contract for ReadAsync/WriteAsync). libnbd owns `cb`.
+            let cookie = unsafe {
+                if write {
+                    (lib.aio_pwrite)(h, p as *const c_void, n as usize, at, cb, 0)
+                } else {
+                    (lib.aio_pread)(h, p as *mut c_void, n as usize, at, cb, 0)
+                }
+            };
+            if cookie == -1 {
+                let (text, _) = lib.last_error();
+                log::warn(format!("{}: request refused: {text}", self.conn.state.name));
+                if self.conn.is_finished() {
+                    let why = format!("{}: {text}", self.conn.state.name);
+                    self.conn.state.mark_dead(Death::Lost(why));
+                }
+                // The refused part reported through its free callback; the rest never left.
+                for _ in i + 1..parts.len() {
+                    op.part_done(Err(Error::RemoteProtocol(format!(
+                        "{}: {text}",
+                        self.conn.state.name
+                    ))));
+                }
+                break;
+            }
+        }
+        self.kick();
+        Ok(op)
+    }
+
+    /// Wakes the poller if libnbd now wants to write (a request did not go out whole).
+    fn kick(&self) {
+        if self.conn.fd_and_direction().1 & LIBNBD_AIO_DIRECTION_WRITE != 0 {
+            poller::wake();
+        }
+    }
+
+    /// Waits for a synchronous op. The poller kills a connection whose commands outlive the
+    /// timeout, which finishes them; past that (it should not happen) we kill it ourselves
+    /// and still wait, since libnbd may write into the buffer until the command is retired.
+    fn wait(&self, op: &Op) -> Result<()> {
+        let state = &self.conn.state;
+        if let Some(r) = op.wait(state.timeout + Duration::from_secs(2)) {
+            return r;
+        }
+        self.conn.kill(Death::Timeout(format!(
+            "{}: no answer within {} s",
+            state.name,
+            state.timeout.as_secs()
+        )));
+        loop {
+            if let Some(r) = op.wait(Duration::from_secs(10)) {
+                return r;
+            }
+            log::warn(format!("{}: waiting for a killed request", state.name));
+        }
+    }
+
+    /// Reads whole sectors at `sector` into `buf`.
+    pub fn read(&self, sector: u64, buf: &mut [u8]) -> Result<()> {
+        let op = self.submit(false, sector, buf.as_mut_ptr() as usize, buf.len(), None)?;
+        self.wait(&op)
+    }
+
+    /// Writes whole sectors at `sector`.
+    pub fn write(&self, sector: u64, data: &[u8]) -> Result<()> {
+        self.check_writable()?;
+        let op = self.submit(true, sector, data.as_ptr() as usize, data.len(), None)?;
+        self.wait(&op)
+    }
+
+    /// Starts a read into the caller's buffer at `addr` (valid until `finish` runs).
+    pub fn read_async(&self, sector: u64, addr: usize, len: usize, finish: Finish) -> Result<()> {
+        self.submit(false, sector, addr, len, Some(finish))
+            .map(drop)
+    }
+
+    /// Starts a write from the caller's buffer at `addr` (valid until `finish` runs).
+    pub fn write_async(&self, sector: u64, addr: usize, len: usize, finish: Finish) -> Result<()> {
+        self.check_writable()?;
+        self.submit(true, sector, addr, len, Some(finish)).map(drop)
+    }
+
+    /// Makes completed writes durable on the server (NBD_CMD_FLUSH). Nothing to do on a
+    /// read-only handle or a server without flush support.
+    pub fn flush(&self) -> Result<()> {
+        self.alive()?;
+        if !self.writable || !self.info.can_flush {
+            return Ok(());
+        }
+        let op = Op::new(1, None);
+        let cb = completion(&op, &self.conn.state);
+        // SAFETY: `h` is live; libnbd owns `cb`.
+        unsafe { (self.conn.lib.aio_flush)(self.conn.handle(), cb, 0) };
+        self.kick();
+        self.wait(&op)
+    }
+
+    /// Flushes (if writable and alive) and ends the session. A dead connection closes
+    /// quietly: its failure was reported by the request that met it.
+    pub fn close(&self) -> Result<()> {
+        let result = match self.alive() {
+            Err(e) => {
+                log::verbose(format!("closing a dead NBD disk: {e}"));
+                Ok(())
+            }
+            Ok(()) => self.flush(),
+        };
+        self.conn.disconnect();
+        result
+    }
+
+    /// Block-status extents of one context over `[start, end)` bytes.
+    fn block_status(&self, context: &str, start: u64, end: u64) -> Result<Vec<Extent>> {
+        let mut collector = ExtentCollector::new(start, end);
+        while let Some(at) = collector.next() {
+            self.alive()?;
+            let len = (end - at).min(MAX_STATUS_BYTES);
+            let sink = Arc::new(ExtentSink {
+                context: CString::new(context).unwrap_or_default(),
+                replies: Mutex::new(Vec::new()),
+            });
+            let op = Op::new(1, None);
+            let ecb = nbd_extent_callback {
+                callback: Some(on_extents),
+                user_data: Box::into_raw(Box::new(Arc::clone(&sink))).cast(),
+                free: Some(free_extents),
+            };
+            let cb = completion(&op, &self.conn.state);
+            // SAFETY: `h` is live; libnbd owns both callbacks' user data until their frees.
+            unsafe { (self.conn.lib.aio_block_status)(self.conn.handle(), len, at, ecb, cb, 0) };
+            self.kick();
+            self.wait(&op)?;
+            let replies =
+                std::mem::take(&mut *sink.replies.lock().unwrap_or_else(|e| e.into_inner()));
+            if replies.is_empty() {
+                return Err(Error::RemoteProtocol(format!(
+                    "{}: no {context} extents at byte {at}",
+                    self.conn.state.name
+                )));
+            }
+            for (offset, entries) in replies {
+                collector.take_reply(offset, &entries)?;
+            }
+        }
+        Ok(collector.into_extents())
+    }
+
+    fn has_context(&self, ctx: &str) -> bool {
+        self.info.contexts.iter().any(|c| c == ctx)
+    }
+
+    /// QueryAllocatedBlocks: VDDK's argument rules, then `base:allocation` rounded out to
+    /// chunks. A server without allocation status reports everything allocated.
+    pub fn allocated_chunks(&self, start: u64, count: u64, chunk: u64) -> Result<Vec<(u64, u64)>> {
+        let end = check_chunk_query(start, count, chunk, self.capacity())?;
+        if start == end {
+            return Ok(Vec::new());
+        }
+        if !self.has_context(ALLOCATION) {
+            log::verbose(format!(
+                "{}: the server reports no allocation status; every block counts as allocated",
+                self.conn.state.name
+            ));
+            return Ok(vec![(start, end - start)]);
+        }
+        let extents = self.block_status(ALLOCATION, start * 512, end * 512)?;
+        Ok(allocated_chunks(&extents, start, end, chunk))
+    }
+
+    /// QueryChangedAreas over `[start, end)` sectors: `"*"` gives the allocated areas; any
+    /// other id names a dirty bitmap the server exports, whose dirty areas are returned.
+    pub fn changed_areas(&self, since: &str, start: u64, end: u64) -> Result<Vec<(u64, u64)>> {
+        let end = end.min(self.capacity());
+        if start >= end {
+            return Err(Error::InvalidArg(format!(
+                "start sector {start} is at or past the end of the disk ({} sectors)",
+                self.capacity()
+            )));
+        }
+        if since.trim() == "*" {
+            if !self.has_context(ALLOCATION) {
+                return Ok(vec![(start, end - start)]);
+            }
+            let extents = self.block_status(ALLOCATION, start * 512, end * 512)?;
+            return Ok(flagged_runs(&extents, start, end, |f| f & STATE_HOLE == 0));
+        }
+        let context = bitmap_context(since.trim());
+        if !self.has_context(&context) {
+            return Err(Error::ChangeIdUnknown(format!(
+                "{}: the server exports no {context} (qemu-nbd -B NAME exports a bitmap)",
+                self.conn.state.name
+            )));
+        }
+        let extents = self.block_status(&context, start * 512, end * 512)?;
+        Ok(flagged_runs(&extents, start, end, |f| f & STATE_DIRTY != 0))
+    }
+}
+
+impl Drop for NbdDisk {
+    fn drop(&mut self) {
+        self.conn.disconnect();
+    }
+}
+
+/// One block-status reply chunk: its first byte and its (length, flags) pairs.
+type Reply = (u64, Vec<(u32, u32)>);
+
+/// Where one block-status command's extents for one context land.
+struct ExtentSink {
+    context: CString,
+    /// Reply chunks in arrival order.
+    replies: Mutex<Vec<Reply>>,
+}
+
+unsafe extern "C" fn on_extents(
+    user_data: *mut c_void,
+    metacontext: *const c_char,
+    offset: u64,
+    entries: *mut u32,
+    nr_entries: usize,
+    _error: *mut c_int,
+) -> c_int {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: `user_data` is the Box<Arc<ExtentSink>> made in `block_status`, live until
+        // `free_extents`; `metacontext` is a NUL-terminated name and `entries` holds
+        // `nr_entries` u32s, both valid for this call (libnbd's contract).
+        let (sink, name, raw) = unsafe {
+            (
+                &*user_data.cast::<Arc<ExtentSink>>(),
+                CStr::from_ptr(metacontext),
+                std::slice::from_raw_parts(entries, nr_entries),
+            )
+        };
+        if name != sink.context.as_c_str() {
+            return;
+        }
+        let pairs = raw.chunks_exact(2).map(|p| (p[0], p[1])).collect();
+        sink.replies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((offset, pairs));
+    }));
+    0
+}
+
+unsafe extern "C" fn free_extents(user_data: *mut c_void) {
+    // SAFETY: `user_data` is the Box<Arc<ExtentSink>> made in `block_status`; libnbd frees it
+    // exactly once.
+    drop(unsafe { Box::from_raw(user_data.cast::<Arc<ExtentSink>>()) });
+}

@@ -1,0 +1,283 @@
+//! Requests in flight: one VDDK request (an `Op`) becomes one or more NBD commands (`Part`s,
+//! the `user_data` libnbd hands back to our completion callback). Every part reports exactly
+//! once — from the completion callback, or, if libnbd drops the command without completing
+//! it (a failed submission, a dead connection, nbd_close), from its free callback — so an
+//! op always finishes and a waiter is never stranded.
+
+use std::collections::HashMap;
+use std::ffi::{c_int, c_void};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+
+use super::libnbd::nbd_completion_callback;
+
+/// Why a connection died; requests on it fail with the matching error.
+#[derive(Debug, Clone)]
+pub enum Death {
+    /// A request (or the handshake) outlived the timeout.
+    Timeout(String),
+    /// The server closed or reset the connection, or a protocol error killed it.
+    Lost(String),
+}
+
+impl Death {
+    /// The error requests on a connection dead for this reason fail with.
+    pub fn to_error(&self) -> Error {
+        match self {
+            Death::Timeout(m) => Error::RemoteTimeout(m.clone()),
+            Death::Lost(m) => Error::RemoteConnectionLost(m.clone()),
+        }
+    }
+}
+
+/// What every part of a connection shares: its name for messages, why it died (if it did),
+/// and when each command in flight was sent (for the timeout).
+pub struct ConnState {
+    /// `nbd://host:port export "name"`, for messages.
+    pub name: String,
+    /// Bound on each request.
+    pub timeout: Duration,
+    death: Mutex<Option<Death>>,
+    sent: Mutex<HashMap<u64, Instant>>,
+    /// When the session was asked to end (a server that never lets go is cut off too).
+    closing_since: Mutex<Option<Instant>>,
+    next_id: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl ConnState {
+    /// State for a new connection.
+    pub fn new(name: String, timeout: Duration) -> ConnState {
+        ConnState {
+            name,
+            timeout,
+            death: Mutex::new(None),
+            sent: Mutex::new(HashMap::new()),
+            closing_since: Mutex::new(None),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    /// Why the connection died, if it did.
+    pub fn death(&self) -> Option<Death> {
+        lock(&self.death).clone()
+    }
+
+    /// Records the first reason the connection died; true if this was the first.
+    pub fn mark_dead(&self, why: Death) -> bool {
+        let mut d = lock(&self.death);
+        if d.is_none() {
+            *d = Some(why);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Fails if the connection is known dead.
+    pub fn check_alive(&self) -> Result<()> {
+        match self.death() {
+            Some(d) => Err(d.to_error()),
+            None => Ok(()),
+        }
+    }
+
+    /// A command, or the end of the session, has waited longer than the timeout.
+    pub fn overdue(&self, now: Instant) -> bool {
+        let late = |t: Instant| now.saturating_duration_since(t) > self.timeout;
+        lock(&self.closing_since).is_some_and(late) || lock(&self.sent).values().any(|&t| late(t))
+    }
+
+    /// Whether the session was asked to end.
+    pub fn is_closing(&self) -> bool {
+        lock(&self.closing_since).is_some()
+    }
+
+    /// Records that the session was asked to end; false if it already was.
+    pub fn mark_closing(&self) -> bool {
+        let mut c = lock(&self.closing_since);
+        if c.is_some() {
+            return false;
+        }
+        *c = Some(Instant::now());
+        true
+    }
+
+    /// Commands in flight.
+    pub fn in_flight(&self) -> usize {
+        lock(&self.sent).len()
+    }
+
+    fn begin(&self) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        lock(&self.sent).insert(id, Instant::now());
+        id
+    }
+
+    fn end(&self, id: u64) {
+        lock(&self.sent).remove(&id);
+    }
+
+    /// The error for a command that failed with `errno` (0: dropped without an answer).
+    fn command_error(&self, errno: c_int) -> Error {
+        if let Some(d) = self.death() {
+            return d.to_error();
+        }
+        match errno {
+            0 | libc::ENOTCONN | libc::ECONNRESET | libc::EPIPE | libc::ESHUTDOWN => {
+                Error::RemoteConnectionLost(format!("{}: the server stopped answering", self.name))
+            }
+            e => Error::Io {
+                path: format!("{} (server)", self.name).into(),
+                source: std::io::Error::from_raw_os_error(e),
+            },
+        }
+    }
+}
+
+/// Runs when an op finishes, with its result; never on a thread that holds a libnbd lock.
+pub type Finish = Box<dyn FnOnce(Result<()>) + Send>;
+
+struct OpState {
+    remaining: usize,
+    error: Option<Error>,
+    finished: bool,
+    /// None: a synchronous waiter collects the result.
+    on_finish: Option<Finish>,
+}
+
+/// One VDDK request.
+pub struct Op {
+    state: Mutex<OpState>,
+    done: Condvar,
+}
+
+impl Op {
+    /// An op of `parts` commands; `on_finish` (if any) is handed to the poller to run.
+    pub fn new(parts: usize, on_finish: Option<Finish>) -> Arc<Op> {
+        Arc::new(Op {
+            state: Mutex::new(OpState {
+                remaining: parts,
+                error: None,
+                finished: parts == 0,
+                on_finish,
+            }),
+            done: Condvar::new(),
+        })
+    }
+
+    /// One part is over.
+    pub fn part_done(&self, result: Result<()>) {
+        let mut st = lock(&self.state);
+        if let Err(e) = result
+            && st.error.is_none()
+        {
+            st.error = Some(e);
+        }
+        st.remaining = st.remaining.saturating_sub(1);
+        if st.remaining > 0 || st.finished {
+            return;
+        }
+        st.finished = true;
+        let finish = st.on_finish.take();
+        let result = match finish {
+            Some(_) => st.error.take().map_or(Ok(()), Err),
+            None => Ok(()),
+        };
+        self.done.notify_all();
+        drop(st);
+        if let Some(f) = finish {
+            super::poller::defer(Box::new(move || f(result)));
+        }
+    }
+
+    /// Waits up to `limit` for a synchronous op; None if it is still running.
+    pub fn wait(&self, limit: Duration) -> Option<Result<()>> {
+        let deadline = Instant::now() + limit;
+        let mut st = lock(&self.state);
+        while !st.finished {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            st = self
+                .done
+                .wait_timeout(st, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        Some(st.error.take().map_or(Ok(()), Err))
+    }
+}
+
+/// One NBD command of an op: the `user_data` of its completion callback.
+pub struct Part {
+    op: Arc<Op>,
+    conn: Arc<ConnState>,
+    id: u64,
+    reported: bool,
+}
+
+impl Part {
+    fn report(&mut self, result: Result<()>) {
+        if !self.reported {
+            self.reported = true;
+            self.conn.end(self.id);
+            self.op.part_done(result);
+        }
+    }
+}
+
+impl Drop for Part {
+    fn drop(&mut self) {
+        // Dropped by libnbd without a completion: the command was refused or abandoned.
+        let err = self.conn.command_error(0);
+        self.report(Err(err));
+    }
+}
+
+unsafe extern "C" fn on_complete(user_data: *mut c_void, error: *mut c_int) -> c_int {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: `user_data` is the Box<Part> leaked by `completion`; libnbd passes it back
+        // until it calls `on_free`, and never concurrently with it. `error` points at libnbd's
+        // int for this command.
+        let (part, errno) = unsafe { (&mut *user_data.cast::<Part>(), *error) };
+        let result = match errno {
+            0 => Ok(()),
+            e => Err(part.conn.command_error(e)),
+        };
+        part.report(result);
+    }));
+    // 1: the command is retired at once (nobody calls nbd_aio_command_completed).
+    1
+}
+
+unsafe extern "C" fn on_free(user_data: *mut c_void) {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: `user_data` is the Box<Part> leaked by `completion`; libnbd calls this
+        // exactly once, after which it never uses the pointer again.
+        drop(unsafe { Box::from_raw(user_data.cast::<Part>()) });
+    }));
+}
+
+/// A completion callback for one more command of `op` on `conn`; ownership of the part passes
+/// to libnbd, which always calls `on_free` (also when the submission fails).
+pub fn completion(op: &Arc<Op>, conn: &Arc<ConnState>) -> nbd_completion_callback {
+    let part = Box::new(Part {
+        op: Arc::clone(op),
+        conn: Arc::clone(conn),
+        id: conn.begin(),
+        reported: false,
+    });
+    nbd_completion_callback {
+        callback: Some(on_complete),
+        user_data: Box::into_raw(part).cast(),
+        free: Some(on_free),
+    }
+}

@@ -1,0 +1,197 @@
+//! The one thread that drives every NBD connection of the process: it polls their sockets,
+//! lets libnbd read and write as they become ready (which runs completion callbacks), kills
+//! connections whose requests outlive the timeout, and runs finished async requests' VDDK
+//! callbacks outside libnbd's locks. Requests are sent from the caller's thread; no thread is
+//! created per request or per disk.
+//!
+//! Started on first use; a forked child starts its own (the parent's thread is not copied).
+
+use std::os::fd::RawFd;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::log;
+
+use super::client::Conn;
+use super::libnbd::{LIBNBD_AIO_DIRECTION_READ, LIBNBD_AIO_DIRECTION_WRITE};
+use super::ops::Death;
+
+/// Work to run on the poller thread, outside libnbd's locks.
+pub type Deferred = Box<dyn FnOnce() + Send>;
+
+/// How often deadlines are checked when nothing happens.
+const TICK: Duration = Duration::from_millis(200);
+
+#[derive(Default)]
+struct Shared {
+    conns: Vec<Arc<Conn>>,
+    deferred: Vec<Deferred>,
+}
+
+struct Poller {
+    pid: u32,
+    /// Write end of the wake-up pipe.
+    wake_fd: RawFd,
+    shared: Arc<Mutex<Shared>>,
+}
+
+static POLLER: Mutex<Option<Poller>> = Mutex::new(None);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The running poller's pipe and shared state, started (or restarted after fork) as needed.
+fn running() -> Option<(RawFd, Arc<Mutex<Shared>>)> {
+    let pid = std::process::id();
+    let mut slot = lock(&POLLER);
+    if let Some(p) = slot.as_ref()
+        && p.pid == pid
+    {
+        return Some((p.wake_fd, Arc::clone(&p.shared)));
+    }
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
+        log::warn("NBD: cannot create the poller's wake-up pipe");
+        return None;
+    }
+    let shared = Arc::new(Mutex::new(Shared::default()));
+    let thread_shared = Arc::clone(&shared);
+    let read_fd = fds[0];
+    let spawned = std::thread::Builder::new()
+        .name("vixdisklib-nbd".into())
+        .spawn(move || run(read_fd, thread_shared));
+    if spawned.is_err() {
+        // SAFETY: both descriptors were just created by pipe2 and are not used elsewhere.
+        unsafe {
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+        }
+        log::warn("NBD: cannot start the poller thread");
+        return None;
+    }
+    // An inherited poller belongs to the parent process: forgotten, never used here.
+    if let Some(stale) = slot.replace(Poller {
+        pid,
+        wake_fd: fds[1],
+        shared: Arc::clone(&shared),
+    }) {
+        std::mem::forget(stale);
+    }
+    Some((fds[1], shared))
+}
+
+fn wake_fd(fd: RawFd) {
+    let byte = 1u8;
+    // SAFETY: writes one byte from a live local to the pipe's non-blocking write end; a full
+    // pipe (EAGAIN) already guarantees a wake-up.
+    let _ = unsafe { libc::write(fd, (&raw const byte).cast(), 1) };
+}
+
+/// Wakes the poller so it re-reads every connection's direction.
+pub fn wake() {
+    if let Some((fd, _)) = running() {
+        wake_fd(fd);
+    }
+}
+
+/// Adds a connected handle to the poller; false if the poller cannot run.
+pub fn register(conn: Arc<Conn>) -> bool {
+    match running() {
+        Some((fd, shared)) => {
+            lock(&shared).conns.push(conn);
+            wake_fd(fd);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Queues `job` for the poller thread. Without a poller (cannot start) it runs here.
+pub fn defer(job: Deferred) {
+    match running() {
+        Some((fd, shared)) => {
+            lock(&shared).deferred.push(job);
+            wake_fd(fd);
+        }
+        None => job(),
+    }
+}
+
+fn drain(fd: RawFd) {
+    let mut buf = [0u8; 256];
+    // SAFETY: reads into a live local buffer of the stated size from our non-blocking pipe.
+    while unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+}
+
+fn run(wake_read: RawFd, shared: Arc<Mutex<Shared>>) {
+    let mut fds: Vec<libc::pollfd> = Vec::new();
+    loop {
+        let conns: Vec<Arc<Conn>> = {
+            let mut s = lock(&shared);
+            s.conns.retain(|c| !c.is_finished());
+            s.conns.clone()
+        };
+        fds.clear();
+        fds.push(libc::pollfd {
+            fd: wake_read,
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        for c in &conns {
+            let (fd, dir) = c.fd_and_direction();
+            let mut events = 0;
+            if dir & LIBNBD_AIO_DIRECTION_READ != 0 {
+                events |= libc::POLLIN;
+            }
+            if dir & LIBNBD_AIO_DIRECTION_WRITE != 0 {
+                events |= libc::POLLOUT;
+            }
+            // A negative fd is ignored by poll (the handle is closing).
+            fds.push(libc::pollfd {
+                fd,
+                events,
+                revents: 0,
+            });
+        }
+        // SAFETY: `fds` is a live array of `fds.len()` pollfd entries.
+        let n = unsafe {
+            libc::poll(
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                TICK.as_millis() as libc::c_int,
+            )
+        };
+        if n > 0 {
+            for (c, p) in conns.iter().zip(&fds[1..]) {
+                if p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
+                    c.notify_read();
+                } else if p.revents & libc::POLLOUT != 0 {
+                    c.notify_write();
+                }
+            }
+            if fds[0].revents != 0 {
+                drain(wake_read);
+            }
+        }
+        let now = Instant::now();
+        for c in &conns {
+            if c.state.overdue(now) {
+                let why = format!(
+                    "{}: no answer within {} s",
+                    c.state.name,
+                    c.state.timeout.as_secs()
+                );
+                c.kill(Death::Timeout(why));
+            }
+        }
+        drop(conns);
+        let jobs = std::mem::take(&mut lock(&shared).deferred);
+        for job in jobs {
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
+                log::warn("NBD: a completion callback panicked");
+            }
+        }
+    }
+}
