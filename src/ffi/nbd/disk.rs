@@ -4,7 +4,7 @@
 
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::chain::DiskInfo;
 use crate::chain::allocated::check_chunk_query;
@@ -208,13 +208,21 @@ impl NbdDisk {
         }
     }
 
-    /// Waits for a synchronous op. The poller kills a connection whose commands outlive the
-    /// timeout, which finishes them; past that (it should not happen) we kill it ourselves
-    /// and still wait, since libnbd may write into the buffer until the command is retired.
+    /// Waits for a synchronous op. The poller kills a connection whose server stays silent
+    /// past the timeout, which finishes the op; an op queued behind others may take longer
+    /// while the server keeps answering. Past the timeout of silence and a grace (it should
+    /// not happen) we kill it ourselves and still wait, since libnbd may write into the
+    /// buffer until the command is retired.
     fn wait(&self, op: &Op) -> Result<()> {
         let state = &self.conn.state;
-        if let Some(r) = op.wait(state.timeout + Duration::from_secs(2)) {
-            return r;
+        let limit = state.timeout + Duration::from_secs(2);
+        loop {
+            if let Some(r) = op.wait(limit) {
+                return r;
+            }
+            if state.silent_for(Instant::now()) > limit {
+                break;
+            }
         }
         self.conn.kill(Death::Timeout(format!(
             "{}: no answer within {} s",

@@ -4,9 +4,7 @@
 //! it (a failed submission, a dead connection, nbd_close), from its free callback — so an
 //! op always finishes and a waiter is never stranded.
 
-use std::collections::HashMap;
 use std::ffi::{c_int, c_void};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -34,17 +32,25 @@ impl Death {
 }
 
 /// What every part of a connection shares: its name for messages, why it died (if it did),
-/// and when each command in flight was sent (for the timeout).
+/// and how long the server has kept commands waiting (for the timeout).
 pub struct ConnState {
     /// `nbd://host:port export "name"`, for messages.
     pub name: String,
-    /// Bound on each request.
+    /// Bound on the server's silence while commands wait.
     pub timeout: Duration,
     death: Mutex<Option<Death>>,
-    sent: Mutex<HashMap<u64, Instant>>,
+    activity: Mutex<Activity>,
     /// When the session was asked to end (a server that never lets go is cut off too).
     closing_since: Mutex<Option<Instant>>,
-    next_id: AtomicU64,
+}
+
+/// Commands in flight, and since when the server owes an answer: its last answer, or the
+/// moment a command was sent to an idle connection. Measuring from there, not from each
+/// command's submission, lets a program queue more than the server answers within the
+/// timeout (a full-disk ReadAsync fan-out) without a healthy connection being cut.
+struct Activity {
+    in_flight: usize,
+    owed_since: Instant,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -58,9 +64,11 @@ impl ConnState {
             name,
             timeout,
             death: Mutex::new(None),
-            sent: Mutex::new(HashMap::new()),
+            activity: Mutex::new(Activity {
+                in_flight: 0,
+                owed_since: Instant::now(),
+            }),
             closing_since: Mutex::new(None),
-            next_id: AtomicU64::new(1),
         }
     }
 
@@ -88,10 +96,21 @@ impl ConnState {
         }
     }
 
-    /// A command, or the end of the session, has waited longer than the timeout.
+    /// The server has left commands, or the end of the session, unanswered for longer
+    /// than the timeout.
     pub fn overdue(&self, now: Instant) -> bool {
         let late = |t: Instant| now.saturating_duration_since(t) > self.timeout;
-        lock(&self.closing_since).is_some_and(late) || lock(&self.sent).values().any(|&t| late(t))
+        lock(&self.closing_since).is_some_and(late) || self.silent_for(now) > self.timeout
+    }
+
+    /// How long commands have waited with no answer from the server (zero when none wait).
+    pub fn silent_for(&self, now: Instant) -> Duration {
+        let a = lock(&self.activity);
+        if a.in_flight == 0 {
+            Duration::ZERO
+        } else {
+            now.saturating_duration_since(a.owed_since)
+        }
     }
 
     /// Whether the session was asked to end.
@@ -111,17 +130,22 @@ impl ConnState {
 
     /// Commands in flight.
     pub fn in_flight(&self) -> usize {
-        lock(&self.sent).len()
+        lock(&self.activity).in_flight
     }
 
-    fn begin(&self) -> u64 {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        lock(&self.sent).insert(id, Instant::now());
-        id
+    fn begin(&self) {
+        let mut a = lock(&self.activity);
+        if a.in_flight == 0 {
+            a.owed_since = Instant::now();
+        }
+        a.in_flight += 1;
     }
 
-    fn end(&self, id: u64) {
-        lock(&self.sent).remove(&id);
+    /// A command was answered (or dropped): the server's clock starts again.
+    fn end(&self) {
+        let mut a = lock(&self.activity);
+        a.in_flight = a.in_flight.saturating_sub(1);
+        a.owed_since = Instant::now();
     }
 
     /// The error for a command that failed with `errno` (0: dropped without an answer).
@@ -220,7 +244,6 @@ impl Op {
 pub struct Part {
     op: Arc<Op>,
     conn: Arc<ConnState>,
-    id: u64,
     reported: bool,
 }
 
@@ -228,7 +251,7 @@ impl Part {
     fn report(&mut self, result: Result<()>) {
         if !self.reported {
             self.reported = true;
-            self.conn.end(self.id);
+            self.conn.end();
             self.op.part_done(result);
         }
     }
@@ -269,10 +292,10 @@ unsafe extern "C" fn on_free(user_data: *mut c_void) {
 /// A completion callback for one more command of `op` on `conn`; ownership of the part passes
 /// to libnbd, which always calls `on_free` (also when the submission fails).
 pub fn completion(op: &Arc<Op>, conn: &Arc<ConnState>) -> nbd_completion_callback {
+    conn.begin();
     let part = Box::new(Part {
         op: Arc::clone(op),
         conn: Arc::clone(conn),
-        id: conn.begin(),
         reported: false,
     });
     nbd_completion_callback {
