@@ -118,7 +118,16 @@ pub fn corrupt(path: &Path, why: String) -> Failure {
 /// Reads `dir/manifest.json` and checks its shape (not the data: see `verify`).
 pub fn load(dir: &Path) -> CmdResult<Loaded> {
     let path = dir.join(MANIFEST);
-    let text = std::fs::read_to_string(&path).on(&path)?;
+    let text = match std::fs::read_to_string(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && unfinished(dir) => {
+            return Err(corrupt(
+                &path,
+                "an unfinished backup (it was interrupted before its manifest was written)"
+                    .into(),
+            ));
+        }
+        read => read.on(&path)?,
+    };
     let m: Manifest = serde_json::from_str(&text).map_err(|e| corrupt(&path, e.to_string()))?;
     let version_ok = m.version == MANIFEST_VERSION || (m.version == 1 && m.kind == Kind::Full);
     if m.format != MANIFEST_FORMAT || !version_ok {
@@ -153,6 +162,11 @@ pub fn load(dir: &Path) -> CmdResult<Loaded> {
         dir: dir.to_path_buf(),
         manifest: m,
     })
+}
+
+/// True if `dir` holds what a backup writes before its manifest (a kill midway leaves that).
+fn unfinished(dir: &Path) -> bool {
+    dir.join(super::DATA).exists() || partial_path(dir).exists()
 }
 
 impl Loaded {

@@ -21,7 +21,7 @@ use vixDiskLib::error::{Error, Result};
 use vixDiskLib::vmdk::create::DiskKind;
 
 use super::manifest::{self, Block, Kind, Loaded, Manifest, ParentRef, SourceInfo};
-use super::{DATA, MANIFEST, STEP, now_unix};
+use super::{DATA, MANIFEST, STEP, fsync_dir, now_unix};
 use crate::commands::{close, open, with_disk};
 use crate::failure::{CmdResult, Failure, OnFile, since_failure};
 use crate::interrupt;
@@ -89,6 +89,11 @@ fn prepare_dir(dir: &Path) -> CmdResult<bool> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::create_dir_all(dir).on(dir)?;
+            // The new directory's own entry must be durable too, or a finished backup can
+            // vanish with a power loss after we said it was done.
+            if let Some(parent) = std::fs::canonicalize(dir).on(dir)?.parent() {
+                fsync_dir(parent)?;
+            }
             Ok(true)
         }
         Err(e) => Err(e).on(dir),
