@@ -270,3 +270,60 @@ fn a_killed_backup_is_refused_and_a_killed_restore_leaves_no_target() {
         qemu_same(&target, format, &disk, "vmdk");
     }
 }
+
+#[test]
+fn damaged_backups_are_refused_before_a_target_is_made() {
+    let d = tempfile::tempdir().unwrap();
+    let p = |name: &str| -> PathBuf { d.path().join(name) };
+    let disk = p("disk.vmdk");
+    ok(&["create", s(&disk), "4M"]);
+    ok(&["changeid", "--on", s(&disk)]);
+    vm_writes(&disk, &[(0, 4096, 1)]);
+    ok(&["-q", "backup", "full", s(&disk), s(&p("full"))]);
+    vm_writes(&disk, &[(1024, 128, 2)]);
+    ok(&[
+        "-q",
+        "backup",
+        "incremental",
+        "--base",
+        s(&p("full")),
+        s(&disk),
+        s(&p("incr")),
+    ]);
+    let incr = p("incr");
+    let (manifest_path, data_path) = (incr.join("manifest.json"), incr.join("data.bin"));
+    let (good_manifest, good_data) = (
+        std::fs::read(&manifest_path).unwrap(),
+        std::fs::read(&data_path).unwrap(),
+    );
+    let refused = |what: &str, why: &str| {
+        let target = p("r.vmdk");
+        let err = fails(&["restore", s(&incr), s(&target)], 1);
+        assert!(err.contains(why), "{what}: {err}");
+        assert!(!target.exists(), "{what}: a target was made");
+        std::fs::write(&manifest_path, &good_manifest).unwrap();
+        std::fs::write(&data_path, &good_data).unwrap();
+    };
+
+    // The manifest's own damage: its one block moved elsewhere (valid JSON, in range).
+    let mut m = manifest(&incr);
+    assert_eq!(m["blocks"].as_array().unwrap().len(), 1);
+    assert_eq!(m["blocks"][0]["start"], 1024);
+    m["blocks"][0]["start"] = 2048.into();
+    std::fs::write(&manifest_path, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+    refused("a moved block", "CRC-32");
+    // The data file: a flipped byte, cut short, or longer than its blocks.
+    let mut bad = good_data.clone();
+    bad[1000] ^= 0x40;
+    std::fs::write(&data_path, &bad).unwrap();
+    refused("a flipped byte", "CRC-32");
+    std::fs::write(&data_path, &good_data[..good_data.len() - 512]).unwrap();
+    refused("a short data file", "data file");
+    let mut long = good_data.clone();
+    long.extend_from_slice(&[0u8; 512]);
+    std::fs::write(&data_path, &long).unwrap();
+    refused("a long data file", "data file");
+    // Undamaged, it restores.
+    ok(&["-q", "restore", s(&incr), s(&p("r.vmdk"))]);
+    qemu_same(&p("r.vmdk"), "vmdk", &disk, "vmdk");
+}

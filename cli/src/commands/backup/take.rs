@@ -323,6 +323,7 @@ pub fn take(
             data_file: DATA.into(),
             copied_sectors: blocks.iter().map(|b| b.length).sum(),
             blocks,
+            manifest_crc32: None,
         };
         manifest::store(&m, dir)?;
         Ok(m)
