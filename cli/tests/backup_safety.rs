@@ -327,3 +327,41 @@ fn damaged_backups_are_refused_before_a_target_is_made() {
     ok(&["-q", "restore", s(&incr), s(&p("r.vmdk"))]);
     qemu_same(&p("r.vmdk"), "vmdk", &disk, "vmdk");
 }
+
+#[test]
+fn quiet_backups_and_restores_print_only_their_summary() {
+    let d = tempfile::tempdir().unwrap();
+    let p = |name: &str| -> PathBuf { d.path().join(name) };
+    let disk = p("disk.vmdk");
+    ok(&["create", s(&disk), "4M"]);
+    ok(&["changeid", "--on", s(&disk)]);
+    vm_writes(&disk, &[(0, 128, 1)]);
+    let lines = |out: String| {
+        assert_eq!(out.lines().count(), 1, "-q: only the summary\n{out}");
+    };
+    let snap = p("snap.vmdk");
+    lines(ok(&[
+        "-q",
+        "backup",
+        "full",
+        "--snapshot",
+        s(&snap),
+        s(&disk),
+        s(&p("full")),
+    ]));
+    vm_writes(&snap, &[(512, 128, 2)]);
+    ok(&["-q", "commit", s(&snap)]);
+    lines(ok(&[
+        "-q",
+        "backup",
+        "differential",
+        "--snapshot",
+        s(&snap),
+        "--base",
+        s(&p("full")),
+        s(&disk),
+        s(&p("diff")),
+    ]));
+    lines(ok(&["-q", "restore", s(&p("diff")), s(&p("r.vmdk"))]));
+    qemu_same(&p("r.vmdk"), "vmdk", &disk, "vmdk");
+}
