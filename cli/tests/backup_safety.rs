@@ -37,11 +37,7 @@ fn restores_equal(dir: &Path, disk: &Path, work: &Path, tag: &str) {
         assert_eq!(virtual_size(&target, format), want, "{tag} {kind}: size");
         tool(
             "qemu-img",
-            &[
-                "compare", "-f", format, "-F", "vmdk",
-                s(&target),
-                s(disk),
-            ],
+            &["compare", "-f", format, "-F", "vmdk", s(&target), s(disk)],
         );
     }
 }
@@ -70,7 +66,12 @@ fn unaligned_end_zeroed_areas_and_a_grown_disk_restore_exactly() {
     // restore must bring the zeros back, not the older data.
     vm_writes(
         &disk,
-        &[(1000, 300, 0), (cap - 5, 5, 0), (cap - 37, 3, 0x14), (0, 128, 0)],
+        &[
+            (1000, 300, 0),
+            (cap - 5, 5, 0),
+            (cap - 37, 3, 0x14),
+            (0, 128, 0),
+        ],
     );
     ok(&[
         "-q",
@@ -255,15 +256,12 @@ fn a_killed_backup_is_refused_and_a_killed_restore_leaves_no_target() {
         std::fs::create_dir(&out).unwrap();
         let target = out.join(name);
         let busy = out.clone();
-        kill_midway(
-            &["restore", "-t", kind, s(&p("incr")), s(&target)],
-            &|| {
-                std::fs::read_dir(&busy)
-                    .unwrap()
-                    .filter_map(|e| e.ok())
-                    .any(|e| e.metadata().is_ok_and(|m| m.len() > 1 << 20))
-            },
-        );
+        kill_midway(&["restore", "-t", kind, s(&p("incr")), s(&target)], &|| {
+            std::fs::read_dir(&busy)
+                .unwrap()
+                .filter_map(|e| e.ok())
+                .any(|e| e.metadata().is_ok_and(|m| m.len() > 1 << 20))
+        });
         assert!(!target.exists(), "{kind}: a killed restore left {name}");
         ok(&["-q", "restore", "-t", kind, s(&p("incr")), s(&target)]);
         let format = if kind == "raw" { "raw" } else { "vmdk" };

@@ -140,8 +140,7 @@ pub fn load(dir: &Path) -> CmdResult<Loaded> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && unfinished(dir) => {
             return Err(corrupt(
                 &path,
-                "an unfinished backup (it was interrupted before its manifest was written)"
-                    .into(),
+                "an unfinished backup (it was interrupted before its manifest was written)".into(),
             ));
         }
         read => read.on(&path)?,
