@@ -10,27 +10,9 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use vixDiskLib::chain::{Disk, OpenOptions};
 
 const GRAIN: u64 = 128;
 const CAPACITY: u64 = 16 * 2048; // 16 MiB
-
-/// The "VM": writes `(sector, count, byte)` runs into the disk at `path` through the engine.
-fn vm_writes(path: &Path, writes: &[(u64, u64, u8)]) {
-    let disk = Disk::open(
-        path,
-        OpenOptions {
-            read_only: false,
-            single_link: false,
-        },
-    )
-    .unwrap();
-    for &(sector, count, byte) in writes {
-        disk.write(sector, &vec![byte; (count * 512) as usize])
-            .unwrap();
-    }
-    disk.close().unwrap();
-}
 
 /// Grains (64 KiB) the writes touch, counted once.
 fn grains(writes: &[&[(u64, u64, u8)]]) -> u64 {

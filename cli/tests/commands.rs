@@ -345,9 +345,11 @@ fn full_backup_and_restore() {
     let err = fails(&["restore", s(&bk), s(&target)], 1);
     assert!(err.contains("CRC-32"), "{err}");
     assert!(!target.exists());
-    // Without a manifest the directory is not a backup.
+    // Without a manifest the directory is not a backup: its data file says an unfinished one.
     std::fs::remove_file(bk.join("manifest.json")).unwrap();
     let err = fails(&["restore", s(&bk), s(&target)], 1);
+    assert!(err.contains("unfinished backup"), "{err}");
+    let err = fails(&["restore", s(d.path()), s(&target)], 1);
     assert!(err.contains("VIX_E_FILE_NOT_FOUND"), "{err}");
     // A damaged manifest is no base for an incremental backup.
     std::fs::write(bk.join("manifest.json"), b"").unwrap();

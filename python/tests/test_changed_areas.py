@@ -10,7 +10,7 @@ import ctypes
 import pytest
 
 import vixdisklib as V
-from vdl_helpers import DISK_SECTORS, GRAIN, KiB, MiB, SECTOR, fill, merge_ranges, run_child
+from vdl_helpers import DISK_SECTORS, GRAIN, KiB, MiB, SECTOR, fill, merge_ranges, needs_qemu, qemu_io, run_child
 
 GRAIN_SECTORS = GRAIN // SECTOR
 
@@ -221,6 +221,36 @@ def test_unknown_or_stale_change_id_is_object_not_found(vix, conn, tracked):
     assert err == V.VIX_OK
     try:
         assert query_piece(dll, h, 0)[0] == V.VIX_E_INVALID_ARG
+    finally:
+        dll.VixDiskLib_Close(h)
+
+
+@needs_qemu
+def test_a_read_only_handle_hands_out_no_id_it_cannot_keep(vix, conn, tracked):
+    """After another program wrote the disk, a read-only handle cannot make a new id durable,
+    so it must not issue one: the same number would name other content after a second
+    foreign write, and an incremental since it would miss that write."""
+    dll = vix.dll
+    with conn.open(tracked) as d:
+        d.write(0, fill(1, SECTOR))
+        change_id(dll, d.handle)
+    qemu_io("vmdk", tracked, "write -P 0x71 1M 64k")
+    with conn.open(tracked, V.VIXDISKLIB_FLAG_OPEN_READ_ONLY) as d:
+        err, ro_id = get_change_id(dll, d.handle)
+    qemu_io("vmdk", tracked, "write -P 0x72 2M 64k")
+    if err != V.VIX_OK:
+        assert err == V.VIX_E_FILE_READ_ONLY, V.ERROR_NAMES.get(err & 0xFFFF, err)
+        return
+    err, h = open_ex(dll, conn, tracked, ro_id)
+    assert err == V.VIX_OK
+    try:
+        got = query_piece(dll, h, 0)
+        if got[0] == V.VIX_OK:
+            second = 2 * MiB // SECTOR
+            assert any(o <= second < o + n for o, n in query_all(dll, h, DISK_SECTORS)), \
+                f"the write after id {ro_id} is missing"
+        else:
+            assert got[0] == V.VIX_E_OBJECT_NOT_FOUND
     finally:
         dll.VixDiskLib_Close(h)
 

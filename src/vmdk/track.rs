@@ -214,7 +214,10 @@ impl TrackFile {
             ));
             self.header.seq = (self.header.seq + 1).min(MAX_EPOCH);
             self.header.valid_from = self.header.seq;
-            self.header.flags = 0;
+            // A read-only open cannot make this new id durable, and an id that is not durable
+            // could be handed out again for different content (the next open after another
+            // foreign write issues the same number): it must not be issued at all.
+            self.header.flags = if self.writable { 0 } else { FLAG_DIRTY };
             self.header.cid = cid;
             return self.persist();
         }

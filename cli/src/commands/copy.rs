@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 use vixDiskLib::chain::{Disk, files};
 use vixDiskLib::error::{Error, Result};
-use vixDiskLib::vmdk::create::{CreateSpec, DiskKind, base_ddb, create, new_descriptor};
+use vixDiskLib::vmdk::create::{
+    CreateSpec, DiskKind, base_ddb, create_unpublished, new_descriptor,
+};
 use vixDiskLib::vmdk::stream_writer::write_stream_optimized;
 
 use super::{close, open};
@@ -245,9 +247,12 @@ fn write_vmdk(
     total: u64,
     quiet: bool,
 ) -> CmdResult {
-    create(target, spec, &mut |_| {}).on(target)?;
+    // Filled under a temporary name and published only once complete and closed: a kill -9
+    // midway leaves no disk at `target` that looks like a finished copy (the next create of
+    // the same name removes the leftovers).
+    let new = create_unpublished(target, spec, &mut |_| {}).on(target)?;
     let result = (|| {
-        let disk = open(target, false, true)?;
+        let disk = open(&new.tmp, false, true)?;
         let bar = Progress::bytes("copy", total, quiet);
         let copied = pump(source, &bar, &mut |s, data| disk.write(s, data).on(target));
         // Close even after a failure, so the half-made disk is consistent until removed.
@@ -255,10 +260,13 @@ fn write_vmdk(
         copied?;
         closed
     })();
-    if result.is_err() {
-        let _ = files::unlink(target);
+    match result {
+        Ok(()) => new.publish().on(target),
+        Err(e) => {
+            new.discard();
+            Err(e)
+        }
     }
-    result
 }
 
 fn write_stream(source: &dyn Source, target: &Path, spec: &CreateSpec, quiet: bool) -> CmdResult {
@@ -308,6 +316,11 @@ fn write_raw(source: &dyn Source, target: &Path, total: u64, quiet: bool) -> Cmd
         .file_name()
         .ok_or_else(|| Failure::Usage(format!("{}: no file name", target.display())))?;
     let tmp = dir.join(format!(".{}.vixdisk-partial", name.to_string_lossy()));
+    // What a killed copy to the same target left (only we use this name).
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e).on(&tmp),
+        _ => {}
+    }
     let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use vixDiskLib::chain::tracking::grow_history;
 use vixDiskLib::vmdk::grow::grow as grow_disk;
 
 use super::{open, with_disk};
@@ -11,6 +12,9 @@ use crate::units::{SECTOR, human_bytes};
 /// Grows the base disk at `path` to `size` bytes.
 pub fn grow(path: &Path, size: u64, keep_geometry: bool) -> CmdResult {
     grow_disk(path, size / SECTOR, !keep_geometry).on(path)?;
+    // The change history must cover the new size (the new sectors count as changed), or the
+    // disk's tracking is unusable from now on, as Grow through the C API keeps it.
+    grow_history(path).on(path)?;
     say!("grew {} to {}", path.display(), human_bytes(size));
     Ok(())
 }

@@ -83,6 +83,24 @@ pub fn qemu_write(path: &Path, pattern: u8, offset: u64, len: u64) {
     );
 }
 
+/// A "VM" writing `(sector, count, byte)` runs into the disk at `path` through the engine
+/// (so change tracking sees them, unlike a write by qemu-io).
+pub fn vm_writes(path: &Path, writes: &[(u64, u64, u8)]) {
+    let disk = vixDiskLib::chain::Disk::open(
+        path,
+        vixDiskLib::chain::OpenOptions {
+            read_only: false,
+            single_link: false,
+        },
+    )
+    .unwrap();
+    for &(sector, count, byte) in writes {
+        disk.write(sector, &vec![byte; (count * 512) as usize])
+            .unwrap();
+    }
+    disk.close().unwrap();
+}
+
 /// A path as &str (test paths are UTF-8).
 pub fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")

@@ -99,6 +99,24 @@ pub struct Manifest {
     pub data_file: String,
     pub copied_sectors: u64,
     pub blocks: Vec<Block>,
+    /// CRC-32 of the manifest itself (compact JSON without this field): the blocks' CRCs
+    /// cover their bytes, not where they go, so a damaged `start` would otherwise restore
+    /// good data at the wrong place. Manifests written before it have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_crc32: Option<u32>,
+}
+
+impl Manifest {
+    /// The CRC-32 `manifest_crc32` records.
+    fn own_crc32(&self) -> u32 {
+        let mut bare = self.clone();
+        bare.manifest_crc32 = None;
+        crc32fast::hash(
+            serde_json::to_string(&bare)
+                .expect("plain data serializes")
+                .as_bytes(),
+        )
+    }
 }
 
 /// A manifest read from disk, with the directory it came from.
@@ -118,8 +136,19 @@ pub fn corrupt(path: &Path, why: String) -> Failure {
 /// Reads `dir/manifest.json` and checks its shape (not the data: see `verify`).
 pub fn load(dir: &Path) -> CmdResult<Loaded> {
     let path = dir.join(MANIFEST);
-    let text = std::fs::read_to_string(&path).on(&path)?;
+    let text = match std::fs::read_to_string(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && unfinished(dir) => {
+            return Err(corrupt(
+                &path,
+                "an unfinished backup (it was interrupted before its manifest was written)".into(),
+            ));
+        }
+        read => read.on(&path)?,
+    };
     let m: Manifest = serde_json::from_str(&text).map_err(|e| corrupt(&path, e.to_string()))?;
+    if m.manifest_crc32.is_some_and(|crc| crc != m.own_crc32()) {
+        return Err(corrupt(&path, "the manifest fails its CRC-32 check".into()));
+    }
     let version_ok = m.version == MANIFEST_VERSION || (m.version == 1 && m.kind == Kind::Full);
     if m.format != MANIFEST_FORMAT || !version_ok {
         return Err(corrupt(
@@ -149,10 +178,25 @@ pub fn load(dir: &Path) -> CmdResult<Loaded> {
         prev_end = b.start + b.length;
         stored += b.length * SECTOR;
     }
+    if stored != m.copied_sectors * SECTOR {
+        return Err(corrupt(
+            &path,
+            format!(
+                "its blocks hold {} sectors, copied_sectors says {}",
+                stored / SECTOR,
+                m.copied_sectors
+            ),
+        ));
+    }
     Ok(Loaded {
         dir: dir.to_path_buf(),
         manifest: m,
     })
+}
+
+/// True if `dir` holds what a backup writes before its manifest (a kill midway leaves that).
+fn unfinished(dir: &Path) -> bool {
+    dir.join(super::DATA).exists() || partial_path(dir).exists()
 }
 
 impl Loaded {
@@ -219,6 +263,16 @@ impl Loaded {
         let data_path = self.data_path();
         let file = File::open(&data_path).on(&data_path)?;
         let m = &self.manifest;
+        let len = file.metadata().on(&data_path)?.len();
+        if len != m.copied_sectors * SECTOR {
+            return Err(corrupt(
+                &data_path,
+                format!(
+                    "the data file has {len} bytes, its manifest names {}",
+                    m.copied_sectors * SECTOR
+                ),
+            ));
+        }
         let bar = Progress::bytes("verify", m.copied_sectors * SECTOR, quiet);
         let mut buf = vec![0u8; (STEP * SECTOR) as usize];
         for b in &m.blocks {
@@ -249,7 +303,9 @@ impl Loaded {
 /// Writes `m` as `dir/manifest.json`: temporary name, fsync, rename, fsync of the directory.
 pub fn store(m: &Manifest, dir: &Path) -> CmdResult {
     let partial = partial_path(dir);
-    let text = serde_json::to_string_pretty(m).expect("plain data serializes");
+    let mut m = m.clone();
+    m.manifest_crc32 = Some(m.own_crc32());
+    let text = serde_json::to_string_pretty(&m).expect("plain data serializes");
     let mut f = File::create(&partial).on(&partial)?;
     f.write_all(text.as_bytes()).on(&partial)?;
     f.sync_all().on(&partial)?;

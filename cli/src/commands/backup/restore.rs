@@ -252,6 +252,7 @@ mod tests {
                 data_file: String::new(),
                 copied_sectors: 0,
                 blocks,
+                manifest_crc32: None,
             },
         }
     }

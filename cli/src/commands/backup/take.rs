@@ -21,7 +21,7 @@ use vixDiskLib::error::{Error, Result};
 use vixDiskLib::vmdk::create::DiskKind;
 
 use super::manifest::{self, Block, Kind, Loaded, Manifest, ParentRef, SourceInfo};
-use super::{DATA, MANIFEST, STEP, now_unix};
+use super::{DATA, MANIFEST, STEP, fsync_dir, now_unix};
 use crate::commands::{close, open, with_disk};
 use crate::failure::{CmdResult, Failure, OnFile, since_failure};
 use crate::interrupt;
@@ -89,6 +89,11 @@ fn prepare_dir(dir: &Path) -> CmdResult<bool> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::create_dir_all(dir).on(dir)?;
+            // The new directory's own entry must be durable too, or a finished backup can
+            // vanish with a power loss after we said it was done.
+            if let Some(parent) = std::fs::canonicalize(dir).on(dir)?.parent() {
+                fsync_dir(parent)?;
+            }
             Ok(true)
         }
         Err(e) => Err(e).on(dir),
@@ -179,17 +184,31 @@ fn base_of(kind: Kind, base: Option<&Path>) -> CmdResult<Option<(Loaded, String)
     Ok(Some((parent, id)))
 }
 
-/// Opens the disk read-only, unless issuing its change id needs a writable open (it was
-/// written since the last id was issued: the new id is recorded in the tracking file).
+/// Opens the disk read-only (a shared lock: no writer until the backup ends). If its change
+/// id must be issued first (it was written since the last id), a short writable open issues
+/// and records it; the read-only handle then reads that id back itself, so the id recorded
+/// is always the one of the content this handle reads, snapshot or not. (A write that slips
+/// in between makes the id unanswerable read-only again: issued again.)
 fn open_for_id(disk_path: &Path) -> CmdResult<Disk> {
-    let disk = open(disk_path, true, false)?;
-    match disk.change_id() {
-        Err(Error::ReadOnly(_)) => {
-            close(disk, disk_path)?;
-            open(disk_path, false, false)
+    for _ in 0..3 {
+        let disk = open(disk_path, true, false)?;
+        if !matches!(disk.change_id(), Err(Error::ReadOnly(_))) {
+            return Ok(disk);
         }
-        _ => Ok(disk),
+        close(disk, disk_path)?;
+        let writable = open(disk_path, false, false)?;
+        let issued = writable.change_id();
+        close(writable, disk_path)?;
+        issued.on(disk_path)?;
     }
+    Err(Failure::Engine {
+        file: disk_path.to_path_buf(),
+        error: Error::ReadOnly(
+            "the disk is being written while the backup starts: stop its writer or use \
+             --snapshot"
+                .into(),
+        ),
+    })
 }
 
 /// What was decided on the disk before copying.
@@ -200,8 +219,8 @@ struct Plan {
     capacity: u64,
 }
 
-/// Records the change id, lists the blocks and takes the snapshot, all on one open handle
-/// (nothing can write the disk in between).
+/// Records the change id, lists the blocks and takes the snapshot, all on the read-only
+/// handle the blocks are then read through (nothing can write the disk in between).
 fn plan(
     disk: &Disk,
     disk_path: &Path,
@@ -258,15 +277,9 @@ pub fn take(
     }
     let disk = open_for_id(disk_path)?;
     let since = base.as_ref().map(|(_, id)| id.as_str());
+    // Read-only from here to the end: the writer continues on the snapshot (whose open takes
+    // the shared lock on this disk too) while we read the frozen disk.
     let planned = plan(&disk, disk_path, since, snapshot);
-    let disk = match (&planned, snapshot) {
-        // The writer continues on the snapshot; we read the frozen disk under a shared lock.
-        (Ok(_), Some(_)) => {
-            close(disk, disk_path)?;
-            open(disk_path, true, false)?
-        }
-        _ => disk,
-    };
     if let (Ok(p), false) = (&planned, quiet) {
         if let Some(child) = snapshot {
             say!("snapshot: {} now holds new writes", child.display());
@@ -318,6 +331,7 @@ pub fn take(
             data_file: DATA.into(),
             copied_sectors: blocks.iter().map(|b| b.length).sum(),
             blocks,
+            manifest_crc32: None,
         };
         manifest::store(&m, dir)?;
         Ok(m)
@@ -356,7 +370,7 @@ pub fn take(
             .as_deref()
             .map_or(String::new(), |id| format!(", change id {id}"))
     );
-    if let Some(child) = snapshot {
+    if let (Some(child), false) = (snapshot, quiet) {
         say!(
             "the snapshot stays: `vixdisk commit {}` deletes it once nothing writes it",
             child.display()
