@@ -183,7 +183,7 @@ pub struct Op {
 }
 
 impl Op {
-    /// An op of `parts` commands; `on_finish` (if any) is handed to the poller to run.
+    /// An op of `parts` commands; `on_finish` (if any) runs on the callback thread.
     pub fn new(parts: usize, on_finish: Option<Finish>) -> Arc<Op> {
         Arc::new(Op {
             state: Mutex::new(OpState {
