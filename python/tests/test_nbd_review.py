@@ -81,3 +81,60 @@ else:
     assert res["inner"] == [[V.VIX_OK, V.VIX_OK]]
     assert res["secs"] < TIMEOUT_SECS
     assert res["wait"] == V.VIX_OK and res["close"] == V.VIX_OK
+
+
+def test_a_forked_child_cannot_use_or_break_the_parents_connection(lib_path, tmp_path, config):
+    # A child inherits the handle but not the thread that drives its socket: its requests
+    # used to wait forever, after shutting down the socket it shares with the parent.
+    srv = nbdkit(["memory", "16M"], sock=tmp_path / "fork.sock")
+    try:
+        res = child(lib_path, config, srv.uri, """
+assert write(dll, h, 0, b"\\x5a" * 4096) == V.VIX_OK
+result["children"] = {}
+for how in ["read", "write", "flush", "close", "exit"]:
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        t = time.monotonic()
+        if how == "read":
+            code = read(dll, h, 0, 8)[0]
+        elif how == "write":
+            code = write(dll, h, 8, b"\\xee" * 512)
+        elif how == "flush":
+            code = dll.VixDiskLib_Flush(h)
+        elif how == "close":
+            code = dll.VixDiskLib_Close(h)
+        else:
+            dll.VixDiskLib_Exit()
+            code = 0
+        os.write(w, json.dumps([code, time.monotonic() - t]).encode())
+        os._exit(0)
+    os.close(w)
+    deadline = time.monotonic() + 8
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            break
+        time.sleep(0.05)
+    out = os.read(r, 1000)
+    os.close(r)
+    result["children"][how] = json.loads(out) if out else None
+    err, data = read(dll, h, 0, 8)
+    result["children"][how + "/parent"] = [err, data == b"\\x5a" * 4096]
+result["close"] = dll.VixDiskLib_Close(h)
+dll.VixDiskLib_Disconnect(conn)
+""", timeout=90)
+    finally:
+        srv.stop()
+    kids = res["children"]
+    for how in ["read", "write", "flush", "close", "exit"]:
+        assert kids[how] is not None, f"the child's {how} hung"
+        assert kids[how][1] < 1, (how, kids[how])
+        assert kids[how + "/parent"] == [V.VIX_OK, True], (how, kids)
+    assert kids["read"][0] == V.VIX_E_HOST_TCP_CONN_LOST
+    assert kids["write"][0] == V.VIX_E_HOST_TCP_CONN_LOST
+    assert kids["flush"][0] == V.VIX_E_HOST_TCP_CONN_LOST
+    assert kids["close"][0] == V.VIX_OK
+    assert res["close"] == V.VIX_OK

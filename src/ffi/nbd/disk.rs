@@ -144,6 +144,7 @@ impl NbdDisk {
 
     /// Fails if the connection is dead (noticed by the poller, a refused command, or libnbd).
     fn alive(&self) -> Result<()> {
+        self.conn.check_owner()?;
         self.conn.state.check_alive()?;
         if self.conn.is_finished() {
             let why = format!("{}: the connection is closed", self.conn.state.name);
