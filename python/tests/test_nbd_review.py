@@ -138,3 +138,33 @@ dll.VixDiskLib_Disconnect(conn)
     assert kids["flush"][0] == V.VIX_E_HOST_TCP_CONN_LOST
     assert kids["close"][0] == V.VIX_OK
     assert res["close"] == V.VIX_OK
+
+
+def test_close_after_unflushed_writes_on_a_dead_connection_is_an_error(lib_path, tmp_path, config):
+    # Close promises the writes are durable; the server died before they were flushed, so
+    # it cannot say VIX_OK. A handle that only read (or flushed) still closes quietly.
+    srv = nbdkit(["memory", "16M"], sock=tmp_path / "dirty.sock")
+    clean = nbdkit(["memory", "16M"], sock=tmp_path / "clean.sock")
+    try:
+        res = child(lib_path, config, srv.uri, f"""
+result["write"] = write(dll, h, 0, b"\\x11" * 4096)
+_, conn2 = connect(dll, remote_params({clean.uri!r}))
+_, h2 = open_disk(dll, conn2)
+result["write2"] = write(dll, h2, 0, b"\\x22" * 4096)
+result["flush2"] = dll.VixDiskLib_Flush(h2)
+os.kill({srv.proc.pid}, signal.SIGKILL)
+os.kill({clean.proc.pid}, signal.SIGKILL)
+time.sleep(0.3)
+result["close"] = dll.VixDiskLib_Close(h)
+result["close2"] = dll.VixDiskLib_Close(h2)
+dll.VixDiskLib_Disconnect(conn)
+dll.VixDiskLib_Disconnect(conn2)
+result["logs"] = LOGS
+""")
+    finally:
+        srv.stop()
+        clean.stop()
+    assert res["write"] == V.VIX_OK and res["write2"] == V.VIX_OK and res["flush2"] == V.VIX_OK
+    assert res["close"] == V.VIX_E_HOST_TCP_CONN_LOST
+    assert res["close2"] == V.VIX_OK
+    assert any("not flushed" in m for m in res["logs"]), res["logs"]

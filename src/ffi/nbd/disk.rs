@@ -3,6 +3,7 @@
 //! the timeout), asynchronous ones finish through the poller.
 
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -43,6 +44,12 @@ pub struct NbdDisk {
     info: ExportInfo,
     writable: bool,
     max_request: u64,
+    /// Writes sent so far, and how many of them a completed flush covers: Close on a dead
+    /// connection must not report success while acknowledged writes may sit unflushed in the
+    /// server's cache. Counted only when the server has a flush (else writes are durable once
+    /// acknowledged).
+    writes_sent: AtomicU64,
+    writes_flushed: AtomicU64,
 }
 
 /// How an open wants the export.
@@ -102,6 +109,8 @@ impl NbdDisk {
             info,
             writable,
             max_request,
+            writes_sent: AtomicU64::new(0),
+            writes_flushed: AtomicU64::new(0),
         })
     }
 
@@ -244,9 +253,22 @@ impl NbdDisk {
         self.wait(&op)
     }
 
+    /// Counts a write about to be sent (see `writes_sent`).
+    fn note_write(&self) {
+        if self.info.can_flush {
+            self.writes_sent.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Whether writes were sent since the last completed flush.
+    fn has_unflushed_writes(&self) -> bool {
+        self.writes_sent.load(Ordering::Acquire) > self.writes_flushed.load(Ordering::Acquire)
+    }
+
     /// Writes whole sectors at `sector`.
     pub fn write(&self, sector: u64, data: &[u8]) -> Result<()> {
         self.check_writable()?;
+        self.note_write();
         let op = self.submit(true, sector, data.as_ptr() as usize, data.len(), None)?;
         self.wait(&op)
     }
@@ -260,6 +282,7 @@ impl NbdDisk {
     /// Starts a write from the caller's buffer at `addr` (valid until `finish` runs).
     pub fn write_async(&self, sector: u64, addr: usize, len: usize, finish: Finish) -> Result<()> {
         self.check_writable()?;
+        self.note_write();
         self.submit(true, sector, addr, len, Some(finish)).map(drop)
     }
 
@@ -270,18 +293,38 @@ impl NbdDisk {
         if !self.writable || !self.info.can_flush {
             return Ok(());
         }
+        // Writes sent before the flush is: those the server must make durable.
+        let covered = self.writes_sent.load(Ordering::Acquire);
         let op = Op::new(1, None);
         let cb = completion(&op, &self.conn.state);
         // SAFETY: `h` is live; libnbd owns `cb`.
         unsafe { (self.conn.lib.aio_flush)(self.conn.handle(), cb, 0) };
         self.kick();
-        self.wait(&op)
+        self.wait(&op)?;
+        self.writes_flushed.fetch_max(covered, Ordering::AcqRel);
+        Ok(())
     }
 
     /// Flushes (if writable and alive) and ends the session. A dead connection closes
-    /// quietly: its failure was reported by the request that met it.
+    /// quietly (its failure was reported by the request that met it) unless writes since the
+    /// last flush may be lost with it: then Close fails with the connection's error. In a
+    /// forked child the parent's session is left alone.
     pub fn close(&self) -> Result<()> {
+        if self.conn.inherited() {
+            log::verbose(format!(
+                "{}: closing a handle inherited through fork; the session is the parent's",
+                self.conn.state.name
+            ));
+            return Ok(());
+        }
         let result = match self.alive() {
+            Err(e) if self.has_unflushed_writes() => {
+                log::warn(format!(
+                    "{}: writes since the last flush were not flushed before the connection died",
+                    self.conn.state.name
+                ));
+                Err(e)
+            }
             Err(e) => {
                 log::verbose(format!("closing a dead NBD disk: {e}"));
                 Ok(())
