@@ -168,3 +168,37 @@ result["logs"] = LOGS
     assert res["close"] == V.VIX_E_HOST_TCP_CONN_LOST
     assert res["close2"] == V.VIX_OK
     assert any("not flushed" in m for m in res["logs"]), res["logs"]
+
+
+def test_an_empty_async_request_still_calls_back(lib_path, tmp_path, config):
+    # Zero sectors make no NBD command: the request used to finish without its callback,
+    # leaving it counted in flight, so Wait and Close blocked forever.
+    srv = nbdkit(["memory", "16M"], sock=tmp_path / "empty.sock")
+    try:
+        res = child(lib_path, config, srv.uri, """
+codes = []
+done = threading.Event()
+cb = V.VixDiskLibCompletionCB(lambda d, e: (codes.append(e), done.set()))
+buf = ctypes.create_string_buffer(512)
+result["read"] = dll.VixDiskLib_ReadAsync(h, 0, 0, buf, cb, None)
+result["write"] = dll.VixDiskLib_WriteAsync(h, 8, 0, buf, cb, None)
+result["fired"] = done.wait(5)
+waited = threading.Event()
+threading.Thread(target=lambda: (dll.VixDiskLib_Wait(h), waited.set()), daemon=True).start()
+result["waited"] = waited.wait(5)
+time.sleep(0.2)
+result["codes"] = codes
+if result["waited"]:
+    result["close"] = dll.VixDiskLib_Close(h)
+    dll.VixDiskLib_Disconnect(conn)
+else:
+    sys.stdout.write("\\n@@RESULT@@" + json.dumps(result) + "\\n")
+    sys.stdout.flush()
+    os._exit(0)
+""")
+    finally:
+        srv.stop()
+    assert res["read"] == V.VIX_ASYNC and res["write"] == V.VIX_ASYNC
+    assert res["fired"] and res["waited"], res
+    assert res["codes"] == [V.VIX_OK, V.VIX_OK]
+    assert res["close"] == V.VIX_OK

@@ -207,6 +207,7 @@ impl NbdDisk {
                 break;
             }
         }
+        op.submitted(None);
         self.kick();
         Ok(op)
     }
@@ -299,6 +300,7 @@ impl NbdDisk {
         let cb = completion(&op, &self.conn.state);
         // SAFETY: `h` is live; libnbd owns `cb`.
         unsafe { (self.conn.lib.aio_flush)(self.conn.handle(), cb, 0) };
+        op.submitted(None);
         self.kick();
         self.wait(&op)?;
         self.writes_flushed.fetch_max(covered, Ordering::AcqRel);
@@ -354,6 +356,7 @@ impl NbdDisk {
             let cb = completion(&op, &self.conn.state);
             // SAFETY: `h` is live; libnbd owns both callbacks' user data until their frees.
             unsafe { (self.conn.lib.aio_block_status)(self.conn.handle(), len, at, ecb, cb, 0) };
+            op.submitted(None);
             self.kick();
             self.wait(&op)?;
             let replies =
