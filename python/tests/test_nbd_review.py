@@ -170,6 +170,38 @@ result["logs"] = LOGS
     assert any("not flushed" in m for m in res["logs"]), res["logs"]
 
 
+def test_a_request_the_client_refuses_is_not_a_lost_connection(lib_path, tmp_path, config):
+    # A server whose minimum block size is 4096: libnbd refuses a one-sector request before
+    # sending it. That is an invalid request on a healthy connection, not a dead server.
+    srv = nbdkit(["--filter=blocksize-policy", "memory", "16M", "blocksize-minimum=4096",
+                  "blocksize-error-policy=error"], sock=tmp_path / "min.sock")
+    try:
+        res = child(lib_path, config, srv.uri, """
+result["read1"] = read(dll, h, 0, 1)[0]
+result["write1"] = write(dll, h, 1, b"\\x33" * 512)
+codes = []
+done = threading.Event()
+cb = V.VixDiskLibCompletionCB(lambda d, e: (codes.append(e), done.set()))
+buf = ctypes.create_string_buffer(512)
+result["async"] = dll.VixDiskLib_ReadAsync(h, 0, 1, buf, cb, None)
+done.wait(5)
+result["codes"] = codes
+result["read8"] = read(dll, h, 0, 8)[0]
+result["close"] = dll.VixDiskLib_Close(h)
+dll.VixDiskLib_Disconnect(conn)
+result["logs"] = LOGS
+""")
+    finally:
+        srv.stop()
+    assert res["read1"] == V.VIX_E_INVALID_ARG, V.ERROR_NAMES.get(res["read1"])
+    assert res["write1"] == V.VIX_E_INVALID_ARG
+    assert res["async"] == V.VIX_ASYNC and res["codes"] == [V.VIX_E_INVALID_ARG]
+    assert res["read8"] == V.VIX_OK and res["close"] == V.VIX_OK
+    assert any("minimum block size is 4096" in m for m in res["logs"]), res["logs"]
+    assert not any("stopped answering" in m for m in res["logs"]), res["logs"]
+
+
+
 def test_an_empty_async_request_still_calls_back(lib_path, tmp_path, config):
     # Zero sectors make no NBD command: the request used to finish without its callback,
     # leaving it counted in flight, so Wait and Close blocked forever.

@@ -115,6 +115,9 @@ pub struct ExportInfo {
     pub can_flush: bool,
     pub tls: bool,
     pub server_max_block: Option<u64>,
+    /// The server's minimum block size (None: not advertised); libnbd refuses requests not
+    /// aligned to it.
+    pub server_min_block: Option<u64>,
     /// Negotiated meta contexts among `base:allocation` and the extras asked for.
     pub contexts: Vec<String>,
 }
@@ -312,13 +315,14 @@ impl Conn {
         contexts.extend(req.extra_contexts.iter().cloned());
         contexts.retain(|ctx| c(ctx));
         // SAFETY: `h` is ready; these are plain queries.
-        let (size, ro, flush, tls, max) = unsafe {
+        let (size, ro, flush, tls, max, min) = unsafe {
             (
                 (lib.get_size)(h),
                 (lib.is_read_only)(h),
                 (lib.can_flush)(h),
                 (lib.get_tls_negotiated)(h),
                 (lib.get_block_size)(h, LIBNBD_SIZE_MAXIMUM),
+                (lib.get_block_size)(h, LIBNBD_SIZE_MINIMUM),
             )
         };
         if size < 0 {
@@ -330,6 +334,7 @@ impl Conn {
             can_flush: flush == 1,
             tls: tls == 1,
             server_max_block: u64::try_from(max).ok().filter(|&m| m > 0),
+            server_min_block: u64::try_from(min).ok().filter(|&m| m > 0),
             contexts,
         })
     }

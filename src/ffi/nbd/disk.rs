@@ -96,6 +96,13 @@ impl NbdDisk {
             },
             max_request / 1024
         ));
+        if let Some(min) = info.server_min_block.filter(|&m| m > 512) {
+            log::warn(format!(
+                "{}: the server's minimum block size is {min} bytes; requests not aligned to \
+                 it are refused",
+                conn.state.name
+            ));
+        }
         if info.size % 512 != 0 {
             log::warn(format!(
                 "{}: size {} is not a multiple of 512; the last {} bytes are not reachable",
@@ -191,25 +198,49 @@ impl NbdDisk {
                 }
             };
             if cookie == -1 {
-                let (text, _) = lib.last_error();
-                log::warn(format!("{}: request refused: {text}", self.conn.state.name));
-                if self.conn.is_finished() {
-                    let why = format!("{}: {text}", self.conn.state.name);
-                    self.conn.state.mark_dead(Death::Lost(why));
-                }
                 // The refused part reported through its free callback; the rest never left.
-                for _ in i + 1..parts.len() {
-                    op.part_done(Err(Error::RemoteProtocol(format!(
-                        "{}: {text}",
-                        self.conn.state.name
-                    ))));
-                }
-                break;
+                op.submitted(Some((self.refusal(), parts.len() - i - 1)));
+                self.kick();
+                return Ok(op);
             }
         }
         op.submitted(None);
         self.kick();
         Ok(op)
+    }
+
+    /// Why libnbd just refused to send a command on this thread: a dead connection, or a
+    /// request this server's limits do not allow (misaligned for its minimum block size, too
+    /// large), which leaves the connection healthy.
+    fn refusal(&self) -> Error {
+        let (text, errno) = self.conn.lib.last_error();
+        let name = &self.conn.state.name;
+        log::warn(format!("{name}: request refused: {text}"));
+        if self.conn.is_finished() {
+            self.conn
+                .state
+                .mark_dead(Death::Lost(format!("{name}: {text}")));
+        }
+        if let Some(d) = self.conn.state.death() {
+            return d.to_error();
+        }
+        match errno {
+            libc::EINVAL | libc::ERANGE | libc::EOVERFLOW => {
+                let hint = match self.info.server_min_block.filter(|&m| m > 512) {
+                    Some(min) => format!(" (the export's minimum block size is {min} bytes)"),
+                    None => String::new(),
+                };
+                Error::InvalidArg(format!(
+                    "{name}: the server cannot take this request: {text}{hint}"
+                ))
+            }
+            _ => Error::RemoteProtocol(format!("{name}: request refused: {text}")),
+        }
+    }
+
+    /// Settles a one-command op after libnbd returned `cookie` for it.
+    fn sent_one(&self, op: &Op, cookie: i64) {
+        op.submitted((cookie == -1).then(|| (self.refusal(), 0)));
     }
 
     /// Wakes the poller if libnbd now wants to write (a request did not go out whole).
@@ -299,8 +330,8 @@ impl NbdDisk {
         let op = Op::new(1, None);
         let cb = completion(&op, &self.conn.state);
         // SAFETY: `h` is live; libnbd owns `cb`.
-        unsafe { (self.conn.lib.aio_flush)(self.conn.handle(), cb, 0) };
-        op.submitted(None);
+        let cookie = unsafe { (self.conn.lib.aio_flush)(self.conn.handle(), cb, 0) };
+        self.sent_one(&op, cookie);
         self.kick();
         self.wait(&op)?;
         self.writes_flushed.fetch_max(covered, Ordering::AcqRel);
@@ -355,8 +386,10 @@ impl NbdDisk {
             };
             let cb = completion(&op, &self.conn.state);
             // SAFETY: `h` is live; libnbd owns both callbacks' user data until their frees.
-            unsafe { (self.conn.lib.aio_block_status)(self.conn.handle(), len, at, ecb, cb, 0) };
-            op.submitted(None);
+            let cookie = unsafe {
+                (self.conn.lib.aio_block_status)(self.conn.handle(), len, at, ecb, cb, 0)
+            };
+            self.sent_one(&op, cookie);
             self.kick();
             self.wait(&op)?;
             let replies =

@@ -45,7 +45,8 @@ pub struct nbd_extent_callback {
 pub(crate) const LIBNBD_TLS_DISABLE: c_int = 0;
 pub(crate) const LIBNBD_TLS_ALLOW: c_int = 1;
 pub(crate) const LIBNBD_TLS_REQUIRE: c_int = 2;
-/// `LIBNBD_SIZE_MAXIMUM`.
+/// `LIBNBD_SIZE_MINIMUM`, `LIBNBD_SIZE_MAXIMUM`.
+pub(crate) const LIBNBD_SIZE_MINIMUM: c_int = 0;
 pub(crate) const LIBNBD_SIZE_MAXIMUM: c_int = 2;
 /// `LIBNBD_AIO_DIRECTION_*`.
 pub(crate) const LIBNBD_AIO_DIRECTION_READ: c_uint = 1;
