@@ -175,11 +175,14 @@ impl Conn {
             unsafe { (lib.set_export_name)(h, export.as_ptr()) },
             "export name",
         )?;
-        // Our buffers are the caller's and are overwritten anyway: skip libnbd's memset.
-        self.check(
-            unsafe { (lib.set_pread_initialize)(h, false) },
-            "pread_initialize",
-        )?;
+        // Our buffers are the caller's and are overwritten anyway: skip libnbd's memset
+        // (libnbd 1.12+; older ones never do it).
+        if let Some(set_pread_initialize) = lib.set_pread_initialize {
+            self.check(
+                unsafe { set_pread_initialize(h, false) },
+                "pread_initialize",
+            )?;
+        }
         let mut contexts = vec!["base:allocation".to_string()];
         contexts.extend(req.extra_contexts.iter().cloned());
         for ctx in &contexts {
