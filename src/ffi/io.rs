@@ -92,7 +92,7 @@ fn start_async(
 }
 
 /// Like `start_async` for a remote disk: `submit` sends the NBD commands, which the poller
-/// completes; `callback` runs on the poller thread, outside libnbd's locks. No thread per
+/// completes; `callback` runs on the NBD callback thread, outside libnbd's locks. No thread per
 /// request. If `submit` fails, nothing was started and the callback never runs.
 fn start_remote(
     name: &'static str,

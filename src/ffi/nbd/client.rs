@@ -24,6 +24,11 @@ pub struct Conn {
     /// without racing libnbd closing (and the kernel reusing) its own descriptor.
     kill_fd: RawFd,
     pub state: Arc<ConnState>,
+    /// The process that connected. A forked child inherits the handle and the socket but not
+    /// the poller driving them, and shares the socket with its parent: it must neither send
+    /// on it, nor shut it down, nor touch a libnbd lock that a parent thread may have held at
+    /// the fork.
+    owner: u32,
 }
 
 // SAFETY: libnbd handles may be used from several threads at once (libnbd locks each call);
@@ -35,9 +40,13 @@ unsafe impl Sync for Conn {}
 impl Drop for Conn {
     fn drop(&mut self) {
         // SAFETY: `h` came from nbd_create and is closed once, here, when no thread can use it
-        // any more (this is the last reference); `kill_fd` is our dup, closed once.
+        // any more (this is the last reference); `kill_fd` is our dup, closed once. In a forked
+        // child the handle is leaked: closing it could wait on a lock the parent held at the
+        // fork, or say goodbye over the parent's session.
         unsafe {
-            (self.lib.close)(self.h);
+            if !self.inherited() {
+                (self.lib.close)(self.h);
+            }
             if self.kill_fd >= 0 {
                 libc::close(self.kill_fd);
             }
@@ -106,6 +115,9 @@ pub struct ExportInfo {
     pub can_flush: bool,
     pub tls: bool,
     pub server_max_block: Option<u64>,
+    /// The server's minimum block size (None: not advertised); libnbd refuses requests not
+    /// aligned to it.
+    pub server_min_block: Option<u64>,
     /// Negotiated meta contexts among `base:allocation` and the extras asked for.
     pub contexts: Vec<String>,
 }
@@ -128,6 +140,7 @@ impl Conn {
             h,
             kill_fd: -1,
             state,
+            owner: std::process::id(),
         };
         let info = conn.handshake(req, &settings)?;
         // SAFETY: the handle is connected; nbd_aio_get_fd returns its socket or -1.
@@ -162,11 +175,14 @@ impl Conn {
             unsafe { (lib.set_export_name)(h, export.as_ptr()) },
             "export name",
         )?;
-        // Our buffers are the caller's and are overwritten anyway: skip libnbd's memset.
-        self.check(
-            unsafe { (lib.set_pread_initialize)(h, false) },
-            "pread_initialize",
-        )?;
+        // Our buffers are the caller's and are overwritten anyway: skip libnbd's memset
+        // (libnbd 1.12+; older ones never do it).
+        if let Some(set_pread_initialize) = lib.set_pread_initialize {
+            self.check(
+                unsafe { set_pread_initialize(h, false) },
+                "pread_initialize",
+            )?;
+        }
         let mut contexts = vec!["base:allocation".to_string()];
         contexts.extend(req.extra_contexts.iter().cloned());
         for ctx in &contexts {
@@ -302,13 +318,14 @@ impl Conn {
         contexts.extend(req.extra_contexts.iter().cloned());
         contexts.retain(|ctx| c(ctx));
         // SAFETY: `h` is ready; these are plain queries.
-        let (size, ro, flush, tls, max) = unsafe {
+        let (size, ro, flush, tls, max, min) = unsafe {
             (
                 (lib.get_size)(h),
                 (lib.is_read_only)(h),
                 (lib.can_flush)(h),
                 (lib.get_tls_negotiated)(h),
                 (lib.get_block_size)(h, LIBNBD_SIZE_MAXIMUM),
+                (lib.get_block_size)(h, LIBNBD_SIZE_MINIMUM),
             )
         };
         if size < 0 {
@@ -320,8 +337,25 @@ impl Conn {
             can_flush: flush == 1,
             tls: tls == 1,
             server_max_block: u64::try_from(max).ok().filter(|&m| m > 0),
+            server_min_block: u64::try_from(min).ok().filter(|&m| m > 0),
             contexts,
         })
+    }
+
+    /// Whether this process inherited the connection through fork (then it is unusable here).
+    pub fn inherited(&self) -> bool {
+        std::process::id() != self.owner
+    }
+
+    /// Refuses use of a connection inherited through fork, without touching it.
+    pub fn check_owner(&self) -> Result<()> {
+        if !self.inherited() {
+            return Ok(());
+        }
+        Err(Error::RemoteConnectionLost(format!(
+            "{}: connected by process {}; a forked child must open the disk again",
+            self.state.name, self.owner
+        )))
     }
 
     /// The socket and the directions libnbd waits for (-1 and 0 once it is gone).
@@ -378,7 +412,7 @@ impl Conn {
         if self.state.mark_dead(why.clone()) {
             log::warn(format!("NBD: {}", why.to_error()));
         }
-        if self.kill_fd >= 0 {
+        if self.kill_fd >= 0 && !self.inherited() {
             // SAFETY: `kill_fd` is our own duplicate of the socket, open until drop.
             unsafe { libc::shutdown(self.kill_fd, libc::SHUT_RDWR) };
         }
@@ -393,7 +427,7 @@ impl Conn {
     /// Asks the server to end the session after the commands in flight; the poller finishes
     /// it and drops the handle.
     pub fn disconnect(&self) {
-        if !self.state.mark_closing() || self.state.death().is_some() {
+        if self.inherited() || !self.state.mark_closing() || self.state.death().is_some() {
             return;
         }
         // SAFETY: `h` is live; aio_disconnect only queues NBD_CMD_DISC.

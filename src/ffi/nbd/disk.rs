@@ -3,6 +3,7 @@
 //! the timeout), asynchronous ones finish through the poller.
 
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -43,6 +44,12 @@ pub struct NbdDisk {
     info: ExportInfo,
     writable: bool,
     max_request: u64,
+    /// Writes sent so far, and how many of them a completed flush covers: Close on a dead
+    /// connection must not report success while acknowledged writes may sit unflushed in the
+    /// server's cache. Counted only when the server has a flush (else writes are durable once
+    /// acknowledged).
+    writes_sent: AtomicU64,
+    writes_flushed: AtomicU64,
 }
 
 /// How an open wants the export.
@@ -89,6 +96,13 @@ impl NbdDisk {
             },
             max_request / 1024
         ));
+        if let Some(min) = info.server_min_block.filter(|&m| m > 512) {
+            log::warn(format!(
+                "{}: the server's minimum block size is {min} bytes; requests not aligned to \
+                 it are refused",
+                conn.state.name
+            ));
+        }
         if info.size % 512 != 0 {
             log::warn(format!(
                 "{}: size {} is not a multiple of 512; the last {} bytes are not reachable",
@@ -102,6 +116,8 @@ impl NbdDisk {
             info,
             writable,
             max_request,
+            writes_sent: AtomicU64::new(0),
+            writes_flushed: AtomicU64::new(0),
         })
     }
 
@@ -144,6 +160,7 @@ impl NbdDisk {
 
     /// Fails if the connection is dead (noticed by the poller, a refused command, or libnbd).
     fn alive(&self) -> Result<()> {
+        self.conn.check_owner()?;
         self.conn.state.check_alive()?;
         if self.conn.is_finished() {
             let why = format!("{}: the connection is closed", self.conn.state.name);
@@ -181,24 +198,49 @@ impl NbdDisk {
                 }
             };
             if cookie == -1 {
-                let (text, _) = lib.last_error();
-                log::warn(format!("{}: request refused: {text}", self.conn.state.name));
-                if self.conn.is_finished() {
-                    let why = format!("{}: {text}", self.conn.state.name);
-                    self.conn.state.mark_dead(Death::Lost(why));
-                }
                 // The refused part reported through its free callback; the rest never left.
-                for _ in i + 1..parts.len() {
-                    op.part_done(Err(Error::RemoteProtocol(format!(
-                        "{}: {text}",
-                        self.conn.state.name
-                    ))));
-                }
-                break;
+                op.submitted(Some((self.refusal(), parts.len() - i - 1)));
+                self.kick();
+                return Ok(op);
             }
         }
+        op.submitted(None);
         self.kick();
         Ok(op)
+    }
+
+    /// Why libnbd just refused to send a command on this thread: a dead connection, or a
+    /// request this server's limits do not allow (misaligned for its minimum block size, too
+    /// large), which leaves the connection healthy.
+    fn refusal(&self) -> Error {
+        let (text, errno) = self.conn.lib.last_error();
+        let name = &self.conn.state.name;
+        log::warn(format!("{name}: request refused: {text}"));
+        if self.conn.is_finished() {
+            self.conn
+                .state
+                .mark_dead(Death::Lost(format!("{name}: {text}")));
+        }
+        if let Some(d) = self.conn.state.death() {
+            return d.to_error();
+        }
+        match errno {
+            libc::EINVAL | libc::ERANGE | libc::EOVERFLOW => {
+                let hint = match self.info.server_min_block.filter(|&m| m > 512) {
+                    Some(min) => format!(" (the export's minimum block size is {min} bytes)"),
+                    None => String::new(),
+                };
+                Error::InvalidArg(format!(
+                    "{name}: the server cannot take this request: {text}{hint}"
+                ))
+            }
+            _ => Error::RemoteProtocol(format!("{name}: request refused: {text}")),
+        }
+    }
+
+    /// Settles a one-command op after libnbd returned `cookie` for it.
+    fn sent_one(&self, op: &Op, cookie: i64) {
+        op.submitted((cookie == -1).then(|| (self.refusal(), 0)));
     }
 
     /// Wakes the poller if libnbd now wants to write (a request did not go out whole).
@@ -243,9 +285,22 @@ impl NbdDisk {
         self.wait(&op)
     }
 
+    /// Counts a write about to be sent (see `writes_sent`).
+    fn note_write(&self) {
+        if self.info.can_flush {
+            self.writes_sent.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Whether writes were sent since the last completed flush.
+    fn has_unflushed_writes(&self) -> bool {
+        self.writes_sent.load(Ordering::Acquire) > self.writes_flushed.load(Ordering::Acquire)
+    }
+
     /// Writes whole sectors at `sector`.
     pub fn write(&self, sector: u64, data: &[u8]) -> Result<()> {
         self.check_writable()?;
+        self.note_write();
         let op = self.submit(true, sector, data.as_ptr() as usize, data.len(), None)?;
         self.wait(&op)
     }
@@ -259,6 +314,7 @@ impl NbdDisk {
     /// Starts a write from the caller's buffer at `addr` (valid until `finish` runs).
     pub fn write_async(&self, sector: u64, addr: usize, len: usize, finish: Finish) -> Result<()> {
         self.check_writable()?;
+        self.note_write();
         self.submit(true, sector, addr, len, Some(finish)).map(drop)
     }
 
@@ -269,18 +325,39 @@ impl NbdDisk {
         if !self.writable || !self.info.can_flush {
             return Ok(());
         }
+        // Writes sent before the flush is: those the server must make durable.
+        let covered = self.writes_sent.load(Ordering::Acquire);
         let op = Op::new(1, None);
         let cb = completion(&op, &self.conn.state);
         // SAFETY: `h` is live; libnbd owns `cb`.
-        unsafe { (self.conn.lib.aio_flush)(self.conn.handle(), cb, 0) };
+        let cookie = unsafe { (self.conn.lib.aio_flush)(self.conn.handle(), cb, 0) };
+        self.sent_one(&op, cookie);
         self.kick();
-        self.wait(&op)
+        self.wait(&op)?;
+        self.writes_flushed.fetch_max(covered, Ordering::AcqRel);
+        Ok(())
     }
 
     /// Flushes (if writable and alive) and ends the session. A dead connection closes
-    /// quietly: its failure was reported by the request that met it.
+    /// quietly (its failure was reported by the request that met it) unless writes since the
+    /// last flush may be lost with it: then Close fails with the connection's error. In a
+    /// forked child the parent's session is left alone.
     pub fn close(&self) -> Result<()> {
+        if self.conn.inherited() {
+            log::verbose(format!(
+                "{}: closing a handle inherited through fork; the session is the parent's",
+                self.conn.state.name
+            ));
+            return Ok(());
+        }
         let result = match self.alive() {
+            Err(e) if self.has_unflushed_writes() => {
+                log::warn(format!(
+                    "{}: writes since the last flush were not flushed before the connection died",
+                    self.conn.state.name
+                ));
+                Err(e)
+            }
             Err(e) => {
                 log::verbose(format!("closing a dead NBD disk: {e}"));
                 Ok(())
@@ -309,7 +386,10 @@ impl NbdDisk {
             };
             let cb = completion(&op, &self.conn.state);
             // SAFETY: `h` is live; libnbd owns both callbacks' user data until their frees.
-            unsafe { (self.conn.lib.aio_block_status)(self.conn.handle(), len, at, ecb, cb, 0) };
+            let cookie = unsafe {
+                (self.conn.lib.aio_block_status)(self.conn.handle(), len, at, ecb, cb, 0)
+            };
+            self.sent_one(&op, cookie);
             self.kick();
             self.wait(&op)?;
             let replies =

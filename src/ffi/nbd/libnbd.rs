@@ -1,6 +1,7 @@
 //! libnbd, loaded with dlopen the first time an NBD connection is made, so the library keeps no
 //! link-time dependency on it and local use needs nothing extra. Only the calls this client
 //! uses are bound; their C types mirror libnbd.h (ABI-stable since libnbd 1.0, soname .so.0).
+//! Every required call exists since libnbd 1.4 (nbd_get_block_size); newer ones are optional.
 
 use std::ffi::{CStr, CString, c_char, c_int, c_uint, c_void};
 use std::sync::OnceLock;
@@ -45,7 +46,8 @@ pub struct nbd_extent_callback {
 pub(crate) const LIBNBD_TLS_DISABLE: c_int = 0;
 pub(crate) const LIBNBD_TLS_ALLOW: c_int = 1;
 pub(crate) const LIBNBD_TLS_REQUIRE: c_int = 2;
-/// `LIBNBD_SIZE_MAXIMUM`.
+/// `LIBNBD_SIZE_MINIMUM`, `LIBNBD_SIZE_MAXIMUM`.
+pub(crate) const LIBNBD_SIZE_MINIMUM: c_int = 0;
 pub(crate) const LIBNBD_SIZE_MAXIMUM: c_int = 2;
 /// `LIBNBD_AIO_DIRECTION_*`.
 pub(crate) const LIBNBD_AIO_DIRECTION_READ: c_uint = 1;
@@ -65,7 +67,8 @@ pub struct Lib {
     pub set_tls_verify_peer: unsafe extern "C" fn(H, bool) -> c_int,
     pub set_tls_username: unsafe extern "C" fn(H, *const c_char) -> c_int,
     pub set_tls_psk_file: unsafe extern "C" fn(H, *const c_char) -> c_int,
-    pub set_pread_initialize: unsafe extern "C" fn(H, bool) -> c_int,
+    /// libnbd 1.12+; older versions (1.10 in Ubuntu 22.04, 1.6 in RHEL 8) work without it.
+    pub set_pread_initialize: Option<unsafe extern "C" fn(H, bool) -> c_int>,
     pub add_meta_context: unsafe extern "C" fn(H, *const c_char) -> c_int,
     pub aio_connect_unix: unsafe extern "C" fn(H, *const c_char) -> c_int,
     pub aio_connect_tcp: unsafe extern "C" fn(H, *const c_char, *const c_char) -> c_int,
@@ -165,7 +168,8 @@ fn load() -> std::result::Result<Lib, String> {
         set_tls_verify_peer: bind!("nbd_set_tls_verify_peer"),
         set_tls_username: bind!("nbd_set_tls_username"),
         set_tls_psk_file: bind!("nbd_set_tls_psk_file"),
-        set_pread_initialize: bind!("nbd_set_pread_initialize"),
+        // SAFETY: as for `bind!`; an absent symbol is allowed.
+        set_pread_initialize: unsafe { symbol(lib, "nbd_set_pread_initialize\0") },
         add_meta_context: bind!("nbd_add_meta_context"),
         aio_connect_unix: bind!("nbd_aio_connect_unix"),
         aio_connect_tcp: bind!("nbd_aio_connect_tcp"),

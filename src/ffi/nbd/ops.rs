@@ -183,13 +183,16 @@ pub struct Op {
 }
 
 impl Op {
-    /// An op of `parts` commands; `on_finish` (if any) is handed to the poller to run.
+    /// An op of `parts` commands; `on_finish` (if any) runs on the callback thread. The op
+    /// also waits for its submitter's `submitted`, so it cannot finish while commands are
+    /// still being sent, and one of no commands (zero sectors) finishes there, callback
+    /// included.
     pub fn new(parts: usize, on_finish: Option<Finish>) -> Arc<Op> {
         Arc::new(Op {
             state: Mutex::new(OpState {
-                remaining: parts,
+                remaining: parts + 1,
                 error: None,
-                finished: parts == 0,
+                finished: false,
                 on_finish,
             }),
             done: Condvar::new(),
@@ -204,7 +207,27 @@ impl Op {
         {
             st.error = Some(e);
         }
-        st.remaining = st.remaining.saturating_sub(1);
+        self.settle(st, 1);
+    }
+
+    /// The submitter is done: every command was sent, or `refused` says why the one that
+    /// failed to go out was refused and how many after it were never sent. The refusal's
+    /// reason replaces what the refused command reported when libnbd dropped it.
+    pub fn submitted(&self, refused: Option<(Error, usize)>) {
+        let mut st = lock(&self.state);
+        let unsent = match refused {
+            Some((e, unsent)) => {
+                st.error = Some(e);
+                unsent
+            }
+            None => 0,
+        };
+        self.settle(st, unsent + 1);
+    }
+
+    /// Counts `n` parts over; finishes the op after the last.
+    fn settle(&self, mut st: MutexGuard<'_, OpState>, n: usize) {
+        st.remaining = st.remaining.saturating_sub(n);
         if st.remaining > 0 || st.finished {
             return;
         }

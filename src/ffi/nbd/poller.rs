@@ -1,12 +1,15 @@
 //! The one thread that drives every NBD connection of the process: it polls their sockets,
-//! lets libnbd read and write as they become ready (which runs completion callbacks), kills
-//! connections whose requests outlive the timeout, and runs finished async requests' VDDK
-//! callbacks outside libnbd's locks. Requests are sent from the caller's thread; no thread is
-//! created per request or per disk.
+//! lets libnbd read and write as they become ready (which runs completion callbacks), and
+//! kills connections whose requests outlive the timeout. Finished async requests' VDDK
+//! callbacks run on a second thread, outside libnbd's locks and never on the poller: a
+//! callback may block or call the library synchronously (a remote Read needs the poller to
+//! finish) without stalling every connection. Requests are sent from the caller's thread; no
+//! thread is created per request or per disk.
 //!
-//! Started on first use; a forked child starts its own (the parent's thread is not copied).
+//! Started on first use; a forked child starts its own (the parent's threads are not copied).
 
 use std::os::fd::RawFd;
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -16,7 +19,7 @@ use super::client::Conn;
 use super::libnbd::{LIBNBD_AIO_DIRECTION_READ, LIBNBD_AIO_DIRECTION_WRITE};
 use super::ops::Death;
 
-/// Work to run on the poller thread, outside libnbd's locks.
+/// Work to run on the callback thread, outside libnbd's locks.
 pub type Deferred = Box<dyn FnOnce() + Send>;
 
 /// How often deadlines are checked when nothing happens.
@@ -25,14 +28,17 @@ const TICK: Duration = Duration::from_millis(200);
 #[derive(Default)]
 struct Shared {
     conns: Vec<Arc<Conn>>,
-    deferred: Vec<Deferred>,
 }
 
+/// The running threads of this process: how to wake the poller, the connections it drives,
+/// and the callback thread's queue.
+#[derive(Clone)]
 struct Poller {
     pid: u32,
     /// Write end of the wake-up pipe.
     wake_fd: RawFd,
     shared: Arc<Mutex<Shared>>,
+    callbacks: Sender<Deferred>,
 }
 
 static POLLER: Mutex<Option<Poller>> = Mutex::new(None);
@@ -41,14 +47,22 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The running poller's pipe and shared state, started (or restarted after fork) as needed.
-fn running() -> Option<(RawFd, Arc<Mutex<Shared>>)> {
+/// The running poller, started (or restarted after fork) as needed.
+fn running() -> Option<Poller> {
     let pid = std::process::id();
     let mut slot = lock(&POLLER);
     if let Some(p) = slot.as_ref()
         && p.pid == pid
     {
-        return Some((p.wake_fd, Arc::clone(&p.shared)));
+        return Some(p.clone());
+    }
+    let (callbacks, queue) = channel::<Deferred>();
+    let callback_thread = std::thread::Builder::new()
+        .name("vixdisklib-nbd-cb".into())
+        .spawn(move || run_callbacks(queue));
+    if callback_thread.is_err() {
+        log::warn("NBD: cannot start the callback thread");
+        return None;
     }
     let mut fds = [0 as libc::c_int; 2];
     // SAFETY: `fds` has room for the two descriptors pipe2 writes.
@@ -71,15 +85,17 @@ fn running() -> Option<(RawFd, Arc<Mutex<Shared>>)> {
         log::warn("NBD: cannot start the poller thread");
         return None;
     }
-    // An inherited poller belongs to the parent process: forgotten, never used here.
-    if let Some(stale) = slot.replace(Poller {
+    let poller = Poller {
         pid,
         wake_fd: fds[1],
-        shared: Arc::clone(&shared),
-    }) {
+        shared,
+        callbacks,
+    };
+    // An inherited poller belongs to the parent process: forgotten, never used here.
+    if let Some(stale) = slot.replace(poller.clone()) {
         std::mem::forget(stale);
     }
-    Some((fds[1], shared))
+    Some(poller)
 }
 
 fn wake_fd(fd: RawFd) {
@@ -91,31 +107,41 @@ fn wake_fd(fd: RawFd) {
 
 /// Wakes the poller so it re-reads every connection's direction.
 pub fn wake() {
-    if let Some((fd, _)) = running() {
-        wake_fd(fd);
+    if let Some(p) = running() {
+        wake_fd(p.wake_fd);
     }
 }
 
 /// Adds a connected handle to the poller; false if the poller cannot run.
 pub fn register(conn: Arc<Conn>) -> bool {
     match running() {
-        Some((fd, shared)) => {
-            lock(&shared).conns.push(conn);
-            wake_fd(fd);
+        Some(p) => {
+            lock(&p.shared).conns.push(conn);
+            wake_fd(p.wake_fd);
             true
         }
         None => false,
     }
 }
 
-/// Queues `job` for the poller thread. Without a poller (cannot start) it runs here.
+/// Queues `job` for the callback thread. Without one (it cannot start) it runs here.
 pub fn defer(job: Deferred) {
-    match running() {
-        Some((fd, shared)) => {
-            lock(&shared).deferred.push(job);
-            wake_fd(fd);
+    let job = match running() {
+        Some(p) => match p.callbacks.send(job) {
+            Ok(()) => return,
+            Err(unsent) => unsent.0,
+        },
+        None => job,
+    };
+    job();
+}
+
+/// The callback thread: runs finished requests' callbacks in order, one at a time.
+fn run_callbacks(queue: Receiver<Deferred>) {
+    while let Ok(job) = queue.recv() {
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
+            log::warn("NBD: a completion callback panicked");
         }
-        None => job(),
     }
 }
 
@@ -128,9 +154,18 @@ fn drain(fd: RawFd) {
 fn run(wake_read: RawFd, shared: Arc<Mutex<Shared>>) {
     let mut fds: Vec<libc::pollfd> = Vec::new();
     loop {
-        let conns: Vec<Arc<Conn>> = {
+        // Finished connections leave the list here but are dropped after the lock is released:
+        // the last reference closes the libnbd handle, whose free callbacks may need `defer`.
+        let (conns, finished): (Vec<Arc<Conn>>, Vec<Arc<Conn>>) =
+            std::mem::take(&mut lock(&shared).conns)
+                .into_iter()
+                .partition(|c| !c.is_finished());
+        drop(finished);
+        let conns = {
             let mut s = lock(&shared);
-            s.conns.retain(|c| !c.is_finished());
+            // Connections registered meanwhile stay behind the ones kept.
+            let added = std::mem::replace(&mut s.conns, conns);
+            s.conns.extend(added);
             s.conns.clone()
         };
         fds.clear();
@@ -184,13 +219,6 @@ fn run(wake_read: RawFd, shared: Arc<Mutex<Shared>>) {
                     c.state.timeout.as_secs()
                 );
                 c.kill(Death::Timeout(why));
-            }
-        }
-        drop(conns);
-        let jobs = std::mem::take(&mut lock(&shared).deferred);
-        for job in jobs {
-            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
-                log::warn("NBD: a completion callback panicked");
             }
         }
     }
