@@ -149,6 +149,15 @@ impl Conn {
             // SAFETY: `fd` is libnbd's live socket; dup gives us our own descriptor for it.
             conn.kill_fd = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
         }
+        if conn.kill_fd < 0 {
+            // Without our own descriptor a hung server could not be cut off: a timeout would
+            // not end a synchronous call. Refuse the connection rather than risk a hang.
+            return Err(Error::RemoteConnectionLost(format!(
+                "{}: cannot take a descriptor of the connection's socket: {}",
+                conn.state.name,
+                std::io::Error::last_os_error()
+            )));
+        }
         let conn = Arc::new(conn);
         if !poller::register(Arc::clone(&conn)) {
             return Err(Error::NotSupported(

@@ -154,15 +154,30 @@ fn drain(fd: RawFd) {
 fn run(wake_read: RawFd, shared: Arc<Mutex<Shared>>) {
     let mut fds: Vec<libc::pollfd> = Vec::new();
     loop {
+        // A panic in one round must not stop every connection of the process for good.
+        let round = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            poll_once(wake_read, &shared, &mut fds)
+        }));
+        if round.is_err() {
+            log::warn("NBD: the poller recovered from a panic; polling goes on");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// One round: wait for any connection to be ready (or the tick), drive libnbd, enforce
+/// the timeouts.
+fn poll_once(wake_read: RawFd, shared: &Arc<Mutex<Shared>>, fds: &mut Vec<libc::pollfd>) {
+    {
         // Finished connections leave the list here but are dropped after the lock is released:
         // the last reference closes the libnbd handle, whose free callbacks may need `defer`.
         let (conns, finished): (Vec<Arc<Conn>>, Vec<Arc<Conn>>) =
-            std::mem::take(&mut lock(&shared).conns)
+            std::mem::take(&mut lock(shared).conns)
                 .into_iter()
                 .partition(|c| !c.is_finished());
         drop(finished);
         let conns = {
-            let mut s = lock(&shared);
+            let mut s = lock(shared);
             // Connections registered meanwhile stay behind the ones kept.
             let added = std::mem::replace(&mut s.conns, conns);
             s.conns.extend(added);
