@@ -8,6 +8,7 @@
 //! parents as usual, so the answer stays right and only that read is slower.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Mutex;
 
 use crate::error::Result;
@@ -87,11 +88,10 @@ impl OwnerIndex {
                     spans.owners.clear();
                     spans.capacity = capacity;
                 }
-                if !spans.owners.contains_key(&span) {
-                    let computed = Self::compute_span(links, capacity, span)?;
-                    spans.owners.insert(span, computed);
-                }
-                let table = &spans.owners[&span];
+                let table = match spans.owners.entry(span) {
+                    Entry::Occupied(known) => known.into_mut(),
+                    Entry::Vacant(slot) => slot.insert(Self::compute_span(links, capacity, span)?),
+                };
                 let first = ((cur / INDEX_GRAIN) % SPAN_GRAINS) as usize;
                 let last = (((span_end - 1) / INDEX_GRAIN) % SPAN_GRAINS) as usize;
                 table[first..=last].to_vec()
