@@ -101,6 +101,26 @@ fn chain_seeds_open_as_disks() {
     assert!(opened >= 5, "only {opened} chain seeds open");
 }
 
+/// Packed inputs split back into the same files wherever the separators fall (the splitter
+/// skips 64 bytes at a time, so boundaries around a block matter).
+#[test]
+fn packed_files_unpack_to_the_same_files() {
+    for len in [0usize, 1, 62, 63, 64, 65, 127, 128, 200, 1000] {
+        let a: Vec<u8> = (0..len).map(|i| (i % 7) as u8).collect();
+        let b: Vec<u8> = (0..len)
+            .map(|i| if i % 50 == 49 { b'\n' } else { 0 })
+            .collect();
+        let packed = fuzz_harness::pack_files(&[("a.vmdk", &a), ("b-flat.vmdk", &b), ("c", b"")]);
+        let files = fuzz_harness::unpack_files(&packed);
+        let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["a.vmdk", "b-flat.vmdk", "c"], "len {len}");
+        assert_eq!(files[0].1, &a[..], "len {len}");
+        assert_eq!(files[1].1, &b[..], "len {len}");
+        assert!(files[2].1.is_empty());
+    }
+    assert!(fuzz_harness::unpack_files(b"../x\ndata").is_empty());
+}
+
 #[test]
 #[ignore = "regenerates fuzz/corpus seeds; run by hand"]
 fn write_seed_corpus() {
