@@ -54,9 +54,12 @@ impl OwnerIndex {
         // Newest link first: an owner once set is never replaced by an older link.
         for (level, link) in links.iter().enumerate() {
             link.for_each_allocated(start, end, &mut |s, n| {
-                let lo = ((s - start) / INDEX_GRAIN) as usize;
-                let hi = ((s + n - start).div_ceil(INDEX_GRAIN) as usize).min(owners.len());
-                for o in &mut owners[lo..hi] {
+                // A grain may begin before the span: an extent need not start on a grain
+                // boundary of the disk (a 4-sector extent, then a sparse one).
+                let lo = ((s.max(start) - start) / INDEX_GRAIN) as usize;
+                let hi = ((s + n).saturating_sub(start).div_ceil(INDEX_GRAIN) as usize)
+                    .min(owners.len());
+                for o in owners.iter_mut().take(hi).skip(lo) {
                     if *o == NO_OWNER {
                         *o = level as u8;
                     }
