@@ -374,7 +374,10 @@ pub fn chain_open(work: &Path, data: &[u8]) {
     let _ = (disk.info(), disk.ddb_keys());
     let capacity = disk.capacity();
     let mut buf = vec![0u8; (READ_SECTORS * 512) as usize];
-    for sector in probe_points(capacity, pick_of(data)) {
+    // Also across the first 32 MiB boundary, where the chain's owner index starts a new span.
+    let boundary = (1u64 << 16) - READ_SECTORS / 2;
+    let probes = probe_points(capacity, pick_of(data));
+    for sector in probes.into_iter().chain([boundary]) {
         let n = READ_SECTORS.min(capacity.saturating_sub(sector));
         if n > 0 {
             let _ = disk.read(sector, &mut buf[..(n * 512) as usize]);
