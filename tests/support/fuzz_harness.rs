@@ -162,7 +162,7 @@ fn read_sparse(sp: &SparseExtent, sector: u64) {
 /// Visits the allocated grains of the first and last stretch of an extent (bounded so a huge
 /// capacity cannot make the walk itself slow).
 fn walk_allocated(capacity: u64, walk: &mut dyn FnMut(u64, u64)) {
-    const SPAN: u64 = 1 << 20;
+    const SPAN: u64 = 1 << 16;
     walk(0, SPAN.min(capacity));
     walk(capacity.saturating_sub(SPAN), capacity);
 }
