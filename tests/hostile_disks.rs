@@ -298,3 +298,93 @@ fn an_unknown_compression_algorithm_is_refused() {
         assert!(qemu_check(&path));
     }
 }
+
+/// Found by the chain_open fuzz target: a chain whose descriptors claim 2^48 sectors made the
+/// first read size the owner index for the whole disk (64 GiB) and abort. Reads of such a chain
+/// must cost memory for what they touch only.
+#[test]
+fn a_chain_claiming_an_enormous_capacity_reads_without_a_huge_allocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let capacity = 1u64 << 48;
+    let base = p(dir.path(), "base.vmdk");
+    std::fs::write(
+        &base,
+        format!("version=1\nCID=00000001\nparentCID=ffffffff\ncreateType=\"custom\"\nRW {capacity} ZERO\n"),
+    )
+    .unwrap();
+    let child = p(dir.path(), "child.vmdk");
+    std::fs::write(
+        &child,
+        format!(
+            "version=1\nCID=00000002\nparentCID=00000001\ncreateType=\"custom\"\n\
+             parentFileNameHint=\"base.vmdk\"\nRW {capacity} ZERO\n"
+        ),
+    )
+    .unwrap();
+    let disk = Disk::open(&child, ro()).unwrap();
+    assert_eq!(disk.num_links(), 2);
+    let mut buf = vec![0xffu8; 4096];
+    disk.read(0, &mut buf).unwrap();
+    assert!(buf.iter().all(|&b| b == 0));
+    buf.fill(0xff);
+    disk.read(capacity - 8, &mut buf).unwrap();
+    assert!(buf.iter().all(|&b| b == 0));
+}
+
+/// Found by the chain_open fuzz target: in a chain, a grain that begins before a 32 MiB
+/// boundary of the disk (its extent starts 4 sectors in) made the owner index subtract past
+/// zero (a panic in debug builds, a slice-index panic in release). Reads across the boundary
+/// must return the grain and the parent's zeros around it.
+#[test]
+fn a_grain_straddling_an_index_span_in_a_chain_reads_correctly() {
+    use vixDiskLib::vmdk::header::SparseHeader;
+    let dir = tempfile::tempdir().unwrap();
+    // A sparse extent with 8-sector grains, one table (index 15) and grain 8191 stored.
+    let capacity = 69632u64;
+    let header = SparseHeader {
+        version: 1,
+        flags: 0,
+        capacity,
+        grain_sectors: 8,
+        descriptor_offset: 0,
+        descriptor_size: 0,
+        gtes_per_gt: 512,
+        rgd_offset: 0,
+        gd_offset: 1,
+        overhead: 8,
+        unclean_shutdown: false,
+        compress_algorithm: 0,
+    };
+    let mut file = vec![0u8; 16 * 512];
+    file[..512].copy_from_slice(&header.encode());
+    file[512 + 15 * 4..512 + 16 * 4].copy_from_slice(&2u32.to_le_bytes());
+    file[2 * 512 + 511 * 4..2 * 512 + 512 * 4].copy_from_slice(&8u32.to_le_bytes());
+    file[8 * 512..].fill(0x5a);
+    std::fs::write(p(dir.path(), "s.vmdk"), &file).unwrap();
+    let total = capacity + 4;
+    std::fs::write(
+        p(dir.path(), "base.vmdk"),
+        format!(
+            "version=1\nCID=00000001\nparentCID=ffffffff\ncreateType=\"custom\"\nRW {total} ZERO\n"
+        ),
+    )
+    .unwrap();
+    let child = p(dir.path(), "child.vmdk");
+    std::fs::write(
+        &child,
+        format!(
+            "version=1\nCID=00000002\nparentCID=00000001\ncreateType=\"custom\"\n\
+             parentFileNameHint=\"base.vmdk\"\nRW 4 ZERO\nRW {capacity} SPARSE \"s.vmdk\"\n"
+        ),
+    )
+    .unwrap();
+    let disk = Disk::open(&child, ro()).unwrap();
+    // Grain 8191 of the extent is virtual sectors 65532..65540; span 1 starts at 65536.
+    let mut buf = vec![0xffu8; 16 * 512];
+    disk.read(65528, &mut buf).unwrap();
+    assert!(buf[..4 * 512].iter().all(|&b| b == 0));
+    assert!(buf[4 * 512..12 * 512].iter().all(|&b| b == 0x5a));
+    assert!(buf[12 * 512..].iter().all(|&b| b == 0));
+    let runs = disk.allocated_chunks(65408, 256, 128).unwrap();
+    assert_eq!(runs, vec![(65408, 256)]);
+}

@@ -7,6 +7,8 @@
 //! name a newer one (after a failed write, say): reading from that link falls through to its
 //! parents as usual, so the answer stays right and only that read is slower.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Mutex;
 
 use crate::error::Result;
@@ -22,29 +24,42 @@ pub(crate) const NO_OWNER: u8 = u8::MAX;
 /// Lazily computed owners, one byte per index grain (link number, or `NO_OWNER`).
 #[derive(Default)]
 pub struct OwnerIndex {
-    spans: Mutex<Vec<Option<Box<[u8]>>>>,
+    spans: Mutex<Spans>,
+}
+
+/// The spans computed so far, by span number. A map, not a vector over the whole disk: a
+/// descriptor may claim an absurd capacity (2^48 sectors is 4 G spans), and only the spans
+/// actually read may cost memory.
+#[derive(Default)]
+struct Spans {
+    /// The capacity the spans were computed for (a changed capacity invalidates them).
+    capacity: u64,
+    owners: HashMap<u64, Box<[u8]>>,
 }
 
 impl OwnerIndex {
-    fn span_count(capacity: u64) -> usize {
-        capacity.div_ceil(INDEX_GRAIN * SPAN_GRAINS) as usize
-    }
-
     /// Forgets everything (after the set of links changed).
     pub fn reset(&self) {
-        self.spans.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.spans
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .owners
+            .clear();
     }
 
-    fn compute_span(links: &[Link], capacity: u64, span: usize) -> Result<Box<[u8]>> {
-        let start = span as u64 * SPAN_GRAINS * INDEX_GRAIN;
+    fn compute_span(links: &[Link], capacity: u64, span: u64) -> Result<Box<[u8]>> {
+        let start = span * SPAN_GRAINS * INDEX_GRAIN;
         let end = (start + SPAN_GRAINS * INDEX_GRAIN).min(capacity);
         let mut owners = vec![NO_OWNER; SPAN_GRAINS as usize].into_boxed_slice();
         // Newest link first: an owner once set is never replaced by an older link.
         for (level, link) in links.iter().enumerate() {
             link.for_each_allocated(start, end, &mut |s, n| {
-                let lo = ((s - start) / INDEX_GRAIN) as usize;
-                let hi = ((s + n - start).div_ceil(INDEX_GRAIN) as usize).min(owners.len());
-                for o in &mut owners[lo..hi] {
+                // A grain may begin before the span: an extent need not start on a grain
+                // boundary of the disk (a 4-sector extent, then a sparse one).
+                let lo = ((s.max(start) - start) / INDEX_GRAIN) as usize;
+                let hi = ((s + n).saturating_sub(start).div_ceil(INDEX_GRAIN) as usize)
+                    .min(owners.len());
+                for o in owners.iter_mut().take(hi).skip(lo) {
                     if *o == NO_OWNER {
                         *o = level as u8;
                     }
@@ -67,19 +82,19 @@ impl OwnerIndex {
         let end = sector + count;
         let mut cur = sector;
         while cur < end {
-            let span = (cur / (INDEX_GRAIN * SPAN_GRAINS)) as usize;
-            let span_end = ((span as u64 + 1) * SPAN_GRAINS * INDEX_GRAIN).min(end);
+            let span = cur / (INDEX_GRAIN * SPAN_GRAINS);
+            let span_end = ((span + 1) * SPAN_GRAINS * INDEX_GRAIN).min(end);
             // Copy this span's owners for the request out of the lock (at most 512 bytes).
             let owners: Vec<u8> = {
                 let mut spans = self.spans.lock().unwrap_or_else(|e| e.into_inner());
-                if spans.len() != Self::span_count(capacity) {
-                    spans.clear();
-                    spans.resize(Self::span_count(capacity), None);
+                if spans.capacity != capacity {
+                    spans.owners.clear();
+                    spans.capacity = capacity;
                 }
-                if spans[span].is_none() {
-                    spans[span] = Some(Self::compute_span(links, capacity, span)?);
-                }
-                let table = spans[span].as_ref().expect("computed above");
+                let table = match spans.owners.entry(span) {
+                    Entry::Occupied(known) => known.into_mut(),
+                    Entry::Vacant(slot) => slot.insert(Self::compute_span(links, capacity, span)?),
+                };
                 let first = ((cur / INDEX_GRAIN) % SPAN_GRAINS) as usize;
                 let last = (((span_end - 1) / INDEX_GRAIN) % SPAN_GRAINS) as usize;
                 table[first..=last].to_vec()
@@ -106,8 +121,7 @@ impl OwnerIndex {
         let mut g = sector / INDEX_GRAIN;
         let last = (sector + count - 1) / INDEX_GRAIN;
         while g <= last {
-            let span = (g / SPAN_GRAINS) as usize;
-            if let Some(Some(table)) = spans.get_mut(span) {
+            if let Some(table) = spans.owners.get_mut(&(g / SPAN_GRAINS)) {
                 table[(g % SPAN_GRAINS) as usize] = 0;
             }
             g += 1;

@@ -281,9 +281,12 @@ impl Descriptor {
         s
     }
 
-    /// Total capacity in sectors (sum of the extents).
+    /// Total capacity in sectors (sum of the extents). Saturates: extent lines are parsed as any
+    /// u64, and a hostile descriptor must not overflow the sum (opening checks the real limit).
     pub fn capacity(&self) -> u64 {
-        self.extents.iter().map(|e| e.sectors).sum()
+        self.extents
+            .iter()
+            .fold(0u64, |sum, e| sum.saturating_add(e.sectors))
     }
 
     /// Value of a DDB key (without `ddb.`), compared case-insensitively.
@@ -361,6 +364,15 @@ mod tests {
         assert!(text.contains("# Extent description\n"));
         assert!(text.contains("# The Disk Data Base\n"));
         assert!(text.contains("parentCID=00000abc\n"));
+    }
+
+    #[test]
+    fn capacity_of_enormous_extent_lines_saturates() {
+        let d = Descriptor::parse(
+            "version=1\nRW 18446744073709551615 ZERO\nRW 18446744073709551615 ZERO\n",
+        )
+        .unwrap();
+        assert_eq!(d.capacity(), u64::MAX);
     }
 
     #[test]
