@@ -11,8 +11,9 @@
 #              grain is already allocated, then Flush, Close ("randwrite", fixed seed);
 #              qemu: qemu-img bench -w -c 100000 -s 4K with a step of 7919 x 4 KiB (its
 #              offsets wrap around the disk: scattered, not random), same disk.
-#              Each figure is the whole process's wall time, best of BENCH_RUNS, with the
-#              tracked and untracked runs interleaved so that load on the machine hits both.
+#              Each figure is the whole process's wall time, the median of BENCH_RUNS runs
+#              (the best is printed too), with the tracked and untracked runs interleaved so
+#              that load on the machine hits both.
 # query:       a 2 TiB disk with tracking, 1 GiB written after a change id was taken, as one
 #              run and as 16 384 pieces of 64 KiB spread over the whole disk; then OpenEx with
 #              the id and QueryChangedAreas over the whole disk, timed in-process (first pass
@@ -22,23 +23,27 @@
 # Targets (printed): tracking costs <= 5% on alloc-write and on overwrite; QueryChangedAreas
 # over 2 TiB with 1 GiB changed <= 20 ms; tracking data <= 64 KiB per GiB.
 #
-# Environment (defaults): BENCH_RUNS (5), BENCH_TMPDIR (/var/tmp), CC, CARGO,
+# Environment (defaults): BENCH_RUNS (7), BENCH_TMPDIR (/var/tmp), CC, CARGO,
 # CARGO_TARGET_DIR, VIXDISKLIB_SO (as bench/run.sh).
 
 set -euo pipefail
 
 . "$(dirname "$0")/lib.sh"
-runs=${BENCH_RUNS:-5}
+runs=${BENCH_RUNS:-7}
 require_qemu
 bench_setup tracking tracking
 print_setup
-echo "runs:       best of $runs, tracked and untracked interleaved"
+echo "runs:       median (and best) of $runs, tracked and untracked interleaved"
 echo
 
 t=$work/tracking
 ms() { awk -v s="$1" 'BEGIN { printf "%.1f", s * 1000 }'; }
 verdict() { if awk "BEGIN { exit !($1) }"; then echo met; else echo MISSED; fi; }
-min_of() { awk -v a="$1" -v b="$2" 'BEGIN { print (b == "" || a < b) ? a : b }'; }
+# add VAR VALUE: append VALUE to the space-separated list in VAR
+add() { printf -v "$1" '%s %s' "${!1}" "$2"; }
+# median / best of a space-separated list of seconds
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+best() { tr ' ' '\n' <<<"$1" | grep . | sort -g | head -n 1; }
 overhead() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.1f", (a / b - 1) * 100 }'; }
 
 # ---------------------------------------------------------------------------
@@ -50,12 +55,12 @@ for ((i = 0; i < runs; i++)); do
         rm -f "$work"/s.vmdk*
         "$t" create "$work/s.vmdk" 4096 "$mode"
         run_timed x "$t" seqwrite "$work/s.vmdk" 1024
-        if [ "$mode" = 1 ]; then seq_tracked=$(min_of "$x" "$seq_tracked"); else seq_plain=$(min_of "$x" "$seq_plain"); fi
+        if [ "$mode" = 1 ]; then add seq_tracked "$x"; else add seq_plain "$x"; fi
     done
     rm -f "$work"/q.vmdk
     qemu-img create -q -f vmdk "$work/q.vmdk" 4G
     run_timed x qemu-img bench -f vmdk -t writeback -w --pattern 165 -c 1024 -s 1M -S 1M -d 1 "$work/q.vmdk"
-    seq_qemu=$(min_of "$x" "$seq_qemu")
+    add seq_qemu "$x"
 done
 qemu_check "alloc-write" "the tracked disk" "$work/s.vmdk"
 rm -f "$work"/s.vmdk* "$work"/q.vmdk
@@ -72,11 +77,11 @@ qemu-img bench -f vmdk -t writeback -w -c 1024 -s 1M -S 1M -d 1 "$work/q.vmdk" >
 rnd_plain= rnd_tracked= rnd_qemu=
 for ((i = 0; i < runs; i++)); do
     run_timed x "$t" randwrite "$work/r0.vmdk" 100000 1024
-    rnd_plain=$(min_of "$x" "$rnd_plain")
+    add rnd_plain "$x"
     run_timed x "$t" randwrite "$work/r1.vmdk" 100000 1024
-    rnd_tracked=$(min_of "$x" "$rnd_tracked")
+    add rnd_tracked "$x"
     run_timed x qemu-img bench -f vmdk -t writeback -w -c 100000 -s 4K -S $((7919 * 4096)) -d 1 "$work/q.vmdk"
-    rnd_qemu=$(min_of "$x" "$rnd_qemu")
+    add rnd_qemu "$x"
 done
 qemu_check "overwrite" "the tracked disk" "$work/r1.vmdk"
 rm -f "$work"/r?.vmdk* "$work"/q.vmdk
@@ -100,12 +105,17 @@ rm -f "$work"/big.vmdk*
 # ---------------------------------------------------------------------------
 # Results
 # ---------------------------------------------------------------------------
+for v in seq_plain seq_tracked seq_qemu rnd_plain rnd_tracked rnd_qemu; do
+    printf -v "${v}_best" '%s' "$(best "${!v}")"
+    printf -v "$v" '%s' "$(median "${!v}")"
+done
 echo
-printf '%-12s %14s %14s %10s %12s\n' workload "untracked ms" "tracked ms" "cost" "qemu ms"
-printf '%-12s %14s %14s %9s%% %12s\n' alloc-write "$(ms "$seq_plain")" "$(ms "$seq_tracked")" \
-    "$(overhead "$seq_tracked" "$seq_plain")" "$(ms "$seq_qemu")"
-printf '%-12s %14s %14s %9s%% %12s\n' overwrite "$(ms "$rnd_plain")" "$(ms "$rnd_tracked")" \
-    "$(overhead "$rnd_tracked" "$rnd_plain")" "$(ms "$rnd_qemu")"
+printf '%-12s %22s %22s %10s %12s\n' workload "untracked ms (best)" "tracked ms (best)" "cost" "qemu ms"
+printf '%-12s %14s (%5s) %14s (%5s) %9s%% %12s\n' alloc-write "$(ms "$seq_plain")" "$(ms "$seq_plain_best")" \
+    "$(ms "$seq_tracked")" "$(ms "$seq_tracked_best")" "$(overhead "$seq_tracked" "$seq_plain")" "$(ms "$seq_qemu")"
+printf '%-12s %14s (%5s) %14s (%5s) %9s%% %12s\n' overwrite "$(ms "$rnd_plain")" "$(ms "$rnd_plain_best")" \
+    "$(ms "$rnd_tracked")" "$(ms "$rnd_tracked_best")" "$(overhead "$rnd_tracked" "$rnd_plain")" "$(ms "$rnd_qemu")"
+echo "(medians; cost = tracked median / untracked median - 1)"
 echo
 echo "QueryChangedAreas, 2 TiB disk, 1 GiB changed: one run ${q_first[0]} ms first /" \
      "${q_again[0]} ms repeated (${q_areas[0]} areas); spread ${q_first[1]} ms /" \

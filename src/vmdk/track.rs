@@ -350,9 +350,22 @@ impl TrackFile {
             .div_ceil(TRACK_GRAIN_SECTORS)
             .min(self.header.grains);
         let rg = self.header.region_grains;
-        let new: Vec<u64> = (first / rg..last.div_ceil(rg))
+        let mut new: Vec<u64> = (first / rg..last.div_ceil(rg))
             .filter(|r| !self.intended.contains(r))
             .collect();
+        // A writer moving forward region by region (a restore, a sequential copy) would pay
+        // one synced header per region: declare the next few with the same sync. After a
+        // crash they count as changed too, a superset as for any intended region.
+        if let Some(&last_new) = new.last()
+            && new[0] > 0
+            && self.intended.contains(&(new[0] - 1))
+        {
+            let regions = self.header.grains.div_ceil(rg);
+            new.extend(
+                (last_new + 1..(last_new + 1 + SEQUENTIAL_INTENT_AHEAD).min(regions))
+                    .filter(|r| !self.intended.contains(r)),
+            );
+        }
         if !new.is_empty() || self.header.flags & FLAG_SESSION_OPEN == 0 {
             self.header.flags |= FLAG_SESSION_OPEN;
             for r in &new {
@@ -381,13 +394,18 @@ impl TrackFile {
         if !self.writable {
             return Ok(());
         }
-        self.flush(cid)?;
-        if self.header.flags & FLAG_SESSION_OPEN != 0 || self.header.cid != cid {
-            self.header.flags &= !FLAG_SESSION_OPEN;
-            self.header.cid = cid;
-            self.write_header()?;
+        let changed = !self.dirty_blocks.is_empty() || !self.intended.is_empty();
+        let header_stale = self.header.flags & FLAG_SESSION_OPEN != 0 || self.header.cid != cid;
+        if !changed && !header_stale {
+            return Ok(());
         }
-        Ok(())
+        // As flush, with the session marked closed in the same header write: the epochs are
+        // synced before the header that ends the session is written.
+        self.header.intents = NO_INTENTS;
+        self.header.flags &= !FLAG_SESSION_OPEN;
+        self.header.cid = cid;
+        self.intended.clear();
+        self.persist()
     }
 
     /// The id of the content now: the last one issued, or a new one if anything was
@@ -503,6 +521,9 @@ impl TrackFile {
         self.header.uuid
     }
 }
+
+/// Regions declared ahead of a writer that moves forward (see `before_write`).
+const SEQUENTIAL_INTENT_AHEAD: u64 = 7;
 
 /// Chunks this close in the file are read together: reading the gap costs less than a
 /// second system call (16 chunks of epochs = 3 KiB).
