@@ -168,3 +168,21 @@ def capacity(dll, h) -> int:
         return info.contents.capacity
     finally:
         dll.VixDiskLib_FreeInfo(info)
+
+
+#: The request timeout the failure tests configure (short, so hangs are caught fast).
+TIMEOUT_SECS = 2
+
+
+@pytest.fixture(scope="module")
+def nbd_tools() -> None:
+    """Skips the module when qemu-nbd, nbdkit or libnbd are missing."""
+    require_nbd_tools()
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    """An InitEx config file setting the NBD timeout to :data:`TIMEOUT_SECS`."""
+    cfg = tmp_path / "vddk.conf"
+    cfg.write_text(f'vixDiskLib.nbd.timeoutSecs = "{TIMEOUT_SECS}"\n')
+    return cfg

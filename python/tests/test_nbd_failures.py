@@ -14,25 +14,11 @@ from pathlib import Path
 import pytest
 
 import vixdisklib as V
-from nbd_servers import connect, free_port, nbdkit, open_disk, read, remote_params, require_nbd_tools
+from nbd_servers import (TIMEOUT_SECS, config, connect, free_port, nbd_tools, nbdkit, open_disk,  # noqa: F401
+                         read, remote_params)
 from vdl_helpers import run_child
 
 pytestmark = pytest.mark.usefixtures("nbd_tools")
-
-TIMEOUT_SECS = 2
-
-
-@pytest.fixture(scope="module")
-def nbd_tools():
-    require_nbd_tools()
-
-
-@pytest.fixture
-def config(tmp_path) -> Path:
-    cfg = tmp_path / "vddk.conf"
-    cfg.write_text(f'vixDiskLib.nbd.timeoutSecs = "{TIMEOUT_SECS}"\n')
-    return cfg
-
 
 CHILD_HELPERS = """
 import os, signal, time, threading

@@ -11,25 +11,10 @@ from pathlib import Path
 import pytest
 
 import vixdisklib as V
-from nbd_servers import nbdkit, require_nbd_tools
+from nbd_servers import TIMEOUT_SECS, config, nbd_tools, nbdkit  # noqa: F401 (fixtures)
 from vdl_helpers import run_child
 
 pytestmark = pytest.mark.usefixtures("nbd_tools")
-
-TIMEOUT_SECS = 2
-
-
-@pytest.fixture(scope="module")
-def nbd_tools():
-    require_nbd_tools()
-
-
-@pytest.fixture
-def config(tmp_path) -> Path:
-    cfg = tmp_path / "vddk.conf"
-    cfg.write_text(f'vixDiskLib.nbd.timeoutSecs = "{TIMEOUT_SECS}"\n')
-    return cfg
-
 
 PRELUDE = """
 import os, signal, time, threading
