@@ -181,13 +181,7 @@ impl Disk {
     /// Areas (sector runs) in `[start, end)` whose content may differ from what it was when
     /// `since` was issued; `"*"` gives the allocated areas. Grain-granular (64 KiB).
     pub fn changed_areas(&self, since: &str, start: u64, end: u64) -> Result<Vec<(u64, u64)>> {
-        let end = end.min(self.capacity());
-        if start >= end {
-            return Err(Error::InvalidArg(format!(
-                "start sector {start} is at or past the end of the disk ({} sectors)",
-                self.capacity()
-            )));
-        }
+        let end = query_end(start, end, self.capacity())?;
         let g = TRACK_GRAIN_SECTORS;
         let clip = |runs: Vec<(u64, u64)>| -> Vec<(u64, u64)> {
             runs.into_iter()
@@ -236,4 +230,16 @@ impl Disk {
             Tracker::Broken(why) => Err(Error::ChangeIdUnknown(why.clone())),
         }
     }
+}
+
+/// The end of a changed-areas query over `[start, end)` sectors clipped to the disk;
+/// VIX_E_INVALID_ARG if `start` is at or past the disk's end (VDDK's rule, for every backend).
+pub fn query_end(start: u64, end: u64, capacity: u64) -> Result<u64> {
+    let end = end.min(capacity);
+    if start >= end {
+        return Err(Error::InvalidArg(format!(
+            "start sector {start} is at or past the end of the disk ({capacity} sectors)"
+        )));
+    }
+    Ok(end)
 }

@@ -432,13 +432,7 @@ impl NbdDisk {
     /// QueryChangedAreas over `[start, end)` sectors: `"*"` gives the allocated areas; any
     /// other id names a dirty bitmap the server exports, whose dirty areas are returned.
     pub fn changed_areas(&self, since: &str, start: u64, end: u64) -> Result<Vec<(u64, u64)>> {
-        let end = end.min(self.capacity());
-        if start >= end {
-            return Err(Error::InvalidArg(format!(
-                "start sector {start} is at or past the end of the disk ({} sectors)",
-                self.capacity()
-            )));
-        }
+        let end = crate::chain::tracking::query_end(start, end, self.capacity())?;
         if since.trim() == "*" {
             if !self.has_context(ALLOCATION) {
                 return Ok(vec![(start, end - start)]);
