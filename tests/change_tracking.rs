@@ -357,7 +357,7 @@ fn shrink_defragment_clone_and_attach_follow_the_history() {
         d.close().unwrap();
     }
     assert!(qemu_check(&a));
-    // Clone starts no history from the source's: the copy is untracked.
+    // Clone starts a new history: the copy tracks changes, and the source's ids are not its.
     let c = p(dir.path(), "clone.vmdk");
     let spec = vixDiskLib::vmdk::create::CreateSpec {
         kind: DiskKind::MonolithicSparse,
@@ -368,8 +368,26 @@ fn shrink_defragment_clone_and_attach_follow_the_history() {
     open_ro(&a)
         .clone_to(&c, &spec, false, 1, &mut |_| {})
         .unwrap();
-    assert!(!Path::new(&format!("{}.vdltrack", c.display())).exists());
-    assert!(matches!(open_rw(&c).change_id(), Err(Error::NotTracked(_))));
+    assert!(Path::new(&format!("{}.vdltrack", c.display())).exists());
+    let dc = open_rw(&c);
+    assert!(matches!(
+        dc.changed_areas(&id, 0, 8192),
+        Err(Error::ChangeIdUnknown(_))
+    ));
+    let fresh = dc.change_id().unwrap();
+    dc.write(4 * 128, &[4u8; 512]).unwrap();
+    assert_eq!(
+        grains_of(&dc.changed_areas(&fresh, 0, 8192).unwrap()),
+        BTreeSet::from([4])
+    );
+    dc.close().unwrap();
+    drop(dc);
+    // An untracked source gives an untracked clone.
+    let plain = p(dir.path(), "plain.vmdk");
+    create_sparse(&plain, 4);
+    let c2 = p(dir.path(), "clone2.vmdk");
+    open_ro(&plain).clone_to(&c2, &spec, false, 1, &mut |_| {}).unwrap();
+    assert!(matches!(open_rw(&c2).change_id(), Err(Error::NotTracked(_))));
     // Attach: a tracked child sees the new parent's data as changed where it has none itself.
     let (parent, child) = (p(dir.path(), "parent.vmdk"), p(dir.path(), "child.vmdk"));
     create_sparse(&parent, 4);

@@ -198,14 +198,16 @@ impl Disk {
                 self.read(g * GRAIN, buf)?;
                 Ok(true)
             };
-            return write_stream_optimized(
+            write_stream_optimized(
                 dst,
                 spec.capacity,
                 descriptor,
                 &read_grain,
                 threads,
                 progress,
-            );
+            )?;
+            self.start_history_of_clone(dst);
+            return Ok(());
         }
         // Filled under a temporary name and published complete (see `vmdk::atomic`): a
         // killed Clone leaves no target, and its files are removed by the next Create/Clone.
@@ -217,8 +219,24 @@ impl Disk {
                 return Err(e);
             }
         }
+        self.start_history_of_clone(dst);
         progress(100);
         Ok(())
+    }
+
+    /// A clone of a disk that tracks changes tracks them too, in a history of its own: the
+    /// source's change ids say nothing about the copy. The clone is complete either way; if
+    /// tracking cannot be turned on, a warning says so and the clone stays untracked.
+    fn start_history_of_clone(&self, dst: &Path) {
+        if !self.is_tracked() {
+            return;
+        }
+        if let Err(e) = super::tracking::set_change_tracking(dst, true) {
+            crate::log::warn(format!(
+                "{}: the clone is complete but change tracking could not be turned on: {e}",
+                dst.display()
+            ));
+        }
     }
 
     fn copy_allocated(
