@@ -386,8 +386,13 @@ fn shrink_defragment_clone_and_attach_follow_the_history() {
     let plain = p(dir.path(), "plain.vmdk");
     create_sparse(&plain, 4);
     let c2 = p(dir.path(), "clone2.vmdk");
-    open_ro(&plain).clone_to(&c2, &spec, false, 1, &mut |_| {}).unwrap();
-    assert!(matches!(open_rw(&c2).change_id(), Err(Error::NotTracked(_))));
+    open_ro(&plain)
+        .clone_to(&c2, &spec, false, 1, &mut |_| {})
+        .unwrap();
+    assert!(matches!(
+        open_rw(&c2).change_id(),
+        Err(Error::NotTracked(_))
+    ));
     // Attach: a tracked child sees the new parent's data as changed where it has none itself.
     let (parent, child) = (p(dir.path(), "parent.vmdk"), p(dir.path(), "child.vmdk"));
     create_sparse(&parent, 4);
