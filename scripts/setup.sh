@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the build and the tests need beyond Rust, gcc, python3 and qemu-img (which every
-# machine of this project has): cmake, pytest, NBD servers and libnbd for the remote-disk tests, and for the Python package wheel (its build runs
-# without build isolation, so nothing is downloaded at build time) and mypy. Safe to run repeatedly.
+# machine of this project has): cmake, pytest, NBD servers and libnbd for the remote-disk tests,
+# setuptools/wheel for the Python package (its build runs without build isolation, so nothing is
+# downloaded at build time) and mypy. Safe to run repeatedly.
 #   scripts/setup.sh --cli   also installs the vixdisk command-line tool with cargo (into
 #                            $CARGO_HOME/bin, or PREFIX/bin with PREFIX=... in the environment)
 set -euo pipefail
