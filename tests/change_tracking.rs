@@ -414,3 +414,53 @@ fn shrink_defragment_clone_and_attach_follow_the_history() {
         "the parent's grain 3 shows through; the child's own grain 9 hides the parent's"
     );
 }
+
+#[test]
+fn grow_settles_a_crashed_session_and_a_foreign_write_first() {
+    use vixDiskLib::vmdk::track::TrackFile;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.vdltrack");
+    // A session that wrote grain 5 and died before Flush: only its intent is durable.
+    TrackFile::create(&path, 1024, [1; 16], 7).unwrap();
+    let mut t = TrackFile::open(&path, true, 1024, 7).unwrap();
+    let id = t.current_id().unwrap();
+    t.before_write(5 * 128, 128).unwrap();
+    drop(t); // no close: as after kill -9
+    TrackFile::grow(&path, 2048, 7).unwrap();
+    let mut t = TrackFile::open(&path, true, 2048, 7).unwrap();
+    let runs = t.changed_since(id.seq, 0, 2048).unwrap();
+    assert!(
+        runs.iter().any(|&(s, n)| s <= 5 && 5 < s + n),
+        "the crashed write is still reported after Grow: {runs:?}"
+    );
+    let id2 = t.current_id().unwrap();
+    t.close(7).unwrap();
+    // Another program wrote the disk (CID 7 -> 8) before the Grow: older ids are refused.
+    TrackFile::grow(&path, 4096, 8).unwrap();
+    let t = TrackFile::open(&path, true, 4096, 8).unwrap();
+    assert!(matches!(t.check_id(&id2), Err(Error::ChangeIdUnknown(_))));
+}
+
+#[test]
+fn a_grow_killed_before_its_history_update_is_finished_by_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = p(dir.path(), "a.vmdk");
+    create_sparse(&a, 4);
+    set_change_tracking(&a, true).unwrap();
+    let d = open_rw(&a);
+    d.write(0, &[1u8; 512]).unwrap();
+    let id = d.change_id().unwrap();
+    d.close().unwrap();
+    drop(d);
+    // The disk grew; the process died before `grow_history`.
+    vixDiskLib::vmdk::grow::grow(&a, 16384, false).unwrap();
+    let d = open_rw(&a);
+    assert!(d.is_tracked());
+    d.write(128, &[2u8; 512]).unwrap();
+    let g = grains_of(&d.changed_areas(&id, 0, 16384).unwrap());
+    assert!(g.contains(&1) && !g.contains(&0), "{g:?}");
+    assert!(
+        (64..128).all(|x| g.contains(&x)),
+        "the grown part counts as changed"
+    );
+}

@@ -122,6 +122,10 @@ impl TrackFile {
     /// Resizes the closed history at `path` to `grains` grains (Grow): the new grains count
     /// as changed after the last issued id.
     pub fn grow(path: &Path, grains: u64, cid: u32) -> Result<()> {
+        // A crashed session's intents and a foreign write (CID moved) must be settled in the
+        // old layout first, as any open would: the rewrite below keeps neither.
+        let old_grains = Whole::read(path)?.header.grains;
+        drop(TrackFile::open(path, true, old_grains, cid)?);
         let mut w = Whole::read(path)?;
         let old = w.header.grains;
         if grains < old {
@@ -147,6 +151,14 @@ impl TrackFile {
         w.header.intents = NO_INTENTS;
         w.header.cid = cid;
         w.write(path)
+    }
+
+    /// The number of grains the history at `path` tracks (from its header).
+    pub fn grains_in(path: &Path) -> Result<u64> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut hb = vec![0u8; HEADER_BYTES as usize];
+        read_exact_at(&file, path, &mut hb, 0)?;
+        Ok(Header::decode(&hb, path)?.grains)
     }
 
     /// Opens the tracking file of a link with `grains` grains whose CID is now `cid`.
