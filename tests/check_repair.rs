@@ -582,3 +582,39 @@ fn random_metadata_damage_never_panics_and_repair_converges() {
     }
     eprintln!("outcomes over {iterations} rounds: {tally:?}");
 }
+
+#[test]
+fn redundant_tables_behind_the_primary_after_an_interrupted_flush_are_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, model) = sparse_disk(dir.path());
+    // A Flush stopped after the primary table and before its redundant copy.
+    poke_u32(&path, gte(&path, true, 0, 1), 0);
+    poke_u32(&path, gte(&path, true, 0, 2), 0);
+    // A clean close writes both copies: without the unclean flag the lag is damage.
+    let r = check(&path, false);
+    assert!(r.has(ProblemKind::RedundantBehind), "{:?}", r.problems);
+    assert_eq!(r.outcome(), Outcome::NeedsRepair);
+    // With the flag it is what a kill leaves: a note, nothing written.
+    poke(&path, 72, &[1]);
+    let before = sha256(&path);
+    let r = check(&path, false);
+    assert!(r.has(ProblemKind::RedundantBehind), "{:?}", r.problems);
+    assert_eq!(r.outcome(), Outcome::Clean);
+    assert_eq!(sha256(&path), before);
+    // An entry the redundant copy has and the primary lacks is not what a Flush leaves.
+    poke_u32(&path, gte(&path, true, 1, 17), 128);
+    let r = check(&path, false);
+    assert!(r.has(ProblemKind::RedundantTable), "{:?}", r.problems);
+    assert_eq!(r.outcome(), Outcome::NeedsRepair);
+    // Repair makes the copies identical and clears the flag; the content is untouched.
+    assert_eq!(check(&path, true).outcome(), Outcome::Repaired);
+    assert!(check(&path, false).problems.is_empty());
+    assert_eq!(
+        u32_at(&path, gte(&path, true, 0, 1)),
+        u32_at(&path, gte(&path, false, 0, 1))
+    );
+    assert_eq!(read_disk(&path), model);
+    if have_qemu() {
+        assert!(qemu_check(&path));
+    }
+}

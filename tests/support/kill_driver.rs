@@ -1,7 +1,9 @@
 //! Kill -9 sweep driver (issue 9): runs one disk operation in a child process, kills it with
 //! SIGKILL at a random moment, then checks what is left: every image opens here, passes
 //! `qemu-img check` and our CheckRepair, every write acknowledged by Flush reads back (here and
-//! through qemu-io), and no temporary file survives the next call.
+//! through qemu-io), and no temporary file survives the next call. On disks that track changes
+//! ("tracked-*"), the change id taken before the writes stays answerable and its answer covers
+//! every grain that differs now.
 //!
 //! Usage:
 //!   kill_driver sweep <runs> [seed] [case-filter]   run the sweep, print a summary, exit 1 on failure
@@ -18,6 +20,7 @@ use std::time::{Duration, Instant};
 mod oracles;
 
 use oracles::{our_check, qemu_check, qemu_reads, stray_files, temp_files, verify_image};
+use vixDiskLib::chain::tracking::set_change_tracking;
 use vixDiskLib::chain::{Disk, OpenOptions};
 use vixDiskLib::vmdk::create::{CreateSpec, DiskKind, create};
 use vixDiskLib::vmdk::geometry::Adapter;
@@ -62,6 +65,9 @@ fn cases() -> Vec<String> {
     }
     v.push("grow-sparse".into());
     v.push("grow-splitflat".into());
+    for k in ["sparse", "splitflat", "stream"] {
+        v.push(format!("tracked-{k}"));
+    }
     v
 }
 
@@ -144,7 +150,7 @@ fn child(case: &str, dir: &Path) {
     let target = dir.join("t.vmdk");
     let source = dir.join("s.vmdk");
     match op {
-        "write" => {
+        "write" | "tracked" => {
             let d = open(&target, false);
             for k in 0..WRITES {
                 d.write(
@@ -199,6 +205,16 @@ fn prepare(case: &str, dir: &Path) -> Option<Vec<u8>> {
     match op {
         "write" => {
             create(&dir.join("t.vmdk"), &spec(kind_of(kind)), &mut |_| {}).expect("create");
+            None
+        }
+        "tracked" => {
+            let target = dir.join("t.vmdk");
+            create(&target, &spec(kind_of(kind)), &mut |_| {}).expect("create");
+            set_change_tracking(&target, true).expect("tracking on");
+            let d = open(&target, false);
+            let id = d.change_id().expect("change id");
+            d.close().expect("close");
+            std::fs::write(dir.join("id"), id).expect("save the id");
             None
         }
         "clone" | "child" => Some(make_source(
@@ -300,6 +316,37 @@ fn verify(
             let stray = stray_files(dir, &links);
             if !stray.is_empty() {
                 return Err(format!("stray files: {stray:?}"));
+            }
+            Ok(state)
+        }
+        "tracked" => {
+            let state = verify(&format!("write-{kind}"), dir, acked, model)?;
+            let id = std::fs::read_to_string(dir.join("id")).map_err(|e| format!("id: {e}"))?;
+            let d = Disk::open(
+                &target,
+                OpenOptions {
+                    read_only: true,
+                    single_link: false,
+                },
+            )
+            .map_err(|e| format!("open: {e}"))?;
+            let mut content = vec![0u8; (d.capacity() * 512) as usize];
+            d.read(0, &mut content).map_err(|e| format!("read: {e}"))?;
+            // The id was taken on the empty disk: every grain holding data changed since.
+            let truth: Vec<u64> = content
+                .chunks(64 << 10)
+                .enumerate()
+                .filter(|(_, g)| g.iter().any(|&b| b != 0))
+                .map(|(i, _)| i as u64)
+                .collect();
+            let answer = d
+                .changed_areas(&id, 0, d.capacity())
+                .map_err(|e| format!("the id taken before the kill: {e}"))?;
+            let covered = |g: u64| answer.iter().any(|&(s, n)| s <= g * 128 && g * 128 < s + n);
+            if let Some(g) = truth.iter().find(|&&g| !covered(g)) {
+                return Err(format!(
+                    "changed grain {g} missing from the answer {answer:?}"
+                ));
             }
             Ok(state)
         }

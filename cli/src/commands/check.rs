@@ -56,18 +56,26 @@ pub fn run(path: &Path, repair: bool, json: bool) -> CmdResult {
             serde_json::to_string_pretty(&out).expect("plain data serializes")
         );
     } else {
+        // On a clean verdict what was found are the notes of an interrupted session.
+        let notes = outcome == Outcome::Clean;
         for p in &out.problems {
-            let how = if p.fixable {
-                "repairable"
+            let how = if notes {
+                "note"
+            } else if p.fixable {
+                "problem (repairable)"
             } else {
-                "not repairable"
+                "problem (not repairable)"
             };
-            say!("problem ({how}): {}", p.detail);
+            say!("{how}: {}", p.detail);
         }
         for r in &out.repaired {
             say!("repaired: {r}");
         }
         match outcome {
+            Outcome::Clean if !out.problems.is_empty() => say!(
+                "{}: no problems found; the disk was not closed cleanly (--repair clears the notes)",
+                out.disk
+            ),
             Outcome::Clean => say!("{}: no problems found", out.disk),
             Outcome::Repaired => say!(
                 "{}: {} problem(s) found and repaired",

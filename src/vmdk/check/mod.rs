@@ -58,6 +58,10 @@ pub enum ProblemKind {
     RedundantDirectory,
     /// A grain table and its redundant copy differ.
     RedundantTable,
+    /// The redundant copy of a grain table lacks entries the primary already has, and nothing
+    /// else differs: what a Flush stopped between writing the two copies leaves (we always
+    /// write the primary first). With the uncleanShutdown flag set this is a note, not damage.
+    RedundantBehind,
     /// A grain-directory index has no grain table in any copy.
     MissingTable,
     /// Every copy of a grain table is unusable: what it mapped cannot be recovered.
@@ -114,8 +118,10 @@ pub struct CheckReport {
 
 impl CheckReport {
     /// The verdict: unrepairable wins, then "found but not repaired".
-    /// A set uncleanShutdown flag alone is a note, not damage: the check has just verified what
-    /// the flag asks a reader to verify, so it gives `Clean` (repair still clears the flag).
+    /// The marks of an interrupted session are notes, not damage: a set uncleanShutdown flag
+    /// (the check has just verified what the flag asks a reader to verify), and, with it,
+    /// redundant grain tables that lag behind their primaries (a Flush stopped between the
+    /// two copies). They give `Clean`; repair still clears the flag and copies the tables.
     pub fn outcome(&self) -> Outcome {
         if self.unrepairable {
             Outcome::CantRepair
@@ -128,11 +134,14 @@ impl CheckReport {
         }
     }
 
-    /// True if a problem other than the uncleanShutdown flag was found.
+    /// True if a problem other than the marks of an interrupted session was found.
     pub fn is_damaged(&self) -> bool {
-        self.problems
-            .iter()
-            .any(|p| p.kind != ProblemKind::UncleanShutdown)
+        let interrupted = self.has(ProblemKind::UncleanShutdown);
+        self.problems.iter().any(|p| match p.kind {
+            ProblemKind::UncleanShutdown => false,
+            ProblemKind::RedundantBehind => !interrupted,
+            _ => true,
+        })
     }
 
     /// True if a problem of `kind` was found.
@@ -259,7 +268,7 @@ pub fn check_disk(path: &Path, repair: bool) -> Result<CheckReport> {
             ));
         } else {
             log::info(format!(
-                "{}: metadata is consistent; only the uncleanShutdown flag is set (repair clears it)",
+                "{}: metadata is consistent; only the marks of an interrupted session are left (repair clears them)",
                 path.display()
             ));
         }

@@ -173,12 +173,31 @@ fn decide_index(
     }
     if tabs.len() == 2 && tabs[0].1 != tabs[1].1 {
         let differ = (0..t.per).filter(|&j| tabs[0].1[j] != tabs[1].1[j]).count();
+        // Copies are (primary, redundant) in that order. Only new entries missing from the
+        // redundant copy is the trace of a Flush stopped between the two writes.
+        let (primary, redundant) = (tabs[0].1, tabs[1].1);
+        let behind =
+            tabs[0].0 == 0 && (0..t.per).all(|j| primary[j] == redundant[j] || redundant[j] == 0);
+        let (kind, detail) = if behind {
+            (
+                ProblemKind::RedundantBehind,
+                format!(
+                    "{p}: grain table {i}: the redundant copy lacks {} the primary has (a Flush was interrupted between the copies)",
+                    entries(differ)
+                ),
+            )
+        } else {
+            (
+                ProblemKind::RedundantTable,
+                format!(
+                    "{p}: grain table {i}: {} differ between the primary and redundant copies",
+                    entries(differ)
+                ),
+            )
+        };
         f.fixable(
-            ProblemKind::RedundantTable,
-            format!(
-                "{p}: grain table {i}: {} differ between the primary and redundant copies",
-                entries(differ)
-            ),
+            kind,
+            detail,
             format!("{p}: made both copies of grain table {i} identical"),
         );
     }
