@@ -244,17 +244,22 @@ fn unanswerable_ids_are_refused_with_a_full_backup_hint() {
     assert!(matches!(dc.change_id(), Err(Error::NotTracked(_))));
 }
 
-#[test]
-fn grow_and_rename_keep_the_history() {
-    let dir = tempfile::tempdir().unwrap();
-    let a = p(dir.path(), "a.vmdk");
+/// A closed 4 MiB tracked disk `a.vmdk` with grain 0 written, and the id taken after it.
+fn tracked_disk_with_an_id(dir: &Path) -> (std::path::PathBuf, String) {
+    let a = p(dir, "a.vmdk");
     create_sparse(&a, 4);
     set_change_tracking(&a, true).unwrap();
     let d = open_rw(&a);
     d.write(0, &[1u8; 512]).unwrap();
     let id = d.change_id().unwrap();
     d.close().unwrap();
-    drop(d);
+    (a, id)
+}
+
+#[test]
+fn grow_and_rename_keep_the_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, id) = tracked_disk_with_an_id(dir.path());
     vixDiskLib::vmdk::grow::grow(&a, 16384, false).unwrap();
     vixDiskLib::chain::tracking::grow_history(&a).unwrap();
     let b = p(dir.path(), "b.vmdk");
@@ -444,14 +449,7 @@ fn grow_settles_a_crashed_session_and_a_foreign_write_first() {
 #[test]
 fn a_grow_killed_before_its_history_update_is_finished_by_the_next_open() {
     let dir = tempfile::tempdir().unwrap();
-    let a = p(dir.path(), "a.vmdk");
-    create_sparse(&a, 4);
-    set_change_tracking(&a, true).unwrap();
-    let d = open_rw(&a);
-    d.write(0, &[1u8; 512]).unwrap();
-    let id = d.change_id().unwrap();
-    d.close().unwrap();
-    drop(d);
+    let (a, id) = tracked_disk_with_an_id(dir.path());
     // The disk grew; the process died before `grow_history`.
     vixDiskLib::vmdk::grow::grow(&a, 16384, false).unwrap();
     let d = open_rw(&a);
