@@ -127,36 +127,9 @@ fn qemu_split_sizes_are_honoured_for_5_gib() {
     assert!(tail.iter().all(|&b| b == 0x43));
 }
 
-/// Builds a COWD (vmfsSparse) delta byte by byte: 512-byte grains, lazily allocated tables.
+/// A COWD (vmfsSparse) delta with 512-byte grains (see `common::cowd_file`).
 fn write_cowd(path: &std::path::Path, capacity: u32, grains: &[(u32, u8)]) {
-    let gd_entries = capacity.div_ceil(4096);
-    let gd_sectors = (gd_entries * 4).div_ceil(512);
-    let mut file = vec![0u8; 2048 + gd_sectors as usize * 512];
-    file[0..4].copy_from_slice(b"COWD");
-    file[4..8].copy_from_slice(&1u32.to_le_bytes());
-    file[8..12].copy_from_slice(&3u32.to_le_bytes());
-    file[12..16].copy_from_slice(&capacity.to_le_bytes());
-    file[16..20].copy_from_slice(&1u32.to_le_bytes());
-    file[20..24].copy_from_slice(&4u32.to_le_bytes());
-    file[24..28].copy_from_slice(&gd_entries.to_le_bytes());
-    let mut tables: std::collections::BTreeMap<u32, u32> = Default::default();
-    for &(sector, byte) in grains {
-        let gdi = sector / 4096;
-        let gt_sector = *tables.entry(gdi).or_insert_with(|| {
-            let at = (file.len() / 512) as u32;
-            file.resize(file.len() + 16384, 0);
-            let o = 2048 + gdi as usize * 4;
-            file[o..o + 4].copy_from_slice(&at.to_le_bytes());
-            at
-        });
-        let data_at = (file.len() / 512) as u32;
-        file.resize(file.len() + 512, byte);
-        let o = gt_sector as usize * 512 + (sector % 4096) as usize * 4;
-        file[o..o + 4].copy_from_slice(&data_at.to_le_bytes());
-    }
-    let free = (file.len() / 512) as u32;
-    file[28..32].copy_from_slice(&free.to_le_bytes());
-    std::fs::write(path, file).unwrap();
+    std::fs::write(path, cowd_file(capacity, 1, None, grains)).unwrap();
 }
 
 #[test]

@@ -125,54 +125,9 @@ fn workstation_redo_names_work_for_split_and_monolithic_logs() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
-/// A descriptor-less COWD file as Workstation 3 wrote it: 2048-byte header, directory at
-/// sector 4, one 4096-entry table per 4096 grains allocated after it, then grains.
+/// A descriptor-less COWD file as Workstation 3 wrote it (see `common::cowd_file`).
 fn write_cowd(path: &Path, sectors: u32, grain: u32, parent: Option<&str>, data: &[(u32, u8)]) {
-    let gd_entries = sectors.div_ceil(4096 * grain);
-    let gd_sectors = (gd_entries * 4).div_ceil(512);
-    let mut h = vec![0u8; 2048];
-    h[0..4].copy_from_slice(b"COWD");
-    h[4..8].copy_from_slice(&1u32.to_le_bytes());
-    let flags: u32 = if parent.is_some() { 2 } else { 3 };
-    h[8..12].copy_from_slice(&flags.to_le_bytes());
-    h[12..16].copy_from_slice(&sectors.to_le_bytes());
-    h[16..20].copy_from_slice(&grain.to_le_bytes());
-    h[20..24].copy_from_slice(&4u32.to_le_bytes());
-    h[24..28].copy_from_slice(&gd_entries.to_le_bytes());
-    if let Some(name) = parent {
-        h[32..32 + name.len()].copy_from_slice(name.as_bytes());
-    } else {
-        h[32..36].copy_from_slice(&16u32.to_le_bytes()); // cylinders, heads, sectors
-        h[36..40].copy_from_slice(&16u32.to_le_bytes());
-        h[40..44].copy_from_slice(&63u32.to_le_bytes());
-    }
-    let mut file = h;
-    file.resize(((4 + gd_sectors) * 512) as usize, 0);
-    let mut gd = vec![0u32; gd_entries as usize];
-    let mut tables: std::collections::BTreeMap<u32, Vec<u32>> = Default::default();
-    for &(g, byte) in data {
-        let t = g / 4096;
-        if gd[t as usize] == 0 {
-            gd[t as usize] = (file.len() / 512) as u32;
-            file.resize(file.len() + 4096 * 4, 0);
-            tables.insert(t, vec![0; 4096]);
-        }
-        let at = (file.len() / 512) as u32;
-        file.resize(file.len() + grain as usize * 512, byte);
-        tables.get_mut(&t).unwrap()[(g % 4096) as usize] = at;
-    }
-    for (i, e) in gd.iter().enumerate() {
-        file[2048 + i * 4..2048 + i * 4 + 4].copy_from_slice(&e.to_le_bytes());
-    }
-    for (t, entries) in tables {
-        let at = gd[t as usize] as usize * 512;
-        for (i, e) in entries.iter().enumerate() {
-            file[at + i * 4..at + i * 4 + 4].copy_from_slice(&e.to_le_bytes());
-        }
-    }
-    let free = (file.len() / 512) as u32;
-    file[28..32].copy_from_slice(&free.to_le_bytes());
-    std::fs::write(path, file).unwrap();
+    std::fs::write(path, cowd_file(sectors, grain, parent, data)).unwrap();
 }
 
 #[test]

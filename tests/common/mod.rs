@@ -202,3 +202,47 @@ pub fn ffi_init() {
     let code = VixDiskLib_InitEx(6, 5, null, null, null, std::ptr::null(), std::ptr::null());
     assert_eq!(code, 0, "InitEx");
 }
+
+/// The bytes of a COWD (vmfsSparse) file as ESX and Workstation 3 wrote it: 2048-byte header,
+/// directory at sector 4, 4096-entry tables allocated as grains need them, then the grains
+/// (`data`: grain number and fill byte). `parent` makes it a legacy redo log naming its parent.
+pub fn cowd_file(sectors: u32, grain: u32, parent: Option<&str>, data: &[(u32, u8)]) -> Vec<u8> {
+    let gd_entries = sectors.div_ceil(4096 * grain);
+    let gd_sectors = (gd_entries * 4).div_ceil(512);
+    let mut h = vec![0u8; 2048];
+    h[0..4].copy_from_slice(b"COWD");
+    h[4..8].copy_from_slice(&1u32.to_le_bytes());
+    let flags: u32 = if parent.is_some() { 2 } else { 3 };
+    h[8..12].copy_from_slice(&flags.to_le_bytes());
+    h[12..16].copy_from_slice(&sectors.to_le_bytes());
+    h[16..20].copy_from_slice(&grain.to_le_bytes());
+    h[20..24].copy_from_slice(&4u32.to_le_bytes());
+    h[24..28].copy_from_slice(&gd_entries.to_le_bytes());
+    match parent {
+        Some(name) => h[32..32 + name.len()].copy_from_slice(name.as_bytes()),
+        None => {
+            h[32..36].copy_from_slice(&16u32.to_le_bytes());
+            h[36..40].copy_from_slice(&16u32.to_le_bytes());
+            h[40..44].copy_from_slice(&63u32.to_le_bytes());
+        }
+    }
+    let mut file = h;
+    file.resize(((4 + gd_sectors) * 512) as usize, 0);
+    let mut gd = vec![0u32; gd_entries as usize];
+    for &(g, byte) in data {
+        let t = (g / 4096) as usize;
+        if gd[t] == 0 {
+            gd[t] = (file.len() / 512) as u32;
+            file.resize(file.len() + 4096 * 4, 0);
+            let at = 2048 + t * 4;
+            file[at..at + 4].copy_from_slice(&gd[t].to_le_bytes());
+        }
+        let sector = (file.len() / 512) as u32;
+        file.resize(file.len() + grain as usize * 512, byte);
+        let at = gd[t] as usize * 512 + (g % 4096) as usize * 4;
+        file[at..at + 4].copy_from_slice(&sector.to_le_bytes());
+    }
+    let free = (file.len() / 512) as u32;
+    file[28..32].copy_from_slice(&free.to_le_bytes());
+    file
+}

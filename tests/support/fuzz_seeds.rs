@@ -14,7 +14,7 @@ use vixDiskLib::vmdk::geometry::Adapter;
 use vixDiskLib::vmdk::header::SparseHeader;
 use vixDiskLib::vmdk::sparse::{GrainMap, SparseExtent};
 
-use crate::common::{have_qemu, sh};
+use crate::common::{cowd_file, have_qemu, sh};
 use crate::fuzz_harness::{pack_files, unpack_files};
 
 /// The files of one disk (name, bytes); the first is the one to open.
@@ -254,49 +254,6 @@ fn tiny_sparse(capacity: u64, descriptor: Option<&str>, grains: &[(u64, u8)]) ->
         put(&mut file, rgt + t, i, at as u32);
         put(&mut file, gt + t, i, at as u32);
     }
-    file
-}
-
-/// A COWD file: 2048-byte header, directory at sector 4, 4096-entry tables, then grains.
-/// `parent` makes it a legacy redo log naming its parent.
-fn cowd_file(sectors: u32, grain: u32, parent: Option<&str>, data: &[(u32, u8)]) -> Vec<u8> {
-    let gd_entries = sectors.div_ceil(4096 * grain);
-    let gd_sectors = (gd_entries * 4).div_ceil(512);
-    let mut h = vec![0u8; 2048];
-    h[0..4].copy_from_slice(b"COWD");
-    h[4..8].copy_from_slice(&1u32.to_le_bytes());
-    let flags: u32 = if parent.is_some() { 2 } else { 3 };
-    h[8..12].copy_from_slice(&flags.to_le_bytes());
-    h[12..16].copy_from_slice(&sectors.to_le_bytes());
-    h[16..20].copy_from_slice(&grain.to_le_bytes());
-    h[20..24].copy_from_slice(&4u32.to_le_bytes());
-    h[24..28].copy_from_slice(&gd_entries.to_le_bytes());
-    match parent {
-        Some(name) => h[32..32 + name.len()].copy_from_slice(name.as_bytes()),
-        None => {
-            h[32..36].copy_from_slice(&16u32.to_le_bytes());
-            h[36..40].copy_from_slice(&16u32.to_le_bytes());
-            h[40..44].copy_from_slice(&63u32.to_le_bytes());
-        }
-    }
-    let mut file = h;
-    file.resize(((4 + gd_sectors) * 512) as usize, 0);
-    let mut gd = vec![0u32; gd_entries as usize];
-    for &(g, byte) in data {
-        let t = (g / 4096) as usize;
-        if gd[t] == 0 {
-            gd[t] = (file.len() / 512) as u32;
-            file.resize(file.len() + 4096 * 4, 0);
-            let at = 2048 + t * 4;
-            file[at..at + 4].copy_from_slice(&gd[t].to_le_bytes());
-        }
-        let sector = (file.len() / 512) as u32;
-        file.resize(file.len() + grain as usize * 512, byte);
-        let at = gd[t] as usize * 512 + (g % 4096) as usize * 4;
-        file[at..at + 4].copy_from_slice(&sector.to_le_bytes());
-    }
-    let free = (file.len() / 512) as u32;
-    file[28..32].copy_from_slice(&free.to_le_bytes());
     file
 }
 
