@@ -168,73 +168,71 @@ fn run(wake_read: RawFd, shared: Arc<Mutex<Shared>>) {
 /// One round: wait for any connection to be ready (or the tick), drive libnbd, enforce
 /// the timeouts.
 fn poll_once(wake_read: RawFd, shared: &Arc<Mutex<Shared>>, fds: &mut Vec<libc::pollfd>) {
-    {
-        // Finished connections leave the list here but are dropped after the lock is released:
-        // the last reference closes the libnbd handle, whose free callbacks may need `defer`.
-        let (conns, finished): (Vec<Arc<Conn>>, Vec<Arc<Conn>>) =
-            std::mem::take(&mut lock(shared).conns)
-                .into_iter()
-                .partition(|c| !c.is_finished());
-        drop(finished);
-        let conns = {
-            let mut s = lock(shared);
-            // Connections registered meanwhile stay behind the ones kept.
-            let added = std::mem::replace(&mut s.conns, conns);
-            s.conns.extend(added);
-            s.conns.clone()
-        };
-        fds.clear();
+    // Finished connections leave the list here but are dropped after the lock is released:
+    // the last reference closes the libnbd handle, whose free callbacks may need `defer`.
+    let (conns, finished): (Vec<Arc<Conn>>, Vec<Arc<Conn>>) =
+        std::mem::take(&mut lock(shared).conns)
+            .into_iter()
+            .partition(|c| !c.is_finished());
+    drop(finished);
+    let conns = {
+        let mut s = lock(shared);
+        // Connections registered meanwhile stay behind the ones kept.
+        let added = std::mem::replace(&mut s.conns, conns);
+        s.conns.extend(added);
+        s.conns.clone()
+    };
+    fds.clear();
+    fds.push(libc::pollfd {
+        fd: wake_read,
+        events: libc::POLLIN,
+        revents: 0,
+    });
+    for c in &conns {
+        let (fd, dir) = c.fd_and_direction();
+        let mut events = 0;
+        if dir & LIBNBD_AIO_DIRECTION_READ != 0 {
+            events |= libc::POLLIN;
+        }
+        if dir & LIBNBD_AIO_DIRECTION_WRITE != 0 {
+            events |= libc::POLLOUT;
+        }
+        // A negative fd is ignored by poll (the handle is closing).
         fds.push(libc::pollfd {
-            fd: wake_read,
-            events: libc::POLLIN,
+            fd,
+            events,
             revents: 0,
         });
-        for c in &conns {
-            let (fd, dir) = c.fd_and_direction();
-            let mut events = 0;
-            if dir & LIBNBD_AIO_DIRECTION_READ != 0 {
-                events |= libc::POLLIN;
-            }
-            if dir & LIBNBD_AIO_DIRECTION_WRITE != 0 {
-                events |= libc::POLLOUT;
-            }
-            // A negative fd is ignored by poll (the handle is closing).
-            fds.push(libc::pollfd {
-                fd,
-                events,
-                revents: 0,
-            });
-        }
-        // SAFETY: `fds` is a live array of `fds.len()` pollfd entries.
-        let n = unsafe {
-            libc::poll(
-                fds.as_mut_ptr(),
-                fds.len() as libc::nfds_t,
-                TICK.as_millis() as libc::c_int,
-            )
-        };
-        if n > 0 {
-            for (c, p) in conns.iter().zip(&fds[1..]) {
-                if p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
-                    c.notify_read();
-                } else if p.revents & libc::POLLOUT != 0 {
-                    c.notify_write();
-                }
-            }
-            if fds[0].revents != 0 {
-                drain(wake_read);
+    }
+    // SAFETY: `fds` is a live array of `fds.len()` pollfd entries.
+    let n = unsafe {
+        libc::poll(
+            fds.as_mut_ptr(),
+            fds.len() as libc::nfds_t,
+            TICK.as_millis() as libc::c_int,
+        )
+    };
+    if n > 0 {
+        for (c, p) in conns.iter().zip(&fds[1..]) {
+            if p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
+                c.notify_read();
+            } else if p.revents & libc::POLLOUT != 0 {
+                c.notify_write();
             }
         }
-        let now = Instant::now();
-        for c in &conns {
-            if c.state.overdue(now) {
-                let why = format!(
-                    "{}: no answer within {} s",
-                    c.state.name,
-                    c.state.timeout.as_secs()
-                );
-                c.kill(Death::Timeout(why));
-            }
+        if fds[0].revents != 0 {
+            drain(wake_read);
+        }
+    }
+    let now = Instant::now();
+    for c in &conns {
+        if c.state.overdue(now) {
+            let why = format!(
+                "{}: no answer within {} s",
+                c.state.name,
+                c.state.timeout.as_secs()
+            );
+            c.kill(Death::Timeout(why));
         }
     }
 }
