@@ -48,20 +48,7 @@ pub fn open_tracker(leaf: &Link) -> Tracker {
         return Tracker::Off;
     };
     let grains = grains_of(leaf.capacity());
-    let cid = leaf.descriptor().cid;
-    // A Grow killed between resizing the disk and its history leaves a shorter history: a
-    // writable open finishes the job (the grown grains count as changed; Grow keeps the CID,
-    // so a foreign write in between is still noticed).
-    if leaf.writable()
-        && TrackFile::grains_in(&path).is_ok_and(|g| g < grains)
-        && let Err(e) = TrackFile::grow(&path, grains, cid)
-    {
-        log::warn(format!(
-            "{}: cannot grow the change tracking history: {e}",
-            leaf.path().display()
-        ));
-    }
-    match TrackFile::open(&path, leaf.writable(), grains, cid) {
+    match TrackFile::open(&path, leaf.writable(), grains, leaf.descriptor().cid) {
         Ok(t) => Tracker::On(Box::new(t)),
         Err(e) => {
             let why = format!(

@@ -124,8 +124,7 @@ impl TrackFile {
     pub fn grow(path: &Path, grains: u64, cid: u32) -> Result<()> {
         // A crashed session's intents and a foreign write (CID moved) must be settled in the
         // old layout first, as any open would: the rewrite below keeps neither.
-        let old_grains = Whole::read(path)?.header.grains;
-        drop(TrackFile::open(path, true, old_grains, cid)?);
+        drop(TrackFile::open(path, true, Self::grains_in(path)?, cid)?);
         let mut w = Whole::read(path)?;
         let old = w.header.grains;
         if grains < old {
@@ -174,6 +173,17 @@ impl TrackFile {
         let mut hb = vec![0u8; HEADER_BYTES as usize];
         read_exact_at(&file, path, &mut hb, 0)?;
         let header = Header::decode(&hb, path)?;
+        if writable && header.grains < grains {
+            // A Grow killed between resizing the disk and its history: finish it (the grown
+            // grains count as changed; Grow keeps the CID, so a foreign write is still seen).
+            crate::log::warn(format!(
+                "{}: finishing the change tracking history of an interrupted Grow",
+                path.display()
+            ));
+            drop(file);
+            Self::grow(path, grains, cid)?;
+            return Self::open(path, writable, grains, cid);
+        }
         if header.grains != grains || file_len(&file, path)? < file_bytes(header.grains) {
             return Err(Error::Corrupt(format!(
                 "{}: change tracking file does not match the disk's size",
@@ -392,29 +402,30 @@ impl TrackFile {
     /// Makes the epochs durable and clears the intents (after the data itself was synced).
     /// `cid` is the link's CID now.
     pub fn flush(&mut self, cid: u32) -> Result<()> {
-        if !self.writable || (self.dirty_blocks.is_empty() && self.intended.is_empty()) {
-            return Ok(());
-        }
-        self.header.intents = NO_INTENTS;
-        self.header.cid = cid;
-        self.intended.clear();
-        self.persist()
+        self.sync(cid, false)
     }
 
     /// Flush, then mark the session closed.
     pub fn close(&mut self, cid: u32) -> Result<()> {
+        self.sync(cid, true)
+    }
+
+    /// Flush, and with `end_session` the session's end in the same header write: the epochs
+    /// are synced before the header that clears the intents (and ends the session) is written.
+    fn sync(&mut self, cid: u32, end_session: bool) -> Result<()> {
         if !self.writable {
             return Ok(());
         }
         let changed = !self.dirty_blocks.is_empty() || !self.intended.is_empty();
-        let header_stale = self.header.flags & FLAG_SESSION_OPEN != 0 || self.header.cid != cid;
+        let header_stale =
+            end_session && (self.header.flags & FLAG_SESSION_OPEN != 0 || self.header.cid != cid);
         if !changed && !header_stale {
             return Ok(());
         }
-        // As flush, with the session marked closed in the same header write: the epochs are
-        // synced before the header that ends the session is written.
         self.header.intents = NO_INTENTS;
-        self.header.flags &= !FLAG_SESSION_OPEN;
+        if end_session {
+            self.header.flags &= !FLAG_SESSION_OPEN;
+        }
         self.header.cid = cid;
         self.intended.clear();
         self.persist()
