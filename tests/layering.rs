@@ -22,6 +22,7 @@ const VMDK_LAYERS: &[(&str, &[&str])] = &[
         "on-disk primitives: files, header, descriptor, markers, grain tables, change tracking",
         &[
             "fileio",
+            "fd_cache",
             "atomic",
             "geometry",
             "header",

@@ -52,8 +52,9 @@ pub fn commit_journal(d: &Descriptor) -> Option<u32> {
 /// An open link.
 pub struct Link {
     path: PathBuf,
-    /// The descriptor file (for monolithic sparse, the extent file itself); holds the lock.
-    file: File,
+    /// The descriptor file (for monolithic sparse, the extent file itself); holds the lock,
+    /// so it stays open for as long as the link (never in the extent descriptor cache).
+    file: std::sync::Arc<File>,
     descriptor: Mutex<Descriptor>,
     home: DescriptorHome,
     extents: Vec<Extent>,
@@ -68,7 +69,7 @@ pub struct Link {
 impl Link {
     /// Opens the link at `path`; `writable` takes an exclusive lock, otherwise a shared one.
     pub fn open(path: &Path, writable: bool) -> Result<Link> {
-        let file = open_file(path, writable)?;
+        let file = std::sync::Arc::new(open_file(path, writable)?);
         lock_file(&file, path, writable)?;
         let len = file_len(&file, path)?;
         let mut first = vec![0u8; HEADER_SIZE.min(len as usize)];
