@@ -370,6 +370,9 @@ impl Drop for Writing<'_> {
 mod tests {
     use super::*;
 
+    /// Tests that evict everything run one at a time (the cache is per process).
+    static SERIAL: Mutex<()> = Mutex::new(());
+
     #[test]
     fn soft_limit_is_read_from_proc_limits() {
         let text = "Limit                     Soft Limit           Hard Limit           Units     \n\
@@ -383,5 +386,48 @@ mod tests {
             Some(1 << 20)
         );
         assert_eq!(soft_nofile("nothing here"), None);
+    }
+
+    #[test]
+    fn eviction_syncs_written_files_and_flush_reopens_only_what_needs_it() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("extent");
+        std::fs::write(&path, [0u8; 4096]).unwrap();
+        let f = CachedFile::open(&path, true).unwrap();
+        let unsynced = || f.0.unsynced.load(Ordering::Acquire);
+        let is_open = || f.0.fd().is_some();
+        fileio::write_all_at(&f.writing().unwrap(), &path, b"one", 0).unwrap();
+        assert!(unsynced());
+        // Evicting everything: the written descriptor is synced before it closes.
+        evict_to(0);
+        assert!(!is_open() && !unsynced());
+        // Nothing written since: a sync does not reopen the file.
+        f.sync_data().unwrap();
+        assert!(!is_open());
+        // A write through a descriptor held across an eviction is still synced by the next
+        // flush, which reopens the file for it.
+        let held = f.get().unwrap();
+        evict_to(0);
+        fileio::write_all_at(&held, &path, b"two", 0).unwrap();
+        f.note_written();
+        drop(held);
+        assert!(!is_open() && unsynced());
+        f.sync_data().unwrap();
+        assert!(is_open() && !unsynced());
+        assert_eq!(&std::fs::read(&path).unwrap()[..3], b"two");
+    }
+
+    #[test]
+    fn pinned_files_are_never_evicted() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("link");
+        std::fs::write(&path, [0u8; 512]).unwrap();
+        let file = Arc::new(File::open(&path).unwrap());
+        let f = CachedFile::pinned(Arc::clone(&file), &path, false);
+        evict_to(0);
+        assert!(f.is_pinned());
+        assert!(Arc::ptr_eq(&f.get().unwrap(), &file));
     }
 }

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Extent descriptor cache benchmark (issue 18): reads spread over every file of an
+# 8 TiB twoGbMaxExtentSparse disk (4 097 files), with the cache limited and unlimited.
+#
+#   bench/extents.sh
+#
+# The disk is made by bench/extents.c "create": one stamped 64 KiB grain at the start of
+# every extent, 1 MiB more in extents 1, 2000 and 4095 (about 1.3 GiB of files).
+# Then, side by side:
+#   limited    ulimit -n 256, no config file: the cache keeps a quarter of the limit (64
+#              descriptors), so nearly every read below closes one file and opens another.
+#   unlimited  ulimit -n 8192, vixDiskLib.maxOpenFiles = 100000: every file stays open.
+# Workloads (bench/extents.c): "seq" reads the first 64 KiB of every extent in order,
+# BENCH_ROUNDS times; "rand" reads the first 64 KiB of BENCH_READS pseudo-random extents;
+# "open" is Open read-only of the whole disk (seconds, and the process's peak RSS).
+# Figures are the best of BENCH_RUNS runs; ratio = limited / unlimited (target: <= 1.10).
+# Files are in the page cache (just written), so this measures the library's path.
+#
+# Environment (defaults): BENCH_GIB (8192), BENCH_ROUNDS (3), BENCH_READS (20000),
+# BENCH_RUNS (3), BENCH_TMPDIR (/var/tmp), CC, CARGO, CARGO_TARGET_DIR, VIXDISKLIB_SO.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+gib=${BENCH_GIB:-8192}
+rounds=${BENCH_ROUNDS:-3}
+nreads=${BENCH_READS:-20000}
+runs=${BENCH_RUNS:-3}
+
+bench_setup extents extents
+echo "library:    $so"
+echo "work dir:   $work"
+disk=$work/big.vmdk
+echo "creating a ${gib} GiB twoGbMaxExtentSparse disk ..."
+(ulimit -n 256 && "$work/extents" create "$disk" "$gib")
+echo "files: $(ls "$work" | grep -c '^big') ($(du -sh "$work" | cut -f1))"
+printf 'vixDiskLib.maxOpenFiles = "100000"\n' >"$work/unlimited.conf"
+cat "$work"/big* >/dev/null
+
+# best MODE ARGS...: the best (smallest) time of the RESULT lines of $runs runs, and for
+# "open" the peak RSS of that run.
+best() {
+    local mode=$1 i out v b= rss= brss=
+    shift
+    for ((i = 0; i < runs; i++)); do
+        if [ "$mode" = limited ]; then
+            out=$( (ulimit -n 256 && "$work/extents" "$@") )
+        else
+            out=$( (ulimit -n 8192 && EXTENTS_CONFIG=$work/unlimited.conf "$work/extents" "$@") )
+        fi
+        if [ "$1" = open ]; then
+            v=$(echo "$out" | awk '/^RESULT/ { print $3 }')
+            rss=$(echo "$out" | awk '/^RESULT/ { print $4 }')
+        else
+            v=$(echo "$out" | awk '/^RESULT/ { print $4 }')
+        fi
+        if [ -z "$b" ] || awk -v v="$v" -v b="$b" 'BEGIN { exit !(v < b) }'; then
+            b=$v
+            brss=$rss
+        fi
+    done
+    echo "$b $brss"
+}
+
+printf '\n%-34s %12s %12s %7s\n' workload limited unlimited ratio
+for w in "seq $rounds" "rand $nreads"; do
+    set -- $w
+    read -r l _ < <(best limited "$1" "$disk" "$2")
+    read -r u _ < <(best unlimited "$1" "$disk" "$2")
+    if [ "$1" = seq ]; then n=$((rounds * $(ls "$work" | grep -c '^big-s'))); else n=$nreads; fi
+    printf '%-34s %11.3fs %11.3fs %7s\n' "$1: $n reads of 64 KiB" "$l" "$u" "$(ratio "$l" "$u")"
+done
+read -r ol rl < <(best limited open "$disk")
+read -r ou ru < <(best unlimited open "$disk")
+printf '%-34s %11.3fs %11.3fs %7s\n' "open (read-only)" "$ol" "$ou" "$(ratio "$ol" "$ou")"
+printf '%-34s %9s KiB %8s KiB\n' "peak RSS after open" "$rl" "$ru"
