@@ -147,8 +147,8 @@ impl Entry {
                 source: std::io::Error::other(why),
             }
         };
-        let file = match open_with_room(&self.path, self.writable) {
-            Ok(f) => f,
+        let (file, md) = match open_with_room(&self.path, self.writable) {
+            Ok(opened) => opened,
             Err(Error::FileNotFound(_)) => {
                 return Err(gone(
                     "extent file vanished while its disk was open; refusing the I/O".into(),
@@ -156,7 +156,7 @@ impl Entry {
             }
             Err(e) => return Err(e),
         };
-        if identity(&file, &self.path)? != self.identity {
+        if (md.dev(), md.ino()) != self.identity {
             return Err(gone(
                 "extent file was replaced while its disk was open (another inode); refusing the I/O"
                     .into(),
@@ -164,11 +164,6 @@ impl Entry {
         }
         Ok(file)
     }
-}
-
-fn identity(file: &File, path: &Path) -> Result<(u64, u64)> {
-    let md = file.metadata().map_err(|e| Error::io(path, e))?;
-    Ok((md.dev(), md.ino()))
 }
 
 /// Evicts until fewer than `keep` descriptors are cached; syncs and closes the victims
@@ -208,12 +203,12 @@ fn evict_to(keep: usize) {
 
 /// Opens `path` after making room in the cache. A process out of descriptors (EMFILE: the
 /// application holds many) gets half the cache closed and one more try.
-fn open_with_room(path: &Path, writable: bool) -> Result<File> {
+fn open_with_room(path: &Path, writable: bool) -> Result<(File, std::fs::Metadata)> {
     evict_to(limit());
-    match fileio::open_regular(path, writable) {
+    match fileio::open_regular_with_metadata(path, writable) {
         Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::EMFILE) => {
             evict_to(limit() / 2);
-            fileio::open_regular(path, writable)
+            fileio::open_regular_with_metadata(path, writable)
         }
         other => other,
     }
@@ -225,11 +220,11 @@ pub struct CachedFile(Arc<Entry>);
 impl CachedFile {
     /// Opens an extent file (refusing anything but a regular file) into the cache.
     pub fn open(path: &Path, writable: bool) -> Result<CachedFile> {
-        let file = open_with_room(path, writable)?;
+        let (file, md) = open_with_room(path, writable)?;
         let entry = Entry {
             path: path.to_path_buf(),
             writable,
-            identity: identity(&file, path)?,
+            identity: (md.dev(), md.ino()),
             pinned: false,
             fd: Mutex::new(None),
             referenced: AtomicBool::new(true),
