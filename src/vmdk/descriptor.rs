@@ -156,6 +156,13 @@ fn parse_extent(line: &str) -> Result<ExtentLine> {
     })
 }
 
+/// True for text that cannot be descriptor text: control characters other than tabs, or bytes
+/// that were not UTF-8 (the caller decodes lossily).
+fn looks_binary(line: &str) -> bool {
+    line.chars()
+        .any(|c| c == char::REPLACEMENT_CHARACTER || (c.is_control() && c != '\t'))
+}
+
 impl Descriptor {
     /// Parses descriptor text. Stops at the first NUL (qemu pads descriptors with NULs).
     pub fn parse(text: &str) -> Result<Descriptor> {
@@ -187,6 +194,12 @@ impl Descriptor {
                 continue;
             }
             let Some((key, value)) = line.split_once('=') else {
+                // Quoting bytes of some other kind of file helps nobody (and garbles terminals).
+                if looks_binary(line) {
+                    return Err(Error::InvalidDisk(
+                        "not a VMDK: binary data where a descriptor was expected".into(),
+                    ));
+                }
                 return Err(Error::InvalidDisk(format!(
                     "descriptor: unexpected line {line:?}"
                 )));
@@ -326,6 +339,20 @@ mod tests {
     use super::*;
 
     const QEMU_STYLE: &str = "# Disk DescriptorFile\nversion=1\nCID=52a1b3c\nparentCID=ffffffff\ncreateType=\"monolithicSparse\"\n\n# Extent description\nRW 131072 SPARSE \"q.vmdk\"\n\n# The Disk Data Base\n#DDB\n\nddb.virtualHWVersion = \"4\"\nddb.geometry.cylinders = \"130\"\nddb.geometry.heads = \"16\"\nddb.geometry.sectors = \"63\"\nddb.adapterType = \"ide\"\nddb.toolsVersion = \"2147483647\"\n\0\0\0";
+
+    #[test]
+    fn binary_data_is_reported_as_not_a_vmdk_without_quoting_it() {
+        let text = String::from_utf8_lossy(b"\x7fELF\x02\x01\x01\xff\xfe garbage\n");
+        let e = Descriptor::parse(&text).unwrap_err().to_string();
+        assert!(
+            e.contains("not a VMDK: binary data where a descriptor was expected"),
+            "{e}"
+        );
+        assert!(!e.contains("ELF"), "{e}");
+        // Readable text that is no descriptor is still quoted, so the user can see it.
+        let e = Descriptor::parse("hello world\n").unwrap_err().to_string();
+        assert!(e.contains("unexpected line \"hello world\""), "{e}");
+    }
 
     #[test]
     fn parses_qemu_descriptor_with_short_cid_and_nul_padding() {

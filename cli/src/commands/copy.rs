@@ -290,7 +290,7 @@ fn write_stream(source: &dyn Source, target: &Path, spec: &CreateSpec, quiet: bo
         }
         Ok(data)
     };
-    let bar = Progress::percent("compress", quiet);
+    let bar = Progress::bytes("compress", spec.capacity * SECTOR, quiet);
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     // The writer removes its partial file on any error, ours included.
     let result = write_stream_optimized(
@@ -299,7 +299,7 @@ fn write_stream(source: &dyn Source, target: &Path, spec: &CreateSpec, quiet: bo
         descriptor,
         &read_grain,
         threads,
-        &mut |p| bar.set(p.into()),
+        &mut |p| bar.set_percent(p.into()),
     );
     interrupt::check()?;
     result.on(target)
