@@ -294,7 +294,7 @@ fn grow_shrink_defragment_rename_and_meta() {
     assert_eq!(ok(&["meta", "get", s(&moved), "toolsVersion"]), "12345\n");
     let list = ok(&["meta", "list", s(&moved)]);
     assert!(list.contains("toolsVersion = \"12345\""), "{list}");
-    assert!(list.contains("adapterType = \"ide\""), "{list}");
+    assert!(list.contains("adapterType = \"lsilogic\""), "{list}");
     let err = fails(&["meta", "get", s(&moved), "nope"], 1);
     assert!(err.contains("VIX_E_DISK_KEY_NOTFOUND"), "{err}");
     qemu_check(&moved);

@@ -156,17 +156,21 @@ fn parse_extent(line: &str) -> Result<ExtentLine> {
     })
 }
 
-/// True for text that cannot be descriptor text: control characters other than tabs, or bytes
-/// that were not UTF-8 (the caller decodes lossily).
-fn looks_binary(line: &str) -> bool {
-    line.chars()
-        .any(|c| c == char::REPLACEMENT_CHARACTER || (c.is_control() && c != '\t'))
+/// The error for a file whose first bytes are not text: control characters other than tabs
+/// anywhere, or bytes that were not UTF-8 (the caller decodes lossily) in a line that is no
+/// `key = value` (a value in another encoding is kept, as the descriptor's `encoding` allows).
+fn not_text() -> Error {
+    Error::InvalidDisk("not a VMDK: binary data where a descriptor was expected".into())
 }
 
 impl Descriptor {
     /// Parses descriptor text. Stops at the first NUL (qemu pads descriptors with NULs).
     pub fn parse(text: &str) -> Result<Descriptor> {
-        let text = text.split('\0').next().unwrap_or("");
+        let (text, padding) = text.split_once('\0').unwrap_or((text, ""));
+        // NULs pad a descriptor; bytes after NULs with no text before them are another file.
+        if text.trim().is_empty() && padding.chars().any(|c| c != '\0') {
+            return Err(not_text());
+        }
         let mut d = Descriptor {
             version: 0,
             encoding: None,
@@ -182,6 +186,10 @@ impl Descriptor {
         let mut saw_version = false;
         for raw in text.lines() {
             let line = raw.trim_end_matches('\r').trim();
+            // Quoting bytes of some other kind of file helps nobody (and garbles terminals).
+            if line.chars().any(|c| c.is_control() && c != '\t') {
+                return Err(not_text());
+            }
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
@@ -194,11 +202,8 @@ impl Descriptor {
                 continue;
             }
             let Some((key, value)) = line.split_once('=') else {
-                // Quoting bytes of some other kind of file helps nobody (and garbles terminals).
-                if looks_binary(line) {
-                    return Err(Error::InvalidDisk(
-                        "not a VMDK: binary data where a descriptor was expected".into(),
-                    ));
+                if line.contains(char::REPLACEMENT_CHARACTER) {
+                    return Err(not_text());
                 }
                 return Err(Error::InvalidDisk(format!(
                     "descriptor: unexpected line {line:?}"

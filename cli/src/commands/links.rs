@@ -68,8 +68,12 @@ pub fn commit(child: &Path, quiet: bool) -> CmdResult {
             child.display()
         )));
     }
+    // Not stoppable halfway: a stop request (Ctrl-C, SIGTERM, SIGHUP) waits for the end.
     vixDiskLib::chain::commit::commit(child, &mut |_| {}).on(child)?;
     say!("committed {} into its parent", child.display());
+    if crate::interrupt::requested() {
+        eprintln!("vixdisk: asked to stop: finished the commit first (it cannot stop halfway)");
+    }
     Ok(())
 }
 
