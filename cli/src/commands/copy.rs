@@ -299,7 +299,7 @@ fn write_stream(source: &dyn Source, target: &Path, spec: &CreateSpec, quiet: bo
         descriptor,
         &read_grain,
         threads,
-        &mut |p| bar.set_percent(p.into()),
+        &mut |p| bar.set_percent(p),
     );
     interrupt::check()?;
     result.on(target)
