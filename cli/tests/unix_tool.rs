@@ -282,3 +282,37 @@ fn man_pages_and_completions_come_from_the_command_definitions() {
         ],
     );
 }
+
+/// docs/cli.md's `info` row lists the change tracking values the tool prints.
+#[test]
+fn the_info_row_in_the_docs_lists_what_info_prints() {
+    let docs =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/cli.md")).unwrap();
+    let row = docs
+        .lines()
+        .find(|l| l.starts_with("| `info "))
+        .expect("docs/cli.md has an info row");
+    let d = tempfile::tempdir().unwrap();
+    let disk = d.path().join("d.vmdk");
+    ok(&["create", "-q", s(&disk), "4M"]);
+    let mut seen = Vec::new();
+    for on in [false, true] {
+        if on {
+            ok(&["changeid", "--on", s(&disk)]);
+        }
+        let text = ok(&["info", s(&disk)]);
+        let value = text
+            .lines()
+            .find_map(|l| l.strip_prefix("change tracking: "))
+            .expect("info prints change tracking")
+            .to_string();
+        let json_value = json(&ok(&["info", "--json", s(&disk)]))["change_tracking"].clone();
+        assert_eq!(json_value, value.as_str());
+        assert!(
+            row.contains(&format!("`{value}`")),
+            "docs lack `{value}`: {row}"
+        );
+        seen.push(value);
+    }
+    assert_eq!(seen, ["off", "on"]);
+}
