@@ -308,3 +308,25 @@ def test_message_format_has_no_doubled_code():
                    "The requested file does not exist (VIX_E_FILE_NOT_FOUND, 4)", "/d/x.vmdk")
     assert str(e) == "VixDiskLib_Open: /d/x.vmdk: The requested file does not exist (VIX_E_FILE_NOT_FOUND, 4)"
     assert re.search(r"VIX_E_FILE_NOT_FOUND.*VIX_E_FILE_NOT_FOUND", str(e)) is None
+
+
+# -- docs/python.md ----------------------------------------------------------------------
+
+
+def test_docs_python_md_blocks_parse_and_the_first_program_runs(lib_path, tmp_path):
+    import subprocess
+    import sys
+
+    from vdl_helpers import REPO_ROOT
+
+    doc = REPO_ROOT / "docs" / "python.md"
+    if not doc.exists():
+        pytest.skip("docs/ is not next to this copy of the tests")
+    blocks = re.findall(r"```python\n(.*?)```", doc.read_text(), re.S)
+    assert len(blocks) >= 4
+    for b in blocks:
+        ast.parse(b)
+    p = subprocess.run([sys.executable, "-c", blocks[0]], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                       env={"PYTHONPATH": str(PACKAGE_DIR.parent), "VIXDISKLIB_LIB": lib_path, "PATH": "/usr/bin:/bin"})
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.stdout.strip() == "b'\\xab\\xab\\xab\\xab' 131072", p.stdout

@@ -307,7 +307,7 @@ class Disk:
         cbuf, sectors = writable(buf)
         nbytes = sectors * VIXDISKLIB_SECTOR_SIZE
         req: AsyncRequest[int] = AsyncRequest("read", start, sectors, cbuf, lambda: nbytes, None, self.dll,
-                                              "VixDiskLib_ReadAsync")
+                                              "VixDiskLib_ReadAsync", self.path)
         self._submit("VixDiskLib_ReadAsync", req)
         return req.future
 
@@ -316,7 +316,7 @@ class Disk:
         buffers are used in place: do not change them until it is done."""
         cbuf, sectors = readable(data)
         req: AsyncRequest[None] = AsyncRequest("write", start, sectors, cbuf, lambda: None, None, self.dll,
-                                               "VixDiskLib_WriteAsync")
+                                               "VixDiskLib_WriteAsync", self.path)
         self._submit("VixDiskLib_WriteAsync", req)
         return req.future
 
@@ -327,7 +327,7 @@ class Disk:
         library's thread.  Raises VixError unless the call returned VIX_ASYNC."""
         buf = ctypes.create_string_buffer(count * VIXDISKLIB_SECTOR_SIZE)
         req: AsyncRequest[bytes] = AsyncRequest("read", start, count, buf, lambda: buf.raw, callback, self.dll,
-                                                "VixDiskLib_ReadAsync")
+                                                "VixDiskLib_ReadAsync", self.path)
         self._submit("VixDiskLib_ReadAsync", req)
         return req
 
@@ -339,7 +339,7 @@ class Disk:
         buf = ctypes.create_string_buffer(raw, len(raw))
         sectors = readable(raw)[1]
         req: AsyncRequest[None] = AsyncRequest("write", start, sectors, buf, lambda: None, callback, self.dll,
-                                               "VixDiskLib_WriteAsync")
+                                               "VixDiskLib_WriteAsync", self.path)
         self._submit("VixDiskLib_WriteAsync", req)
         return req
 
