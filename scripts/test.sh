@@ -46,7 +46,8 @@ readme_install=$(awk '/^## Using it from Python/{p=1;next} /^## /{p=0} p && /pip
    PIP_ROOT_USER_ACTION=ignore; unset PYTHONPATH VIXDISKLIB_LIB; bash -c "$readme_install")
 site=$("$prefix/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_path("platlib"))')
 env -u VIXDISKLIB_LIB VIXDISKLIB_EXPECT_INSTALLED=1 PYTHONPATH="$site" python3 -m pytest -o pythonpath=tests -q \
-  python/tests/test_package_api.py python/tests/test_package_install.py python/tests/test_examples.py
+  python/tests/test_package_api.py python/tests/test_package_install.py python/tests/test_examples.py \
+  python/tests/test_pythonic.py
 # ---- end of the Python package block (py16) ---------------------------------------------------
 # Last, so its summary is the run's closing line: every Python test against the source tree.
 VIXDISKLIB_LIB="$PWD/target/release/libvixDiskLib.so" python3 -m pytest python/tests -q
