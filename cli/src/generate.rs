@@ -24,6 +24,14 @@ const COMPLETIONS: &[(Shell, &str, &str)] = &[
 pub fn run(dir: &Path) -> CmdResult {
     let man = dir.join("man/man1");
     std::fs::create_dir_all(&man).on(&man)?;
+    // Pages of subcommands that no longer exist must not be installed from an old build.
+    for entry in std::fs::read_dir(&man).on(&man)? {
+        let path = entry.on(&man)?.path();
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        if name.starts_with("vixdisk") && name.ends_with(".1") {
+            std::fs::remove_file(&path).on(&path)?;
+        }
+    }
     clap_mangen::generate_to(Cli::command(), &man).on(&man)?;
     for &(shell, sub, name) in COMPLETIONS {
         let sub = dir.join(sub);
