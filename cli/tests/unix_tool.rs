@@ -81,6 +81,14 @@ fn a_missing_directory_is_reported_with_the_users_path() {
     }
     assert!(!d.path().join("no").exists());
     assert!(disk.exists());
+    // Something in the way of the temporary file: the message starts with the user's target.
+    std::fs::create_dir(d.path().join(".r.raw.vixdisk-partial")).unwrap();
+    let target = d.path().join("r.raw");
+    let err = fails(&["convert", "-t", "raw", s(&disk), s(&target)], 1);
+    assert!(
+        err.starts_with(&format!("vixdisk: VIX_E_FILE_ERROR: {}: ", s(&target))),
+        "{err}"
+    );
 }
 
 #[test]
