@@ -107,6 +107,14 @@ def check_names(readme, build):
     missing = sorted(n for n in named if n not in exported)
     if missing:
         sys.exit(f"README names functions the library does not export: {missing}")
+    # A count of functions, if the README gives one, is the library's.
+    api = [n for n in exported if re.match(r"VixDiskLib(Ext)?_", n)]
+    for claim in re.findall(r"(\d+) exported functions", readme):
+        if int(claim) != len(api):
+            sys.exit(f"README says {claim} exported functions; the library exports {len(api)}")
+    # The set-up commands install as root: the README says so.
+    if not re.search(r"scripts/setup\.sh`[^.]*\broot\b", readme, flags=re.S):
+        sys.exit("README: the scripts/setup.sh paragraph must say it installs as root")
 
 
 if __name__ == "__main__":
