@@ -6,6 +6,7 @@
  *   extents open   PATH
  *   extents seq    PATH ROUNDS
  *   extents rand   PATH READS
+ *   extents many   PATH HANDLES THREADS READS
  *
  * create: a new split sparse disk, then one 64 KiB grain written at the start of every
  *         extent (stamped with the extent number) and 1 MiB in extents 1, 2000 and 4095
@@ -18,6 +19,10 @@
  *         only, the open excluded; CPU = user + system time of the process, steadier than
  *         wall time on a shared machine).
  *
+ * many:   HANDLES read-only opens of the disk at once (as many disks would be), read by
+ *         THREADS threads, READS pseudo-random extent reads each, spread over the handles;
+ *         prints "RESULT many READS SECONDS" (all threads' reads).
+ *
  * Environment: EXTENTS_CONFIG names the InitEx config file (vixDiskLib.maxOpenFiles).
  */
 
@@ -26,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/resource.h>
 
 #include "bench_common.h"
@@ -44,7 +50,8 @@ usage(void)
    fprintf(stderr, "usage: extents create PATH CAPACITY_GiB\n"
                    "       extents open PATH\n"
                    "       extents seq PATH ROUNDS\n"
-                   "       extents rand PATH READS\n");
+                   "       extents rand PATH READS\n"
+                   "       extents many PATH HANDLES THREADS READS\n");
    return 2;
 }
 
@@ -157,6 +164,89 @@ reads(VixDiskLibConnection conn, const char *path, int random, unsigned long cou
    return rc;
 }
 
+struct worker {
+   VixDiskLibHandle *handles;
+   unsigned long nhandles, extents, reads, seed;
+   int rc;
+};
+
+static void *
+work(void *arg)
+{
+   struct worker *w = arg;
+   static __thread uint8 buf[GRAIN * 512];
+   unsigned long long x = 88172645463325252ull ^ (w->seed * 0x9E3779B97F4A7C15ull);
+   unsigned long i, e;
+
+   for (i = 0; i < w->reads && w->rc == 0; i++) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      e = (unsigned long)(x % w->extents);
+      w->rc = failed(VixDiskLib_Read(w->handles[(x >> 32) % w->nhandles], e * EXTENT_SECTORS,
+                                     GRAIN, buf),
+                     "Read") ||
+              check(buf, e);
+   }
+   return NULL;
+}
+
+static int
+many(VixDiskLibConnection conn, const char *path, unsigned long nhandles, unsigned long nthreads,
+     unsigned long nreads)
+{
+   VixDiskLibHandle *handles = calloc(nhandles, sizeof *handles);
+   struct worker *workers = calloc(nthreads, sizeof *workers);
+   pthread_t *threads = calloc(nthreads, sizeof *threads);
+   VixDiskLibInfo *info = NULL;
+   unsigned long i, opened = 0, extents = 0;
+   double t0, t1;
+   int rc = 0;
+
+   if (handles == NULL || workers == NULL || threads == NULL) {
+      fprintf(stderr, "extents: out of memory\n");
+      rc = 1;
+   }
+   for (i = 0; i < nhandles && rc == 0; i++, opened++) {
+      rc = failed(VixDiskLib_Open(conn, path, VIXDISKLIB_FLAG_OPEN_READ_ONLY, &handles[i]),
+                  "Open");
+   }
+   if (rc != 0) {
+      opened = opened > 0 ? opened - 1 : 0;
+   } else if (failed(VixDiskLib_GetInfo(handles[0], &info), "GetInfo")) {
+      rc = 1;
+   } else {
+      extents = (unsigned long)((info->capacity + EXTENT_SECTORS - 1) / EXTENT_SECTORS);
+      VixDiskLib_FreeInfo(info);
+   }
+   t0 = bench_now();
+   for (i = 0; i < nthreads && rc == 0; i++) {
+      workers[i] = (struct worker){handles, nhandles, extents, nreads, i + 1, 0};
+      if (pthread_create(&threads[i], NULL, work, &workers[i]) != 0) {
+         fprintf(stderr, "extents: pthread_create failed\n");
+         nthreads = i;
+         rc = 1;
+      }
+   }
+   for (i = 0; i < nthreads && extents > 0; i++) {
+      pthread_join(threads[i], NULL);
+      rc |= workers[i].rc;
+   }
+   t1 = bench_now();
+   for (i = 0; i < opened; i++) {
+      if (failed(VixDiskLib_Close(handles[i]), "Close")) {
+         rc = 1;
+      }
+   }
+   if (rc == 0) {
+      printf("RESULT many %lu %.6f\n", nthreads * nreads, t1 - t0);
+   }
+   free(handles);
+   free(workers);
+   free(threads);
+   return rc;
+}
+
 static int
 open_only(VixDiskLibConnection conn, const char *path)
 {
@@ -184,7 +274,7 @@ main(int argc, char **argv)
    VixDiskLibConnection conn = NULL;
    int rc;
 
-   if (argc < 3 || argc > 4) {
+   if (argc < 3 || argc > 6) {
       return usage();
    }
    params = VixDiskLib_AllocateConnectParams();
@@ -201,6 +291,9 @@ main(int argc, char **argv)
       rc = open_only(conn, argv[2]);
    } else if (strcmp(argv[1], "seq") == 0 && argc == 4) {
       rc = reads(conn, argv[2], 0, number(argv[3], "rounds"));
+   } else if (strcmp(argv[1], "many") == 0 && argc == 6) {
+      rc = many(conn, argv[2], number(argv[3], "handles"), number(argv[4], "threads"),
+                number(argv[5], "reads"));
    } else if (strcmp(argv[1], "rand") == 0 && argc == 4) {
       rc = reads(conn, argv[2], 1, number(argv[3], "reads"));
    } else {

@@ -12,7 +12,8 @@
 #   unlimited  ulimit -n 8192, vixDiskLib.maxOpenFiles = 100000: every file stays open.
 # Workloads (bench/extents.c): "seq" reads the first 64 KiB of every extent in order,
 # BENCH_ROUNDS times; "rand" reads the first 64 KiB of BENCH_READS pseudo-random extents;
-# "open" is Open read-only of the whole disk (seconds, and the process's peak RSS).
+# "open" is Open read-only of the whole disk (seconds, and the process's peak RSS); "many"
+# opens the disk 64 times (as 64 disks) and reads it from 8 threads.
 # Figures are the best of BENCH_RUNS runs, wall and CPU (user + system) time of the reads;
 # ratio = limited / unlimited (target: <= 1.10).
 # Files are in the page cache (just written), so this measures the library's path.
@@ -83,6 +84,21 @@ for w in "seq $rounds" "rand $nreads"; do
     if [ "$1" = seq ]; then n=$((rounds * extents)); else n=$nreads; fi
     printf '%-34s %11.3fs %11.3fs %7s   %9.3fs %9.3fs %7s\n' "$1: $n reads of 64 KiB" \
         "$l" "$u" "$(ratio "$l" "$u")" "$lc" "$uc" "$(ratio "$lc" "$uc")"
+done
+# 64 disks at once (64 read-only opens of this one) read by 8 threads: the unlimited side
+# needs 64 x the extent count of descriptors and is expected to fail with EMFILE.
+for mode in limited unlimited; do
+    if out=$(if [ $mode = limited ]; then
+        ulimit -n 256 && "$work/extents" many "$disk" 64 8 5000 2>&1
+    else
+        ulimit -n 8192 && EXTENTS_CONFIG=$work/unlimited.conf "$work/extents" many "$disk" 64 8 5000 2>&1
+    fi); then
+        printf '%-34s %s: %s s\n' "64 handles, 8 threads, 40000 reads" $mode \
+            "$(echo "$out" | awk '/^RESULT/ { print $4 }')"
+    else
+        printf '%-34s %s: fails (%s)\n' "64 handles, 8 threads" $mode \
+            "$(echo "$out" | grep -o 'Too many open files' | head -n 1)"
+    fi
 done
 read -r ol rl < <(best limited open "$disk")
 read -r ou ru < <(best unlimited open "$disk")
