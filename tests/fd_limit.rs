@@ -303,6 +303,119 @@ fn split_disk_of_256_extents_under_ulimit_64() {
     assert!(info.contains(&format!("\"virtual-size\": {}", (EXTENTS + 1) * E * 512)));
 }
 
+#[test]
+#[ignore = "started by depth_8_chain_of_split_children_under_ulimit_32 in a child process"]
+fn child_deep_chain_scenario() {
+    let Some(dir) = child_dir() else { return };
+    const N: u64 = 64;
+    let model = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(dir.join("model.raw"))
+        .unwrap();
+    model.set_len(N * E * 512).unwrap();
+    let mut leaf = dir.join("link0.vmdk");
+    create(&leaf, &split_spec(N * E), &mut |_| {}).expect("create base");
+    {
+        let d = rw(&leaf);
+        for e in 0..N {
+            put(&d, &model, e * E, 128, 1);
+        }
+        d.close().unwrap();
+    }
+    // Eight split children, each writing the start of a few extents.
+    for k in 1..=8u64 {
+        let child = dir.join(format!("link{k}.vmdk"));
+        ro(&leaf)
+            .create_child(&child, DiskKind::SplitSparse)
+            .expect("create child");
+        let d = rw(&child);
+        for j in 0..4 {
+            put(
+                &d,
+                &model,
+                ((k * 7 + j * 13) % N) * E + 64,
+                128,
+                k as u8 + 1,
+            );
+        }
+        d.close().unwrap();
+        leaf = child;
+    }
+    let check_all = |path: &Path| {
+        let d = ro(path);
+        assert_eq!(d.num_links(), 9);
+        let mut buf = vec![0u8; 128 * 1024];
+        let mut want = vec![0u8; 128 * 1024];
+        for round in 0..3 {
+            for e in 0..N {
+                let e = (e * 5 + round) % N;
+                d.read(e * E, &mut buf).expect("chain read");
+                model.read_exact_at(&mut want, e * E * 512).unwrap();
+                assert!(buf == want, "extent {e}");
+            }
+        }
+    };
+    check_all(&leaf);
+    let (_, evictions, _) = fd_cache::stats();
+    assert!(evictions > 1000, "{evictions} evictions");
+    // Commit the leaf into its parent; the parent (now with 8 links) reads the same.
+    commit(&leaf, &mut |_| {}).expect("commit");
+    let d = ro(&dir.join("link7.vmdk"));
+    let mut buf = vec![0u8; 128 * 1024];
+    let mut want = vec![0u8; 128 * 1024];
+    for e in 0..N {
+        d.read(e * E, &mut buf).unwrap();
+        model.read_exact_at(&mut want, e * E * 512).unwrap();
+        assert!(buf == want, "after commit, extent {e}");
+    }
+    println!("deep chain done");
+}
+
+#[test]
+fn depth_8_chain_of_split_children_under_ulimit_32() {
+    if !have_qemu() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out) = run_child("child_deep_chain_scenario", 32, dir.path());
+    assert!(
+        ok && out.contains("deep chain done"),
+        "child failed:\n{out}"
+    );
+    // qemu-img (normal limit) reads the 8-link chain left after the commit like the model.
+    let link7 = dir.path().join("link7.vmdk");
+    let model = std::fs::File::open(dir.path().join("model.raw")).unwrap();
+    let mut cmd = Command::new("qemu-io");
+    cmd.args(["-r", "-f", "vmdk"]);
+    for e in 0..64u64 {
+        let mut bytes = vec![0u8; 256 * 512];
+        model.read_exact_at(&mut bytes, e * E * 512).unwrap();
+        let mut at = 0;
+        while at < bytes.len() {
+            let b = bytes[at];
+            let mut end = at + 512;
+            while end < bytes.len() && bytes[end] == b {
+                end += 512;
+            }
+            cmd.arg("-c").arg(format!(
+                "read -P {b} {} {}",
+                e * E * 512 + at as u64,
+                end - at
+            ));
+            at = end;
+        }
+    }
+    let out = cmd.arg(&link7).output().expect("qemu-io");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && !text.contains("failed"),
+        "{}",
+        &text[..text.len().min(4000)]
+    );
+}
+
 /// Opens the disk for writing and sweeps it until thousands of descriptors were evicted,
 /// telling the parent (through files) when to try its own opens.
 #[test]
