@@ -5,6 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# Under pipefail, `producer | grep -q …` or `| head` fails whenever the reader exits before the
+# producer has written everything (SIGPIPE): CI flaked that way (issue 19). None in our scripts.
+if grep -nE '\|[[:space:]]*(grep[[:space:]]+(-[A-Za-z]*q|--quiet)|head([[:space:]]|$))' \
+     scripts/*.sh .ci/run bench/*.sh | grep -vE '^[^:]+:[0-9]+:[[:space:]]*#'; then
+  echo "scripts: a pipe into grep -q or head under pipefail (use a here-string)" >&2; exit 1
+fi
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
