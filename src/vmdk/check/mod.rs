@@ -415,7 +415,7 @@ fn check_descriptor_file(
     }
     let text = String::from_utf8_lossy(&bytes);
     let mut plan = FilePlan::new(path);
-    let Some(d) = descriptor::parse_or_salvage(path, &text, None, f) else {
+    let Some(d) = descriptor::parse_or_salvage(path, &text, None, f)? else {
         return Ok(());
     };
     let (d, salvaged) = d;

@@ -1,0 +1,172 @@
+//! Regressions for the data-losing paths of issue 19, each tried as a user would: CheckRepair
+//! on a descriptor naming an extent type we do not know, a one-sector write through a
+//! single-link open of a redo log, and a nonpersistent open killed during Open.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+use vixDiskLib::chain::{Disk, OpenOptions as DiskOptions};
+use vixDiskLib::error::Error;
+use vixDiskLib::vmdk::check::{Outcome, check_disk};
+
+const MIB: usize = 1 << 20;
+
+/// A descriptor file whose first extent is a good 64 MiB sparse extent (made by the engine) and
+/// whose other lines are `more` (extent lines, each naming a file that is created with 1 MiB of
+/// bytes). Returns the descriptor and every file it names.
+fn split_disk(dir: &Path, more: &[&str]) -> (PathBuf, Vec<PathBuf>) {
+    let extent = p(dir, "a-s001.vmdk");
+    create_sparse(&extent, 64);
+    let d = open_rw(&extent);
+    d.write(0, &vec![0x5a; 64 * 1024]).unwrap();
+    d.close().unwrap();
+    let mut files = vec![extent];
+    let mut lines = String::from("RW 131072 SPARSE \"a-s001.vmdk\"\n");
+    for line in more {
+        lines.push_str(line);
+        lines.push('\n');
+        if let Some(name) = line.split('"').nth(1) {
+            let f = p(dir, name);
+            std::fs::write(&f, vec![0xa5u8; MIB]).unwrap();
+            files.push(f);
+        }
+    }
+    let desc = p(dir, "a.vmdk");
+    std::fs::write(
+        &desc,
+        format!(
+            "# Disk DescriptorFile\nversion=1\nCID=1234abcd\nparentCID=ffffffff\ncreateType=\"twoGbMaxExtentSparse\"\n\n# Extent description\n{lines}\n# The Disk Data Base\n#DDB\n\nddb.adapterType = \"lsilogic\"\n"
+        ),
+    )
+    .unwrap();
+    files.insert(0, desc.clone());
+    (desc, files)
+}
+
+fn hashes(files: &[PathBuf]) -> Vec<String> {
+    files.iter().map(|f| sha256(f)).collect()
+}
+
+#[test]
+fn an_unknown_extent_type_is_not_supported_and_never_repaired_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let (desc, files) = split_disk(dir.path(), &["RW 2048 FOOSPARSE \"a-s002.vmdk\""]);
+    let before = hashes(&files);
+    for repair in [false, true] {
+        match check_disk(&desc, repair) {
+            Err(Error::NotSupported(m)) => assert!(m.contains("FOOSPARSE"), "{m}"),
+            other => panic!("repair={repair}: expected NotSupported, got {other:?}"),
+        }
+        assert_eq!(hashes(&files), before, "repair={repair} changed the disk");
+    }
+    match Disk::open(&desc, DiskOptions::default()) {
+        Err(Error::NotSupported(m)) => assert!(m.contains("FOOSPARSE"), "{m}"),
+        other => panic!("open: expected NotSupported, got {:?}", other.map(|_| ())),
+    }
+    // The same through the C API's error mapping.
+    let code = vixDiskLib::ffi::errors::to_vix(&Error::NotSupported(String::new()));
+    assert_eq!(code, 6, "VIX_E_NOT_SUPPORTED");
+}
+
+#[test]
+fn an_unknown_extent_type_inside_a_damaged_descriptor_is_still_not_supported() {
+    // A damaged line makes the parse fail first; the salvage must not drop the unknown line.
+    let dir = tempfile::tempdir().unwrap();
+    let (desc, files) = split_disk(
+        dir.path(),
+        &[
+            "RW 2048 FOOSPARSE \"a-s002.vmdk\"",
+            "garbled line without an equals sign",
+        ],
+    );
+    let before = hashes(&files);
+    for repair in [false, true] {
+        assert!(
+            matches!(check_disk(&desc, repair), Err(Error::NotSupported(_))),
+            "repair={repair}"
+        );
+        assert_eq!(hashes(&files), before, "repair={repair} changed the disk");
+    }
+}
+
+#[test]
+fn a_damaged_middle_extent_line_is_never_dropped() {
+    // Dropping the middle line would shift the third extent's offsets and shrink the disk.
+    let dir = tempfile::tempdir().unwrap();
+    let (desc, files) = split_disk(
+        dir.path(),
+        &["RW 2048 SPARSE", "RW 2048 FLAT \"a-f003.vmdk\" 0"],
+    );
+    let before = hashes(&files);
+    for repair in [false, true] {
+        let r = check_disk(&desc, repair).expect("check runs");
+        assert_eq!(r.outcome(), Outcome::CantRepair, "repair={repair}: {r:?}");
+        assert!(r.repaired.is_empty());
+        assert_eq!(hashes(&files), before, "repair={repair} changed the disk");
+    }
+}
+
+#[test]
+fn a_newer_descriptor_version_is_unsupported_not_rewritten_as_version_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let (desc, files) = split_disk(dir.path(), &[]);
+    let text = std::fs::read_to_string(&desc).unwrap();
+    std::fs::write(&desc, text.replace("version=1", "version=4")).unwrap();
+    let before = hashes(&files);
+    for repair in [false, true] {
+        assert!(
+            matches!(check_disk(&desc, repair), Err(Error::UnsupportedVersion(_))),
+            "repair={repair}"
+        );
+        assert_eq!(hashes(&files), before, "repair={repair} changed the disk");
+    }
+}
+
+#[test]
+fn a_newer_sparse_header_version_is_unsupported_not_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = p(dir.path(), "v.vmdk");
+    create_sparse(&path, 8);
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &4u32.to_le_bytes(), 4).unwrap();
+    drop(f);
+    let before = sha256(&path);
+    for repair in [false, true] {
+        assert!(
+            matches!(check_disk(&path, repair), Err(Error::UnsupportedVersion(_))),
+            "repair={repair}"
+        );
+        assert_eq!(sha256(&path), before);
+    }
+}
+
+#[test]
+fn a_capacity_mismatch_within_one_layout_keeps_the_larger_capacity() {
+    // Header one grain smaller than the descriptor, same number of grain tables: both values
+    // explain the layout. Taking the header's would cut off the last grain, which holds data.
+    let dir = tempfile::tempdir().unwrap();
+    let path = p(dir.path(), "m.vmdk");
+    create_sparse(&path, 64);
+    let mut model = vec![0u8; 64 * MIB];
+    {
+        let d = open_rw(&path);
+        write_pattern(&d, &mut model, 64 * MIB - 64 * 1024, 64 * 1024, 0x77);
+        d.close().unwrap();
+    }
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &(131_072u64 - 128).to_le_bytes(), 12).unwrap();
+    drop(f);
+    let r = check_disk(&path, true).expect("check runs");
+    assert_eq!(r.outcome(), Outcome::Repaired, "{r:?}");
+    let d = open_single(&path, false);
+    assert_eq!(d.capacity(), 131_072);
+    assert!(read_all(&d) == model, "the last grain's data is gone");
+    d.close().unwrap();
+    if have_qemu() {
+        let raw = p(dir.path(), "m.raw");
+        save_raw(&model, &raw);
+        assert!(qemu_same(&raw, &path));
+    }
+}
