@@ -170,3 +170,72 @@ fn a_capacity_mismatch_within_one_layout_keeps_the_larger_capacity() {
         assert!(qemu_same(&raw, &path));
     }
 }
+
+/// A 4 MiB base filled with 0x11 by qemu-io and a qemu-made redo log over it.
+fn qemu_chain(dir: &Path) -> (PathBuf, PathBuf) {
+    let base = p(dir, "base.vmdk");
+    let child = p(dir, "child.vmdk");
+    let (code, out) = sh(&format!(
+        "qemu-img create -q -f vmdk '{b}' 4M && qemu-io -f vmdk -c 'write -P 0x11 0 4M' '{b}' >/dev/null && \
+         qemu-img create -q -f vmdk -b base.vmdk -F vmdk '{c}'",
+        b = base.display(),
+        c = child.display()
+    ));
+    assert_eq!(code, 0, "{out}");
+    (base, child)
+}
+
+#[test]
+fn a_one_sector_write_through_a_single_link_open_keeps_the_parents_data_around_it() {
+    if !have_qemu() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (base, child) = qemu_chain(dir.path());
+    let d = open_single(&child, true);
+    d.write(1000, &[0x22; 512]).unwrap(); // sector 1000: in the middle of grain 7
+    d.close().unwrap();
+    drop(d);
+    // The chain as qemu reads it: the written sector, and the parent's data around it.
+    let mut model = vec![0x11u8; 4 * MIB];
+    model[1000 * 512..1001 * 512].fill(0x22);
+    let raw = p(dir.path(), "model.raw");
+    save_raw(&model, &raw);
+    assert!(qemu_check(&child));
+    assert!(
+        qemu_same(&raw, &child),
+        "the chain shows something nobody wrote"
+    );
+    let (code, out) = sh(&format!(
+        "qemu-io -f vmdk -c 'read -P 0x11 {} 512' -c 'read -P 0x11 {} 512' '{}'",
+        999 * 512,
+        1001 * 512,
+        child.display()
+    ));
+    assert!(code == 0 && !out.contains("fail"), "{out}");
+    // A commit of that chain leaves the base holding the same content.
+    let (code, out) = sh(&format!("qemu-img commit -q '{}'", child.display()));
+    assert_eq!(code, 0, "{out}");
+    assert!(qemu_same(&raw, &base), "commit wrote zeros into the parent");
+}
+
+#[test]
+fn a_partial_grain_write_is_refused_untouched_when_the_parent_is_gone() {
+    if !have_qemu() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (base, child) = qemu_chain(dir.path());
+    std::fs::rename(&base, p(dir.path(), "moved.vmdk")).unwrap();
+    let before = sha256(&child);
+    let d = open_single(&child, true);
+    let e = d.write(1000, &[0x22; 512]).unwrap_err();
+    assert!(matches!(e, Error::OpenParent { .. }), "{e:?}");
+    d.close().unwrap();
+    drop(d);
+    assert_eq!(
+        sha256(&child),
+        before,
+        "a refused write changed the redo log"
+    );
+}
