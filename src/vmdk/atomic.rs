@@ -117,6 +117,20 @@ pub fn create_new_file(path: &Path) -> Result<File> {
         .map_err(|e| Error::io(path, e))
 }
 
+/// Opens `path` for a new private file (mode 0600): for scratch files that hold disk data outside
+/// the disk's own directory (a shared `$TMPDIR`), where the disk's own permissions do not apply.
+/// Never follows a symlink planted at the name (`O_EXCL`).
+pub fn create_new_private_file(path: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::io(path, e))
+}
+
 /// Before a new disk is written at `path`: refuses an existing file, removes what an
 /// interrupted Create/Clone of the same name left, and returns the temporary name to write.
 pub fn prepare_new(path: &Path) -> Result<PathBuf> {
