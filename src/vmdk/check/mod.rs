@@ -207,6 +207,8 @@ pub(crate) enum DescriptorWrite {
 pub(crate) struct FilePlan {
     path: PathBuf,
     extend_to: Option<u64>,
+    /// (from, to, bytes): copies of shared grains into new grains, written before any table.
+    grain_copies: Vec<(u64, u64, u64)>,
     tables: Vec<(u64, Vec<u8>)>,
     directories: Vec<(u64, Vec<u8>)>,
     descriptor: Option<DescriptorWrite>,
@@ -223,6 +225,7 @@ impl FilePlan {
 
     fn is_empty(&self) -> bool {
         self.extend_to.is_none()
+            && self.grain_copies.is_empty()
             && self.tables.is_empty()
             && self.directories.is_empty()
             && self.descriptor.is_none()

@@ -1,6 +1,7 @@
 //! Applies repair plans in crash-safe order.
 //!
-//! Per file: extend with zeros (harmless), then grain tables (new copies are not referenced
+//! Per file: extend with zeros (harmless), copies of shared grains into new grains at the end
+//! (nothing refers to them yet), then grain tables (new copies are not referenced
 //! yet; rewritten ones only lose entries that were unusable), fsync; then directories, which
 //! switch to the rebuilt tables, fsync; then the descriptor; then the header, whose
 //! uncleanShutdown flag is cleared last, fsync. A crash at any point leaves a file that is no
@@ -13,7 +14,7 @@ use std::path::Path;
 
 use super::{DescriptorWrite, FilePlan};
 use crate::error::{Error, Result};
-use crate::vmdk::fileio::{sync_data, write_all_at};
+use crate::vmdk::fileio::{read_at_zero_fill, sync_data, write_all_at};
 
 fn open_rw(path: &Path) -> Result<File> {
     crate::vmdk::fileio::open_regular(path, true)
@@ -72,6 +73,14 @@ fn apply_one(plan: &FilePlan) -> Result<()> {
             file.set_len(len).map_err(|e| Error::io(path, e))?;
             sync_data(&file, path)?;
         }
+    }
+    if !plan.grain_copies.is_empty() {
+        for &(from, to, len) in &plan.grain_copies {
+            let mut buf = vec![0u8; len as usize];
+            read_at_zero_fill(&file, path, &mut buf, from)?;
+            write_all_at(&file, path, &buf, to)?;
+        }
+        sync_data(&file, path)?;
     }
     write_group(&file, path, &plan.tables)?;
     write_group(&file, path, &plan.directories)?;
