@@ -8,12 +8,13 @@
 //! worse than before and that a second run repairs. Files are done in plan order: extents
 //! before the descriptor file that names them.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 
 use super::{DescriptorWrite, FilePlan};
 use crate::error::{Error, Result};
+use crate::vmdk::atomic::{create_new_file, remove_stale_temp};
 use crate::vmdk::fileio::{read_at_zero_fill, sync_data, write_all_at};
 
 fn open_rw(path: &Path) -> Result<File> {
@@ -40,12 +41,10 @@ fn replace_descriptor(path: &Path, text: &str) -> Result<()> {
     let dir = crate::vmdk::link::dir_of(path);
     let tmp = dir.join(format!(".{name}.repair-tmp"));
     let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(|e| Error::io(&tmp, e))?;
+        // O_EXCL after removing a stale leftover: a symlink planted at the temporary name is
+        // removed, never written through.
+        remove_stale_temp(&tmp)?;
+        let mut f = create_new_file(&tmp)?;
         f.write_all(text.as_bytes())
             .map_err(|e| Error::io(&tmp, e))?;
         f.sync_all().map_err(|e| Error::io(&tmp, e))?;
