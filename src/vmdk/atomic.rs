@@ -53,7 +53,8 @@ pub fn publish(tmp: &Path, path: &Path) -> Result<()> {
         }
         // File systems without hard links: a plain rename after the existence check.
         Err(_) => {
-            if path.exists() {
+            // symlink_metadata: a dangling symlink at `path` is a file there too.
+            if std::fs::symlink_metadata(path).is_ok() {
                 return Err(Error::FileExists(path.to_path_buf()));
             }
             std::fs::rename(tmp, path).map_err(|e| Error::io(path, e))?;
