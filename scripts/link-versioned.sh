@@ -91,9 +91,18 @@ check() {
         fi
     done
 
+    # Lookups in bash maps, not one awk per symbol: the check runs in CI many times.
     local sym want got
+    local -A exported_ver=() expected_node=()
+    while read -r sym got; do
+        if [ -n "$sym" ] && [ -z "${exported_ver[$sym]+set}" ]; then exported_ver[$sym]=$got; fi
+    done <<<"$exported"
     while read -r sym want; do
-        got=$(awk -v s="$sym" '$1 == s { print $2; exit }' <<<"$exported")
+        if [ -n "$sym" ]; then expected_node[$sym]=$want; fi
+    done <<<"$expected"
+    while read -r sym want; do
+        [ -n "$sym" ] || continue
+        got=${exported_ver[$sym]:-}
         if [ -z "$got" ]; then
             [ "$strict" -eq 1 ] && echo "MISSING       $sym (should be $want)" >&2
             missing=$((missing + 1))
@@ -107,10 +116,9 @@ EOF
 
     # Nothing but the API may be exported.
     local extra
-    extra=$(printf '%s\n' "$exported" | awk 'NF' | while read -r sym got; do
-        printf '%s\n' "$expected" | awk -v s="$sym" '$1 == s { f = 1 } END { exit !f }' ||
-            echo "$sym $got"
-    done)
+    extra=$(while read -r sym got; do
+        if [ -n "$sym" ] && [ -z "${expected_node[$sym]+set}" ]; then echo "$sym $got"; fi
+    done <<<"$exported")
     if [ -n "$extra" ]; then
         printf '%s\n' "$extra" | sed 's/^/UNEXPECTED    /' >&2
         status=1
