@@ -65,9 +65,25 @@ fn an_unknown_extent_type_is_not_supported_and_never_repaired_away() {
         Err(Error::NotSupported(m)) => assert!(m.contains("FOOSPARSE"), "{m}"),
         other => panic!("open: expected NotSupported, got {:?}", other.map(|_| ())),
     }
-    // The same through the C API's error mapping.
-    let code = vixDiskLib::ffi::errors::to_vix(&Error::NotSupported(String::new()));
-    assert_eq!(code, 6, "VIX_E_NOT_SUPPORTED");
+    // The same through the C API: Open and CheckRepair (with repair) give VIX_E_NOT_SUPPORTED.
+    use vixDiskLib::ffi::codes::{VIX_E_NOT_SUPPORTED, VIX_OK};
+    use vixDiskLib::ffi::types::{VixDiskLibConnection, VixDiskLibHandle};
+    use vixDiskLib::ffi::{connect::*, disk::*, maintenance::VixDiskLib_CheckRepair};
+    ffi_init();
+    let c = std::ffi::CString::new(desc.to_str().unwrap()).unwrap();
+    let mut conn: VixDiskLibConnection = std::ptr::null_mut();
+    assert_eq!(VixDiskLib_Connect(std::ptr::null(), &mut conn), VIX_OK);
+    let mut h: VixDiskLibHandle = std::ptr::null_mut();
+    assert_eq!(
+        VixDiskLib_Open(conn, c.as_ptr(), 0, &mut h),
+        VIX_E_NOT_SUPPORTED
+    );
+    assert_eq!(
+        VixDiskLib_CheckRepair(conn, c.as_ptr(), 1),
+        VIX_E_NOT_SUPPORTED
+    );
+    assert_eq!(VixDiskLib_Disconnect(conn), VIX_OK);
+    assert_eq!(hashes(&files), before, "the C API changed the disk");
 }
 
 #[test]
