@@ -377,3 +377,16 @@ fn killed_nonpersistent_opens_leave_nothing_behind() {
     );
     assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
 }
+
+#[test]
+fn a_read_only_single_link_open_of_a_redo_log_still_refuses_writes_as_read_only() {
+    if !have_qemu() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (base, child) = qemu_chain(dir.path());
+    std::fs::remove_file(&base).unwrap();
+    let d = open_single(&child, false);
+    let e = d.write(1000, &[0x22; 512]).unwrap_err();
+    assert!(matches!(e, Error::ReadOnly(_)), "{e:?}");
+}

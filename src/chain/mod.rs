@@ -85,8 +85,13 @@ fn sectors_in(buf_len: usize) -> Result<u64> {
     Ok((buf_len / 512) as u64)
 }
 
-/// True if `link` is a redo log (its descriptor names a parent).
+/// True if `link` is a redo log (its descriptor names a parent) that this open may write. Links
+/// that refuse every write (read-only opens, legacy COWD logs) are left to refuse it themselves,
+/// with their own error, without opening anything.
 fn has_parent(link: &Link) -> bool {
+    if !link.writable() || link.is_legacy_redo() {
+        return false;
+    }
     let d = link.descriptor();
     d.parent_cid != NO_PARENT_CID && d.parent_hint.is_some()
 }
