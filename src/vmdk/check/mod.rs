@@ -11,13 +11,17 @@
 //! tables inside the file and clear of other metadata), and every grain-table entry (inside the
 //! file, clear of metadata, no grain referenced twice).
 //!
-//! Repair never drops data that a reader could reach: a damaged copy of a directory entry or
-//! table is rebuilt from the other copy; an entry that is unusable in both copies (past the end
-//! of the file, inside metadata) is zeroed, as is the later of two entries sharing one grain.
-//! Writes go tables first, then directories, then the descriptor, then the header (newline
-//! bytes, unclean flag), each group followed by an fsync. If anything is beyond repair (a
-//! missing extent file, a destroyed header, a grain table lost in both copies) nothing at all is
-//! written, so the evidence stays as it was for whoever recovers the disk by hand.
+//! Repair never drops data that a reader could reach, and only turns what cannot be read into
+//! what reads as it was (docs/decisions.md has the audit of every action): a damaged copy of a
+//! directory entry or table is rebuilt from the other copy; an entry that is unusable in both
+//! copies (past the end of the file, inside metadata) is zeroed; the later of two entries
+//! sharing one grain gets its own copy of it. Extent lines are never removed and a capacity is
+//! never lowered; what we do not support (an unknown extent type, a newer version) is that
+//! error, not damage. Writes go grain copies first, then tables, then directories, then the
+//! descriptor, then the header (newline bytes, unclean flag), each group followed by an fsync.
+//! If anything is beyond repair (a missing extent file, a destroyed header, a grain table lost
+//! in both copies, a damaged extent line) nothing at all is written, so the evidence stays as
+//! it was for whoever recovers the disk by hand.
 
 mod descriptor;
 mod header;

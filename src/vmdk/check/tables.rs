@@ -11,7 +11,8 @@
 //! 2. An entry is bad if its grain starts past the end of the file, below the data area, or
 //!    over metadata. The first sound non-zero value among the copies is used (primary first).
 //! 3. Grains claimed twice: claims both copies agree on go first, in table order; a later claim
-//!    falls back to its other copy's value if that is free, else it is zeroed.
+//!    falls back to its other copy's value if that is free, else it gets its own copy of the
+//!    grain (so its sectors keep reading what they read).
 //! 4. Rebuilt tables go to their standard place if it is free, else are appended.
 
 use std::collections::BTreeMap;
