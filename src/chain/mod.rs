@@ -138,6 +138,22 @@ impl Disk {
         Ok(disk)
     }
 
+    /// Opens `path` read-only without the lock on its leaf (see `Link::open_force_share`): a
+    /// disk another process holds open for writing can be inspected, with answers that may be
+    /// stale. Parents are opened as usual (writers hold them under shared locks too).
+    pub fn open_force_share(path: &Path, single_link: bool) -> Result<Disk> {
+        let leaf = Link::open_force_share(path)?;
+        let links = if single_link {
+            vec![leaf]
+        } else {
+            resolve::open_parents(leaf)?
+        };
+        let tracker = tracking::open_tracker(&links[0]);
+        let disk = Disk::from_links(links);
+        *disk.tracker.lock().unwrap_or_else(|e| e.into_inner()) = tracker;
+        Ok(disk)
+    }
+
     /// Wraps already opened links (leaf first).
     pub fn from_links(links: Vec<Link>) -> Disk {
         Disk {

@@ -242,8 +242,21 @@ impl FilePlan {
 /// Errors are for failures of the check itself (the file cannot be opened, is locked, an I/O
 /// error, a format this checker does not know); damage is reported in the `CheckReport`.
 pub fn check_disk(path: &Path, repair: bool) -> Result<CheckReport> {
+    check_link(path, repair, true)
+}
+
+/// Checks the link at `path` without taking its lock (never repairs), so a disk another
+/// process has open for writing can be checked; what it finds may be that writer's
+/// half-finished update rather than damage.
+pub fn check_disk_force_share(path: &Path) -> Result<CheckReport> {
+    check_link(path, false, false)
+}
+
+fn check_link(path: &Path, repair: bool, take_lock: bool) -> Result<CheckReport> {
     let lock_file = open_regular(path, false)?;
-    lock(&lock_file, path, repair)?;
+    if take_lock {
+        lock(&lock_file, path, repair)?;
+    }
     log::info(format!(
         "checking {}{}",
         path.display(),
