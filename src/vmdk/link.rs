@@ -96,6 +96,22 @@ impl Link {
         }
     }
 
+    /// Opens, writable, the monolithic sparse link just written into `file`, which may have no
+    /// name any more (`path` is for messages and the descriptor's own name).
+    pub fn open_created(path: &Path, file: File) -> Result<Link> {
+        lock_file(&file, path, true)?;
+        let len = file_len(&file, path)?;
+        let mut first = vec![0u8; HEADER_SIZE.min(len as usize)];
+        read_exact_at(&file, path, &mut first, 0)?;
+        if !SparseHeader::has_magic(&first) {
+            return Err(Error::InvalidDisk(format!(
+                "{}: not a monolithic sparse file",
+                path.display()
+            )));
+        }
+        Self::open_monolithic(path, file, &first, true)
+    }
+
     /// True for a legacy COWD redo log, whose parent has no CID to check.
     pub fn is_legacy_redo(&self) -> bool {
         self.legacy_redo
