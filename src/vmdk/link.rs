@@ -99,6 +99,8 @@ impl Link {
     /// Opens, writable, the monolithic sparse link just written into `file`, which may have no
     /// name any more (`path` is for messages and the descriptor's own name).
     pub fn open_created(path: &Path, file: File) -> Result<Link> {
+        // Its extent shares this descriptor (pinned), so a nameless file is never reopened.
+        let file = std::sync::Arc::new(file);
         lock_file(&file, path, true)?;
         let len = file_len(&file, path)?;
         let mut first = vec![0u8; HEADER_SIZE.min(len as usize)];
