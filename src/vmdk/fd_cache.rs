@@ -42,7 +42,7 @@ static EVICTIONS: AtomicU64 = AtomicU64::new(0);
 
 /// Fewest descriptors the cache will work with: a read or write touches at most a few extents
 /// of each link at once.
-pub const MIN_LIMIT: usize = 4;
+pub(crate) const MIN_LIMIT: usize = 4;
 
 struct Ring {
     slots: Vec<Weak<Entry>>,
