@@ -97,7 +97,7 @@ for mode in limited unlimited; do
             "$(echo "$out" | awk '/^RESULT/ { print $4 }')"
     else
         printf '%-34s %s: fails (%s)\n' "64 handles, 8 threads" $mode \
-            "$(echo "$out" | grep -o 'Too many open files' | head -n 1)"
+            "$(grep -o -m 1 'Too many open files' <<<"$out" || true)"
     fi
 done
 read -r ol rl < <(best limited open "$disk")
