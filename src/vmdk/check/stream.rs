@@ -1,0 +1,542 @@
+//! Checking a streamOptimized (compressed, with markers) extent.
+//!
+//! Checked: the header (version, flags, compression, grain and table sizes, capacity, metadata
+//! area inside the file); the footer the readers use when the header's directory offset is
+//! "at the end" (footer marker at end − 1536, a header copy at end − 1024 that agrees with the
+//! header); every marker from the metadata area to the end of the file (see `stream_scan`);
+//! the grain directory and every grain table (inside the file; every entry points at a grain
+//! marker that carries the entry's own LBA); every grain is referenced; no LBA is stored twice;
+//! every grain's compressed length is possible and the grain inflates to at most one grain.
+//!
+//! A stream whose tables, directory or footer are missing or wrong (a transfer cut short loses
+//! them first) is salvageable: every grain marker names its LBA, so the tables can be rebuilt
+//! from the complete grains (see `salvage`). A stream with anything the walk cannot account
+//! for (an unknown marker type, a marker that cannot be one, two grains for one LBA, a grain
+//! that does not inflate) is refused: the disk is invalid, and nothing is rewritten.
+//!
+//! Grains after the directory the footer points to that no table references are what an
+//! append stopped before its next Flush leaves: a note, like a set uncleanShutdown flag; the
+//! disk reads as of the last Flush.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fs::File;
+use std::path::Path;
+
+use super::header::decode_raw;
+use super::salvage::Salvage;
+use super::stream_scan::{Geometry, Grain, Scan, Stop, marker_name, scan};
+use super::{FilePlan, Findings, ProblemKind, show};
+use crate::error::{Error, Result};
+use crate::log;
+use crate::vmdk::fileio::read_at_zero_fill;
+use crate::vmdk::header::{
+    FLAG_COMPRESSED, FLAG_MARKERS, GD_AT_END, HEADER_SIZE, MAX_GRAIN_SECTORS, MAX_GTES_PER_GT,
+    SparseHeader,
+};
+use crate::vmdk::markers::{MARKER_FOOTER, MARKER_GD, MARKER_GT};
+use crate::vmdk::stream_read::inflate_grain;
+
+const SECTOR: u64 = 512;
+/// Largest capacity a sparse extent can address (32-bit grain sectors, 64 KiB grains).
+const MAX_CAPACITY: u64 = (1u64 << 32) * 64;
+/// Largest grain directory accepted, in entries (as for sparse extents).
+const MAX_GD_ENTRIES: u64 = 32 * 1024 * 1024;
+/// How many examples a finding quotes.
+const EXAMPLES: usize = 4;
+
+/// True if the header in `first` describes a compressed extent (or one whose directory is at
+/// the end, which only streams have): this module checks it, not the sparse checker.
+pub(super) fn is_stream(first: &[u8]) -> bool {
+    if first.len() < HEADER_SIZE || !SparseHeader::has_magic(first) {
+        return false;
+    }
+    let h = decode_raw(first);
+    h.flags & FLAG_COMPRESSED != 0 || h.gd_offset == GD_AT_END
+}
+
+/// Where the grain directory the readers use is, or why there is none.
+enum Directory {
+    At(u64),
+    Missing(String),
+}
+
+/// What the tables say, measured against the walk.
+#[derive(Default)]
+struct TableFindings {
+    /// Marker sectors of grains some table entry references correctly.
+    referenced: BTreeSet<u64>,
+    /// Entries that point where there is no grain for their LBA (examples, count).
+    wrong: Vec<String>,
+    wrong_count: usize,
+    /// LBAs whose grain the tables place past the complete part of the file.
+    lost: BTreeSet<u64>,
+    /// Tables or the directory lying outside the file.
+    outside: Vec<String>,
+}
+
+/// Checks the stream at `path`; plans a salvage into `plan` if one is needed and possible.
+pub(super) fn check(
+    path: &Path,
+    file: &File,
+    len: u64,
+    first: &[u8],
+    f: &mut Findings,
+    plan: &mut FilePlan,
+) -> Result<()> {
+    let p = show(path);
+    let h = decode_raw(first);
+    if h.flags & FLAG_MARKERS == 0 {
+        return Err(Error::NotSupported(format!(
+            "{p}: checking compressed sparse extents without markers is not supported"
+        )));
+    }
+    if let Some(why) = header_problem(&h, len) {
+        f.fatal(ProblemKind::StreamHeader, format!("{p}: header: {why}"));
+        return Ok(());
+    }
+    let geo = Geometry {
+        capacity: h.capacity,
+        grain_sectors: h.grain_sectors,
+    };
+    let s = scan(file, path, len, h.overhead, &geo)?;
+    let dir = directory(file, path, len, &h)?;
+    let mut damaged = false;
+    if let Some(Stop::Cut { at, what, .. }) = &s.stop {
+        damaged = true;
+        let tail = match &dir {
+            Directory::Missing(_) => "; no usable grain directory or footer follows",
+            Directory::At(_) => "",
+        };
+        f.fixable(
+            ProblemKind::StreamTruncated,
+            format!(
+                "{p}: the stream is cut short: the file ends at byte {len} inside {what} (marker at sector {at}){tail}; {} complete grains before it",
+                s.grains.len()
+            ),
+            format!("{p}: dropped the incomplete item at sector {at} and everything after it"),
+        );
+    }
+    if let Directory::Missing(why) = &dir {
+        damaged = true;
+        f.fixable(
+            ProblemKind::StreamFooter,
+            format!("{p}: {why}"),
+            format!("{p}: wrote a new grain directory and footer"),
+        );
+    }
+    let mut by_at: HashMap<u64, Grain> = HashMap::new();
+    let mut by_lba: HashMap<u64, u64> = HashMap::new();
+    for g in &s.grains {
+        by_at.insert(g.at, *g);
+        if let Some(other) = by_lba.insert(g.lba, g.at) {
+            f.fatal(
+                ProblemKind::StreamGrain,
+                format!(
+                    "{p}: two grains for LBA {} (markers at sectors {other} and {}): which one holds the data cannot be told",
+                    g.lba, g.at
+                ),
+            );
+        }
+    }
+    let mut t = TableFindings::default();
+    let mut unflushed = false;
+    if let Directory::At(gd) = dir {
+        check_tables(file, path, len, &h, gd, &s, &by_at, &mut t)?;
+        let (d, u) = report_tables(&p, &h, gd, &s, &t, f);
+        damaged |= d;
+        unflushed = u;
+    }
+    if let Some(Stop::Garbage { at, why }) = &s.stop {
+        f.fatal(
+            ProblemKind::StreamMarker,
+            format!("{p}: sector {at} holds {why}: the stream cannot be followed past it"),
+        );
+    }
+    // The directory of a stream that is being appended to comes before the newest grains.
+    let tail = match dir {
+        Directory::At(gd) if gd >= h.overhead => Some(gd),
+        _ => None,
+    };
+    let torn = check_grains(file, path, &h, &s, &t.referenced, tail, f)?;
+    damaged |= torn.is_some_and(|g| tail.is_none_or(|gd| g.at < gd));
+    unflushed |= torn.is_some();
+    let needs_rewrite = damaged || unflushed;
+    let unknown: Vec<String> = s
+        .metas
+        .iter()
+        .filter(|m| !matches!(m.kind, MARKER_GT | MARKER_GD | MARKER_FOOTER))
+        .take(EXAMPLES)
+        .map(|m| format!("{} at sector {}", marker_name(m.kind), m.at))
+        .collect();
+    if !unknown.is_empty() {
+        if needs_rewrite {
+            f.fatal(
+                ProblemKind::StreamMarker,
+                format!(
+                    "{p}: the stream holds markers this library does not know ({}): it cannot be rebuilt without guessing what they carry",
+                    unknown.join(", ")
+                ),
+            );
+        } else {
+            log::info(format!(
+                "{p}: skipped markers of unknown type ({}); the grain directory accounts for every grain",
+                unknown.join(", ")
+            ));
+        }
+    }
+    if !needs_rewrite || f.unrepairable() {
+        return Ok(());
+    }
+    let kept: Vec<Grain> = s
+        .grains
+        .iter()
+        .filter(|g| Some(g.at) != torn.map(|x| x.at))
+        .copied()
+        .collect();
+    let mut lost = t.lost.clone();
+    if let Some(Stop::Cut { lba: Some(l), .. }) = &s.stop {
+        lost.insert(*l);
+    }
+    if let Some(g) = torn {
+        lost.insert(g.lba);
+    }
+    let salvage = Salvage::plan(first, &h, kept, &lost);
+    f.actions.push(format!(
+        "{p}: rebuilt the grain tables, grain directory and footer from {} complete grains: {} sectors recovered, {} sectors lost{}",
+        salvage.grains.len(),
+        salvage.recovered,
+        salvage.lost,
+        match &s.stop {
+            Some(Stop::Cut { .. }) => format!(
+                " (whatever the stream held after byte {} is unknown)",
+                s.good_end
+            ),
+            _ => String::new(),
+        }
+    ));
+    plan.salvage = Some(salvage);
+    Ok(())
+}
+
+/// Why the header cannot describe a stream this checker can follow, if it cannot.
+fn header_problem(h: &SparseHeader, len: u64) -> Option<String> {
+    if !(1..=3).contains(&h.version) {
+        return Some(format!("version {} (1 to 3 exist)", h.version));
+    }
+    let incompat = h.flags & 0xffff_0000;
+    if incompat & !(FLAG_COMPRESSED | FLAG_MARKERS) != 0 {
+        return Some(format!("unknown incompatible flags {incompat:#x}"));
+    }
+    if h.flags & FLAG_COMPRESSED == 0 {
+        return Some("directory at the end of the file, but grains are not compressed".into());
+    }
+    if h.compress_algorithm != 1 {
+        return Some(format!(
+            "compression algorithm {} (only 1, deflate, exists)",
+            h.compress_algorithm
+        ));
+    }
+    if !h.grain_sectors.is_power_of_two() || !(1..=MAX_GRAIN_SECTORS).contains(&h.grain_sectors) {
+        return Some(format!("grain size {} sectors", h.grain_sectors));
+    }
+    if h.gtes_per_gt == 0 || h.gtes_per_gt > MAX_GTES_PER_GT {
+        return Some(format!("{} entries per grain table", h.gtes_per_gt));
+    }
+    if h.capacity == 0 || h.capacity > MAX_CAPACITY {
+        return Some(format!("capacity {} sectors", h.capacity));
+    }
+    if h.gd_entries() > MAX_GD_ENTRIES {
+        return Some(format!("{} grain directory entries", h.gd_entries()));
+    }
+    if h.overhead == 0 || h.overhead * SECTOR > len {
+        return Some(format!(
+            "metadata area of {} sectors does not fit in the file ({len} bytes)",
+            h.overhead
+        ));
+    }
+    None
+}
+
+fn u32s(bytes: &[u8]) -> Vec<u32> {
+    bytes
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
+        .collect()
+}
+
+/// The directory the readers use: the header's, or for "directory at the end" the footer's.
+fn directory(file: &File, path: &Path, len: u64, h: &SparseHeader) -> Result<Directory> {
+    let fits = |gd: u64| gd != 0 && gd.saturating_add(h.gd_sectors()).saturating_mul(SECTOR) <= len;
+    if h.gd_offset != GD_AT_END {
+        return Ok(if fits(h.gd_offset) {
+            Directory::At(h.gd_offset)
+        } else {
+            Directory::Missing(format!(
+                "the grain directory at sector {} lies outside the file ({len} bytes)",
+                h.gd_offset
+            ))
+        });
+    }
+    if len < 3 * SECTOR + HEADER_SIZE as u64 {
+        return Ok(Directory::Missing(
+            "no footer: the file is too short to end in one".into(),
+        ));
+    }
+    let mut tail = [0u8; 1024];
+    read_at_zero_fill(file, path, &mut tail, len - 1536)?;
+    let marker = u32::from_le_bytes(tail[12..16].try_into().expect("4 bytes"));
+    let size = u32::from_le_bytes(tail[8..12].try_into().expect("4 bytes"));
+    if size != 0 || marker != MARKER_FOOTER || !SparseHeader::has_magic(&tail[512..]) {
+        return Ok(Directory::Missing(format!(
+            "no footer (footer marker and header copy) at byte {} where readers look for it: the grain directory cannot be found",
+            len - 1536
+        )));
+    }
+    let copy = decode_raw(&tail[512..]);
+    let differ: Vec<&str> = [
+        ("version", copy.version != h.version),
+        ("capacity", copy.capacity != h.capacity),
+        ("grain size", copy.grain_sectors != h.grain_sectors),
+        ("entries per table", copy.gtes_per_gt != h.gtes_per_gt),
+        ("overHead", copy.overhead != h.overhead),
+        (
+            "compression",
+            copy.compress_algorithm != h.compress_algorithm,
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(n, d)| d.then_some(n))
+    .collect();
+    if !differ.is_empty() {
+        return Ok(Directory::Missing(format!(
+            "the footer's header copy disagrees with the header ({})",
+            differ.join(", ")
+        )));
+    }
+    if copy.gd_offset == GD_AT_END || !fits(copy.gd_offset) {
+        return Ok(Directory::Missing(format!(
+            "the footer's grain directory offset {:#x} is not inside the file",
+            copy.gd_offset
+        )));
+    }
+    Ok(Directory::At(copy.gd_offset))
+}
+
+/// Reads the directory at `gd` and every table it names, and measures them against the walk.
+#[allow(clippy::too_many_arguments)]
+fn check_tables(
+    file: &File,
+    path: &Path,
+    len: u64,
+    h: &SparseHeader,
+    gd: u64,
+    s: &Scan,
+    by_at: &HashMap<u64, Grain>,
+    t: &mut TableFindings,
+) -> Result<()> {
+    let mut raw = vec![0u8; (h.gd_sectors() * SECTOR) as usize];
+    read_at_zero_fill(file, path, &mut raw, gd * SECTOR)?;
+    let entries = u32s(&raw);
+    let per = u64::from(h.gtes_per_gt);
+    let mut table = vec![0u8; (h.gt_sectors() * SECTOR) as usize];
+    for (i, &gt) in entries.iter().take(h.gd_entries() as usize).enumerate() {
+        if gt == 0 {
+            continue;
+        }
+        let gt = u64::from(gt);
+        if (gt + h.gt_sectors()) * SECTOR > len {
+            t.outside.push(format!(
+                "grain table {i} at sector {gt} lies past the end of the file"
+            ));
+            continue;
+        }
+        read_at_zero_fill(file, path, &mut table, gt * SECTOR)?;
+        for (j, &v) in u32s(&table).iter().take(per as usize).enumerate() {
+            if v == 0 {
+                continue;
+            }
+            let v = u64::from(v);
+            let lba = (i as u64 * per + j as u64) * h.grain_sectors;
+            match by_at.get(&v) {
+                Some(g) if g.lba == lba && lba < h.capacity => {
+                    t.referenced.insert(v);
+                }
+                None if lba < h.capacity
+                    && (v * SECTOR >= len
+                        || (matches!(s.stop, Some(Stop::Cut { .. }))
+                            && v * SECTOR >= s.good_end)) =>
+                {
+                    t.lost.insert(lba);
+                }
+                other => {
+                    t.wrong_count += 1;
+                    if t.wrong.len() < EXAMPLES {
+                        t.wrong.push(match other {
+                            Some(g) => format!(
+                                "table {i} entry {j} (LBA {lba}) = sector {v}, the grain for LBA {}",
+                                g.lba
+                            ),
+                            None => format!(
+                                "table {i} entry {j} (LBA {lba}) = sector {v}, not a grain marker"
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Turns the table findings into problems. Returns whether the tables are damaged, and whether
+/// grains were appended after them (both are fixed by rebuilding them).
+fn report_tables(
+    p: &str,
+    h: &SparseHeader,
+    gd: u64,
+    s: &Scan,
+    t: &TableFindings,
+    f: &mut Findings,
+) -> (bool, bool) {
+    let mut damaged = false;
+    if !t.outside.is_empty() {
+        damaged = true;
+        f.fixable(
+            ProblemKind::StreamTables,
+            format!("{p}: {}", t.outside.join("; ")),
+            format!("{p}: rebuilt the grain tables from the grain markers"),
+        );
+    }
+    if t.wrong_count > 0 {
+        damaged = true;
+        f.fixable(
+            ProblemKind::StreamTables,
+            format!(
+                "{p}: {} grain table entries do not point at the grain for their LBA: {}",
+                t.wrong_count,
+                t.wrong.join(", ")
+            ),
+            format!("{p}: rebuilt the grain tables from the grain markers"),
+        );
+    }
+    if !t.lost.is_empty() {
+        damaged = true;
+        let first: Vec<String> = t
+            .lost
+            .iter()
+            .take(EXAMPLES)
+            .map(|l| l.to_string())
+            .collect();
+        f.fixable(
+            ProblemKind::StreamTables,
+            format!(
+                "{p}: the grain tables place {} grains past the complete part of the file (LBAs {}): their data is lost",
+                t.lost.len(),
+                first.join(", ")
+            ),
+            format!("{p}: dropped the table entries of grains that are not in the file"),
+        );
+    }
+    // Grains after the directory are an append the next Flush would have referenced.
+    let after_tail = |g: &Grain| gd >= h.overhead && g.at > gd;
+    let unreferenced: Vec<&Grain> = s
+        .grains
+        .iter()
+        .filter(|g| !t.referenced.contains(&g.at))
+        .collect();
+    let (unflushed, orphans): (Vec<&Grain>, Vec<&Grain>) =
+        unreferenced.into_iter().partition(|g| after_tail(g));
+    let quote = |v: &[&Grain]| {
+        v.iter()
+            .take(EXAMPLES)
+            .map(|g| format!("LBA {} at sector {}", g.lba, g.at))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !orphans.is_empty() {
+        damaged = true;
+        f.fixable(
+            ProblemKind::StreamTables,
+            format!(
+                "{p}: {} complete grains are in no grain table ({}): readers see zeros there",
+                orphans.len(),
+                quote(&orphans)
+            ),
+            format!("{p}: entered every complete grain in the rebuilt grain tables"),
+        );
+    }
+    if !unflushed.is_empty() {
+        f.fixable(
+            ProblemKind::StreamUnflushed,
+            format!(
+                "{p}: {} grains were appended after the last Flush and are in no grain table yet ({}); the disk reads as of that Flush",
+                unflushed.len(),
+                quote(&unflushed)
+            ),
+            format!("{p}: entered the grains appended after the last Flush in the grain tables"),
+        );
+    }
+    (damaged, !unflushed.is_empty())
+}
+
+/// Every complete grain must inflate to at most one grain. A grain that does not is damage
+/// beyond repair, except the last grain of the stream when no table references it: that is a
+/// write torn by a crash or a cut, returned to be dropped (and counted as lost).
+fn check_grains(
+    file: &File,
+    path: &Path,
+    h: &SparseHeader,
+    s: &Scan,
+    referenced: &BTreeSet<u64>,
+    tail: Option<u64>,
+    f: &mut Findings,
+) -> Result<Option<Grain>> {
+    let p = show(path);
+    let mut buf = vec![0u8; (h.grain_sectors * SECTOR) as usize];
+    let mut bad = Vec::new();
+    for g in &s.grains {
+        match inflate_grain(file, path, g.at, &mut buf) {
+            Ok(()) => {}
+            Err(Error::Corrupt(why)) => bad.push((*g, why)),
+            Err(e) => return Err(e),
+        }
+    }
+    let last = s.grains.last().copied();
+    if let [(g, why)] = bad.as_slice()
+        && Some(*g) == last
+        && !referenced.contains(&g.at)
+    {
+        // After the directory it is an append a kill interrupted: the disk reads as of the
+        // last Flush, so it is a note; before it (or with no directory) the stream is cut.
+        let kind = if tail.is_some_and(|gd| g.at > gd) {
+            ProblemKind::StreamUnflushed
+        } else {
+            ProblemKind::StreamTruncated
+        };
+        f.fixable(
+            kind,
+            format!(
+                "{p}: the last grain of the stream (LBA {} at sector {}) is torn: {why}",
+                g.lba, g.at
+            ),
+            format!("{p}: dropped the torn grain for LBA {}", g.lba),
+        );
+        return Ok(Some(*g));
+    }
+    if !bad.is_empty() {
+        let examples: Vec<String> = bad
+            .iter()
+            .take(EXAMPLES)
+            .map(|(g, why)| format!("LBA {} at sector {}: {why}", g.lba, g.at))
+            .collect();
+        f.fatal(
+            ProblemKind::StreamGrain,
+            format!(
+                "{p}: {} grains do not inflate to a grain: {}",
+                bad.len(),
+                examples.join("; ")
+            ),
+        );
+    }
+    Ok(None)
+}
