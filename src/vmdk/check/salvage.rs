@@ -14,7 +14,7 @@
 //! synced. Until the rename the old file is untouched; after it the new one is complete. A
 //! kill in between leaves the old file and a temporary file, which the next salvage removes.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
@@ -141,8 +141,9 @@ fn build(path: &Path, tmp: &Path, s: &Salvage) -> Result<()> {
     let out = create_new_file(tmp)?;
     copy_range(&src, path, 0, &out, tmp, 0, s.overhead * SECTOR)?;
     write_all_at(&out, tmp, &s.header, 0)?;
-    let per = s.gtes_per_gt as usize;
-    let mut tables = vec![0u32; s.gd_entries as usize * per];
+    let per = s.gtes_per_gt;
+    // Only tables that get grains exist (a hostile geometry can make the full set huge).
+    let mut tables: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
     let mut cursor = s.overhead;
     for g in &s.grains {
         copy_range(
@@ -154,19 +155,20 @@ fn build(path: &Path, tmp: &Path, s: &Salvage) -> Result<()> {
             cursor * SECTOR,
             g.bytes(),
         )?;
-        tables[(g.lba / s.grain_sectors) as usize] = sector_u32(tmp, cursor)?;
+        let index = g.lba / s.grain_sectors;
+        tables
+            .entry(index / per)
+            .or_insert_with(|| vec![0; per as usize])[(index % per) as usize] =
+            sector_u32(tmp, cursor)?;
         cursor += g.sectors();
     }
     let tail_at = cursor;
     let mut tail = Vec::new();
     let at = |tail: &Vec<u8>| tail_at + tail.len() as u64 / SECTOR;
     let mut directory = vec![0u32; s.gd_entries as usize];
-    for (i, table) in tables.chunks(per).enumerate() {
-        if table.iter().all(|&e| e == 0) {
-            continue;
-        }
+    for (&i, table) in &tables {
         write_marker(&mut tail, s.gt_sectors, MARKER_GT).map_err(|e| Error::io(tmp, e))?;
-        directory[i] = sector_u32(tmp, at(&tail))?;
+        directory[i as usize] = sector_u32(tmp, at(&tail))?;
         tail.extend_from_slice(&le_bytes(table));
         pad(&mut tail);
     }

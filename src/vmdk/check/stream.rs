@@ -22,19 +22,21 @@ use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::path::Path;
 
+use flate2::{Decompress, FlushDecompress, Status};
+
 use super::header::decode_raw;
 use super::salvage::Salvage;
-use super::stream_scan::{Geometry, Grain, Scan, Stop, marker_name, scan};
+use super::stream_scan::{GRAIN_HEAD, Geometry, Grain, Scan, Stop, marker_name, scan};
 use super::{FilePlan, Findings, ProblemKind, show};
 use crate::error::{Error, Result};
 use crate::log;
+use crate::vmdk::descriptor::Descriptor;
 use crate::vmdk::fileio::read_at_zero_fill;
 use crate::vmdk::header::{
-    FLAG_COMPRESSED, FLAG_MARKERS, GD_AT_END, HEADER_SIZE, MAX_GRAIN_SECTORS, MAX_GTES_PER_GT,
-    SparseHeader,
+    FLAG_COMPRESSED, FLAG_MARKERS, FLAG_USE_REDUNDANT, GD_AT_END, HEADER_SIZE, MAX_GRAIN_SECTORS,
+    MAX_GTES_PER_GT, SparseHeader,
 };
 use crate::vmdk::markers::{MARKER_FOOTER, MARKER_GD, MARKER_GT};
-use crate::vmdk::stream_read::inflate_grain;
 
 const SECTOR: u64 = 512;
 /// Largest capacity a sparse extent can address (32-bit grain sectors, 64 KiB grains).
@@ -43,6 +45,8 @@ const MAX_CAPACITY: u64 = (1u64 << 32) * 64;
 const MAX_GD_ENTRIES: u64 = 32 * 1024 * 1024;
 /// How many examples a finding quotes.
 const EXAMPLES: usize = 4;
+/// Bytes inflated at a time while checking a grain.
+const INFLATE_CHUNK: usize = 64 * 1024;
 
 /// True if the header in `first` describes a compressed extent (or one whose directory is at
 /// the end, which only streams have): this module checks it, not the sparse checker.
@@ -90,8 +94,12 @@ pub(super) fn check(
             "{p}: checking compressed sparse extents without markers is not supported"
         )));
     }
-    if let Some(why) = header_problem(&h, len) {
+    if let Some(why) = header_problem(&h, len).or_else(|| reader_refuses(first, len)) {
         f.fatal(ProblemKind::StreamHeader, format!("{p}: header: {why}"));
+        return Ok(());
+    }
+    if let Some(why) = descriptor_problem(file, path, &h)? {
+        f.fatal(ProblemKind::Descriptor, format!("{p}: {why}"));
         return Ok(());
     }
     let geo = Geometry {
@@ -248,13 +256,47 @@ fn header_problem(h: &SparseHeader, len: u64) -> Option<String> {
     if h.gd_entries() > MAX_GD_ENTRIES {
         return Some(format!("{} grain directory entries", h.gd_entries()));
     }
-    if h.overhead == 0 || h.overhead * SECTOR > len {
+    if h.overhead == 0 || h.overhead.saturating_mul(SECTOR) > len {
         return Some(format!(
             "metadata area of {} sectors does not fit in the file ({len} bytes)",
             h.overhead
         ));
     }
     None
+}
+
+/// What the engine's header decoder (the one every open uses) refuses in this header, judged
+/// without the directory fields, which the checker judges itself (a cut stream may have lost
+/// its directory and still be salvageable).
+fn reader_refuses(first: &[u8], len: u64) -> Option<String> {
+    let mut b = first[..HEADER_SIZE].to_vec();
+    let flags = u32::from_le_bytes(b[8..12].try_into().expect("4 bytes")) & !FLAG_USE_REDUNDANT;
+    b[8..12].copy_from_slice(&flags.to_le_bytes());
+    b[56..64].copy_from_slice(&GD_AT_END.to_le_bytes());
+    SparseHeader::decode(&b, len.div_ceil(SECTOR))
+        .err()
+        .map(|e| e.to_string())
+}
+
+/// Why the embedded descriptor is unusable, if it is: it must parse and give the header's
+/// capacity. (Salvage copies it as it is, so damage here is left to be repaired by hand.)
+fn descriptor_problem(file: &File, path: &Path, h: &SparseHeader) -> Result<Option<String>> {
+    if h.descriptor_offset == 0 || h.descriptor_size == 0 {
+        return Ok(None);
+    }
+    let mut bytes = vec![0u8; (h.descriptor_size * SECTOR) as usize];
+    read_at_zero_fill(file, path, &mut bytes, h.descriptor_offset * SECTOR)?;
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    let text = String::from_utf8_lossy(&bytes[..end]);
+    Ok(match Descriptor::parse(&text) {
+        Err(e) => Some(format!("embedded descriptor: {e}")),
+        Ok(d) if d.capacity() != h.capacity => Some(format!(
+            "embedded descriptor gives {} sectors, the header {}",
+            d.capacity(),
+            h.capacity
+        )),
+        Ok(_) => None,
+    })
 }
 
 fn u32s(bytes: &[u8]) -> Vec<u32> {
@@ -492,13 +534,11 @@ fn check_grains(
     f: &mut Findings,
 ) -> Result<Option<Grain>> {
     let p = show(path);
-    let mut buf = vec![0u8; (h.grain_sectors * SECTOR) as usize];
     let mut bad = Vec::new();
+    let mut out = vec![0u8; INFLATE_CHUNK];
     for g in &s.grains {
-        match inflate_grain(file, path, g.at, &mut buf) {
-            Ok(()) => {}
-            Err(Error::Corrupt(why)) => bad.push((*g, why)),
-            Err(e) => return Err(e),
+        if let Some(why) = inflate_problem(file, path, g, h.grain_sectors * SECTOR, &mut out)? {
+            bad.push((*g, why));
         }
     }
     let last = s.grains.last().copied();
@@ -539,4 +579,40 @@ fn check_grains(
         );
     }
     Ok(None)
+}
+
+/// Why grain `g` does not inflate to at most `limit` bytes, if it does not. Inflates in chunks
+/// of `out`, so a hostile grain size never makes a large buffer.
+fn inflate_problem(
+    file: &File,
+    path: &Path,
+    g: &Grain,
+    limit: u64,
+    out: &mut [u8],
+) -> Result<Option<String>> {
+    let mut packed = vec![0u8; g.size as usize];
+    read_at_zero_fill(file, path, &mut packed, g.at * SECTOR + GRAIN_HEAD)?;
+    let mut z = Decompress::new(true);
+    loop {
+        let (was_in, was_out) = (z.total_in(), z.total_out());
+        let status = match z.decompress(&packed[was_in as usize..], out, FlushDecompress::None) {
+            Ok(st) => st,
+            Err(e) => return Ok(Some(format!("does not inflate ({e})"))),
+        };
+        if z.total_out() > limit {
+            return Ok(Some(format!(
+                "inflates to more than one grain ({limit} bytes)"
+            )));
+        }
+        match status {
+            Status::StreamEnd => return Ok(None),
+            _ if z.total_in() == was_in && z.total_out() == was_out => {
+                return Ok(Some(format!(
+                    "its {} compressed bytes end before the zlib stream does",
+                    g.size
+                )));
+            }
+            _ => {}
+        }
+    }
 }

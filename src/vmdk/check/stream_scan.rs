@@ -203,7 +203,7 @@ pub(super) fn scan(file: &File, path: &Path, len: u64, from: u64, g: &Geometry) 
         let kind = u32_at(&sector, 12);
         let end = at.checked_add(1).and_then(|a| a.checked_add(val));
         match end {
-            Some(end) if end * SECTOR <= len => {
+            Some(end) if end.checked_mul(SECTOR).is_some_and(|e| e <= len) => {
                 s.metas.push(Meta { at, kind });
                 s.good_end = end * SECTOR;
                 at = end;
