@@ -673,3 +673,24 @@ fn random_damage_to_a_stream_never_panics_and_never_half_repairs() {
     }
     eprintln!("outcomes: {tally:?}");
 }
+
+#[test]
+fn salvage_through_a_symlink_repairs_the_file_and_keeps_the_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = content(1024 * 1024, 31);
+    let src = dir.path().join("src.vmdk");
+    ours(&src, &raw);
+    let whole = std::fs::read(&src).unwrap();
+    let real = dir.path().join("real.vmdk");
+    std::fs::write(&real, &whole[..whole.len() / 2]).unwrap();
+    let link = dir.path().join("link.vmdk");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    assert_eq!(check(&link, true).outcome(), Outcome::Repaired);
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(check(&real, false).outcome(), Outcome::Clean);
+}

@@ -115,6 +115,9 @@ fn pad(v: &mut Vec<u8>) {
 
 /// Builds the salvaged stream beside `path` and replaces `path` with it.
 pub(super) fn apply(path: &Path, s: &Salvage) -> Result<()> {
+    // The rename replaces a directory entry: it must be the file's own, not a symlink to it.
+    let real = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
+    let path = real.as_path();
     let tmp = temp_path(path);
     match std::fs::remove_file(&tmp) {
         Ok(()) => {}
