@@ -25,6 +25,7 @@ mod repair;
 mod salvage;
 mod stream;
 mod stream_scan;
+mod stream_tables;
 mod tables;
 mod tree;
 
