@@ -280,9 +280,9 @@ fn our_streams_with_tables_between_spans_are_salvaged_wherever_cut() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    // 72 MiB, one grain in 23 holding data: three 32 MiB spans, each followed by its grain
+    // 66 MiB, one grain in 23 holding data: three 32 MiB spans, each followed by its grain
     // table (marker type 1) in our writer's layout, so cuts land between and inside tables too.
-    let mut raw = content(72 * 1024 * 1024, 29);
+    let mut raw = content(66 * 1024 * 1024, 29);
     for (g, grain) in raw.chunks_mut(GRAIN).enumerate() {
         if g % 23 != 0 {
             grain.fill(0);
@@ -297,7 +297,7 @@ fn our_streams_with_tables_between_spans_are_salvaged_wherever_cut() {
     let mut at = vec![second - 2048, second - 1500, second - 1, second + 700];
     let mut r = rng(4);
     let first = grains[0].start;
-    at.extend((0..4).map(|_| first + r() % (whole.len() as u64 - first)));
+    at.extend((0..2).map(|_| first + r() % (whole.len() as u64 - first)));
     at.sort_unstable();
     sweep(dir.path(), "spans", &whole, &raw, &at, false);
 }
@@ -497,7 +497,7 @@ fn salvage_killed_at_any_moment_leaves_the_original_or_the_salvaged_stream() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let raw = content(24 * 1024 * 1024, 3);
+    let raw = content(12 * 1024 * 1024, 3);
     let src = dir.path().join("src.vmdk");
     ours(&src, &raw);
     let whole = std::fs::read(&src).unwrap();
@@ -514,7 +514,7 @@ fn salvage_killed_at_any_moment_leaves_the_original_or_the_salvaged_stream() {
     qemu_check_ok(&path);
     let mut r = rng(9);
     let mut seen = (0, 0);
-    for _ in 0..12 {
+    for _ in 0..10 {
         std::fs::write(&path, cut).unwrap();
         let delay = Duration::from_micros(r() % (span.as_micros() as u64 + 1));
         run_child(&path, Some(delay));
@@ -613,7 +613,7 @@ fn random_damage_to_a_stream_never_panics_and_never_half_repairs() {
     let mut r = rng(seed);
     let mut tally: BTreeMap<String, u32> = BTreeMap::new();
     let mut qemu_checked = 0;
-    for round in 0..250 {
+    for round in 0..160 {
         let mut b = whole.clone();
         if r().is_multiple_of(2) {
             let cut = 512 + (r() % (b.len() as u64 - 512)) as usize;
