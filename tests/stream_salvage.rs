@@ -694,3 +694,92 @@ fn salvage_through_a_symlink_repairs_the_file_and_keeps_the_link() {
     );
     assert_eq!(check(&real, false).outcome(), Outcome::Clean);
 }
+
+/// The child side of the interrupted-append test: Create(stream), 1 MiB of writes, Flush, 1 MiB
+/// more, then the process dies without closing (abort: no destructor runs, like kill -9).
+#[test]
+fn append_child() {
+    use vixDiskLib::chain::{Disk, OpenOptions};
+    use vixDiskLib::vmdk::create::create;
+    let Some(p) = std::env::var_os("STREAM_APPEND_CHILD") else {
+        return;
+    };
+    let path = PathBuf::from(p);
+    let spec = CreateSpec {
+        kind: DiskKind::StreamOptimized,
+        capacity: 8 * 2048,
+        adapter: Adapter::LsiLogic,
+        hw_version: 7,
+    };
+    create(&path, &spec, &mut |_| {}).unwrap();
+    let d = Disk::open(&path, OpenOptions::default()).unwrap();
+    let data = content(2 * 1024 * 1024, 37);
+    d.write(0, &data[..1 << 20]).unwrap();
+    d.flush().unwrap();
+    d.write(2048, &data[1 << 20..]).unwrap();
+    std::process::abort();
+}
+
+#[test]
+fn grains_appended_after_the_last_flush_are_a_note_and_repair_keeps_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.vmdk");
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args(["append_child", "--exact", "--quiet", "--test-threads=1"])
+        .env("STREAM_APPEND_CHILD", &path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success(), "the child must die");
+    let data = content(2 * 1024 * 1024, 37);
+    let r = check(&path, false);
+    assert_eq!(r.outcome(), Outcome::Clean, "{:?}", r.problems);
+    assert!(r.has(ProblemKind::StreamUnflushed), "{:?}", r.problems);
+    let before = read_disk(&path);
+    assert!(before[..1 << 20] == data[..1 << 20], "flushed data");
+    assert!(before[1 << 20..].iter().all(|&b| b == 0), "as of the Flush");
+    let r = check(&path, true);
+    assert_eq!(r.outcome(), Outcome::Repaired, "{:?}", r.problems);
+    assert_eq!(check(&path, false).problems, vec![]);
+    if have_qemu() {
+        qemu_check_ok(&path);
+    }
+    let after = read_disk(&path);
+    assert!(after[..1 << 20] == data[..1 << 20], "flushed data kept");
+    // Unflushed grains that reached the file are kept, in write order: a prefix of the grains
+    // written after the Flush reads as written, the rest as zeros.
+    let grains: Vec<bool> = (16..32)
+        .map(|g| {
+            let s = g * GRAIN;
+            if after[s..s + GRAIN] == data[s..s + GRAIN] {
+                true
+            } else {
+                assert!(after[s..s + GRAIN].iter().all(|&b| b == 0), "grain {g}");
+                false
+            }
+        })
+        .collect();
+    let kept = grains.iter().take_while(|&&k| k).count();
+    assert!(kept > 0 && grains[kept..].iter().all(|&k| !k), "{grains:?}");
+    // All-zero grains are not stored.
+    let stored = (0..16 + kept)
+        .filter(|g| data[g * GRAIN..(g + 1) * GRAIN].iter().any(|&b| b != 0))
+        .count() as u64;
+    assert_eq!(r.salvage.unwrap().recovered_sectors, stored * 128);
+}
+
+fn read_disk(path: &Path) -> Vec<u8> {
+    use vixDiskLib::chain::{Disk, OpenOptions};
+    let d = Disk::open(
+        path,
+        OpenOptions {
+            read_only: true,
+            single_link: true,
+        },
+    )
+    .unwrap();
+    let mut buf = vec![0u8; d.capacity() as usize * 512];
+    d.read(0, &mut buf).unwrap();
+    buf
+}
