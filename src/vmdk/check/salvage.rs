@@ -124,18 +124,33 @@ pub(super) fn apply(path: &Path, s: &Salvage) -> Result<()> {
         Err(e) if e.kind() == ErrorKind::NotFound => {}
         Err(e) => return Err(Error::io(&tmp, e)),
     }
-    let result = build(path, &tmp, s).and_then(|()| {
-        let perms = std::fs::metadata(path)
-            .map_err(|e| Error::io(path, e))?
-            .permissions();
-        std::fs::set_permissions(&tmp, perms).map_err(|e| Error::io(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-        sync_dir(path)
-    });
+    let result = build(path, &tmp, s)
+        .and_then(|()| verify(&tmp))
+        .and_then(|()| {
+            let perms = std::fs::metadata(path)
+                .map_err(|e| Error::io(path, e))?
+                .permissions();
+            std::fs::set_permissions(&tmp, perms).map_err(|e| Error::io(&tmp, e))?;
+            std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+            sync_dir(path)
+        });
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// The rebuilt stream must check clean before it may replace anything: a salvage that cannot
+/// prove its own result leaves the original as it was.
+fn verify(tmp: &Path) -> Result<()> {
+    let (f, _) = super::analyze(tmp)?;
+    match f.problems.first() {
+        None => Ok(()),
+        Some(p) => Err(Error::Unrepairable(format!(
+            "the rebuilt stream does not check clean ({}); the original was left as it was",
+            p.detail
+        ))),
+    }
 }
 
 /// Writes and syncs the new stream at `tmp`.

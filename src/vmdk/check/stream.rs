@@ -239,6 +239,14 @@ fn header_problem(h: &SparseHeader, len: u64) -> Option<String> {
     if h.gd_entries() > MAX_GD_ENTRIES {
         return Some(format!("{} grain directory entries", h.gd_entries()));
     }
+    if h.descriptor_offset != 0
+        && h.descriptor_offset.saturating_add(h.descriptor_size) > h.overhead
+    {
+        return Some(format!(
+            "embedded descriptor (sector {}, {} sectors) lies outside the metadata area of {} sectors",
+            h.descriptor_offset, h.descriptor_size, h.overhead
+        ));
+    }
     if h.overhead == 0 || h.overhead.saturating_mul(SECTOR) > len {
         return Some(format!(
             "metadata area of {} sectors does not fit in the file ({len} bytes)",
