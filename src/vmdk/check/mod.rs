@@ -9,7 +9,8 @@
 //! files exist and are long enough; its capacity agrees with the header), both grain-directory
 //! trees (each index 0 in both copies or non-zero and distinct in both; tables byte-identical;
 //! tables inside the file and clear of other metadata), and every grain-table entry (inside the
-//! file, clear of metadata, no grain referenced twice).
+//! file, clear of metadata, no grain referenced twice). Compressed (streamOptimized) extents
+//! are checked marker by marker in `stream` and, when damaged, rebuilt by `salvage`.
 //!
 //! Repair never drops data that a reader could reach: a damaged copy of a directory entry or
 //! table is rebuilt from the other copy; an entry that is unusable in both copies (past the end
