@@ -132,7 +132,8 @@ pub(super) fn scan(file: &File, path: &Path, len: u64, from: u64, g: &Geometry) 
         read_at_zero_fill(file, path, &mut sector, at * SECTOR)?;
         let avail = len - at * SECTOR;
         if sector.iter().all(|&b| b == 0) {
-            at = skip_zeros(file, path, len, at)?;
+            // At least one sector on, even if the file changed under us since the read above.
+            at = skip_zeros(file, path, len, at)?.max(at + 1);
             continue;
         }
         if SparseHeader::has_magic(&sector) {
