@@ -783,3 +783,21 @@ fn read_disk(path: &Path) -> Vec<u8> {
     d.read(0, &mut buf).unwrap();
     buf
 }
+
+#[test]
+fn a_symlink_planted_at_the_salvage_temporary_is_never_written_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let victim = outside.path().join("victim");
+    std::fs::write(&victim, b"somebody else's bytes").unwrap();
+    let raw = content(1024 * 1024, 41);
+    let src = dir.path().join("src.vmdk");
+    ours(&src, &raw);
+    let whole = std::fs::read(&src).unwrap();
+    let disk = dir.path().join("d.vmdk");
+    std::fs::write(&disk, &whole[..whole.len() / 2]).unwrap();
+    std::os::unix::fs::symlink(&victim, dir.path().join(".d.vmdk.salvage-tmp")).unwrap();
+    assert_eq!(check(&disk, true).outcome(), Outcome::Repaired);
+    assert_eq!(std::fs::read(&victim).unwrap(), b"somebody else's bytes");
+    assert_eq!(check(&disk, false).outcome(), Outcome::Clean);
+}

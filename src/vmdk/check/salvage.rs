@@ -15,12 +15,11 @@
 //! kill in between leaves the old file and a temporary file, which the next salvage removes.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use super::stream_scan::Grain;
 use crate::error::{Error, Result};
-use crate::vmdk::atomic::{create_new_file, sync_dir};
+use crate::vmdk::atomic::{create_new_private_file, remove_stale_temp, sync_dir};
 use crate::vmdk::fileio::{copy_range, dir_of, open_regular, sync_data, write_all_at};
 use crate::vmdk::header::{FLAG_USE_REDUNDANT, GD_AT_END, HEADER_SIZE, SparseHeader};
 use crate::vmdk::markers::{MARKER_FOOTER, MARKER_GD, MARKER_GT, le_bytes, write_marker};
@@ -119,11 +118,8 @@ pub(super) fn apply(path: &Path, s: &Salvage) -> Result<()> {
     let real = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
     let path = real.as_path();
     let tmp = temp_path(path);
-    match std::fs::remove_file(&tmp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io(&tmp, e)),
-    }
+    // A leftover of a killed salvage, or anything planted there (a symlink goes itself).
+    remove_stale_temp(&tmp)?;
     let result = build(path, &tmp, s)
         .and_then(|()| verify(&tmp))
         .and_then(|()| {
@@ -156,7 +152,8 @@ fn verify(tmp: &Path) -> Result<()> {
 /// Writes and syncs the new stream at `tmp`.
 fn build(path: &Path, tmp: &Path, s: &Salvage) -> Result<()> {
     let src = open_regular(path, false)?;
-    let out = create_new_file(tmp)?;
+    // O_EXCL and 0600 until it has the old file's permissions, just before the rename.
+    let out = create_new_private_file(tmp)?;
     copy_range(&src, path, 0, &out, tmp, 0, s.overhead * SECTOR)?;
     write_all_at(&out, tmp, &s.header, 0)?;
     let per = s.gtes_per_gt;
