@@ -84,8 +84,12 @@ fn a_stream_with_an_unknown_marker_is_refused_as_invalid() {
     m[12] = 9;
     b.splice(overhead..overhead, m);
     std::fs::write(&disk, &b).unwrap();
-    let err = fails(&["check", "--repair", s(&disk)], 1);
+    let out = run(&["check", "--repair", s(&disk)]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let text = String::from_utf8_lossy(&out.stdout);
     assert!(err.contains("VIX_E_DISK_INVALIDDISK"), "{err}");
-    assert!(err.contains("unknown type 9"), "{err}");
+    assert!(text.contains("problem (not repairable)"), "{text}");
+    assert!(text.contains("unknown type 9"), "{text}");
     assert_eq!(std::fs::read(&disk).unwrap(), b, "a refused repair wrote");
 }
