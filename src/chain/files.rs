@@ -7,7 +7,7 @@ use super::tracking::tracking_name;
 use crate::error::{Error, Result};
 use crate::vmdk::create::create_new_file;
 use crate::vmdk::descriptor::Descriptor;
-use crate::vmdk::fileio::{sync_data, write_all_at};
+use crate::vmdk::fileio::{self, sync_data, write_all_at};
 use crate::vmdk::link::{Link, dir_of};
 use crate::vmdk::track::TRACKING_KEY;
 
@@ -19,7 +19,7 @@ pub fn unlink(path: &Path) -> Result<()> {
         link.files()
     };
     for f in &files {
-        match std::fs::remove_file(f) {
+        match fileio::remove_file(f) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io(f, e)),
@@ -35,7 +35,7 @@ fn move_tracking(track: Option<&Path>, dst: &Path) -> Result<Option<String>> {
     };
     let name = tracking_name(dst);
     let to = dir_of(dst).join(&name);
-    std::fs::rename(track, &to).map_err(|e| Error::io(track, e))?;
+    fileio::rename(track, &to).map_err(|e| Error::io(track, e))?;
     Ok(Some(name))
 }
 
@@ -65,7 +65,7 @@ pub fn rename(src: &Path, dst: &Path) -> Result<()> {
     if link.is_monolithic() {
         let track = link.tracking_file();
         drop(link);
-        std::fs::rename(src, dst).map_err(|e| Error::io(src, e))?;
+        fileio::rename(src, dst).map_err(|e| Error::io(src, e))?;
         let moved = Link::open(dst, true)?;
         let name = dst.file_name().map(|n| n.to_string_lossy().into_owned());
         let track_name = move_tracking(track.as_deref(), dst)?;
@@ -103,9 +103,9 @@ pub fn rename(src: &Path, dst: &Path) -> Result<()> {
     sync_data(&out, dst)?;
     drop(link);
     for (from, to) in &moves {
-        std::fs::rename(from, to).map_err(|e| Error::io(from, e))?;
+        fileio::rename(from, to).map_err(|e| Error::io(from, e))?;
     }
-    std::fs::remove_file(src).map_err(|e| Error::io(src, e))
+    fileio::remove_file(src).map_err(|e| Error::io(src, e))
 }
 
 #[cfg(test)]

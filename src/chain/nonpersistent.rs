@@ -33,7 +33,7 @@ fn sweep_stale(dir: &Path) {
             continue;
         };
         if !Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = std::fs::remove_file(entry.path());
+            let _ = crate::vmdk::fileio::remove_file(&entry.path());
             log::verbose(format!("removed stale scratch redo log {name}"));
         }
     }
@@ -66,7 +66,7 @@ impl Disk {
         write_monolithic_sparse(&scratch, d, leaf.capacity())?;
         let opened = Link::open(&scratch, true);
         // Unlinked at once, opened or not: only our descriptor keeps it alive.
-        let _ = std::fs::remove_file(&scratch);
+        let _ = crate::vmdk::fileio::remove_file(&scratch);
         let mut all = vec![opened?];
         all.extend(links);
         let disk = Disk::from_links(all);

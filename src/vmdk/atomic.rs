@@ -10,7 +10,7 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use super::descriptor::Descriptor;
-use super::fileio::dir_of;
+use super::fileio::{self, dir_of};
 use crate::error::{Error, Result};
 
 /// The name a new file for `path` is written under until it is complete:
@@ -38,15 +38,19 @@ pub fn sync_dir(path: &Path) -> Result<()> {
     let dir = dir_of(path);
     File::open(&dir)
         .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(&dir, e))
+        .map_err(|e| Error::io(&dir, e))?;
+    if super::iolog::on() {
+        super::iolog::record(super::iolog::IoEvent::SyncDir { dir: &dir });
+    }
+    Ok(())
 }
 
 /// Gives the complete, synced file `tmp` its real name `path`, refusing to replace an existing
 /// file, and syncs the directory. On failure `tmp` is left for the caller to remove.
 pub fn publish(tmp: &Path, path: &Path) -> Result<()> {
-    match std::fs::hard_link(tmp, path) {
+    match fileio::hard_link(tmp, path) {
         Ok(()) => {
-            std::fs::remove_file(tmp).map_err(|e| Error::io(tmp, e))?;
+            fileio::remove_file(tmp).map_err(|e| Error::io(tmp, e))?;
         }
         Err(e) if e.kind() == ErrorKind::AlreadyExists => {
             return Err(Error::FileExists(path.to_path_buf()));
@@ -56,7 +60,7 @@ pub fn publish(tmp: &Path, path: &Path) -> Result<()> {
             if path.exists() {
                 return Err(Error::FileExists(path.to_path_buf()));
             }
-            std::fs::rename(tmp, path).map_err(|e| Error::io(path, e))?;
+            fileio::rename(tmp, path).map_err(|e| Error::io(path, e))?;
         }
     }
     sync_dir(path)
@@ -73,14 +77,14 @@ pub fn remove_leftovers(path: &Path) -> Result<()> {
     if !path.exists() {
         for extent in extents_named_by(&tmp) {
             let p = dir_of(path).join(extent);
-            match std::fs::remove_file(&p) {
+            match fileio::remove_file(&p) {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io(&p, e)),
             }
         }
     }
-    match std::fs::remove_file(&tmp) {
+    match fileio::remove_file(&tmp) {
         Ok(()) => {}
         Err(e) if e.kind() == ErrorKind::NotFound => {}
         Err(e) => return Err(Error::io(&tmp, e)),
@@ -109,12 +113,14 @@ fn extents_named_by(descriptor: &Path) -> Vec<String> {
 
 /// Opens `path` for a new file, refusing to replace an existing one.
 pub fn create_new_file(path: &Path) -> Result<File> {
-    OpenOptions::new()
+    let file = OpenOptions::new()
         .read(true)
         .write(true)
         .create_new(true)
         .open(path)
-        .map_err(|e| Error::io(path, e))
+        .map_err(|e| Error::io(path, e))?;
+    fileio::note_created(&file, path);
+    Ok(file)
 }
 
 /// Before a new disk is written at `path`: refuses an existing file, removes what an
@@ -162,9 +168,9 @@ impl NewDisk {
     /// lists the extents, so a crash midway leaves what the next Create/Clone cleans up.
     pub fn discard(self) {
         for p in &self.extents {
-            let _ = std::fs::remove_file(p);
+            let _ = fileio::remove_file(p);
         }
-        let _ = std::fs::remove_file(&self.tmp);
+        let _ = fileio::remove_file(&self.tmp);
     }
 }
 

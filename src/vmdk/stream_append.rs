@@ -260,8 +260,8 @@ impl StreamAppend {
         write_all_at(file, path, &out, self.data_end * 512)?;
         sync_data(file, path)?;
         let end = self.data_end + sectors;
-        file.set_len(end * 512).map_err(io)?;
-        file.sync_all().map_err(io)?;
+        super::fileio::set_len(file, path, end * 512)?;
+        super::fileio::sync_all(file, path)?;
         self.triple = out[triple_start..].to_vec();
         self.data_end = end;
         self.triple_at = end - TRIPLE_SECTORS;
