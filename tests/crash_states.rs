@@ -228,6 +228,7 @@ fn create_vmfs_flat() {
 }
 #[test]
 fn create_vmfs_thin() {
+    // qemu-img reads no vmfsThin descriptors: our own checks only.
     create_workload(DiskKind::VmfsThin, "create vmfsThin");
 }
 #[test]
@@ -318,6 +319,309 @@ fn writes_stream_optimized() {
             ex.step(rec);
             ex
         },
+        |s, ex| disk_holds(s, "d.vmdk", ex),
+    );
+}
+
+/// A closed disk of `kind` at `dir/name` holding pattern 1 over sectors 0..300.
+fn disk_with_data(dir: &Path, name: &str, kind: DiskKind, cap: u64) {
+    create(&dir.join(name), &spec(kind, cap), &mut |_| {}).unwrap();
+    let d = Disk::open(&dir.join(name), OpenOptions::default()).unwrap();
+    d.write(0, &pattern(1, 300)).unwrap();
+    d.close().unwrap();
+}
+
+/// The expected content of `disk_with_data` (plus `extra` writes of the setup).
+fn expect_data(cap: u64, extra: &[(u64, Vec<u8>)]) -> Expect {
+    let mut ex = Expect::new(vec![(0, cap)]);
+    ex.note(0, &pattern(1, 300));
+    for (s, d) in extra {
+        ex.note(*s, d);
+    }
+    ex.imgs[0] = ex.cur.clone();
+    ex
+}
+
+/// A base with data and a child over it that wrote pattern 2 at 200..500 (closed).
+fn base_and_child(dir: &Path, cap: u64) {
+    disk_with_data(dir, "base.vmdk", DiskKind::MonolithicSparse, cap);
+    let d = Disk::open(&dir.join("base.vmdk"), OpenOptions::default()).unwrap();
+    d.create_child(&dir.join("child.vmdk"), DiskKind::MonolithicSparse)
+        .unwrap();
+    d.close().unwrap();
+    drop(d);
+    let c = Disk::open(&dir.join("child.vmdk"), OpenOptions::default()).unwrap();
+    c.write(200, &pattern(2, 300)).unwrap();
+    c.close().unwrap();
+}
+
+#[test]
+fn create_child() {
+    let cap = 4 * MIB;
+    run(
+        "CreateChild",
+        |dir| disk_with_data(dir, "base.vmdk", DiskKind::MonolithicSparse, cap),
+        |dir, rec| {
+            let mut ex = expect_data(cap, &[]);
+            let d = Disk::open(&dir.join("base.vmdk"), OpenOptions::default()).unwrap();
+            ex.write(&d, 400, &pattern(2, 8));
+            d.create_child(&dir.join("child.vmdk"), DiskKind::MonolithicSparse)
+                .unwrap();
+            ex.step(rec);
+            d.close().unwrap();
+            drop(d);
+            let c = Disk::open(&dir.join("child.vmdk"), OpenOptions::default()).unwrap();
+            ex.write(&c, 100, &pattern(3, 200));
+            c.close().unwrap();
+            ex.step(rec);
+            ex
+        },
+        |s, ex| {
+            let child = s.dir.join("child.vmdk");
+            if s.phase == 0 && !child.exists() {
+                return disk_holds(s, "base.vmdk", ex);
+            }
+            disk_holds(s, "child.vmdk", ex)
+        },
+    );
+}
+
+#[test]
+fn commit() {
+    let cap = 4 * MIB;
+    run(
+        "Commit",
+        |dir| base_and_child(dir, cap),
+        |dir, rec| {
+            let mut ex = expect_data(cap, &[(200, pattern(2, 300))]);
+            vixDiskLib::chain::commit::commit(&dir.join("child.vmdk"), &mut |_| {}).unwrap();
+            ex.step(rec);
+            ex
+        },
+        |s, ex| {
+            // Done (the child is gone and the base holds everything) or, while the child
+            // exists, the chain through it reads as before.
+            let child = s.dir.join("child.vmdk");
+            if s.phase == 1 && child.exists() {
+                return Err("Commit returned but the child is still there".into());
+            }
+            if child.exists() {
+                let d = open_or_repair(&child)?;
+                ex.check(&d, s.phase)?;
+                drop(d);
+                if s.deep {
+                    // Finishing the interrupted commit is the user's repair; then the base
+                    // alone must hold everything.
+                    vixDiskLib::chain::commit::commit(&child, &mut |_| {})
+                        .map_err(|e| format!("second Commit: {e}"))?;
+                    return disk_holds(&State { phase: 1, ..*s }, "base.vmdk", ex);
+                }
+                return Ok(());
+            }
+            disk_holds(s, "base.vmdk", ex)
+        },
+    );
+}
+
+#[test]
+fn clone() {
+    let cap = 4 * MIB;
+    run(
+        "Clone",
+        |dir| base_and_child(dir, cap),
+        |dir, rec| {
+            let mut ex = expect_data(cap, &[(200, pattern(2, 300))]);
+            // The clone starts empty: step 0 is "no target", step 1 the source's content.
+            let want = ex.cur.clone();
+            ex.imgs[0] = want.clone();
+            let d = Disk::open(&dir.join("child.vmdk"), ro()).unwrap();
+            d.clone_to(
+                &dir.join("copy.vmdk"),
+                &spec(DiskKind::MonolithicSparse, cap),
+                false,
+                1,
+                &mut |_| {},
+            )
+            .unwrap();
+            ex.step(rec);
+            ex
+        },
+        |s, ex| {
+            let copy = s.dir.join("copy.vmdk");
+            disk_holds(s, "child.vmdk", ex)?;
+            if !copy.exists() {
+                return match s.phase {
+                    0 => Ok(()),
+                    _ => Err("Clone returned but its target is missing".into()),
+                };
+            }
+            // A target that exists is complete: exactly the source's content.
+            disk_holds(&State { phase: 1, ..*s }, "copy.vmdk", ex)
+        },
+    );
+}
+
+fn grow_workload(kind: DiskKind, name: &str) {
+    let (cap, grown) = (4 * MIB, 6 * MIB);
+    run(
+        name,
+        |dir| disk_with_data(dir, "d.vmdk", kind, cap),
+        |dir, rec| {
+            let mut ex = Expect::new(vec![(0, grown)]);
+            ex.note(0, &pattern(1, 300));
+            ex.imgs[0] = ex.cur.clone();
+            let path = dir.join("d.vmdk");
+            vixDiskLib::vmdk::grow::grow(&path, grown, false).unwrap();
+            vixDiskLib::chain::tracking::grow_history(&path).unwrap();
+            ex.step(rec);
+            ex
+        },
+        |s, ex| {
+            let d = open_or_repair(&s.dir.join("d.vmdk"))?;
+            if d.capacity() != grown && (s.phase == 1 || d.capacity() != cap) {
+                return Err(format!("capacity {} after a Grow to {grown}", d.capacity()));
+            }
+            drop(d);
+            disk_holds(s, "d.vmdk", ex)
+        },
+    );
+}
+
+#[test]
+fn grow_monolithic_sparse() {
+    grow_workload(DiskKind::MonolithicSparse, "Grow monolithicSparse");
+}
+
+#[test]
+fn grow_split_sparse() {
+    grow_workload(DiskKind::SplitSparse, "Grow twoGbMaxExtentSparse");
+}
+
+fn compact_workload(drop_zeros: bool, name: &str) {
+    let cap = 4 * MIB;
+    run(
+        name,
+        |dir| {
+            disk_with_data(dir, "d.vmdk", DiskKind::MonolithicSparse, cap);
+            // Zeroed and rewritten grains give Shrink something to drop and Defragment
+            // something to move.
+            let d = Disk::open(&dir.join("d.vmdk"), OpenOptions::default()).unwrap();
+            d.write(1024, &vec![0u8; 256 * 512]).unwrap();
+            d.write(2048, &pattern(3, 128)).unwrap();
+            d.write(0, &pattern(4, 64)).unwrap();
+            d.close().unwrap();
+        },
+        |dir, rec| {
+            let ex = expect_data(cap, &[(2048, pattern(3, 128)), (0, pattern(4, 64))]);
+            let mut ex = ex;
+            let d = Disk::open(&dir.join("d.vmdk"), OpenOptions::default()).unwrap();
+            d.compact(drop_zeros).unwrap();
+            d.close().unwrap();
+            ex.step(rec);
+            ex
+        },
+        |s, ex| disk_holds(s, "d.vmdk", ex),
+    );
+}
+
+#[test]
+fn shrink() {
+    compact_workload(true, "Shrink");
+}
+
+#[test]
+fn defragment() {
+    compact_workload(false, "Defragment");
+}
+
+fn rename_workload(kind: DiskKind, name: &str) {
+    let cap = 4 * MIB;
+    run(
+        name,
+        |dir| disk_with_data(dir, "a.vmdk", kind, cap),
+        |dir, rec| {
+            let mut ex = expect_data(cap, &[]);
+            vixDiskLib::chain::files::rename(&dir.join("a.vmdk"), &dir.join("b.vmdk")).unwrap();
+            ex.step(rec);
+            ex
+        },
+        |s, ex| {
+            // At least one of the names holds the whole disk; after Rename returned, the new.
+            let (a, b) = (s.dir.join("a.vmdk"), s.dir.join("b.vmdk"));
+            if s.phase == 1 || !a.exists() {
+                disk_holds(s, "b.vmdk", ex)
+            } else if b.exists() && disk_holds(s, "b.vmdk", ex).is_ok() {
+                Ok(())
+            } else {
+                disk_holds(s, "a.vmdk", ex)
+            }
+        },
+    );
+}
+
+#[test]
+fn rename_monolithic_sparse() {
+    rename_workload(DiskKind::MonolithicSparse, "Rename monolithicSparse");
+}
+
+#[test]
+fn rename_monolithic_flat() {
+    rename_workload(DiskKind::MonolithicFlat, "Rename monolithicFlat");
+}
+
+#[test]
+fn check_repair() {
+    let cap = 4 * MIB;
+    run(
+        "CheckRepair",
+        |dir| {
+            disk_with_data(dir, "d.vmdk", DiskKind::MonolithicSparse, cap);
+            // Damage the redundant grain directory's first entry (the primary is intact).
+            let path = dir.join("d.vmdk");
+            let mut b = std::fs::read(&path).unwrap();
+            let rgd = u32::from_le_bytes(b[48..52].try_into().unwrap()) as usize * 512;
+            b[rgd..rgd + 4].copy_from_slice(&0x7fff_ff00u32.to_le_bytes());
+            b[72] = 1; // and the unclean flag set
+            std::fs::write(&path, &b).unwrap();
+        },
+        |dir, rec| {
+            let mut ex = expect_data(cap, &[]);
+            let report = check_disk(&dir.join("d.vmdk"), true).unwrap();
+            assert!(report.is_damaged(), "the setup must damage the disk");
+            ex.step(rec);
+            ex
+        },
+        |s, ex| {
+            disk_holds(s, "d.vmdk", ex)?;
+            let report = check_disk(&s.dir.join("d.vmdk"), true).map_err(|e| e.to_string())?;
+            if s.phase == 1 && report.is_damaged() {
+                return Err("damaged again after CheckRepair returned".into());
+            }
+            Ok(())
+        },
+    );
+}
+
+#[test]
+fn nonpersistent_open() {
+    let cap = 4 * MIB;
+    run(
+        "nonpersistent open",
+        |dir| {
+            disk_with_data(dir, "d.vmdk", DiskKind::MonolithicSparse, cap);
+            std::fs::create_dir(dir.join("scratch")).unwrap();
+        },
+        |dir, rec| {
+            let mut ex = expect_data(cap, &[]);
+            let d = Disk::open_nonpersistent(&dir.join("d.vmdk"), false, &dir.join("scratch"))
+                .unwrap();
+            d.write(0, &pattern(9, 200)).unwrap();
+            d.flush().unwrap();
+            d.close().unwrap();
+            ex.step(rec);
+            ex
+        },
+        // The disk itself never changes.
         |s, ex| disk_holds(s, "d.vmdk", ex),
     );
 }

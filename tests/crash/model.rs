@@ -321,7 +321,9 @@ impl Recorder {
                 Ev::Write { id, offset, data } => {
                     let c = inodes.entry(*id).or_default();
                     match torn {
-                        Some((t, sectors)) if t == i => {
+                        // A write that extends the file is not torn: ext4 (data=ordered)
+                        // and XFS publish a new length only once the data under it is written.
+                        Some((t, sectors)) if t == i && offset + data.len() as u64 <= c.len => {
                             let end = ((offset / 512 + sectors) * 512).saturating_sub(*offset);
                             c.write(*offset, &data[..(end as usize).min(data.len())]);
                         }
