@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use super::tracking::tracking_name;
 use crate::error::{Error, Result};
-use crate::vmdk::create::create_new_file;
+use crate::vmdk::atomic::{NewDisk, sync_dir};
+use crate::vmdk::create::{create_new_file, prepare_new};
 use crate::vmdk::descriptor::Descriptor;
 use crate::vmdk::fileio::{self, sync_data, write_all_at};
 use crate::vmdk::link::{Link, dir_of};
@@ -56,6 +57,11 @@ fn stem(p: &Path) -> String {
 /// Renames the disk at `src` to `dst` (same or another directory): every extent file moves
 /// with it and the descriptor names the new files. Children keep their old
 /// `parentFileNameHint` and will no longer find this disk until re-attached.
+///
+/// Power-cut safe: at every moment one of the two names opens as the whole disk. A monolithic
+/// disk is one rename (made durable before its embedded descriptor is changed). A descriptor
+/// disk first gets its extents' new names as hard links (the old names keep working), then
+/// its new descriptor, published complete; only then do the old names go.
 pub fn rename(src: &Path, dst: &Path) -> Result<()> {
     if dst.exists() {
         return Err(Error::FileExists(dst.to_path_buf()));
@@ -66,6 +72,10 @@ pub fn rename(src: &Path, dst: &Path) -> Result<()> {
         let track = link.tracking_file();
         drop(link);
         fileio::rename(src, dst).map_err(|e| Error::io(src, e))?;
+        sync_dir(dst)?;
+        if dir_of(src) != dir_of(dst) {
+            sync_dir(src)?;
+        }
         let moved = Link::open(dst, true)?;
         let name = dst.file_name().map(|n| n.to_string_lossy().into_owned());
         let track_name = move_tracking(track.as_deref(), dst)?;
@@ -98,14 +108,37 @@ pub fn rename(src: &Path, dst: &Path) -> Result<()> {
         moves.push((t.clone(), dst_dir.join(&name)));
         d.ddb_set(TRACKING_KEY, &name);
     }
-    let out = create_new_file(dst)?;
-    write_all_at(&out, dst, d.render().as_bytes(), 0)?;
-    sync_data(&out, dst)?;
-    drop(link);
+    let mut linked: Vec<&PathBuf> = Vec::new();
     for (from, to) in &moves {
-        fileio::rename(from, to).map_err(|e| Error::io(from, e))?;
+        if let Err(e) = fileio::hard_link(from, to) {
+            for p in linked {
+                let _ = fileio::remove_file(p);
+            }
+            return Err(Error::io(to, e));
+        }
+        linked.push(to);
     }
-    fileio::remove_file(src).map_err(|e| Error::io(src, e))
+    let tmp = prepare_new(dst)?;
+    let written = (|| {
+        let out = create_new_file(&tmp)?;
+        write_all_at(&out, &tmp, d.render().as_bytes(), 0)?;
+        sync_data(&out, &tmp)
+    })();
+    let published = written.and_then(|()| NewDisk::single(tmp.clone(), dst).publish());
+    if let Err(e) = published {
+        let _ = fileio::remove_file(&tmp);
+        for p in linked {
+            let _ = fileio::remove_file(p);
+        }
+        return Err(e);
+    }
+    drop(link);
+    // The old names go, the descriptor first (a leftover extent name is only a stray link).
+    fileio::remove_file(src).map_err(|e| Error::io(src, e))?;
+    for (from, _) in &moves {
+        fileio::remove_file(from).map_err(|e| Error::io(from, e))?;
+    }
+    sync_dir(src)
 }
 
 #[cfg(test)]

@@ -171,6 +171,9 @@ pub fn grow(path: &Path, capacity: u64, update_geometry: bool) -> Result<()> {
             });
             left -= n;
         }
+        // The new extents' names are durable before the descriptor names them: a power cut
+        // must not leave a descriptor naming a missing file (crash-state explorer, issue 19).
+        super::atomic::sync_dir(path)?;
     } else if let [one] = &mut extents[..] {
         let Some(name) = one.file.clone() else {
             return Err(Error::NotSupported("this disk layout cannot grow".into()));

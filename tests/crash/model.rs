@@ -81,14 +81,36 @@ impl Content {
 #[derive(Clone, Debug)]
 pub enum Ev {
     /// A new file `id` named `name`.
-    Create { name: String, id: usize },
-    Write { id: usize, offset: u64, data: Arc<Vec<u8>> },
-    SetLen { id: usize, len: u64 },
-    Sync { id: usize },
-    SyncDir { dir: String },
-    Rename { from: String, to: String },
-    Link { from: String, to: String },
-    Unlink { name: String },
+    Create {
+        name: String,
+        id: usize,
+    },
+    Write {
+        id: usize,
+        offset: u64,
+        data: Arc<Vec<u8>>,
+    },
+    SetLen {
+        id: usize,
+        len: u64,
+    },
+    Sync {
+        id: usize,
+    },
+    SyncDir {
+        dir: String,
+    },
+    Rename {
+        from: String,
+        to: String,
+    },
+    Link {
+        from: String,
+        to: String,
+    },
+    Unlink {
+        name: String,
+    },
     /// The workload finished a durable step (its number is the count of marks so far).
     Mark,
 }
@@ -233,8 +255,10 @@ impl Recorder {
             match log.ids.get(&ino) {
                 Some(&id) => Some(id),
                 None => {
-                    log.problems
-                        .push(format!("{}: change to a file never created", path.display()));
+                    log.problems.push(format!(
+                        "{}: change to a file never created",
+                        path.display()
+                    ));
                     None
                 }
             }
@@ -261,7 +285,9 @@ impl Recorder {
                 offset,
                 data,
             } => {
-                let Some(id) = id_of(ino, path, log) else { return };
+                let Some(id) = id_of(ino, path, log) else {
+                    return;
+                };
                 Ev::Write {
                     id,
                     offset,
@@ -269,11 +295,15 @@ impl Recorder {
                 }
             }
             IoEvent::SetLen { ino, path, len } => {
-                let Some(id) = id_of(ino, path, log) else { return };
+                let Some(id) = id_of(ino, path, log) else {
+                    return;
+                };
                 Ev::SetLen { id, len }
             }
             IoEvent::Sync { ino, path } => {
-                let Some(id) = id_of(ino, path, log) else { return };
+                let Some(id) = id_of(ino, path, log) else {
+                    return;
+                };
                 Ev::Sync { id }
             }
             IoEvent::SyncDir { dir } => {
@@ -281,14 +311,18 @@ impl Recorder {
                 Ev::SyncDir { dir }
             }
             IoEvent::Rename { from, to } => {
-                let (Some(from), Some(to)) = (rel(from), rel(to)) else { return };
+                let (Some(from), Some(to)) = (rel(from), rel(to)) else {
+                    return;
+                };
                 if let Some(id) = log.names.remove(&from) {
                     log.names.insert(to.clone(), id);
                 }
                 Ev::Rename { from, to }
             }
             IoEvent::Link { from, to } => {
-                let (Some(from), Some(to)) = (rel(from), rel(to)) else { return };
+                let (Some(from), Some(to)) = (rel(from), rel(to)) else {
+                    return;
+                };
                 if let Some(&id) = log.names.get(&from) {
                     log.names.insert(to.clone(), id);
                 }
@@ -424,9 +458,7 @@ pub fn loose_data_ops(events: &[Ev], forced: &[bool]) -> Vec<usize> {
 /// Sectors a write spans (for tearing it).
 pub fn sectors_of(ev: &Ev) -> u64 {
     match ev {
-        Ev::Write { offset, data, .. } => {
-            (offset + data.len() as u64).div_ceil(512) - offset / 512
-        }
+        Ev::Write { offset, data, .. } => (offset + data.len() as u64).div_ceil(512) - offset / 512,
         _ => 0,
     }
 }
