@@ -636,3 +636,62 @@ fn nonpersistent_open() {
         |s, ex| disk_holds(s, "d.vmdk", ex),
     );
 }
+
+#[test]
+fn change_tracking() {
+    let cap = 4 * MIB;
+    use std::sync::Mutex;
+    // (step at which the id was issued, id, content then)
+    let ids: Mutex<Vec<(usize, String, Vec<u8>)>> = Mutex::new(Vec::new());
+    run(
+        "change tracking",
+        |dir| {
+            disk_with_data(dir, "d.vmdk", DiskKind::MonolithicSparse, cap);
+            vixDiskLib::chain::tracking::set_change_tracking(&dir.join("d.vmdk"), true).unwrap();
+        },
+        |dir, rec| {
+            let mut ex = expect_data(cap, &[]);
+            let d = Disk::open(&dir.join("d.vmdk"), OpenOptions::default()).unwrap();
+            let id0 = d.change_id().unwrap();
+            ids.lock().unwrap().push((0, id0, ex.cur.clone()));
+            ex.write(&d, 600, &pattern(2, 64));
+            d.flush().unwrap();
+            let id1 = d.change_id().unwrap();
+            ex.step(rec);
+            ids.lock().unwrap().push((1, id1, ex.cur.clone()));
+            ex.write(&d, 2000, &pattern(3, 300));
+            ex.write(&d, 10, &pattern(4, 2));
+            d.flush().unwrap();
+            let id2 = d.change_id().unwrap();
+            ex.step(rec);
+            ids.lock().unwrap().push((2, id2, ex.cur.clone()));
+            ex.write(&d, 5000, &pattern(5, 8));
+            d.close().unwrap();
+            ex.step(rec);
+            ex
+        },
+        |s, ex| {
+            disk_holds(s, "d.vmdk", ex)?;
+            let d = open_or_repair(&s.dir.join("d.vmdk"))?;
+            let mut now = vec![0u8; cap as usize * 512];
+            d.read(0, &mut now).map_err(|e| e.to_string())?;
+            for (step, id, then) in ids.lock().unwrap().iter() {
+                if *step > s.phase {
+                    continue;
+                }
+                let Ok(areas) = d.changed_areas(id, 0, cap) else {
+                    continue; // refused: the caller does a full backup
+                };
+                for (i, (a, b)) in now.chunks(512).zip(then.chunks(512)).enumerate() {
+                    let sector = i as u64;
+                    if a != b && !areas.iter().any(|&(st, n)| sector >= st && sector < st + n) {
+                        return Err(format!(
+                            "id {id} (step {step}) misses changed sector {sector}: {areas:?}"
+                        ));
+                    }
+                }
+            }
+            Ok(())
+        },
+    );
+}

@@ -2,7 +2,7 @@
 //! states a power cut could leave (`model`) and hands each distinct one to the workload's
 //! checks. Bounded like CrashMonkey: every prefix of the recorded events (what kill -9 can
 //! leave), then at each sync point (and the end) the state with only what must survive plus
-//! `CRASH_SUBSETS` random subsets of what need not, the last kept write sometimes torn at a
+//! `CRASH_SUBSETS` (16) random subsets of what need not, the last kept write sometimes torn at a
 //! 512-byte boundary. `CRASH_SEED` picks the subsets (same seed, same states).
 #![allow(dead_code)]
 
@@ -52,7 +52,7 @@ pub fn explore(
     check: &mut dyn FnMut(&State) -> Result<(), String>,
 ) -> Stats {
     let events = rec.events();
-    let subsets = env_or("CRASH_SUBSETS", 6);
+    let subsets = env_or("CRASH_SUBSETS", 16);
     let max_deep = env_or("CRASH_DEEP", 6) as usize;
     let mut rng = Rng(env_or("CRASH_SEED", 1) ^ 0x9e37_79b9_7f4a_7c15 ^ name.len() as u64);
     let work = tempfile::tempdir().unwrap();
