@@ -41,7 +41,7 @@ impl Content {
     fn set_len(&mut self, len: u64) {
         let keep = len.div_ceil(512);
         self.sectors.split_off(&keep);
-        if len % 512 != 0
+        if !len.is_multiple_of(512)
             && let Some(last) = self.sectors.get_mut(&(len / 512))
         {
             last[(len % 512) as usize..].fill(0);
