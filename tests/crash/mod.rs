@@ -6,6 +6,7 @@
 //! 512-byte boundary. `CRASH_SEED` picks the subsets (same seed, same states).
 #![allow(dead_code)]
 
+pub mod checks;
 pub mod model;
 
 use std::collections::HashSet;
