@@ -490,3 +490,40 @@ fn change_tracking() {
         },
     );
 }
+
+/// WriteMetadata on a descriptor file that grows past one sector (so its rewrite can tear),
+/// then a shorter one (padded, then cut).
+#[test]
+fn write_metadata() {
+    let cap = 4 * MIB;
+    let long = "x".repeat(700);
+    run(
+        "WriteMetadata monolithicFlat",
+        |dir| disk_with_data(dir, "d.vmdk", DiskKind::MonolithicFlat, cap),
+        |dir, rec| {
+            let mut ex = expect_data(cap, &[]);
+            let d = Disk::open(&dir.join("d.vmdk"), OpenOptions::default()).unwrap();
+            d.ddb_set("vdl.crash.long", &long).unwrap();
+            ex.step(rec);
+            d.ddb_set("vdl.crash.long", "short").unwrap();
+            ex.step(rec);
+            d.close().unwrap();
+            ex.step(rec);
+            ex
+        },
+        |s, ex| {
+            disk_holds(s, "d.vmdk", ex)?;
+            let d = open_or_repair(&s.dir.join("d.vmdk"))?;
+            let v = d.ddb_lookup("vdl.crash.long");
+            let allowed: &[Option<&str>] = match s.phase {
+                0 => &[None, Some(&long)],
+                1 => &[Some(&long), Some("short")],
+                _ => &[Some("short")],
+            };
+            if !allowed.contains(&v.as_deref()) {
+                return Err(format!("metadata key reads {v:?}"));
+            }
+            Ok(())
+        },
+    );
+}
