@@ -229,21 +229,19 @@ fn commit() {
     );
 }
 
-#[test]
-fn clone() {
+fn clone_workload(kind: DiskKind, name: &str) {
     let cap = 4 * MIB;
     run(
-        "Clone",
+        name,
         |dir| base_and_child(dir, cap),
         |dir, rec| {
+            // Step 0 is "no target", step 1 the source's content: a target that exists at all
+            // must be complete.
             let mut ex = expect_data(cap, &[(200, pattern(2, 300))]);
-            // The clone starts empty: step 0 is "no target", step 1 the source's content.
-            let want = ex.cur.clone();
-            ex.imgs[0] = want.clone();
             let d = Disk::open(&dir.join("child.vmdk"), ro()).unwrap();
             d.clone_to(
                 &dir.join("copy.vmdk"),
-                &spec(DiskKind::MonolithicSparse, cap),
+                &spec(kind, cap),
                 false,
                 1,
                 &mut |_| {},
@@ -261,10 +259,24 @@ fn clone() {
                     _ => Err("Clone returned but its target is missing".into()),
                 };
             }
-            // A target that exists is complete: exactly the source's content.
             disk_holds(&State { phase: 1, ..*s }, "copy.vmdk", ex)
         },
     );
+}
+
+#[test]
+fn clone_monolithic_sparse() {
+    clone_workload(DiskKind::MonolithicSparse, "Clone to monolithicSparse");
+}
+
+#[test]
+fn clone_monolithic_flat() {
+    clone_workload(DiskKind::MonolithicFlat, "Clone to monolithicFlat");
+}
+
+#[test]
+fn clone_stream_optimized() {
+    clone_workload(DiskKind::StreamOptimized, "Clone to streamOptimized");
 }
 
 fn grow_workload(kind: DiskKind, name: &str) {
@@ -296,6 +308,11 @@ fn grow_workload(kind: DiskKind, name: &str) {
 #[test]
 fn grow_monolithic_sparse() {
     grow_workload(DiskKind::MonolithicSparse, "Grow monolithicSparse");
+}
+
+#[test]
+fn grow_monolithic_flat() {
+    grow_workload(DiskKind::MonolithicFlat, "Grow monolithicFlat");
 }
 
 #[test]
@@ -524,6 +541,104 @@ fn write_metadata() {
                 return Err(format!("metadata key reads {v:?}"));
             }
             Ok(())
+        },
+    );
+}
+
+/// Tracking through the chain: CreateChild copies the history to the child, writes go on
+/// there, Commit hands it back to the base. Ids issued on the base before the snapshot must
+/// stay answerable (or be refused) on whichever link holds the disk.
+#[test]
+fn tracked_child_and_commit() {
+    let cap = 4 * MIB;
+    use std::sync::Mutex;
+    let ids: Mutex<Vec<(usize, String, Vec<u8>)>> = Mutex::new(Vec::new());
+    run(
+        "tracked CreateChild + Commit",
+        |dir| {
+            disk_with_data(dir, "base.vmdk", DiskKind::MonolithicSparse, cap);
+            vixDiskLib::chain::tracking::set_change_tracking(&dir.join("base.vmdk"), true).unwrap();
+        },
+        |dir, rec| {
+            let mut ex = expect_data(cap, &[]);
+            let d = Disk::open(&dir.join("base.vmdk"), OpenOptions::default()).unwrap();
+            ex.write(&d, 700, &pattern(2, 16));
+            d.flush().unwrap();
+            let id = d.change_id().unwrap();
+            ex.step(rec);
+            ids.lock().unwrap().push((1, id, ex.cur.clone()));
+            d.create_child(&dir.join("child.vmdk"), DiskKind::MonolithicSparse)
+                .unwrap();
+            d.close().unwrap();
+            drop(d);
+            ex.step(rec);
+            let c = Disk::open(&dir.join("child.vmdk"), OpenOptions::default()).unwrap();
+            ex.write(&c, 100, &pattern(3, 300));
+            c.close().unwrap();
+            drop(c);
+            ex.step(rec);
+            vixDiskLib::chain::commit::commit(&dir.join("child.vmdk"), &mut |_| {}).unwrap();
+            ex.step(rec);
+            ex
+        },
+        |s, ex| {
+            let child = s.dir.join("child.vmdk");
+            let leaf = if child.exists() && (s.phase >= 2 || open_or_repair(&child).is_ok()) {
+                "child.vmdk"
+            } else {
+                "base.vmdk"
+            };
+            if s.phase == 4 && leaf == "child.vmdk" {
+                return Err("Commit returned but the child is still there".into());
+            }
+            let d = open_or_repair(&s.dir.join(leaf))?;
+            ex.check(&d, s.phase)?;
+            let mut now = vec![0u8; cap as usize * 512];
+            d.read(0, &mut now).map_err(|e| e.to_string())?;
+            for (step, id, then) in ids.lock().unwrap().iter() {
+                if *step > s.phase {
+                    continue;
+                }
+                let Ok(areas) = d.changed_areas(id, 0, cap) else {
+                    continue;
+                };
+                for (i, (a, b)) in now.chunks(512).zip(then.chunks(512)).enumerate() {
+                    let sector = i as u64;
+                    if a != b && !areas.iter().any(|&(st, n)| sector >= st && sector < st + n) {
+                        return Err(format!("{leaf}: id {id} misses changed sector {sector}"));
+                    }
+                }
+            }
+            Ok(())
+        },
+    );
+}
+
+/// Turning change tracking on: the tracking file appears complete, then the descriptor
+/// names it.
+#[test]
+fn set_change_tracking() {
+    let cap = 4 * MIB;
+    run(
+        "SetChangeTracking",
+        |dir| disk_with_data(dir, "d.vmdk", DiskKind::MonolithicFlat, cap),
+        |dir, rec| {
+            let mut ex = expect_data(cap, &[]);
+            vixDiskLib::chain::tracking::set_change_tracking(&dir.join("d.vmdk"), true).unwrap();
+            ex.step(rec);
+            ex
+        },
+        |s, ex| {
+            disk_holds(s, "d.vmdk", ex)?;
+            let d = open_or_repair(&s.dir.join("d.vmdk"))?;
+            match d.change_id() {
+                Ok(_) => Ok(()),
+                Err(e) if s.phase == 0 => {
+                    let _ = e;
+                    Ok(())
+                }
+                Err(e) => Err(format!("tracking turned on but no change id: {e}")),
+            }
         },
     );
 }
