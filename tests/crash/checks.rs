@@ -212,3 +212,31 @@ pub fn base_and_child(dir: &Path, cap: u64) {
     c.write(200, &pattern(2, 300)).unwrap();
     c.close().unwrap();
 }
+
+/// Every id in `ids` (step issued, id, content then) issued by step `phase` is refused or
+/// answered with every sector whose content differs now.
+pub fn ids_answered(
+    d: &Disk,
+    ids: &[(usize, String, Vec<u8>)],
+    phase: usize,
+) -> Result<(), String> {
+    let mut now = vec![0u8; d.capacity() as usize * 512];
+    d.read(0, &mut now).map_err(|e| e.to_string())?;
+    for (step, id, then) in ids {
+        if *step > phase {
+            continue;
+        }
+        let Ok(areas) = d.changed_areas(id, 0, d.capacity()) else {
+            continue; // refused: the caller does a full backup
+        };
+        for (i, (a, b)) in now.chunks(512).zip(then.chunks(512)).enumerate() {
+            let sector = i as u64;
+            if a != b && !areas.iter().any(|&(st, n)| sector >= st && sector < st + n) {
+                return Err(format!(
+                    "id {id} (step {step}) misses changed sector {sector}: {areas:?}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
