@@ -9,7 +9,7 @@ seeds=${1:-8}
 subsets=${2:-200}
 deep=${3:-40}
 cd "$(dirname "$0")/.."
-cargo test --release --test crash_states --no-run
+cargo test --release --test crash_states --test crash_states_tracking --no-run
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 status=0
@@ -17,7 +17,7 @@ seed=1
 while [ "$seed" -le "$seeds" ]; do
   echo "seed $seed: $subsets subsets per sync point, qemu-img on up to $deep states per workload"
   CRASH_SEED=$seed CRASH_SUBSETS=$subsets CRASH_DEEP=$deep \
-    cargo test --release --test crash_states -- --nocapture --test-threads=1 >"$out" 2>&1 || status=1
+    cargo test --release --test crash_states --test crash_states_tracking -- --nocapture --test-threads=1 >"$out" 2>&1 || status=1
   grep -oE 'crash states:.*|failing crash states|crash after|test result' "$out" || true
   seed=$((seed + 1))
 done

@@ -131,3 +131,57 @@ fn set_change_tracking() {
         },
     );
 }
+
+/// Rename of a tracked disk: the tracking file moves with it. Under whichever name holds the
+/// disk, an id issued before must be answered with a superset or refused.
+fn tracked_rename(kind: DiskKind, name: &str) {
+    let cap = 4 * MIB;
+    use std::sync::Mutex;
+    let ids: Mutex<Vec<(usize, String, Vec<u8>)>> = Mutex::new(Vec::new());
+    run(
+        name,
+        |dir| {
+            disk_with_data(dir, "a.vmdk", kind, cap);
+            vixDiskLib::chain::tracking::set_change_tracking(&dir.join("a.vmdk"), true).unwrap();
+            let d = Disk::open(&dir.join("a.vmdk"), OpenOptions::default()).unwrap();
+            d.change_id().unwrap();
+            d.write(900, &pattern(7, 16)).unwrap();
+            d.close().unwrap();
+        },
+        |dir, rec| {
+            let mut ex = expect_data(cap, &[(900, pattern(7, 16))]);
+            let d = Disk::open(&dir.join("a.vmdk"), OpenOptions::default()).unwrap();
+            let id = d.change_id().unwrap();
+            d.close().unwrap();
+            drop(d);
+            ids.lock().unwrap().push((0, id, ex.cur.clone()));
+            vixDiskLib::chain::files::rename(&dir.join("a.vmdk"), &dir.join("b.vmdk")).unwrap();
+            ex.step(rec);
+            ex
+        },
+        |s, ex| {
+            let (a, b) = (s.dir.join("a.vmdk"), s.dir.join("b.vmdk"));
+            let name = if s.phase == 1 || !a.exists() || open_or_repair(&b).is_ok() {
+                "b.vmdk"
+            } else {
+                "a.vmdk"
+            };
+            disk_holds(s, name, ex)?;
+            let d = open_or_repair(&s.dir.join(name))?;
+            ids_answered(&d, &ids.lock().unwrap(), s.phase).map_err(|e| format!("{name}: {e}"))
+        },
+    );
+}
+
+#[test]
+fn rename_tracked_monolithic_sparse() {
+    tracked_rename(
+        DiskKind::MonolithicSparse,
+        "Rename tracked monolithicSparse",
+    );
+}
+
+#[test]
+fn rename_tracked_monolithic_flat() {
+    tracked_rename(DiskKind::MonolithicFlat, "Rename tracked monolithicFlat");
+}
