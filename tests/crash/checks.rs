@@ -158,7 +158,7 @@ pub fn run(
     check: impl Fn(&State, &Expect) -> Result<(), String>,
 ) {
     let _one = RECORDING.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::crash::scratch();
     setup(dir.path());
     let rec = Recorder::start(dir.path());
     let expect = workload(dir.path(), &rec);

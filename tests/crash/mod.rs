@@ -16,6 +16,16 @@ use std::sync::{Arc, Mutex};
 
 use model::{Ev, Recorder, Rng, forced, loose_data_ops, loose_name_ops, sectors_of};
 
+/// A temporary directory in memory where there is one (/dev/shm): the model decides what is
+/// durable, so real fsyncs would only cost time.
+pub fn scratch() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("vdl-crash-")
+        .tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .unwrap()
+}
+
 /// One recording at a time: the hook is process-wide.
 pub static RECORDING: Mutex<()> = Mutex::new(());
 
@@ -56,7 +66,7 @@ pub fn explore(
     let subsets = env_or("CRASH_SUBSETS", 16);
     let max_deep = env_or("CRASH_DEEP", 6) as usize;
     let mut rng = Rng(env_or("CRASH_SEED", 1) ^ 0x9e37_79b9_7f4a_7c15 ^ name.len() as u64);
-    let work = tempfile::tempdir().unwrap();
+    let work = crate::crash::scratch();
     let mut stats = Stats {
         events: events.len(),
         ..Stats::default()
