@@ -18,7 +18,7 @@ while [ "$seed" -le "$seeds" ]; do
   echo "seed $seed: $subsets subsets per sync point, qemu-img on up to $deep states per workload"
   CRASH_SEED=$seed CRASH_SUBSETS=$subsets CRASH_DEEP=$deep \
     cargo test --release --test crash_states --test crash_states_tracking -- --nocapture --test-threads=1 >"$out" 2>&1 || status=1
-  grep -oE 'crash states:.*|failing crash states|crash after|test result' "$out" || true
+  grep -oE 'crash states:.*|failing crash states|crash after|test result.*' "$out" || true
   seed=$((seed + 1))
 done
 exit $status
