@@ -102,6 +102,11 @@ pub fn read_exact_at(file: &File, path: &Path, buf: &mut [u8], offset: u64) -> R
 pub fn write_all_at(file: &File, path: &Path, buf: &[u8], offset: u64) -> Result<()> {
     file.write_all_at(buf, offset)
         .map_err(|e| Error::io(path, e))?;
+    note_written(file, path, buf, offset);
+    Ok(())
+}
+
+fn note_written(file: &File, path: &Path, buf: &[u8], offset: u64) {
     if iolog::on() {
         iolog::record(IoEvent::Write {
             ino: iolog::ino(file),
@@ -110,7 +115,6 @@ pub fn write_all_at(file: &File, path: &Path, buf: &[u8], offset: u64) -> Result
             data: buf,
         });
     }
-    Ok(())
 }
 
 /// Sets the file's length (truncating or extending with a hole).
@@ -181,7 +185,9 @@ impl<'a> SeqWriter<'a> {
 
 impl std::io::Write for SeqWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        write_all_at(self.file, self.path, buf, self.pos).map_err(std::io::Error::other)?;
+        // The io::Error itself goes back (ENOSPC must stay ENOSPC for the caller's mapping).
+        self.file.write_all_at(buf, self.pos)?;
+        note_written(self.file, self.path, buf, self.pos);
         self.pos += buf.len() as u64;
         Ok(buf.len())
     }
