@@ -1,18 +1,20 @@
 //! Applies repair plans in crash-safe order.
 //!
-//! Per file: extend with zeros (harmless), then grain tables (new copies are not referenced
+//! Per file: extend with zeros (harmless), copies of shared grains into new grains at the end
+//! (nothing refers to them yet), then grain tables (new copies are not referenced
 //! yet; rewritten ones only lose entries that were unusable), fsync; then directories, which
 //! switch to the rebuilt tables, fsync; then the descriptor; then the header, whose
 //! uncleanShutdown flag is cleared last, fsync. A crash at any point leaves a file that is no
 //! worse than before and that a second run repairs. Files are done in plan order: extents
 //! before the descriptor file that names them.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::Path;
 
 use super::{DescriptorWrite, FilePlan};
 use crate::error::{Error, Result};
-use crate::vmdk::fileio::{self, sync_data, write_all_at};
+use crate::vmdk::atomic::{create_new_file, remove_stale_temp};
+use crate::vmdk::fileio::{self, read_at_zero_fill, sync_data, write_all_at};
 
 fn open_rw(path: &Path) -> Result<File> {
     crate::vmdk::fileio::open_regular(path, true)
@@ -38,13 +40,10 @@ fn replace_descriptor(path: &Path, text: &str) -> Result<()> {
     let dir = crate::vmdk::link::dir_of(path);
     let tmp = dir.join(format!(".{name}.repair-tmp"));
     let result = (|| {
-        let f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(|e| Error::io(&tmp, e))?;
-        fileio::note_created(&f, &tmp);
+        // O_EXCL after removing a stale leftover: a symlink planted at the temporary name is
+        // removed, never written through.
+        remove_stale_temp(&tmp)?;
+        let f = create_new_file(&tmp)?;
         write_all_at(&f, &tmp, text.as_bytes(), 0)?;
         fileio::sync_all(&f, &tmp)?;
         let perms = std::fs::metadata(path)
@@ -69,6 +68,14 @@ fn apply_one(plan: &FilePlan) -> Result<()> {
             fileio::set_len(&file, path, len)?;
             sync_data(&file, path)?;
         }
+    }
+    if !plan.grain_copies.is_empty() {
+        for &(from, to, len) in &plan.grain_copies {
+            let mut buf = vec![0u8; len as usize];
+            read_at_zero_fill(&file, path, &mut buf, from)?;
+            write_all_at(&file, path, &buf, to)?;
+        }
+        sync_data(&file, path)?;
     }
     write_group(&file, path, &plan.tables)?;
     write_group(&file, path, &plan.directories)?;
