@@ -9,10 +9,11 @@
 //! (marker type 2), the footer (marker type 3 and a header copy holding the directory's
 //! sector), and the end-of-stream marker. This is the layout VMware's stream writers use.
 //!
-//! Crash safety: the new file is written under `.<name>.salvage-tmp` in the same directory,
-//! synced, given the old file's permissions, renamed over the old file, and the directory is
-//! synced. Until the rename the old file is untouched; after it the new one is complete. A
-//! kill in between leaves the old file and a temporary file, which the next salvage removes.
+//! Crash safety: the new file is written under `.<name>.salvage-tmp` in the same directory
+//! (every write, sync and the rename go through the `fileio` primitives), synced, checked,
+//! given the old file's permissions, renamed over the old file, and the directory is synced.
+//! Until the rename the old file is untouched; after it the new one is complete. A kill in
+//! between leaves the old file and a temporary file, which the next salvage removes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -20,7 +21,7 @@ use std::path::{Path, PathBuf};
 use super::stream_scan::Grain;
 use crate::error::{Error, Result};
 use crate::vmdk::atomic::{create_new_private_file, remove_stale_temp, sync_dir};
-use crate::vmdk::fileio::{copy_range, dir_of, open_regular, sync_data, write_all_at};
+use crate::vmdk::fileio::{self, copy_range, dir_of, open_regular, write_all_at};
 use crate::vmdk::header::{FLAG_USE_REDUNDANT, GD_AT_END, HEADER_SIZE, SparseHeader};
 use crate::vmdk::markers::{MARKER_FOOTER, MARKER_GD, MARKER_GT, le_bytes, write_marker};
 
@@ -127,11 +128,11 @@ pub(super) fn apply(path: &Path, s: &Salvage) -> Result<()> {
                 .map_err(|e| Error::io(path, e))?
                 .permissions();
             std::fs::set_permissions(&tmp, perms).map_err(|e| Error::io(&tmp, e))?;
-            std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+            fileio::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
             sync_dir(path)
         });
     if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = fileio::remove_file(&tmp);
     }
     result
 }
@@ -197,5 +198,6 @@ fn build(path: &Path, tmp: &Path, s: &Salvage) -> Result<()> {
     tail.extend_from_slice(&footer);
     tail.extend_from_slice(&[0u8; SECTOR as usize]);
     write_all_at(&out, tmp, &tail, tail_at * SECTOR)?;
-    sync_data(&out, tmp)
+    // fsync, not fdatasync: the new file's length must be durable before it gets the name.
+    fileio::sync_all(&out, tmp)
 }
