@@ -390,3 +390,31 @@ fn a_read_only_single_link_open_of_a_redo_log_still_refuses_writes_as_read_only(
     let e = d.write(1000, &[0x22; 512]).unwrap_err();
     assert!(matches!(e, Error::ReadOnly(_)), "{e:?}");
 }
+
+#[test]
+fn an_extent_line_past_the_largest_disk_is_unrepairable_not_a_crash() {
+    // offset + sectors overflows (or passes what Open accepts): check panicked on the sum;
+    // in a release build it wrapped and the line passed as clean.
+    for mid in [
+        "RW 2048 FLAT \"a-s002.vmdk\" 18446744073709551615",
+        "RW 99999999999999999 FLAT \"a-s002.vmdk\" 0",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (desc, files) = split_disk(dir.path(), &[mid, "RW 2048 FLAT \"a-f003.vmdk\" 0"]);
+        let before = hashes(&files);
+        for repair in [false, true] {
+            let r = check_disk(&desc, repair).expect("check runs");
+            assert_eq!(
+                r.outcome(),
+                Outcome::CantRepair,
+                "{mid} repair={repair}: {r:?}"
+            );
+            assert!(r.repaired.is_empty());
+            assert_eq!(
+                hashes(&files),
+                before,
+                "{mid} repair={repair} changed the disk"
+            );
+        }
+    }
+}
