@@ -418,3 +418,43 @@ fn an_extent_line_past_the_largest_disk_is_unrepairable_not_a_crash() {
         }
     }
 }
+
+#[test]
+fn check_repair_never_touches_a_file_outside_the_disks_directory() {
+    // Open refuses an extent name that leaves the descriptor's directory; CheckRepair followed
+    // it and "repaired" that file (a short flat extent was extended with zeros, wherever it was).
+    let outside = tempfile::tempdir().unwrap();
+    let victim = p(outside.path(), "victim.txt");
+    std::fs::write(&victim, b"not a disk").unwrap();
+    let rel = format!(
+        "../{}/victim.txt",
+        outside.path().file_name().unwrap().to_string_lossy()
+    );
+    for name in [rel.as_str(), victim.to_str().unwrap()] {
+        let line = format!("RW 2048 FLAT \"{name}\" 0");
+        let dir = tempfile::tempdir().unwrap();
+        let (desc, files) = split_disk(dir.path(), &[]);
+        let text = std::fs::read_to_string(&desc).unwrap();
+        std::fs::write(
+            &desc,
+            text.replace("\n\n# The Disk", &format!("\n{line}\n\n# The Disk")),
+        )
+        .unwrap();
+        let before = hashes(&files);
+        for repair in [false, true] {
+            let r = check_disk(&desc, repair).expect("check runs");
+            assert_eq!(
+                r.outcome(),
+                Outcome::CantRepair,
+                "{line} repair={repair}: {r:?}"
+            );
+            assert_eq!(
+                std::fs::read(&victim).unwrap(),
+                b"not a disk",
+                "{line}: wrote outside"
+            );
+            assert_eq!(hashes(&files), before);
+        }
+        assert!(Disk::open(&desc, DiskOptions::default()).is_err());
+    }
+}

@@ -36,7 +36,7 @@ use super::descriptor::{Descriptor, ExtentKind, MAX_DESCRIPTOR_BYTES};
 use super::fileio::{file_len, open_regular, read_at_zero_fill};
 use super::header::{HEADER_SIZE, SparseHeader};
 use super::link::dir_of;
-use super::link_files::MAX_CAPACITY_SECTORS;
+use super::link_files::{MAX_CAPACITY_SECTORS, extent_path};
 use crate::error::{Error, Result};
 use crate::log;
 
@@ -448,7 +448,15 @@ fn check_descriptor_file(
         let Some(name) = &line.file else {
             continue; // ZERO extents have no file
         };
-        let epath = dir.join(name.replace('\\', "/"));
+        // The same rule as Open: a name that leaves the descriptor's directory is never
+        // followed (a repair would write into whatever file it names).
+        let epath = match extent_path(&dir, name) {
+            Ok(p) => p,
+            Err(e) => {
+                f.fatal(ProblemKind::Descriptor, format!("{}: {e}", path.display()));
+                continue;
+            }
+        };
         let efile = match open_regular(&epath, false) {
             Ok(ef) => ef,
             Err(Error::FileNotFound(_)) => {
