@@ -310,6 +310,13 @@ def test_message_format_has_no_doubled_code():
     assert re.search(r"VIX_E_FILE_NOT_FOUND.*VIX_E_FILE_NOT_FOUND", str(e)) is None
 
 
+def test_function_counts_in_the_package_docs_are_the_librarys():
+    """A number of functions the package's docstring (help(vixdisklib)) gives is the
+    number the package binds; a stale count ("the same 50 functions" with 54) fails."""
+    claims = re.findall(r"(\d+)\s+(?:exported\s+)?functions", V.__doc__ or "")
+    assert all(int(n) == len(V.FUNCTIONS) for n in claims), (claims, len(V.FUNCTIONS))
+
+
 # -- docs/python.md ----------------------------------------------------------------------
 
 
