@@ -5,6 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# Under pipefail, `producer | grep -q …` or `| head` fails whenever the reader exits before the
+# producer has written everything (SIGPIPE): CI flaked that way (issue 19). None in our scripts.
+if grep -nE '\|[[:space:]]*(grep[[:space:]]+(-[A-Za-z]*q|--quiet)|head([[:space:]]|$))' \
+     scripts/*.sh .ci/run bench/*.sh | grep -vE '^[^:]+:[0-9]+:[[:space:]]*#'; then
+  echo "scripts: a pipe into grep -q or head under pipefail (use a here-string)" >&2; exit 1
+fi
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
@@ -35,12 +41,13 @@ done
 # For /usr/local, pkg-config searches PREFIX/share/pkgconfig by itself; for this other prefix the
 # README says `export PKG_CONFIG_PATH=PREFIX/share/pkgconfig`. Then the README's C program, built
 # with the README's own command line and nothing else (no -Wl,-rpath, no LD_LIBRARY_PATH), runs.
-pkg-config --variable pc_path pkg-config | tr : '\n' | grep -qx /usr/local/share/pkgconfig \
+grep -qx /usr/local/share/pkgconfig <<<"$(pkg-config --variable pc_path pkg-config | tr : '\n')" \
   || { echo "pkg-config does not search /usr/local/share/pkgconfig" >&2; exit 1; }
 sed -n '/^```c$/,/^```$/p' README.md | sed '1d;$d' >"$prefix/app.c"
 readme_cc=$(grep -m1 '^cc app.c -o app \$(pkg-config --cflags --libs vixDiskLib)' README.md)
-(cd "$prefix" && export PKG_CONFIG_PATH="$prefix/share/pkgconfig" && eval "$readme_cc" && ./app) \
-  | grep -qx ok || { echo "README's pkg-config build against $prefix failed" >&2; exit 1; }
+app_out=$(cd "$prefix" && export PKG_CONFIG_PATH="$prefix/share/pkgconfig" && eval "$readme_cc" && ./app) \
+  || app_out=""
+grep -qx ok <<<"$app_out" || { echo "README's pkg-config build against $prefix failed" >&2; exit 1; }
 grep -q 'force\\-share' "$prefix/share/man/man1/vixdisk-info.1" \
   || { echo "installed man page vixdisk-info.1 lacks --force-share" >&2; exit 1; }
 # --- end issue 16 (cli16) ----------------------------------------------------------------------

@@ -127,7 +127,19 @@ fn parse_extent(line: &str) -> Result<ExtentLine> {
         _ => return Err(bad()),
     };
     let sectors: u64 = words.next().and_then(|w| w.parse().ok()).ok_or_else(bad)?;
-    let kind = words.next().and_then(ExtentKind::parse).ok_or_else(bad)?;
+    let word = words.next().ok_or_else(bad)?;
+    let kind = match ExtentKind::parse(word) {
+        Some(kind) => kind,
+        // A well-formed word we do not know names a kind of storage we cannot read, not damage:
+        // the line must never be treated as garbage (CheckRepair would drop it, and the data of
+        // that extent with it).
+        None if word.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+            return Err(Error::NotSupported(format!(
+                "descriptor: extent type {word} is not supported (line {line:?})"
+            )));
+        }
+        None => return Err(bad()),
+    };
     let (file, offset) = match rest {
         None => (None, 0),
         Some(r) => {
@@ -413,5 +425,13 @@ mod tests {
         assert!(Descriptor::parse("version=1\nCID=1\n").is_err());
         assert!(Descriptor::parse("version=1\nRW abc SPARSE \"x\"\n").is_err());
         assert!(Descriptor::parse("version=1\nRW 10 SPARSE\n").is_err());
+    }
+
+    #[test]
+    fn unknown_extent_types_are_not_supported_rather_than_damaged() {
+        let e = Descriptor::parse("version=1\nRW 10 FOOSPARSE \"x\"\n").unwrap_err();
+        assert!(matches!(e, Error::NotSupported(_)), "{e:?}");
+        let e = Descriptor::parse("version=1\nRW 10 SP\u{1}RSE \"x\"\n").unwrap_err();
+        assert!(matches!(e, Error::InvalidDisk(_)), "{e:?}");
     }
 }

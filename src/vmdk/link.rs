@@ -95,6 +95,22 @@ impl Link {
         }
     }
 
+    /// Opens, writable, the monolithic sparse link just written into `file`, which may have no
+    /// name any more (`path` is for messages and the descriptor's own name).
+    pub fn open_created(path: &Path, file: File) -> Result<Link> {
+        lock_file(&file, path, true)?;
+        let len = file_len(&file, path)?;
+        let mut first = vec![0u8; HEADER_SIZE.min(len as usize)];
+        read_exact_at(&file, path, &mut first, 0)?;
+        if !SparseHeader::has_magic(&first) {
+            return Err(Error::InvalidDisk(format!(
+                "{}: not a monolithic sparse file",
+                path.display()
+            )));
+        }
+        Self::open_monolithic(path, file, &first, true)
+    }
+
     /// True for a legacy COWD redo log, whose parent has no CID to check.
     pub fn is_legacy_redo(&self) -> bool {
         self.legacy_redo
@@ -444,9 +460,7 @@ impl Link {
                 write_all_at(&self.file, &self.path, &bytes, 0)?;
                 if len < old_len {
                     sync_data(&self.file, &self.path)?;
-                    self.file
-                        .set_len(len as u64)
-                        .map_err(|e| Error::io(&self.path, e))?;
+                    super::fileio::set_len(&self.file, &self.path, len as u64)?;
                 }
             }
         }

@@ -13,7 +13,6 @@
 //!
 //! Version 1 (no fine summary) lived only in development builds; it is refused as unknown.
 
-use std::fs::OpenOptions;
 use std::path::Path;
 
 use super::fileio::{sync_data, write_all_at};
@@ -180,14 +179,11 @@ impl Whole {
         let g = self.header.grains;
         let tmp = super::atomic::temp_name(path);
         let written = (|| {
-            let f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&tmp)
-                .map_err(|e| Error::io(&tmp, e))?;
-            f.set_len(file_bytes(g)).map_err(|e| Error::io(&tmp, e))?;
+            // O_EXCL after removing a stale leftover: a symlink planted at the temporary name
+            // is removed, never written through.
+            super::atomic::remove_stale_temp(&tmp)?;
+            let f = super::atomic::create_new_file(&tmp)?;
+            super::fileio::set_len(&f, &tmp, file_bytes(g))?;
             write_all_at(&f, &tmp, &self.header.encode(), 0)?;
             if !self.summary.is_empty() {
                 write_all_at(&f, &tmp, &bytes_from(&self.summary), HEADER_BYTES)?;
@@ -199,10 +195,10 @@ impl Whole {
                 write_all_at(&f, &tmp, &self.blocks, blocks_offset(g))?;
             }
             sync_data(&f, &tmp)?;
-            std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+            super::fileio::rename(&tmp, path).map_err(|e| Error::io(path, e))
         })();
         if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
+            let _ = super::fileio::remove_file(&tmp);
         }
         written?;
         super::atomic::sync_dir(path)
