@@ -429,7 +429,7 @@ fn grow_settles_a_crashed_session_and_a_foreign_write_first() {
     TrackFile::create(&path, 1024, [1; 16], 7).unwrap();
     let mut t = TrackFile::open(&path, true, 1024, 7).unwrap();
     let id = t.current_id().unwrap();
-    t.before_write(5 * 128, 128).unwrap();
+    t.before_write(5 * 128, 128, 7).unwrap();
     drop(t); // no close: as after kill -9
     TrackFile::grow(&path, 2048, 7).unwrap();
     let mut t = TrackFile::open(&path, true, 2048, 7).unwrap();
@@ -442,7 +442,7 @@ fn grow_settles_a_crashed_session_and_a_foreign_write_first() {
     t.close(7).unwrap();
     // Another program wrote the disk (CID 7 -> 8) before the Grow: older ids are refused.
     TrackFile::grow(&path, 4096, 8).unwrap();
-    let t = TrackFile::open(&path, true, 4096, 8).unwrap();
+    let mut t = TrackFile::open(&path, true, 4096, 8).unwrap();
     assert!(matches!(t.check_id(&id2), Err(Error::ChangeIdUnknown(_))));
 }
 

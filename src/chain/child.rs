@@ -4,7 +4,7 @@
 use std::path::{Component, Path, PathBuf};
 
 use super::Disk;
-use super::tracking::copy_history;
+use super::tracking::fork_history;
 use crate::error::{Error, Result};
 use crate::vmdk::create::{
     CreateSpec, DiskKind, ParentLink, create_descriptor_disk, new_descriptor,
@@ -91,9 +91,11 @@ impl Disk {
             write_monolithic_sparse(child, d, self.capacity())?;
         }
         if let Some(track) = parent_track {
-            // The child continues the parent's history: ids issued so far stay valid on it.
+            // History forks here: the frozen content gets its final id, made durable before
+            // the child's branch is written, so no later content can be given that id.
             self.sync_tracker(pd.cid, false)?;
-            copy_history(&track, child)?;
+            let usable = self.finalize_id()?;
+            fork_history(usable.then_some(track.as_path()), child)?;
         }
         chain.sealed = true;
         Ok(())
@@ -155,7 +157,7 @@ impl Disk {
             while cur < s + n {
                 let (m, len) = c.links[0].map(cur, s + n - cur)?;
                 if matches!(m, crate::vmdk::extent::Mapping::Unallocated) {
-                    child.track_write(cur, len)?;
+                    child.track_write(&c.links[0], cur, len)?;
                 }
                 cur += len;
             }

@@ -20,7 +20,11 @@ use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
 use super::fileio::{file_len, read_exact_at, sync_data, write_all_at};
+pub use super::track_id::ChangeId;
 pub(crate) use super::track_layout::MAX_EPOCH;
+
+/// Queries: which grains changed since an id.
+mod query;
 use super::track_layout::{
     BLOCK_BYTES, CHUNKS_PER_BLOCK, EPOCH_BYTES, FLAG_DIRTY, FLAG_SESSION_OPEN, GRAINS_PER_BLOCK,
     GRAINS_PER_CHUNK, HEADER_BYTES, Header, NO_INTENTS, REGIONS, Whole, blocks_for, blocks_offset,
@@ -34,47 +38,15 @@ pub const TRACKING_KEY: &str = "vixdisklibext.changeTrackingFile";
 
 /// Sectors per tracked grain (64 KiB: the largest granularity the answers may have).
 pub(crate) const TRACK_GRAIN_SECTORS: u64 = 128;
-/// A change-id: the tracking history's UUID and a sequence number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChangeId {
-    /// Names the tracking history (new each time tracking is turned on).
-    pub uuid: [u8; 16],
-    /// Counts the ids of that history.
-    pub seq: u64,
-}
-
-impl ChangeId {
-    /// vSphere's shape: `"52 ab f5 21 86 ad f2 ff-5b ef c0 f2 3b 53 eb 3b/78"`.
-    pub fn render(&self) -> String {
-        format!("{}/{}", super::descriptor::format_uuid(self.uuid), self.seq)
-    }
-
-    /// Parses `render`'s shape (spaces and dashes between the hex bytes are optional).
-    pub fn parse(text: &str) -> Option<ChangeId> {
-        let (uuid_text, seq_text) = text.trim().rsplit_once('/')?;
-        let hex: String = uuid_text
-            .chars()
-            .filter(|c| !matches!(c, ' ' | '-'))
-            .collect();
-        if hex.len() != 32 {
-            return None;
-        }
-        let mut uuid = [0u8; 16];
-        for (i, byte) in uuid.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-        }
-        Some(ChangeId {
-            uuid,
-            seq: seq_text.trim().parse().ok()?,
-        })
-    }
-}
-
 /// An open tracking file.
 pub struct TrackFile {
     path: PathBuf,
     file: File,
+    /// The handle writes the disk (before_write is allowed).
     writable: bool,
+    /// The tracking file itself is open for writing: settled state and new ids can be made
+    /// durable (true for read-only handles too, unless the file system refuses).
+    persist_ok: bool,
     header: Header,
     /// Coarse summary (per block), always in memory.
     summary: Vec<u32>,
@@ -98,6 +70,9 @@ impl TrackFile {
             cid,
             region_grains: region_grains_for(grains),
             intents: NO_INTENTS,
+            session_cid: cid,
+            branch_from: 0,
+            lineage: Vec::new(),
         };
         Whole {
             header,
@@ -116,7 +91,32 @@ impl TrackFile {
         whole.header.flags &= FLAG_DIRTY;
         whole.header.intents = NO_INTENTS;
         whole.header.cid = cid;
+        whole.header.session_cid = cid;
         whole.write(dst)
+    }
+
+    /// Writes at `dst` a new branch `uuid` of the history at `src` for CreateChild's child
+    /// (CID `cid`). The source's content must have its final id (issued, not dirty): ids up
+    /// to it stay answerable on the child; ids the source issues later are refused there.
+    pub fn fork(src: &Path, dst: &Path, cid: u32, uuid: [u8; 16]) -> Result<ChangeId> {
+        let mut whole = Whole::read(src)?;
+        if whole.header.flags & FLAG_DIRTY != 0 {
+            return Err(Error::InvalidArg(format!(
+                "{}: the parent's content has no final change id; cannot fork its history",
+                src.display()
+            )));
+        }
+        let final_id = ChangeId {
+            uuid: whole.header.uuid,
+            seq: whole.header.seq,
+        };
+        super::track_id::fork(&mut whole.header, uuid);
+        whole.header.flags = 0;
+        whole.header.intents = NO_INTENTS;
+        whole.header.cid = cid;
+        whole.header.session_cid = cid;
+        whole.write(dst)?;
+        Ok(final_id)
     }
 
     /// Resizes the closed history at `path` to `grains` grains (Grow): the new grains count
@@ -149,30 +149,62 @@ impl TrackFile {
         w.header.region_grains = region_grains_for(grains);
         w.header.intents = NO_INTENTS;
         w.header.cid = cid;
+        w.header.session_cid = cid;
         w.write(path)
     }
 
     /// The number of grains the history at `path` tracks (from its header).
     pub fn grains_in(path: &Path) -> Result<u64> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let mut hb = vec![0u8; HEADER_BYTES as usize];
-        read_exact_at(&file, path, &mut hb, 0)?;
-        Ok(Header::decode(&hb, path)?.grains)
+        Ok(Self::read_header(&file, path)?.grains)
     }
 
     /// Opens the tracking file of a link with `grains` grains whose CID is now `cid`.
     /// A crashed session is recovered (intended regions count as changed); a CID that moved
     /// without a session of ours means another program wrote the disk: older ids become
-    /// unanswerable. Changes are persisted only if `writable`.
+    /// unanswerable. Writes (`before_write`) are allowed only if `writable`.
+    ///
+    /// A read-only handle opens the tracking file for writing all the same (it never writes
+    /// the disk's content): settling and new ids are made durable under an exclusive lock of
+    /// the tracking file alone, so readers of one disk, in any process, agree on its ids.
     pub fn open(path: &Path, writable: bool, grains: u64, cid: u32) -> Result<TrackFile> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(writable)
-            .open(path)
-            .map_err(|e| Error::io(path, e))?;
-        let mut hb = vec![0u8; HEADER_BYTES as usize];
-        read_exact_at(&file, path, &mut hb, 0)?;
-        let header = Header::decode(&hb, path)?;
+        let (file, persist_ok) = match OpenOptions::new().read(true).write(true).open(path) {
+            Ok(f) => (f, true),
+            Err(e)
+                if !writable
+                    && matches!(
+                        e.kind(),
+                        std::io::ErrorKind::PermissionDenied
+                            | std::io::ErrorKind::ReadOnlyFilesystem
+                    ) =>
+            {
+                let f = File::open(path).map_err(|e| Error::io(path, e))?;
+                (f, false)
+            }
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        let locked = if persist_ok {
+            file.lock()
+        } else {
+            file.lock_shared()
+        };
+        locked.map_err(|e| Error::io(path, e))?;
+        let opened = Self::open_locked(path, file, writable, persist_ok, grains, cid);
+        if let Ok(t) = &opened {
+            let _ = t.file.unlock();
+        }
+        opened
+    }
+
+    fn open_locked(
+        path: &Path,
+        file: File,
+        writable: bool,
+        persist_ok: bool,
+        grains: u64,
+        cid: u32,
+    ) -> Result<TrackFile> {
+        let header = Self::read_header(&file, path)?;
         if writable && header.grains < grains {
             // A Grow killed between resizing the disk and its history: finish it (the grown
             // grains count as changed; Grow keeps the CID, so a foreign write is still seen).
@@ -180,6 +212,7 @@ impl TrackFile {
                 "{}: finishing the change tracking history of an interrupted Grow",
                 path.display()
             ));
+            let _ = file.unlock();
             drop(file);
             Self::grow(path, grains, cid)?;
             return Self::open(path, writable, grains, cid);
@@ -196,6 +229,7 @@ impl TrackFile {
             path: path.to_path_buf(),
             file,
             writable,
+            persist_ok,
             header,
             summary: u32s_from(&sb),
             fine: None,
@@ -207,9 +241,18 @@ impl TrackFile {
         Ok(t)
     }
 
+    fn read_header(file: &File, path: &Path) -> Result<Header> {
+        let mut hb = vec![0u8; HEADER_BYTES as usize];
+        read_exact_at(file, path, &mut hb, 0)?;
+        Header::decode(&hb, path)
+    }
+
     fn recover(&mut self, cid: u32) -> Result<()> {
         let h = &self.header;
         if h.flags & FLAG_SESSION_OPEN != 0 {
+            // Our crashed session may have left the CID it had or the one it was giving the
+            // link; any other CID was written by another program afterwards.
+            let foreign = cid != h.cid && cid != h.session_cid;
             let regions: Vec<u64> = (0..REGIONS)
                 .filter(|r| h.intents[(r / 8) as usize] & (1 << (r % 8)) != 0)
                 .collect();
@@ -223,9 +266,13 @@ impl TrackFile {
             }
             self.header.flags = FLAG_DIRTY;
             self.header.intents = NO_INTENTS;
-            self.header.cid = cid;
-            return self.persist();
+            if !foreign {
+                self.header.cid = cid;
+                self.header.session_cid = cid;
+                return self.persist();
+            }
         }
+        let h = &self.header;
         if h.cid != cid {
             // Written by a program that does not keep our tracking: no old id is trustworthy.
             crate::log::warn(format!(
@@ -239,17 +286,18 @@ impl TrackFile {
             // A read-only open cannot make this new id durable, and an id that is not durable
             // could be handed out again for different content (the next open after another
             // foreign write issues the same number): it must not be issued at all.
-            self.header.flags = if self.writable { 0 } else { FLAG_DIRTY };
+            self.header.flags = if self.persist_ok { 0 } else { FLAG_DIRTY };
             self.header.cid = cid;
+            self.header.session_cid = cid;
             return self.persist();
         }
         Ok(())
     }
 
-    /// Writes dirty blocks with their summaries, then the header, syncing both (only for
-    /// writable opens).
+    /// Writes dirty blocks with their summaries, then the header, syncing both (only when
+    /// the tracking file is open for writing).
     fn persist(&mut self) -> Result<()> {
-        if !self.writable {
+        if !self.persist_ok {
             return Ok(());
         }
         let g = self.header.grains;
@@ -351,7 +399,10 @@ impl TrackFile {
 
     /// Records that sectors `[sector, sector + count)` are about to be written. Makes the
     /// session and the regions' intents durable first (once each per session).
-    pub fn before_write(&mut self, sector: u64, count: u64) -> Result<()> {
+    /// `session_cid` is the CID the link's write session gives it (see `Link::session_cid`),
+    /// recorded with the session so a later open can tell our crashed session's CID change
+    /// from another program's.
+    pub fn before_write(&mut self, sector: u64, count: u64, session_cid: u32) -> Result<()> {
         if count == 0 {
             return Ok(());
         }
@@ -388,8 +439,12 @@ impl TrackFile {
                     .filter(|r| !self.intended.contains(r)),
             );
         }
-        if !new.is_empty() || self.header.flags & FLAG_SESSION_OPEN == 0 {
+        if !new.is_empty()
+            || self.header.flags & FLAG_SESSION_OPEN == 0
+            || self.header.session_cid != session_cid
+        {
             self.header.flags |= FLAG_SESSION_OPEN;
+            self.header.session_cid = session_cid;
             for r in &new {
                 self.header.intents[(r / 8) as usize] |= 1 << (r % 8);
             }
@@ -427,19 +482,30 @@ impl TrackFile {
             self.header.flags &= !FLAG_SESSION_OPEN;
         }
         self.header.cid = cid;
+        if end_session {
+            self.header.session_cid = cid;
+        }
         self.intended.clear();
         self.persist()
     }
 
     /// The id of the content now: the last one issued, or a new one if anything was
     /// written since (made durable before it is returned).
+    /// A read-only handle issues it under the tracking file's lock, re-reading the header
+    /// first: another reader of the same content may have issued its id already.
     pub fn current_id(&mut self) -> Result<ChangeId> {
         if self.header.flags & FLAG_DIRTY != 0 {
-            if !self.writable {
-                return Err(Error::ReadOnly(format!(
-                    "{}: a new change id needs a writable open",
+            if !self.persist_ok {
+                let text = format!(
+                    "{}: the change tracking file cannot be written, so no new change id can \
+                     be made durable; do a full backup",
                     self.path.display()
-                )));
+                );
+                crate::log::warn(&text);
+                return Err(Error::ReadOnly(text));
+            }
+            if !self.writable {
+                return self.issue_read_only();
             }
             self.header.seq += 1;
             self.header.flags &= !FLAG_DIRTY;
@@ -451,87 +517,44 @@ impl TrackFile {
         })
     }
 
-    /// Checks that `id` can be answered by this history.
-    pub fn check_id(&self, id: &ChangeId) -> Result<()> {
-        let why = if id.uuid != self.header.uuid {
-            "belongs to another disk or to an earlier tracking history"
-        } else if id.seq > self.header.seq {
-            "is newer than anything this disk issued"
-        } else if id.seq < self.header.valid_from {
-            "predates a change the tracking could not see"
-        } else {
-            return Ok(());
-        };
-        Err(Error::ChangeIdUnknown(format!(
-            "change id {} {why}; do a full backup",
-            id.render()
-        )))
+    /// `current_id` for a handle that does not write the disk: nothing but ids can change
+    /// the header while readers share the disk, so the file's header is the truth.
+    fn issue_read_only(&mut self) -> Result<ChangeId> {
+        self.file.lock().map_err(|e| Error::io(&self.path, e))?;
+        let issued = (|| {
+            let mut h = Self::read_header(&self.file, &self.path)?;
+            if h.flags & FLAG_DIRTY != 0 {
+                h.seq += 1;
+                h.flags &= !FLAG_DIRTY;
+                write_all_at(&self.file, &self.path, &h.encode(), 0)?;
+                sync_data(&self.file, &self.path)?;
+            }
+            Ok(h)
+        })();
+        let _ = self.file.unlock();
+        self.header = issued?;
+        Ok(ChangeId {
+            uuid: self.header.uuid,
+            seq: self.header.seq,
+        })
     }
 
-    /// Grain runs in `[first, last)` whose epoch is above `since` (each run: first grain,
-    /// grains). Only the chunks whose fine summary is above `since` are read, neighbours in
-    /// the file with one read, so the cost follows what changed, not the disk's size.
-    pub fn changed_since(&mut self, since: u64, first: u64, last: u64) -> Result<Vec<(u64, u64)>> {
-        let last = last.min(self.header.grains);
-        let mut candidates: Vec<u64> = Vec::new();
-        let mut b = first / GRAINS_PER_BLOCK;
-        while b * GRAINS_PER_BLOCK < last {
-            if u64::from(self.summary[b as usize]) > since {
-                let lo = (b * CHUNKS_PER_BLOCK).max(first / GRAINS_PER_CHUNK);
-                let hi = ((b + 1) * CHUNKS_PER_BLOCK).min(last.div_ceil(GRAINS_PER_CHUNK));
-                let fine = self.fine()?;
-                candidates.extend((lo..hi).filter(|&c| u64::from(fine[c as usize]) > since));
+    /// Checks that `id` can be answered by this history (see `track_id`). A read-only handle
+    /// first re-reads the header: another reader may have issued a newer id.
+    pub fn check_id(&mut self, id: &ChangeId) -> Result<()> {
+        if !self.writable && self.persist_ok && id.seq > self.header.seq {
+            self.file
+                .lock_shared()
+                .map_err(|e| Error::io(&self.path, e))?;
+            let h = Self::read_header(&self.file, &self.path);
+            let _ = self.file.unlock();
+            let h = h?;
+            if h.uuid == self.header.uuid && h.seq > self.header.seq {
+                self.header.seq = h.seq;
+                self.header.flags = h.flags;
             }
-            b += 1;
         }
-        let mut runs: Vec<(u64, u64)> = Vec::new();
-        let mut push = |i: u64| match runs.last_mut() {
-            Some((s, n)) if *s + *n == i => *n += 1,
-            _ => runs.push((i, 1)),
-        };
-        let mut i = 0;
-        while i < candidates.len() {
-            // Chunks whose block is in memory (possibly newer than the file) are read there;
-            // the others in groups of neighbours, one read per group.
-            let c = candidates[i];
-            let block = c / CHUNKS_PER_BLOCK;
-            if let Some(epochs) = self.blocks.get(&block) {
-                let base = block * GRAINS_PER_BLOCK;
-                for g in grains_of(c, first, last) {
-                    if u64::from(epochs[(g - base) as usize]) > since {
-                        push(g);
-                    }
-                }
-                i += 1;
-                continue;
-            }
-            let mut j = i + 1;
-            while j < candidates.len()
-                && candidates[j] - candidates[j - 1] <= GROUP_GAP_CHUNKS
-                && !self
-                    .blocks
-                    .contains_key(&(candidates[j] / CHUNKS_PER_BLOCK))
-            {
-                j += 1;
-            }
-            let (c0, c1) = (c, candidates[j - 1] + 1);
-            let g0 = c0 * GRAINS_PER_CHUNK;
-            let g1 = (c1 * GRAINS_PER_CHUNK).min(self.header.grains);
-            let mut bytes = vec![0u8; ((g1 - g0) * EPOCH_BYTES) as usize];
-            let off = blocks_offset(self.header.grains) + g0 * EPOCH_BYTES;
-            read_exact_at(&self.file, &self.path, &mut bytes, off)?;
-            for &cc in &candidates[i..j] {
-                for g in grains_of(cc, first, last) {
-                    let at = ((g - g0) * EPOCH_BYTES) as usize;
-                    let e = u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], 0]);
-                    if u64::from(e) > since {
-                        push(g);
-                    }
-                }
-            }
-            i = j;
-        }
-        Ok(runs)
+        super::track_id::check(&self.header, id)
     }
 
     /// Grains tracked.
@@ -547,15 +570,6 @@ impl TrackFile {
 
 /// Regions declared ahead of a writer that moves forward (see `before_write`).
 const SEQUENTIAL_INTENT_AHEAD: u64 = 7;
-
-/// Chunks this close in the file are read together: reading the gap costs less than a
-/// second system call (16 chunks of epochs = 3 KiB).
-const GROUP_GAP_CHUNKS: u64 = 16;
-
-/// The grains of chunk `c` inside `[first, last)`.
-fn grains_of(c: u64, first: u64, last: u64) -> std::ops::Range<u64> {
-    (c * GRAINS_PER_CHUNK).max(first)..((c + 1) * GRAINS_PER_CHUNK).min(last)
-}
 
 /// The 24-bit epochs of a run of grains.
 fn epochs_of(bytes: &[u8]) -> impl Iterator<Item = u32> + '_ {
