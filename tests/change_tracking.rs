@@ -284,6 +284,7 @@ fn tracking_kill_worker() {
     };
     let d = open_rw(Path::new(&path));
     let mut x: u64 = std::process::id() as u64 | 1;
+    let mut n = 0u64;
     loop {
         x ^= x << 13;
         x ^= x >> 7;
@@ -291,6 +292,12 @@ fn tracking_kill_worker() {
         let sector = x % (8192 - 64);
         d.write(sector, &vec![(x >> 56) as u8 | 1; 64 * 512])
             .unwrap();
+        n += 1;
+        if n == 1
+            && let Ok(started) = std::env::var("VDL_TRACK_STARTED")
+        {
+            std::fs::write(started, b"").unwrap();
+        }
         if x.is_multiple_of(17) {
             d.flush().unwrap();
         }
@@ -309,13 +316,23 @@ fn ids_survive_kill_9_mid_writes() {
         let before = read_all(&d);
         d.close().unwrap();
         drop(d);
+        let started = dir.path().join("started");
+        let _ = std::fs::remove_file(&started);
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args(["--ignored", "--exact", "tracking_kill_worker"])
             .env("VDL_TRACK_DISK", &a)
+            .env("VDL_TRACK_STARTED", &started)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
+        // The kill lands a while after the first write, however loaded the machine is.
+        for _ in 0..2000 {
+            if started.exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         std::thread::sleep(std::time::Duration::from_millis(60 + 40 * round));
         child.kill().unwrap();
         child.wait().unwrap();

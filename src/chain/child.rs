@@ -66,6 +66,15 @@ impl Disk {
         leaf.flush()?;
         let pd = leaf.descriptor();
         let parent_track = leaf.tracking_file();
+        // History forks here: the frozen content gets its final id, made durable before the
+        // child exists, so no later content can be given that id.
+        let usable_history = match &parent_track {
+            Some(_) => {
+                self.sync_tracker(pd.cid, false)?;
+                self.finalize_id()?
+            }
+            None => false,
+        };
         // The child's own tracking file (if any) is set up below; an unfinished commit's
         // journal belongs to the parent alone.
         let mut ddb = pd.ddb.clone();
@@ -91,11 +100,7 @@ impl Disk {
             write_monolithic_sparse(child, d, self.capacity())?;
         }
         if let Some(track) = parent_track {
-            // History forks here: the frozen content gets its final id, made durable before
-            // the child's branch is written, so no later content can be given that id.
-            self.sync_tracker(pd.cid, false)?;
-            let usable = self.finalize_id()?;
-            fork_history(usable.then_some(track.as_path()), child)?;
+            fork_history(usable_history.then_some(track.as_path()), child)?;
         }
         chain.sealed = true;
         Ok(())

@@ -179,10 +179,15 @@ impl Disk {
 
     /// Gives the content this handle sees its final change id before a fork (CreateChild):
     /// issued and durable if anything was written since the last one. Returns whether the
-    /// history is usable for the fork.
+    /// history can be forked (false: damaged, or no id can be made durable; the child then
+    /// starts a history of its own).
     pub(crate) fn finalize_id(&self) -> Result<bool> {
         match &mut *self.tracker() {
-            Tracker::On(t) => t.current_id().map(|_| true),
+            Tracker::On(t) => match t.current_id() {
+                Ok(_) => Ok(true),
+                Err(Error::ReadOnly(_)) => Ok(false),
+                Err(e) => Err(e),
+            },
             _ => Ok(false),
         }
     }

@@ -511,10 +511,19 @@ impl TrackFile {
             self.header.flags &= !FLAG_DIRTY;
             self.persist()?;
         }
-        Ok(ChangeId {
-            uuid: self.header.uuid,
-            seq: self.header.seq,
-        })
+        Ok(self.id_now())
+    }
+
+    /// The id of the (not dirty) content: a branch not written since its fork still has its
+    /// parent's final content, so it gives the parent's id (siblings and the frozen parent
+    /// agree on it); otherwise the branch's own.
+    fn id_now(&self) -> ChangeId {
+        let h = &self.header;
+        let uuid = match h.lineage.last() {
+            Some(a) if h.seq == h.branch_from && a.to == h.seq => a.uuid,
+            _ => h.uuid,
+        };
+        ChangeId { uuid, seq: h.seq }
     }
 
     /// `current_id` for a handle that does not write the disk: nothing but ids can change
@@ -533,10 +542,7 @@ impl TrackFile {
         })();
         let _ = self.file.unlock();
         self.header = issued?;
-        Ok(ChangeId {
-            uuid: self.header.uuid,
-            seq: self.header.seq,
-        })
+        Ok(self.id_now())
     }
 
     /// Checks that `id` can be answered by this history (see `track_id`). A read-only handle
