@@ -297,3 +297,79 @@ fn read_only_handles_issue_ids_and_readers_agree() {
     let answer = refused_or_covers(&w, &id1, &at_id1, &read_all(&w)).unwrap();
     assert_eq!(answer, BTreeSet::from([2]));
 }
+
+/// A copy of a tracked disk (its directory copied, or restored from a backup) must not go on
+/// issuing the original's ids for its own, different contents.
+#[test]
+fn a_copied_disk_never_shares_ids_with_its_original() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = tracked(dir.path(), "a.vmdk", 4);
+    let d = open_rw(&a);
+    d.write(0, &[1u8; 512]).unwrap();
+    let id0 = d.change_id().unwrap();
+    let at_id0 = read_all(&d);
+    d.write(128, &[1u8; 512]).unwrap(); // written after id0, before the copy: no id yet
+    d.close().unwrap();
+    drop(d);
+    let copy_dir = dir.path().join("copy");
+    std::fs::create_dir(&copy_dir).unwrap();
+    for f in ["a.vmdk", "a.vmdk.vdltrack"] {
+        std::fs::copy(dir.path().join(f), copy_dir.join(f)).unwrap();
+    }
+    let b = copy_dir.join("a.vmdk");
+    let da = open_rw(&a);
+    da.write(2 * 128, &[2u8; 512]).unwrap();
+    let id_a = da.change_id().unwrap();
+    let a_now = read_all(&da);
+    da.close().unwrap();
+    drop(da);
+    let db = open_rw(&b);
+    db.write(3 * 128, &[3u8; 512]).unwrap();
+    let id_b = db.change_id().unwrap();
+    let b_now = read_all(&db);
+    assert_ne!(
+        id_a, id_b,
+        "the copy issued the original's id for other content"
+    );
+    assert!(refused_or_covers(&db, &id_a, &a_now, &b_now).is_none());
+    let on_b = refused_or_covers(&db, &id0, &at_id0, &b_now).expect("ids from before the copy");
+    assert_eq!(on_b, BTreeSet::from([1, 3]));
+    db.close().unwrap();
+    drop(db);
+    let da = open_ro(&a);
+    assert!(refused_or_covers(&da, &id_b, &b_now, &a_now).is_none());
+    assert_eq!(da.change_id().unwrap(), id_a);
+}
+
+/// The seeds' cycle (snapshot, back up the frozen disk, the VM writes to the snapshot,
+/// Commit) repeated more often than a history remembers ancestor branches: the full
+/// backup's id stays answerable (a differential since it), exactly.
+#[test]
+fn many_backup_cycles_keep_the_full_backups_id_answerable() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = tracked(dir.path(), "base.vmdk", 4);
+    let mut full_id = String::new();
+    let mut written = BTreeSet::new();
+    for cycle in 0..10u64 {
+        let snap = p(dir.path(), &format!("snap{cycle}.vmdk"));
+        let h = open_rw(&base);
+        h.create_child(&snap, DiskKind::MonolithicSparse).unwrap();
+        h.close().unwrap();
+        drop(h);
+        let frozen = open_ro(&base);
+        let id = frozen.change_id().unwrap();
+        if cycle == 0 {
+            full_id = id;
+        } else {
+            let answer = grains_of(&frozen.changed_areas(&full_id, 0, 8192).unwrap());
+            assert_eq!(answer, written, "cycle {cycle}");
+        }
+        drop(frozen);
+        let vm = open_rw(&snap);
+        vm.write(cycle * 3 * 128, &[cycle as u8 + 1; 512]).unwrap();
+        written.insert(cycle * 3);
+        vm.close().unwrap();
+        drop(vm);
+        vixDiskLib::chain::commit::commit(&snap, &mut |_| {}).unwrap();
+    }
+}

@@ -38,11 +38,17 @@ struct Issued {
     id: String,
     content: Vec<u8>,
     written_since: BTreeSet<u64>,
+    /// Snapshots taken since: a history remembers 6 ancestor branches, so an id from before
+    /// more forks than that may be refused (never answered wrongly).
+    forks_since: usize,
 }
 
 fn check_all(disk: &vixDiskLib::chain::Disk, issued: &[Issued], now: &[u8]) {
     for (i, is) in issued.iter().enumerate() {
-        let runs = disk.changed_areas(&is.id, 0, disk.capacity()).unwrap();
+        let runs = match disk.changed_areas(&is.id, 0, disk.capacity()) {
+            Err(Error::ChangeIdUnknown(_)) if is.forks_since >= 6 => continue,
+            r => r.unwrap(),
+        };
         let answer = grains_of(&runs);
         let truth = differing(&is.content, now);
         assert!(
@@ -97,7 +103,7 @@ proptest! {
         let mut disk = open_rw(&leaf);
         let mut model = vec![0u8; 4 << 20];
         let mut issued: Vec<Issued> = Vec::new();
-        issued.push(Issued { id: disk.change_id().unwrap(), content: model.clone(), written_since: BTreeSet::new() });
+        issued.push(Issued { id: disk.change_id().unwrap(), content: model.clone(), written_since: BTreeSet::new(), forks_since: 0 });
         for (n, op) in ops.into_iter().enumerate() {
             match op {
                 Op::Write { grain, sectors, byte } => {
@@ -117,7 +123,7 @@ proptest! {
                     {
                         prop_assert_eq!(&id, &last.id, "no write, same id");
                     }
-                    issued.push(Issued { id, content: model.clone(), written_since: BTreeSet::new() });
+                    issued.push(Issued { id, content: model.clone(), written_since: BTreeSet::new(), forks_since: 0 });
                 }
                 Op::Reopen => {
                     disk.close().unwrap();
@@ -127,6 +133,9 @@ proptest! {
                 Op::Snapshot => {
                     let child = p(dir.path(), &format!("c{n}.vmdk"));
                     disk.create_child(&child, DiskKind::MonolithicSparse).unwrap();
+                    for is in &mut issued {
+                        is.forks_since += 1;
+                    }
                     disk.close().unwrap();
                     drop(disk);
                     leaf = child.clone();

@@ -133,7 +133,10 @@ pub fn adopt_history(child: &Link, child_track: &Path, parent: &Path) -> Result<
     let link = Link::open(parent, true)?;
     let name = tracking_name(parent);
     let dst = dir_of(parent).join(&name);
-    TrackFile::copy_as(child_track, &dst, link.descriptor().cid)?;
+    let parent_branch = link
+        .tracking_file()
+        .and_then(|t| TrackFile::branch_in(&t).ok());
+    TrackFile::copy_as(child_track, &dst, link.descriptor().cid, parent_branch)?;
     link.update_descriptor(|d| d.ddb_set(TRACKING_KEY, &name))
 }
 
@@ -183,7 +186,7 @@ impl Disk {
     /// starts a history of its own).
     pub(crate) fn finalize_id(&self) -> Result<bool> {
         match &mut *self.tracker() {
-            Tracker::On(t) => match t.current_id() {
+            Tracker::On(t) => match t.finalize() {
                 Ok(_) => Ok(true),
                 Err(Error::ReadOnly(_)) => Ok(false),
                 Err(e) => Err(e),

@@ -19,18 +19,22 @@ use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
-use super::fileio::{file_len, read_exact_at, sync_data, write_all_at};
+use super::fileio::{file_len, random_u64, read_exact_at, sync_data, write_all_at};
 pub use super::track_id::ChangeId;
+use super::track_id::id_of;
 pub(crate) use super::track_layout::MAX_EPOCH;
 
 /// Queries: which grains changed since an id.
 mod query;
+/// Whole-file operations: create, copy, fork, grow.
+mod whole_file;
 use super::track_layout::{
-    BLOCK_BYTES, CHUNKS_PER_BLOCK, EPOCH_BYTES, FLAG_DIRTY, FLAG_SESSION_OPEN, GRAINS_PER_BLOCK,
-    GRAINS_PER_CHUNK, HEADER_BYTES, Header, NO_INTENTS, REGIONS, Whole, blocks_for, blocks_offset,
-    chunks_for, file_bytes, fine_offset, region_grains_for, u32s_from,
+    BLOCK_BYTES, CHUNKS_PER_BLOCK, EPOCH_BYTES, FLAG_DIRTY, FLAG_HANDED_OUT, FLAG_SESSION_OPEN,
+    GRAINS_PER_BLOCK, GRAINS_PER_CHUNK, HEADER_BYTES, Header, NO_INTENTS, REGIONS, blocks_for,
+    blocks_offset, chunks_for, file_bytes, fine_offset, u32s_from,
 };
 use crate::error::{Error, Result};
+use whole_file::file_id_of;
 
 /// DDB key naming a link's tracking file (beside its descriptor). VMware's own
 /// `changeTrackPath` is never written: its format is undocumented.
@@ -59,100 +63,6 @@ pub struct TrackFile {
 }
 
 impl TrackFile {
-    /// Writes a new, empty tracking file for `grains` grains at `path` (complete or absent).
-    pub fn create(path: &Path, grains: u64, uuid: [u8; 16], cid: u32) -> Result<()> {
-        let header = Header {
-            flags: 0,
-            uuid,
-            seq: 0,
-            valid_from: 0,
-            grains,
-            cid,
-            region_grains: region_grains_for(grains),
-            intents: NO_INTENTS,
-            session_cid: cid,
-            branch_from: 0,
-            lineage: Vec::new(),
-        };
-        Whole {
-            header,
-            summary: Vec::new(),
-            fine: Vec::new(),
-            blocks: Vec::new(),
-        }
-        .write(path)
-    }
-
-    /// Copies the history at `src` to `dst` for a link whose CID is `cid` (CreateChild's
-    /// child, or a parent taking over a committed child's history). The source must have been
-    /// flushed.
-    pub fn copy_as(src: &Path, dst: &Path, cid: u32) -> Result<()> {
-        let mut whole = Whole::read(src)?;
-        whole.header.flags &= FLAG_DIRTY;
-        whole.header.intents = NO_INTENTS;
-        whole.header.cid = cid;
-        whole.header.session_cid = cid;
-        whole.write(dst)
-    }
-
-    /// Writes at `dst` a new branch `uuid` of the history at `src` for CreateChild's child
-    /// (CID `cid`). The source's content must have its final id (issued, not dirty): ids up
-    /// to it stay answerable on the child; ids the source issues later are refused there.
-    pub fn fork(src: &Path, dst: &Path, cid: u32, uuid: [u8; 16]) -> Result<ChangeId> {
-        let mut whole = Whole::read(src)?;
-        if whole.header.flags & FLAG_DIRTY != 0 {
-            return Err(Error::InvalidArg(format!(
-                "{}: the parent's content has no final change id; cannot fork its history",
-                src.display()
-            )));
-        }
-        let final_id = ChangeId {
-            uuid: whole.header.uuid,
-            seq: whole.header.seq,
-        };
-        super::track_id::fork(&mut whole.header, uuid);
-        whole.header.flags = 0;
-        whole.header.intents = NO_INTENTS;
-        whole.header.cid = cid;
-        whole.header.session_cid = cid;
-        whole.write(dst)?;
-        Ok(final_id)
-    }
-
-    /// Resizes the closed history at `path` to `grains` grains (Grow): the new grains count
-    /// as changed after the last issued id.
-    pub fn grow(path: &Path, grains: u64, cid: u32) -> Result<()> {
-        // A crashed session's intents and a foreign write (CID moved) must be settled in the
-        // old layout first, as any open would: the rewrite below keeps neither.
-        drop(TrackFile::open(path, true, Self::grains_in(path)?, cid)?);
-        let mut w = Whole::read(path)?;
-        let old = w.header.grains;
-        if grains < old {
-            return Err(Error::InvalidArg("a tracking history cannot shrink".into()));
-        }
-        let epoch = (w.header.seq + 1).min(MAX_EPOCH) as u32;
-        w.summary.resize(blocks_for(grains) as usize, 0);
-        w.fine.resize(chunks_for(grains) as usize, 0);
-        w.blocks
-            .resize((blocks_for(grains) * BLOCK_BYTES) as usize, 0);
-        for g in old..grains {
-            let at = (g * EPOCH_BYTES) as usize;
-            w.blocks[at..at + 3].copy_from_slice(&epoch.to_le_bytes()[..3]);
-            w.summary[(g / GRAINS_PER_BLOCK) as usize] = epoch;
-            w.fine[(g / GRAINS_PER_CHUNK) as usize] = epoch;
-        }
-        if grains > old {
-            w.header.flags |= FLAG_DIRTY;
-        }
-        w.header.flags &= FLAG_DIRTY;
-        w.header.grains = grains;
-        w.header.region_grains = region_grains_for(grains);
-        w.header.intents = NO_INTENTS;
-        w.header.cid = cid;
-        w.header.session_cid = cid;
-        w.write(path)
-    }
-
     /// The number of grains the history at `path` tracks (from its header).
     pub fn grains_in(path: &Path) -> Result<u64> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
@@ -237,8 +147,33 @@ impl TrackFile {
             dirty_blocks: HashSet::new(),
             intended: HashSet::new(),
         };
+        t.check_identity()?;
         t.recover(cid)?;
         Ok(t)
+    }
+
+    /// A tracking file that is not the one its header was written in was copied (with its
+    /// disk, or restored from a backup): the copy and the original would otherwise go on
+    /// issuing the same ids for different contents. The copy starts a branch of its own; ids
+    /// issued before the copy stay answerable on it (as after CreateChild).
+    fn check_identity(&mut self) -> Result<()> {
+        let here = file_id_of(&self.file, &self.path)?;
+        if !self.persist_ok || self.header.file_id == here {
+            return Ok(());
+        }
+        if self.header.file_id != (0, 0) {
+            crate::log::warn(format!(
+                "{}: the change tracking file was copied or restored; this copy continues \
+                 on a branch of its own (ids issued before the copy stay answerable)",
+                self.path.display()
+            ));
+            let mut uuid = [0u8; 16];
+            uuid[..8].copy_from_slice(&random_u64().to_le_bytes());
+            uuid[8..].copy_from_slice(&random_u64().to_le_bytes());
+            super::track_id::fork(&mut self.header, uuid);
+        }
+        self.header.file_id = here;
+        self.write_header()
     }
 
     fn read_header(file: &File, path: &Path) -> Result<Header> {
@@ -264,7 +199,7 @@ impl TrackFile {
                     self.mark(first, last)?;
                 }
             }
-            self.header.flags = FLAG_DIRTY;
+            self.header.flags = (self.header.flags & FLAG_HANDED_OUT) | FLAG_DIRTY;
             self.header.intents = NO_INTENTS;
             if !foreign {
                 self.header.cid = cid;
@@ -286,7 +221,10 @@ impl TrackFile {
             // A read-only open cannot make this new id durable, and an id that is not durable
             // could be handed out again for different content (the next open after another
             // foreign write issues the same number): it must not be issued at all.
-            self.header.flags = if self.persist_ok { 0 } else { FLAG_DIRTY };
+            self.header.flags &= FLAG_HANDED_OUT;
+            if !self.persist_ok {
+                self.header.flags |= FLAG_DIRTY;
+            }
             self.header.cid = cid;
             self.header.session_cid = cid;
             return self.persist();
@@ -494,47 +432,47 @@ impl TrackFile {
     /// A read-only handle issues it under the tracking file's lock, re-reading the header
     /// first: another reader of the same content may have issued its id already.
     pub fn current_id(&mut self) -> Result<ChangeId> {
-        if self.header.flags & FLAG_DIRTY != 0 {
-            if !self.persist_ok {
-                let text = format!(
-                    "{}: the change tracking file cannot be written, so no new change id can \
-                     be made durable; do a full backup",
-                    self.path.display()
-                );
-                crate::log::warn(&text);
-                return Err(Error::ReadOnly(text));
-            }
-            if !self.writable {
-                return self.issue_read_only();
-            }
-            self.header.seq += 1;
-            self.header.flags &= !FLAG_DIRTY;
-            self.persist()?;
-        }
-        Ok(self.id_now())
+        self.issue(true)
     }
 
-    /// The id of the (not dirty) content: a branch not written since its fork still has its
-    /// parent's final content, so it gives the parent's id (siblings and the frozen parent
-    /// agree on it); otherwise the branch's own.
-    fn id_now(&self) -> ChangeId {
+    /// The content's id made durable without handing it out (CreateChild's final id of the
+    /// frozen parent): a Commit may give the branch back to its parent if none of its own
+    /// ids was ever handed out (see `copy_as`).
+    pub fn finalize(&mut self) -> Result<ChangeId> {
+        self.issue(false)
+    }
+
+    fn issue(&mut self, hand_out: bool) -> Result<ChangeId> {
         let h = &self.header;
-        let uuid = match h.lineage.last() {
-            Some(a) if h.seq == h.branch_from && a.to == h.seq => a.uuid,
-            _ => h.uuid,
-        };
-        ChangeId { uuid, seq: h.seq }
+        let needs_write = h.flags & FLAG_DIRTY != 0
+            || (hand_out && h.flags & FLAG_HANDED_OUT == 0 && id_of(h).uuid == h.uuid);
+        if !needs_write {
+            return Ok(id_of(&self.header));
+        }
+        if !self.persist_ok {
+            let text = format!(
+                "{}: the change tracking file cannot be written, so no new change id can \
+                 be made durable; do a full backup",
+                self.path.display()
+            );
+            crate::log::warn(&text);
+            return Err(Error::ReadOnly(text));
+        }
+        if !self.writable {
+            return self.issue_read_only(hand_out);
+        }
+        issue_into(&mut self.header, hand_out);
+        self.persist()?;
+        Ok(id_of(&self.header))
     }
 
-    /// `current_id` for a handle that does not write the disk: nothing but ids can change
-    /// the header while readers share the disk, so the file's header is the truth.
-    fn issue_read_only(&mut self) -> Result<ChangeId> {
+    /// `issue` for a handle that does not write the disk: nothing but ids can change the
+    /// header while readers share the disk, so the file's header is the truth.
+    fn issue_read_only(&mut self, hand_out: bool) -> Result<ChangeId> {
         self.file.lock().map_err(|e| Error::io(&self.path, e))?;
         let issued = (|| {
             let mut h = Self::read_header(&self.file, &self.path)?;
-            if h.flags & FLAG_DIRTY != 0 {
-                h.seq += 1;
-                h.flags &= !FLAG_DIRTY;
+            if issue_into(&mut h, hand_out) {
                 write_all_at(&self.file, &self.path, &h.encode(), 0)?;
                 sync_data(&self.file, &self.path)?;
             }
@@ -542,7 +480,7 @@ impl TrackFile {
         })();
         let _ = self.file.unlock();
         self.header = issued?;
-        Ok(self.id_now())
+        Ok(id_of(&self.header))
     }
 
     /// Checks that `id` can be answered by this history (see `track_id`). A read-only handle
@@ -572,6 +510,28 @@ impl TrackFile {
     pub fn uuid(&self) -> [u8; 16] {
         self.header.uuid
     }
+
+    /// The branch UUID of the history at `path` (from its header).
+    pub fn branch_in(path: &Path) -> Result<[u8; 16]> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        Ok(Self::read_header(&file, path)?.uuid)
+    }
+}
+
+/// Gives the content of `h` its id (a new number if it was written since the last one) and,
+/// with `hand_out`, notes when the branch's own UUID goes out. True if `h` changed.
+fn issue_into(h: &mut Header, hand_out: bool) -> bool {
+    let mut changed = false;
+    if h.flags & FLAG_DIRTY != 0 {
+        h.seq += 1;
+        h.flags &= !FLAG_DIRTY;
+        changed = true;
+    }
+    if hand_out && h.flags & FLAG_HANDED_OUT == 0 && id_of(h).uuid == h.uuid {
+        h.flags |= FLAG_HANDED_OUT;
+        changed = true;
+    }
+    changed
 }
 
 /// Regions declared ahead of a writer that moves forward (see `before_write`).

@@ -10,7 +10,7 @@
 //! "changed since an ancestor's id N" is still "epoch > N" on the child. Any other id is
 //! refused: it belongs to another branch or disk, or was never issued here.
 
-use super::track_layout::{Ancestor, Header, MAX_LINEAGE};
+use super::track_layout::{Ancestor, FLAG_HANDED_OUT, Header, MAX_LINEAGE};
 use crate::error::{Error, Result};
 
 /// A change-id: the branch's UUID and a sequence number.
@@ -89,18 +89,58 @@ pub(crate) fn check(h: &Header, id: &ChangeId) -> Result<()> {
     }
 }
 
+/// The id of the (not dirty) content `h` describes: a branch not written since its fork
+/// still has its parent's final content, so it gives the parent's id (siblings and the frozen
+/// parent agree on it), going back through forks that wrote nothing; else the branch's own.
+pub(crate) fn id_of(h: &Header) -> ChangeId {
+    let mut uuid = h.uuid;
+    if h.seq == h.branch_from {
+        for a in h.lineage.iter().rev() {
+            if a.to != h.seq {
+                break;
+            }
+            uuid = a.uuid;
+            if a.from != h.seq {
+                break;
+            }
+        }
+    }
+    ChangeId { uuid, seq: h.seq }
+}
+
 /// Turns the header of a history whose content has the final id `h.seq` (not dirty) into
 /// the header of a new branch `uuid` forked from it.
 pub(crate) fn fork(h: &mut Header, uuid: [u8; 16]) {
-    h.lineage.push(Ancestor {
-        uuid: h.uuid,
-        from: h.branch_from,
-        to: h.seq,
-    });
+    // A branch unwritten since its own fork never gave out an id of its own (`id_of`): its
+    // UUID need not be remembered, and chains of such forks do not fill the lineage.
+    if id_of(h).uuid == h.uuid {
+        h.lineage.push(Ancestor {
+            uuid: h.uuid,
+            from: h.branch_from,
+            to: h.seq,
+        });
+    }
     if h.lineage.len() > MAX_LINEAGE {
         // The oldest ancestor's ids become refused (never wrongly answered).
         h.lineage.remove(0);
     }
     h.uuid = uuid;
     h.branch_from = h.seq;
+    h.flags &= !FLAG_HANDED_OUT;
+}
+
+/// A parent taking over its committed child's history `h`: if no id with the child's own
+/// UUID was ever handed out and the child forked from the parent's own branch, the parent
+/// takes that branch back (Commit requires the parent unchanged since the fork, so nothing
+/// else continues it), so backup cycles of snapshot and commit do not grow the lineage.
+pub(crate) fn rejoin(h: &mut Header, parent_branch: [u8; 16]) {
+    if h.flags & FLAG_HANDED_OUT != 0 || h.lineage.last().is_none_or(|a| a.uuid != parent_branch) {
+        return;
+    }
+    if let Some(a) = h.lineage.pop() {
+        h.uuid = a.uuid;
+        h.branch_from = a.from;
+        // The parent's own ids were handed out, or may have been: keep them answerable.
+        h.flags |= FLAG_HANDED_OUT;
+    }
 }

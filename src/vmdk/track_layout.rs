@@ -3,8 +3,9 @@
 //! Little-endian, version 3:
 //! - a 512-byte header (magic, version, flags, branch UUID, last issued id, oldest
 //!   answerable id, grains, the link's CID, region size, 2048 intent bits, the CID the open
-//!   session gives the link, the first id of this branch, the lineage: up to 7 ancestor
-//!   branches and the ids of each that name an ancestor of this content; FNV-1a sum);
+//!   session gives the link, the first id of this branch, the lineage: up to 6 ancestor
+//!   branches and the ids of each that name an ancestor of this content; the device and inode
+//!   of the file itself; FNV-1a sum);
 //! - the coarse summary: one u32 per block of 1024 grains (64 MiB), the highest epoch in it,
 //!   padded to 512 bytes; always in memory, so queries skip untouched blocks;
 //! - the fine summary: one u32 per chunk of 64 grains (4 MiB), the highest epoch in it,
@@ -38,6 +39,8 @@ pub(crate) const REGIONS: u64 = 2048;
 const MIN_REGION_GRAINS: u64 = 1024; // 64 MiB
 pub(crate) const FLAG_SESSION_OPEN: u32 = 1;
 pub(crate) const FLAG_DIRTY: u32 = 2;
+/// An id with this branch's own UUID was handed out (GetChangeId).
+pub(crate) const FLAG_HANDED_OUT: u32 = 4;
 pub(crate) const NO_INTENTS: [u8; (REGIONS / 8) as usize] = [0; (REGIONS / 8) as usize];
 
 /// The persistent part of the header.
@@ -58,6 +61,10 @@ pub(crate) struct Header {
     pub branch_from: u64,
     /// Ancestor branches, oldest first (at most `MAX_LINEAGE`).
     pub lineage: Vec<Ancestor>,
+    /// The (device, inode) of the file this header was last written into; (0, 0) = not yet
+    /// known. A different one means the file was copied (or restored): the copy must not
+    /// continue the original's branch.
+    pub file_id: (u64, u64),
 }
 
 /// An ancestor branch: its ids `uuid/from ..= uuid/to` name contents this branch descends
@@ -70,7 +77,8 @@ pub struct Ancestor {
 }
 
 /// Ancestors a header holds; older ones are forgotten (their ids are then refused).
-pub(crate) const MAX_LINEAGE: usize = 7;
+pub(crate) const MAX_LINEAGE: usize = 6;
+const FILE_ID_AT: usize = 476;
 const LINEAGE_AT: usize = 332;
 const ANCESTOR_BYTES: usize = 24;
 const SUM_AT: usize = 504;
@@ -104,6 +112,8 @@ impl Header {
             b[at + 16..at + 20].copy_from_slice(&(a.from as u32).to_le_bytes());
             b[at + 20..at + 24].copy_from_slice(&(a.to as u32).to_le_bytes());
         }
+        b[FILE_ID_AT..FILE_ID_AT + 8].copy_from_slice(&self.file_id.0.to_le_bytes());
+        b[FILE_ID_AT + 8..FILE_ID_AT + 16].copy_from_slice(&self.file_id.1.to_le_bytes());
         let sum = fnv(&b[..SUM_AT]);
         b[SUM_AT..SUM_AT + 8].copy_from_slice(&sum.to_le_bytes());
         b
@@ -126,8 +136,9 @@ impl Header {
             return Err(bad("header is damaged or of an unknown version"));
         }
         let mut lineage = Vec::new();
-        let (mut session_cid, mut branch_from) = (u32_at(56), 0);
+        let (mut session_cid, mut branch_from, mut file_id) = (u32_at(56), 0, (0, 0));
         if version == VERSION {
+            file_id = (u64_at(FILE_ID_AT), u64_at(FILE_ID_AT + 8));
             session_cid = u32_at(320);
             branch_from = u64::from(u32_at(324));
             let n = u32_at(328) as usize;
@@ -155,6 +166,7 @@ impl Header {
             session_cid,
             branch_from,
             lineage,
+            file_id,
         };
         if h.region_grains == 0
             || h.grains.div_ceil(h.region_grains) > REGIONS
