@@ -32,6 +32,7 @@ const VMDK_LAYERS: &[(&str, &[&str])] = &[
             "markers",
             "grain_map",
             "track_layout",
+            "track_id",
             "track",
         ],
     ),

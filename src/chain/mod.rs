@@ -268,7 +268,7 @@ impl Disk {
             _ => (links, 1),
         };
         // Recorded (durably, where the crash rules need it) before any data moves.
-        self.track_write(sector, count)?;
+        self.track_write(&links[0], sector, count)?;
         let mut fill = |s: u64, b: &mut [u8]| -> Result<()> {
             let n = ((capacity.saturating_sub(s)) as usize * 512).min(b.len());
             b[n..].fill(0);

@@ -82,7 +82,9 @@ pub fn change_id(disk: &Path, on: bool, off: bool) -> CmdResult {
             return Ok(());
         }
     }
-    let d = open(disk, false, false)?;
+    // Read-only: ids are issued by read-only handles too, and a frozen snapshot (whose child
+    // a writer holds) can only be opened so.
+    let d = open(disk, true, false)?;
     let id = d.change_id().on(disk);
     close(d, disk)?;
     println!("{}", id?);
