@@ -5,7 +5,9 @@
 //! literals ignored) and fails when:
 //! - modules of src/vmdk/ form a cycle, or src/ffi/boundary.rs and src/ffi/errors.rs do;
 //! - src/vmdk/ uses `crate::chain` or `crate::ffi`, or src/chain/ uses `crate::ffi`;
-//! - a module of src/vmdk/ uses one of a higher layer in `VMDK_LAYERS`, or is missing from it.
+//! - a module of src/vmdk/ uses one of a higher layer in `VMDK_LAYERS`, or is missing from it;
+//! - `unsafe` appears outside src/ffi/ (the C ABI) and src/remote/sys/ (libnbd and the system
+//!   calls of the NBD client): the rest of the engine is safe Rust.
 //!
 //! A node is a file, except that a directory below a top-level module (src/vmdk/sparse/,
 //! src/vmdk/check/) is one node: its files are one component behind one `mod.rs` and may use
@@ -67,6 +69,46 @@ fn engine_layers_have_no_cycles_and_point_down() {
         problems.is_empty(),
         "layering problems:\n  {}",
         problems.join("\n  ")
+    );
+}
+
+/// Where `unsafe` may appear (paths under src/): the C ABI, and the one module that holds
+/// the NBD client's foreign calls.
+const UNSAFE_ALLOWED: &[&str] = &["ffi/", "remote/sys/"];
+
+#[test]
+fn unsafe_code_is_confined_to_ffi_and_the_libnbd_module() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    collect_rs(&src, &mut files);
+    let mut found = Vec::new();
+    let mut seen_in_sys = false;
+    for file in &files {
+        let rel = file
+            .strip_prefix(&src)
+            .expect("under src")
+            .to_string_lossy()
+            .replace('\\', "/");
+        let text = std::fs::read_to_string(file).expect("readable source");
+        let uses_unsafe = lex(&text).contains(&Tok::Ident("unsafe".into()));
+        if !uses_unsafe {
+            continue;
+        }
+        if rel.starts_with("remote/sys/") {
+            seen_in_sys = true;
+        }
+        if !UNSAFE_ALLOWED.iter().any(|dir| rel.starts_with(dir)) {
+            found.push(format!(
+                "src/{rel} uses `unsafe`: only src/ffi/ and src/remote/sys/ may"
+            ));
+        }
+    }
+    // Guards the guard: the scan must see the unsafe code that does exist.
+    assert!(seen_in_sys, "no `unsafe` seen in src/remote/sys/");
+    assert!(
+        found.is_empty(),
+        "unsafe outside its modules:\n  {}",
+        found.join("\n  ")
     );
 }
 

@@ -34,6 +34,7 @@ pub fn to_vix(e: &Error) -> VixError {
         Error::ChangeIdUnknown(_) => VIX_E_OBJECT_NOT_FOUND,
         Error::NotTracked(_) => VIX_E_DISK_NOTSUPPORTED,
         Error::OutOfMemory => VIX_E_OUT_OF_MEMORY,
+        Error::Internal(_) => VIX_E_FAIL,
         Error::RemoteUnreachable(_) => VIX_E_HOST_NETWORK_CONN_REFUSED,
         Error::RemoteExportNotFound(_) => VIX_E_FILE_NOT_FOUND,
         Error::RemoteTls(_) => VIX_E_NET_HTTP_SSL_CONNECT_ERROR,
