@@ -12,6 +12,7 @@ use super::boundary::{guard, guard_void};
 use super::ext::VIXDISKLIBEXT_FLAG_OPEN_NONPERSISTENT;
 use super::handles::{self, DISKS, DiskHandle, Pending, take_retired, writable_connection};
 use super::library::{remote_settings, require_init, scratch_dir};
+use super::progress::progress_reporter;
 use super::types::*;
 use crate::chain::{Disk, OpenOptions};
 use crate::error::{Error, Result};
@@ -72,17 +73,6 @@ pub fn create_params(
             std::ptr::addr_of!((*p).hwVersion).read(),
             std::ptr::addr_of!((*p).capacity).read(),
         ))
-    }
-}
-
-/// Calls a C progress callback (if any) with a percentage.
-pub fn progress_reporter(func: VixDiskLibProgressFunc, data: *mut c_void) -> impl FnMut(u32) {
-    let data = data as usize;
-    move |percent: u32| {
-        if let Some(f) = func {
-            // SAFETY: the caller supplied this callback and its data for the duration of the call.
-            unsafe { f(data as *mut c_void, percent.min(100) as c_int) };
-        }
     }
 }
 

@@ -23,4 +23,5 @@ pub mod io;
 pub mod library;
 pub mod maintenance;
 pub mod metadata;
+pub mod progress;
 pub mod types;
