@@ -1,4 +1,4 @@
-//! The one error type of the engine; `ffi::errors` maps each variant to a VixError.
+//! The one error type of the engine; `error_kind` maps each variant to a VixError code.
 
 use std::io;
 use std::path::PathBuf;

@@ -8,6 +8,7 @@
 pub mod backend;
 pub mod chain;
 pub mod error;
+pub mod error_kind;
 pub mod ffi;
 pub mod log;
 pub mod remote;
