@@ -149,7 +149,7 @@ impl Disk {
         } else {
             resolve::open_parents(leaf)?
         };
-        let tracker = tracking::open_tracker(&links[0]);
+        let tracker = tracker::open_tracker(&links[0]);
         let disk = Disk::from_links(links);
         *disk.tracker.lock().unwrap_or_else(|e| e.into_inner()) = tracker;
         Ok(disk)
