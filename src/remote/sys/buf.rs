@@ -165,3 +165,52 @@ impl IoBuf {
         (self.addr + at, Lease(lease))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    #[test]
+    fn a_lent_slice_comes_back_only_after_every_command_released_it() {
+        let mut data = vec![0u8; 4096];
+        let released = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&released);
+        let worker = IoBuf::lend_mut(&mut data, |buf| {
+            // What libnbd holds for a command in flight: a lease, released from its thread.
+            let (_, lease) = buf.range(512, 1024, true);
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(100));
+                flag.store(true, Ordering::SeqCst);
+                drop(lease);
+            })
+        });
+        assert!(
+            released.load(Ordering::SeqCst),
+            "lend_mut returned while a command still held the buffer"
+        );
+        worker.join().unwrap();
+    }
+
+    #[test]
+    fn sources_are_not_written_and_destinations_not_read() {
+        let mut data = vec![7u8; 512];
+        IoBuf::lend_mut(&mut data, |buf| {
+            assert!(buf.as_slice().is_err());
+        });
+        // SAFETY: `data` outlives `src` and nothing writes it meanwhile.
+        let mut src = unsafe { IoBuf::from_raw(data.as_ptr(), data.len()) };
+        assert_eq!(src.as_slice().unwrap(), &[7u8; 512][..]);
+        assert!(src.as_mut_slice().is_err());
+    }
+
+    #[test]
+    #[should_panic(expected = "outside its buffer")]
+    fn a_command_range_outside_the_buffer_is_refused() {
+        let data = vec![0u8; 512];
+        IoBuf::lend(&data, |buf| {
+            buf.range(256, 512, false);
+        });
+    }
+}
