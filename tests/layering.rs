@@ -26,6 +26,7 @@ const VMDK_LAYERS: &[(&str, &[&str])] = &[
     (
         "on-disk primitives: files, header, descriptor, markers, grain tables, change tracking",
         &[
+            "iolog",
             "fileio",
             "atomic",
             "geometry",

@@ -233,15 +233,13 @@ fn finish(
     let descriptor = files.remove(0);
     drop(child);
     for f in files.iter().chain(std::iter::once(&descriptor)) {
-        match std::fs::remove_file(f) {
+        match crate::vmdk::fileio::remove_file(f) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io(f, e)),
         }
     }
-    if let Ok(dir) = std::fs::File::open(dir_of(&descriptor)) {
-        let _ = dir.sync_all();
-    }
+    let _ = crate::vmdk::atomic::sync_dir(&descriptor);
     progress(100);
     Ok(())
 }

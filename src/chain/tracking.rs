@@ -51,7 +51,7 @@ pub fn set_change_tracking(path: &Path, enable: bool) -> Result<()> {
         (false, None) => Ok(()),
         (false, Some(file)) => {
             link.update_descriptor(|d| d.ddb_remove(TRACKING_KEY))?;
-            match std::fs::remove_file(&file) {
+            match crate::vmdk::fileio::remove_file(&file) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io(&file, e)),

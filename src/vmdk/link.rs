@@ -460,9 +460,7 @@ impl Link {
                 write_all_at(&self.file, &self.path, &bytes, 0)?;
                 if len < old_len {
                     sync_data(&self.file, &self.path)?;
-                    self.file
-                        .set_len(len as u64)
-                        .map_err(|e| Error::io(&self.path, e))?;
+                    super::fileio::set_len(&self.file, &self.path, len as u64)?;
                 }
             }
         }

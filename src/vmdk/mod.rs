@@ -11,6 +11,7 @@ pub mod geometry;
 pub mod grain_map;
 pub mod grow;
 pub mod header;
+pub mod iolog;
 pub mod link;
 pub mod link_files;
 pub mod markers;

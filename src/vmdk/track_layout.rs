@@ -183,7 +183,7 @@ impl Whole {
             // is removed, never written through.
             super::atomic::remove_stale_temp(&tmp)?;
             let f = super::atomic::create_new_file(&tmp)?;
-            f.set_len(file_bytes(g)).map_err(|e| Error::io(&tmp, e))?;
+            super::fileio::set_len(&f, &tmp, file_bytes(g))?;
             write_all_at(&f, &tmp, &self.header.encode(), 0)?;
             if !self.summary.is_empty() {
                 write_all_at(&f, &tmp, &bytes_from(&self.summary), HEADER_BYTES)?;
@@ -195,10 +195,10 @@ impl Whole {
                 write_all_at(&f, &tmp, &self.blocks, blocks_offset(g))?;
             }
             sync_data(&f, &tmp)?;
-            std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+            super::fileio::rename(&tmp, path).map_err(|e| Error::io(path, e))
         })();
         if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
+            let _ = super::fileio::remove_file(&tmp);
         }
         written?;
         super::atomic::sync_dir(path)
