@@ -485,3 +485,34 @@ fn write_metadata() {
         },
     );
 }
+
+#[test]
+fn check_repair_salvages_a_cut_stream() {
+    let cap = 4 * MIB;
+    run(
+        "CheckRepair salvage of a stream",
+        |dir| {
+            disk_with_data(dir, "d.vmdk", DiskKind::StreamOptimized, cap);
+            // Cut inside the tail: every grain is whole, the directory and footer are gone.
+            let path = dir.join("d.vmdk");
+            let b = std::fs::read(&path).unwrap();
+            std::fs::write(&path, &b[..b.len() - 1000]).unwrap();
+        },
+        |dir, rec| {
+            let mut ex = expect_data(cap, &[]);
+            let report = check_disk(&dir.join("d.vmdk"), true).unwrap();
+            assert!(report.salvage.is_some(), "the setup must cut the stream");
+            ex.step(rec);
+            ex
+        },
+        |s, ex| {
+            // Before the salvage's rename the cut stream is there (and is salvaged here).
+            disk_holds(s, "d.vmdk", ex)?;
+            let report = check_disk(&s.dir.join("d.vmdk"), false).map_err(|e| e.to_string())?;
+            if report.is_damaged() {
+                return Err(format!("damaged after salvage: {:?}", report.problems));
+            }
+            Ok(())
+        },
+    );
+}

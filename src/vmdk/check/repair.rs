@@ -61,6 +61,9 @@ fn replace_descriptor(path: &Path, text: &str) -> Result<()> {
 
 fn apply_one(plan: &FilePlan) -> Result<()> {
     let path = plan.path.as_path();
+    if let Some(s) = &plan.salvage {
+        return super::salvage::apply(path, s);
+    }
     let file = open_rw(path)?;
     if let Some(len) = plan.extend_to {
         let now = file.metadata().map_err(|e| Error::io(path, e))?.len();
