@@ -262,7 +262,7 @@ fn copy_grains(child: &Link, parent: &Disk, progress: &mut dyn FnMut(u32)) -> Re
         while cur < end {
             let (m, n) = child.map(cur, (end - cur).min(STEP_SECTORS))?;
             // The parent's own tracking (if any) learns of every grain the commit changes.
-            parent.track_write(cur, n)?;
+            parent.track_write(&parent.chain().links[0], cur, n)?;
             match m {
                 Mapping::Data { extent, offset } => {
                     copy_data(child, extent, offset, parent, cur, n)?;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use super::tracking::tracking_name;
 use crate::error::{Error, Result};
 use crate::vmdk::atomic::{NewDisk, sync_dir};
-use crate::vmdk::create::{create_new_file, prepare_new};
+use crate::vmdk::create::{create_new_file, prepare_new, require_dir_of};
 use crate::vmdk::descriptor::Descriptor;
 use crate::vmdk::fileio::{self, sync_data, write_all_at};
 use crate::vmdk::link::{Link, dir_of};
@@ -71,6 +71,8 @@ pub fn rename(src: &Path, dst: &Path) -> Result<()> {
     if std::fs::symlink_metadata(dst).is_ok() {
         return Err(Error::FileExists(dst.to_path_buf()));
     }
+    // Else a missing target directory fails the first move as "file not found: SRC".
+    require_dir_of(dst)?;
     let link = Link::open(src, true)?;
     let mut d: Descriptor = link.descriptor();
     if link.is_monolithic() {

@@ -165,9 +165,21 @@ pub fn create_new_private_file(path: &Path) -> Result<File> {
     Ok(file)
 }
 
+/// Refuses a new file at `path` whose directory is missing (or not a directory), naming that
+/// directory: the user's path, not the hidden temporary name the file would be written under.
+pub fn require_dir_of(path: &Path) -> Result<()> {
+    let dir = dir_of(path);
+    match std::fs::metadata(&dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(Error::io(&dir, ErrorKind::NotADirectory.into())),
+        Err(e) => Err(Error::io(&dir, e)),
+    }
+}
+
 /// Before a new disk is written at `path`: refuses an existing file, removes what an
 /// interrupted Create/Clone of the same name left, and returns the temporary name to write.
 pub fn prepare_new(path: &Path) -> Result<PathBuf> {
+    require_dir_of(path)?;
     // First, so that a temporary name left beside a published disk (a kill between its link
     // and its unlink) goes even when this call then refuses the existing file.
     remove_leftovers(path)?;
@@ -245,6 +257,23 @@ mod tests {
         remove_leftovers(&path).unwrap();
         assert!(!temp_name(&path).exists());
         assert!(d.path().join("a-flat.vmdk").exists());
+    }
+
+    #[test]
+    fn a_missing_directory_is_named_not_the_temporary_file() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("no/dir");
+        match prepare_new(&dir.join("x.vmdk")) {
+            Err(Error::FileNotFound(p)) => assert_eq!(p, dir),
+            other => panic!("{other:?}"),
+        }
+        let file = d.path().join("file");
+        std::fs::write(&file, b"x").unwrap();
+        let err = prepare_new(&file.join("x.vmdk")).unwrap_err().to_string();
+        assert!(
+            err.contains(file.to_str().unwrap()) && !err.contains("tmp-new"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -4,7 +4,9 @@ use std::fs::File;
 use std::path::Path;
 
 use super::atomic::sync_dir;
-pub use super::atomic::{NewDisk, create_new_file, create_new_private_file, prepare_new};
+pub use super::atomic::{
+    NewDisk, create_new_file, create_new_private_file, prepare_new, require_dir_of,
+};
 pub use super::descriptor::format_uuid;
 use super::descriptor::{Access, Descriptor, ExtentKind, ExtentLine, NO_PARENT_CID};
 use super::fileio::{random_cid, random_u64, sync_data, write_all_at};

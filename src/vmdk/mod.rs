@@ -23,5 +23,6 @@ pub mod stream_append;
 pub mod stream_read;
 pub mod stream_writer;
 pub mod track;
+mod track_id;
 mod track_layout;
 pub mod writeback;

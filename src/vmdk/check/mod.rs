@@ -41,6 +41,7 @@ use super::descriptor::{Descriptor, ExtentKind, MAX_DESCRIPTOR_BYTES};
 use super::fileio::{file_len, open_regular, read_at_zero_fill};
 use super::header::{HEADER_SIZE, SparseHeader};
 use super::link::dir_of;
+use super::link_files::{MAX_CAPACITY_SECTORS, extent_path};
 use crate::error::{Error, Result};
 use crate::log;
 
@@ -512,7 +513,15 @@ fn check_descriptor_file(
         let Some(name) = &line.file else {
             continue; // ZERO extents have no file
         };
-        let epath = dir.join(name.replace('\\', "/"));
+        // The same rule as Open: a name that leaves the descriptor's directory is never
+        // followed (a repair would write into whatever file it names).
+        let epath = match extent_path(&dir, name) {
+            Ok(p) => p,
+            Err(e) => {
+                f.fatal(ProblemKind::Descriptor, format!("{}: {e}", path.display()));
+                continue;
+            }
+        };
         let efile = match open_regular(&epath, false) {
             Ok(ef) => ef,
             Err(Error::FileNotFound(_)) => {
@@ -533,7 +542,26 @@ fn check_descriptor_file(
         let mut eplan = FilePlan::new(&epath);
         match line.kind {
             ExtentKind::Flat | ExtentKind::Vmfs => {
-                let need = (line.offset + line.sectors) * 512;
+                // An offset or size no disk can have (Open refuses it) is a damaged line, not
+                // a short file: extending the file to it would be nonsense (or overflow).
+                let Some(end) = line
+                    .offset
+                    .checked_add(line.sectors)
+                    .filter(|&end| end <= MAX_CAPACITY_SECTORS)
+                else {
+                    f.fatal(
+                        ProblemKind::Descriptor,
+                        format!(
+                            "{}: extent line of {} says offset {} and {} sectors, past the largest disk there can be",
+                            path.display(),
+                            epath.display(),
+                            line.offset,
+                            line.sectors
+                        ),
+                    );
+                    continue;
+                };
+                let need = end * 512;
                 if elen < need {
                     f.fixable(
                         ProblemKind::ShortExtent,
