@@ -28,6 +28,7 @@ const VMDK_LAYERS: &[(&str, &[&str])] = &[
         &[
             "iolog",
             "fileio",
+            "fd_cache",
             "atomic",
             "geometry",
             "header",

@@ -43,6 +43,9 @@ struct Config {
     tmp_directory: Option<PathBuf>,
     /// `vixDiskLib.nbd.*`: timeout and TLS credentials of NBD connections.
     remote: RemoteSettings,
+    /// `vixDiskLib.maxOpenFiles`: extent descriptors the process keeps open (0: the default,
+    /// a quarter of RLIMIT_NOFILE).
+    max_open_files: usize,
     /// Config lines that were understood but unusable, reported once the log is set up.
     problems: Vec<String>,
 }
@@ -79,6 +82,7 @@ fn parse_config(text: &str) -> Config {
         level: Level::Info,
         tmp_directory: None,
         remote: RemoteSettings::default(),
+        max_open_files: 0,
         problems: Vec::new(),
     };
     for line in text.lines() {
@@ -93,6 +97,18 @@ fn parse_config(text: &str) -> Config {
         if let Some(outcome) = config.remote.apply(key, value) {
             if let Err(why) = outcome {
                 config.problems.push(why);
+            }
+            continue;
+        }
+        if key.trim().eq_ignore_ascii_case("vixDiskLib.maxOpenFiles") {
+            match value.parse::<usize>() {
+                Ok(n) if n == 0 || n >= crate::vmdk::fd_cache::MIN_LIMIT => {
+                    config.max_open_files = n
+                }
+                _ => config.problems.push(format!(
+                    "vixDiskLib.maxOpenFiles = {value:?} is not 0 or a number of at least {}",
+                    crate::vmdk::fd_cache::MIN_LIMIT
+                )),
             }
             continue;
         }
@@ -175,6 +191,7 @@ fn init(
     };
     *TMP_DIRECTORY.lock().unwrap_or_else(|e| e.into_inner()) = config.tmp_directory.clone();
     *REMOTE_SETTINGS.lock().unwrap_or_else(|e| e.into_inner()) = Some(config.remote.clone());
+    crate::vmdk::fd_cache::set_limit(config.max_open_files);
     install_logging(log_fn as usize, warn_fn as usize, config.level);
     for why in &config.problems {
         log::warn(format!("InitEx: config file: {why}; keeping the default"));
@@ -309,5 +326,14 @@ mod tests {
         let c = parse_config("vixDiskLib.nbd.timeoutSecs = \"5\"\nvixDiskLib.nbd.timeoutSecs=x\n");
         assert_eq!(c.remote.timeout, std::time::Duration::from_secs(5));
         assert_eq!(c.problems.len(), 1);
+    }
+
+    #[test]
+    fn config_parser_reads_max_open_files() {
+        assert_eq!(parse_config("").max_open_files, 0);
+        let c = parse_config("vixdisklib.MAXOPENFILES = \"64\"\n");
+        assert_eq!((c.max_open_files, c.problems.len()), (64, 0));
+        let c = parse_config("vixDiskLib.maxOpenFiles = 1\nvixDiskLib.maxOpenFiles = lots\n");
+        assert_eq!((c.max_open_files, c.problems.len()), (0, 2));
     }
 }

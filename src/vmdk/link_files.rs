@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use super::cowd::CowdExtent;
 use super::descriptor::{Access, ExtentKind, ExtentLine};
 use super::extent::{Extent, ExtentStore};
+use super::fd_cache::CachedFile;
 use super::fileio::{open_regular, read_exact_at};
 use super::header::HEADER_SIZE;
 use super::sparse::SparseExtent;
@@ -84,7 +85,7 @@ pub(crate) fn open_extent(
         (_, None) => return Err(Error::InvalidDisk("extent without a file name".into())),
         (kind, Some(name)) => {
             let path = extent_path(dir, name)?;
-            let file = open_file(&path, rw)?;
+            let file = CachedFile::open(&path, rw)?;
             match kind {
                 ExtentKind::Flat | ExtentKind::Vmfs => ExtentStore::Flat {
                     offset: line
@@ -103,8 +104,8 @@ pub(crate) fn open_extent(
                 },
                 ExtentKind::Sparse => {
                     let mut first = vec![0u8; HEADER_SIZE];
-                    read_exact_at(&file, &path, &mut first, 0)?;
-                    let sp = SparseExtent::open(&path, file, &first)?;
+                    read_exact_at(&*file.get()?, &path, &mut first, 0)?;
+                    let sp = SparseExtent::open(file, &first)?;
                     if sp.header().capacity < line.sectors {
                         return Err(Error::InvalidDisk(format!(
                             "{}: extent holds {} sectors but the descriptor says {}",
@@ -115,9 +116,7 @@ pub(crate) fn open_extent(
                     }
                     ExtentStore::Sparse(Box::new(sp))
                 }
-                ExtentKind::VmfsSparse => {
-                    ExtentStore::Cowd(Box::new(CowdExtent::open(&path, file)?))
-                }
+                ExtentKind::VmfsSparse => ExtentStore::Cowd(Box::new(CowdExtent::open(file)?)),
                 ExtentKind::Zero => unreachable!("handled above"),
             }
         }

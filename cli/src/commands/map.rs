@@ -80,7 +80,7 @@ fn walk(links: &[Link], level: usize, sector: u64, count: u64, out: &mut Vec<Are
         match m {
             Mapping::Data { extent, offset } => {
                 area.offset = Some(offset);
-                if let Some((_, p)) = link.extents()[extent].data_file() {
+                if let Some(p) = link.extents()[extent].data_path() {
                     area.file = p.display().to_string();
                 }
             }
