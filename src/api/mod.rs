@@ -1,0 +1,16 @@
+//! The public Rust API, re-exported at the crate root (its overview is the crate's doc).
+
+mod connection;
+mod cursor;
+mod disk;
+mod types;
+
+pub use connection::Connection;
+pub use cursor::DiskCursor;
+pub use disk::Disk;
+pub use types::{Area, ChangeId, CreateOptions, Info, OpenOptions, SECTOR_SIZE};
+
+pub use crate::error::{Error, Result};
+pub use crate::error_kind::ErrorKind;
+pub use crate::vmdk::create::DiskKind;
+pub use crate::vmdk::geometry::{Adapter, Geometry};
