@@ -3,11 +3,13 @@
 mod connection;
 mod cursor;
 mod disk;
+mod logging;
 mod types;
 
 pub use connection::Connection;
 pub use cursor::DiskCursor;
 pub use disk::Disk;
+pub use logging::{LogLevel, LogSink, log_warning, set_log_sink};
 pub use types::{Area, ChangeId, CreateOptions, Info, OpenOptions, SECTOR_SIZE};
 
 pub use crate::error::{Error, Result};

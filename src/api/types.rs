@@ -92,6 +92,22 @@ impl ChangeId {
         ChangeId("*".into())
     }
 
+    /// `text` if it is `"*"` or has the shape of a change id a tracked disk issues
+    /// (`"UUID/number"`), else `None`.
+    ///
+    /// ```
+    /// use vixDiskLib::ChangeId;
+    /// assert!(ChangeId::parse("*").is_some());
+    /// assert!(ChangeId::parse("not an id").is_none());
+    /// ```
+    pub fn parse(text: &str) -> Option<ChangeId> {
+        if text == "*" || crate::vmdk::track::ChangeId::parse(text).is_some() {
+            Some(ChangeId(text.to_string()))
+        } else {
+            None
+        }
+    }
+
     /// The id's text.
     pub fn as_str(&self) -> &str {
         &self.0

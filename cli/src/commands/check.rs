@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use serde::Serialize;
-use vixDiskLib::error::Error;
+use vixDiskLib::Error;
 use vixDiskLib::vmdk::check::{Outcome, SalvageCounts, check_disk, check_disk_force_share};
 
 use crate::failure::{CmdResult, Failure, OnFile};

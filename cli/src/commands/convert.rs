@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
+use vixDiskLib::Adapter;
 use vixDiskLib::chain::Disk;
 use vixDiskLib::vmdk::create::{CreateSpec, DiskKind};
-use vixDiskLib::vmdk::geometry::Adapter;
 
 use super::copy::{DiskSource, RawSource, TargetSpec, write_target};
 use super::{close, open};

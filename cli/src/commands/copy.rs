@@ -6,12 +6,12 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use vixDiskLib::chain::{Disk, files};
-use vixDiskLib::error::{Error, Result};
+use vixDiskLib::chain::Disk;
 use vixDiskLib::vmdk::create::{
     CreateSpec, DiskKind, base_ddb, create_unpublished, new_descriptor,
 };
 use vixDiskLib::vmdk::stream_writer::write_stream_optimized;
+use vixDiskLib::{Connection, Error, Result};
 
 use super::{close, open};
 use crate::failure::{CmdResult, Failure, OnFile};
@@ -191,7 +191,7 @@ pub struct TargetSpec {
 
 /// Removes an existing target (every file of a VMDK, or a plain file).
 fn remove_existing(target: &Path) -> CmdResult {
-    if files::unlink(target).is_err() {
+    if Connection::local().unlink(target).is_err() {
         std::fs::remove_file(target).on(target)?;
     }
     Ok(())

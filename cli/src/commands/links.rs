@@ -2,8 +2,7 @@
 
 use std::path::Path;
 
-use vixDiskLib::chain::files;
-use vixDiskLib::vmdk::create::DiskKind;
+use vixDiskLib::{Connection, DiskKind};
 
 use super::{close, open, with_disk};
 use crate::failure::{CmdResult, Failure, OnFile};
@@ -38,7 +37,7 @@ pub fn discard(child: &Path) -> CmdResult {
         child,
         "it is not a redo log (delete a base disk with rm if you mean it)",
     )?;
-    files::unlink(child).on(child)?;
+    Connection::local().unlink(child).on(child)?;
     say!("discarded {}", child.display());
     Ok(())
 }
@@ -65,7 +64,7 @@ pub fn commit(child: &Path, quiet: bool) -> CmdResult {
     // Like `discard`: a disk without a parent is a wrong request (exit 2).
     require_parent(child, "only a redo log (child disk) can be committed")?;
     // Not stoppable halfway: a stop request (Ctrl-C, SIGTERM, SIGHUP) waits for the end.
-    vixDiskLib::chain::commit::commit(child, &mut |_| {}).on(child)?;
+    Connection::local().commit(child, &mut |_| {}).on(child)?;
     say!("committed {} into its parent", child.display());
     if crate::interrupt::requested() {
         eprintln!("vixdisk: asked to stop: finished the commit first (it cannot stop halfway)");
@@ -76,7 +75,7 @@ pub fn commit(child: &Path, quiet: bool) -> CmdResult {
 /// Prints the change id of the disk's content now, after turning tracking on or off if asked.
 pub fn change_id(disk: &Path, on: bool, off: bool) -> CmdResult {
     if on || off {
-        vixDiskLib::chain::tracking::set_change_tracking(disk, on).on(disk)?;
+        Connection::local().set_change_tracking(disk, on).on(disk)?;
         if off {
             say!("change tracking off for {}", disk.display());
             return Ok(());
@@ -109,7 +108,7 @@ pub fn attach(parent: &Path, child: &Path) -> CmdResult {
 /// Renames a disk and its extent files.
 pub fn rename(source: &Path, target: &Path) -> CmdResult {
     super::target_dir_exists(target)?;
-    files::rename(source, target).on(source)?;
+    Connection::local().rename(source, target).on(source)?;
     say!("renamed {} to {}", source.display(), target.display());
     Ok(())
 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use serde::Serialize;
-use vixDiskLib::error::Result;
+use vixDiskLib::Result;
 use vixDiskLib::vmdk::extent::Mapping;
 use vixDiskLib::vmdk::link::Link;
 

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use vixDiskLib::error::Error;
+use vixDiskLib::Error;
 
 use super::{open, with_disk};
 use crate::failure::{CmdResult, Failure};

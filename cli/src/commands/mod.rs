@@ -61,7 +61,7 @@ pub fn target_dir_exists(target: &Path) -> CmdResult {
     }
     Err(crate::failure::Failure::Engine {
         file: target.to_path_buf(),
-        error: vixDiskLib::error::Error::FileNotFound(dir.to_path_buf()),
+        error: vixDiskLib::Error::FileNotFound(dir.to_path_buf()),
     })
 }
 

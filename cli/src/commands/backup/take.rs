@@ -19,9 +19,9 @@ use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 
+use vixDiskLib::DiskKind;
 use vixDiskLib::chain::Disk;
-use vixDiskLib::error::{Error, Result};
-use vixDiskLib::vmdk::create::DiskKind;
+use vixDiskLib::{Error, Result};
 
 use super::manifest::{self, Block, Kind, Loaded, Manifest, ParentRef, SourceInfo};
 use super::{DATA, MANIFEST, STEP, fsync_dir, now_unix};
@@ -232,7 +232,7 @@ fn plan(
         Err(e) if since.is_some() => return Err(since_failure(disk_path, e)),
         Err(Error::NotTracked(_)) => None,
         Err(e @ Error::ChangeIdUnknown(_)) => {
-            vixDiskLib::log::warn(format!(
+            vixDiskLib::log_warning(format!(
                 "{e}; this full backup records no change id (`vixdisk changeid --off` then \
                  `--on` starts a new history)"
             ));
