@@ -36,6 +36,8 @@ pub enum ExtentKind {
     Vmfs,
     /// ESX COWD sparse file.
     VmfsSparse,
+    /// ESXi 6.5+ seSparse snapshot file (read-only).
+    SeSparse,
 }
 
 impl ExtentKind {
@@ -46,6 +48,7 @@ impl ExtentKind {
             "ZERO" => ExtentKind::Zero,
             "VMFS" => ExtentKind::Vmfs,
             "VMFSSPARSE" => ExtentKind::VmfsSparse,
+            "SESPARSE" => ExtentKind::SeSparse,
             _ => return None,
         })
     }
@@ -57,6 +60,7 @@ impl ExtentKind {
             ExtentKind::Zero => "ZERO",
             ExtentKind::Vmfs => "VMFS",
             ExtentKind::VmfsSparse => "VMFSSPARSE",
+            ExtentKind::SeSparse => "SESPARSE",
         }
     }
 }

@@ -14,6 +14,7 @@ use super::fileio::{file_len, random_cid, read_exact_at, sync_data, write_all_at
 use super::header::{HEADER_SIZE, SparseHeader};
 pub(crate) use super::link_files::MAX_CAPACITY_SECTORS;
 use super::link_files::{extent_path, lock_file, open_extent, open_file};
+use super::sesparse::SeSparseHeader;
 use super::sparse::SparseExtent;
 use crate::error::{Error, Result};
 
@@ -77,6 +78,11 @@ impl Link {
             Self::open_monolithic(path, file, &first, writable)
         } else if CowdExtent::has_magic(&first) {
             Self::open_legacy_cowd(path, file, writable)
+        } else if SeSparseHeader::has_magic(&first) {
+            Err(Error::NotSupported(format!(
+                "{}: a seSparse extent must be opened through its descriptor file",
+                path.display()
+            )))
         } else {
             Self::open_descriptor_file(path, file, len, writable)
         }
@@ -242,6 +248,11 @@ impl Link {
                 ExtentStore::Cowd(_) => {
                     return Some(Error::NotSupported(format!(
                         "{path}: vmfsSparse (COWD) links are read-only here; create a child to write"
+                    )));
+                }
+                ExtentStore::SeSparse(_) => {
+                    return Some(Error::NotSupported(format!(
+                        "{path}: seSparse links are read-only here; create a child to write"
                     )));
                 }
                 _ => {}

@@ -9,6 +9,7 @@ use super::descriptor::{Access, ExtentKind, ExtentLine};
 use super::extent::{Extent, ExtentStore};
 use super::fileio::{open_regular, read_exact_at};
 use super::header::HEADER_SIZE;
+use super::sesparse::SeSparseExtent;
 use super::sparse::SparseExtent;
 use crate::error::{Error, Result};
 use crate::log;
@@ -78,7 +79,8 @@ pub(crate) fn open_extent(
     start: u64,
     writable: bool,
 ) -> Result<Extent> {
-    let rw = writable && line.access == Access::ReadWrite;
+    // seSparse files are never written here: open them read-only even in a writable open.
+    let rw = writable && line.access == Access::ReadWrite && line.kind != ExtentKind::SeSparse;
     let store = match (line.kind, &line.file) {
         (ExtentKind::Zero, _) => ExtentStore::Zero,
         (_, None) => return Err(Error::InvalidDisk("extent without a file name".into())),
@@ -117,6 +119,18 @@ pub(crate) fn open_extent(
                 }
                 ExtentKind::VmfsSparse => {
                     ExtentStore::Cowd(Box::new(CowdExtent::open(&path, file)?))
+                }
+                ExtentKind::SeSparse => {
+                    let se = SeSparseExtent::open(&path, file)?;
+                    if se.capacity() < line.sectors {
+                        return Err(Error::InvalidDisk(format!(
+                            "{}: extent holds {} sectors but the descriptor says {}",
+                            path.display(),
+                            se.capacity(),
+                            line.sectors
+                        )));
+                    }
+                    ExtentStore::SeSparse(Box::new(se))
                 }
                 ExtentKind::Zero => unreachable!("handled above"),
             }
