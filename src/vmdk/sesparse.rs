@@ -145,7 +145,7 @@ impl SeSparseHeader {
         if hdr.needed_gd_entries() > MAX_GD_ENTRIES {
             return Err(bad("capacity is beyond the format's limit"));
         }
-        if hdr.gd_size.checked_mul(512 / 8).unwrap_or(u64::MAX) < hdr.needed_gd_entries() {
+        if hdr.gd_size.saturating_mul(512 / 8) < hdr.needed_gd_entries() {
             return Err(bad("grain directory too small for the capacity"));
         }
         if hdr.volatile_offset == 0 || hdr.gd_offset == 0 || hdr.gt_offset == 0 {
