@@ -131,7 +131,11 @@ fn parse_extent(line: &str) -> Result<ExtentLine> {
         _ => return Err(bad()),
     };
     let sectors: u64 = words.next().and_then(|w| w.parse().ok()).ok_or_else(bad)?;
-    let kind = words.next().and_then(ExtentKind::parse).ok_or_else(bad)?;
+    let word = words.next().ok_or_else(bad)?;
+    let kind = match ExtentKind::parse(word) {
+        Some(kind) => kind,
+        None => return Err(unsupported_extent_type(word).unwrap_or_else(bad)),
+    };
     let (file, offset) = match rest {
         None => (None, 0),
         Some(r) => {
@@ -160,6 +164,82 @@ fn parse_extent(line: &str) -> Result<ExtentLine> {
     })
 }
 
+/// An extent type VMware writes that we do not read (raw device mappings, vSAN), or any other
+/// word that looks like a type: NotSupported naming it. None for garbage (then the line is
+/// damage, not a type).
+fn unsupported_extent_type(word: &str) -> Option<Error> {
+    if word.is_empty() || word.len() > 32 || !word.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return None;
+    }
+    let what = match word.to_ascii_uppercase().as_str() {
+        "VMFSRDM" => "a raw device mapping",
+        "VMFSRAW" => "a raw VMFS device",
+        "VSANSPARSE" => "a vSAN sparse object",
+        _ => "unknown",
+    };
+    Some(Error::NotSupported(format!(
+        "extent type {word} ({what}) is not supported"
+    )))
+}
+
+/// createType values whose disks we read (raw-disk types need an opt-in, checked when opening).
+const KNOWN_CREATE_TYPES: &[&str] = &[
+    "monolithicSparse",
+    "monolithicFlat",
+    "twoGbMaxExtentSparse",
+    "twoGbMaxExtentFlat",
+    "streamOptimized",
+    "vmfs",
+    "vmfsSparse",
+    "vmfsThin",
+    "vmfsPreallocated",
+    "vmfsEagerZeroedThick",
+    "vmfsThick",
+    "seSparse",
+    "custom",
+    "fullDevice",
+    "partitionedDevice",
+];
+
+/// VMware createTypes we know and do not read, with what they are.
+const UNSUPPORTED_CREATE_TYPES: &[(&str, &str)] = &[
+    ("vmfsRDM", "a raw device mapping"),
+    ("vmfsRawDeviceMap", "a raw device mapping"),
+    (
+        "vmfsPassthroughRawDeviceMap",
+        "a pass-through raw device mapping",
+    ),
+    ("vmfsRaw", "a raw VMFS device"),
+    ("vsanSparse", "a vSAN sparse snapshot"),
+];
+
+/// True for the Workstation raw-disk createTypes (extents on host devices).
+pub fn is_raw_disk_type(create_type: &str) -> bool {
+    ["fullDevice", "partitionedDevice"]
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case(create_type))
+}
+
+/// Refuses a createType we do not read: NotSupported naming it. An absent createType is
+/// accepted (old descriptors), as is every type in `KNOWN_CREATE_TYPES`.
+fn check_create_type(create_type: &str) -> Result<()> {
+    if create_type.is_empty()
+        || KNOWN_CREATE_TYPES
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(create_type))
+    {
+        return Ok(());
+    }
+    let what = UNSUPPORTED_CREATE_TYPES
+        .iter()
+        .find(|(t, _)| t.eq_ignore_ascii_case(create_type))
+        .map_or("an unknown disk type", |(_, what)| what);
+    let shown: String = create_type.chars().take(64).collect();
+    Err(Error::NotSupported(format!(
+        "createType \"{shown}\" ({what}) is not supported"
+    )))
+}
+
 impl Descriptor {
     /// Parses descriptor text. Stops at the first NUL (qemu pads descriptors with NULs).
     pub fn parse(text: &str) -> Result<Descriptor> {
@@ -177,6 +257,10 @@ impl Descriptor {
             ddb: Vec::new(),
         };
         let mut saw_version = false;
+        // A type we do not read is reported after the whole text is seen, so the createType
+        // (the clearer name) wins over an extent line of the same disk.
+        let mut unsupported_extent: Option<Error> = None;
+        let mut encryption: Option<String> = None;
         for raw in text.lines() {
             let line = raw.trim_end_matches('\r').trim();
             if line.is_empty() || line.starts_with('#') {
@@ -187,7 +271,13 @@ impl Descriptor {
                 first.to_ascii_uppercase().as_str(),
                 "RW" | "RDONLY" | "NOACCESS"
             ) {
-                d.extents.push(parse_extent(line)?);
+                match parse_extent(line) {
+                    Ok(e) => d.extents.push(e),
+                    Err(e @ Error::NotSupported(_)) => {
+                        unsupported_extent.get_or_insert(e);
+                    }
+                    Err(e) => return Err(e),
+                }
                 continue;
             }
             let Some((key, value)) = line.split_once('=') else {
@@ -215,9 +305,24 @@ impl Descriptor {
                 "parentcid" => d.parent_cid = parse_hex_u32(value, "parentCID")?,
                 "createtype" => d.create_type = unquote(value).to_string(),
                 "parentfilenamehint" => d.parent_hint = Some(unquote(value).to_string()),
+                _ if lower.starts_with("encryption.") => {
+                    encryption.get_or_insert_with(|| key.to_string());
+                    d.extra_header.push(line.to_string());
+                }
                 _ if d.extents.is_empty() => d.extra_header.push(line.to_string()),
                 _ => d.extra_sections.push(line.to_string()),
             }
+        }
+        if let Some(key) = encryption {
+            // Workstation keeps an encrypted disk's real descriptor (and its keys) inside
+            // encryption.data; without the VM's password there is nothing to read.
+            return Err(Error::NotSupported(format!(
+                "encrypted disks are not supported (the descriptor has {key})"
+            )));
+        }
+        check_create_type(&d.create_type)?;
+        if let Some(e) = unsupported_extent {
+            return Err(e);
         }
         if !saw_version || d.extents.is_empty() {
             return Err(Error::InvalidDisk(

@@ -7,13 +7,17 @@ use std::sync::Mutex;
 use super::cowd::CowdExtent;
 use super::descriptor::{
     Access, Descriptor, ExtentKind, ExtentLine, MAX_DESCRIPTOR_BYTES, NO_PARENT_CID,
+    is_raw_disk_type,
 };
 use super::extent::{DirectFill, Extent, ExtentStore, Mapping};
 pub use super::fileio::dir_of;
 use super::fileio::{file_len, random_cid, read_exact_at, sync_data, write_all_at};
 use super::header::{HEADER_SIZE, SparseHeader};
 pub(crate) use super::link_files::MAX_CAPACITY_SECTORS;
-use super::link_files::{extent_path, lock_file, open_extent, open_file};
+use super::link_files::{
+    ALLOW_RAW_DEVICES_KEY, extent_path, lock_file, open_extent, open_file, open_raw_disk_extent,
+    raw_devices_allowed,
+};
 use super::sesparse::SeSparseHeader;
 use super::sparse::SparseExtent;
 use crate::error::{Error, Result};

@@ -1,8 +1,10 @@
 //! Opening a link's files: the extent files a descriptor names (confined to its directory),
 //! and the advisory lock an open holds on the link.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::cowd::CowdExtent;
 use super::descriptor::{Access, ExtentKind, ExtentLine};
@@ -71,6 +73,77 @@ pub(crate) fn extent_path(dir: &Path, name: &str) -> Result<PathBuf> {
         )));
     }
     Ok(dir.join(normalized))
+}
+
+/// The InitEx config key that lets raw-disk descriptors be opened.
+pub const ALLOW_RAW_DEVICES_KEY: &str = "vixDiskLib.allowRawDevices";
+
+static ALLOW_RAW_DEVICES: AtomicBool = AtomicBool::new(false);
+
+/// Sets whether raw-disk descriptors (`fullDevice`, `partitionedDevice`) may be opened: InitEx
+/// does, from `vixDiskLib.allowRawDevices` in its config file.
+pub fn set_allow_raw_devices(allow: bool) {
+    ALLOW_RAW_DEVICES.store(allow, Ordering::Relaxed);
+}
+
+/// Whether raw-disk descriptors may be opened (see `set_allow_raw_devices`).
+pub fn raw_devices_allowed() -> bool {
+    ALLOW_RAW_DEVICES.load(Ordering::Relaxed)
+}
+
+/// Opens an extent of a Workstation raw-disk descriptor (`fullDevice`, `partitionedDevice`),
+/// which the caller allowed. Names in the descriptor's directory (the partition-table files
+/// VMware keeps beside it) open as usual. An absolute name must be a block device: the opt-in
+/// lets a descriptor reach host disks, never other files such as /etc/shadow. Device extents
+/// are opened read-only and marked so (writing a host disk through a descriptor is refused).
+pub(crate) fn open_raw_disk_extent(dir: &Path, line: &ExtentLine, start: u64) -> Result<Extent> {
+    let Some(name) = line.file.as_deref().filter(|n| n.starts_with('/')) else {
+        if line.file.as_deref().is_some_and(|n| n.starts_with("\\\\")) {
+            return Err(Error::NotSupported(format!(
+                "raw-disk extent {:?} names a Windows device",
+                line.file.as_deref().unwrap_or_default()
+            )));
+        }
+        return open_extent(dir, line, start, false);
+    };
+    let path = PathBuf::from(name);
+    if !matches!(line.kind, ExtentKind::Flat) {
+        return Err(Error::NotSupported(format!(
+            "raw-disk extent {name}: only FLAT extents may name a device"
+        )));
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    let kind = file
+        .metadata()
+        .map_err(|e| Error::io(&path, e))?
+        .file_type();
+    if !kind.is_block_device() {
+        return Err(Error::InvalidDisk(format!(
+            "raw-disk extent {name} is not a block device; only block devices may lie outside the descriptor's directory"
+        )));
+    }
+    let offset = line
+        .offset
+        .checked_add(line.sectors)
+        .filter(|&end| end <= MAX_CAPACITY_SECTORS)
+        .map(|_| line.offset * 512)
+        .ok_or_else(|| Error::InvalidDisk(format!("{name}: extent offset out of range")))?;
+    log::verbose(format!("raw-disk extent {name} opened read-only"));
+    Ok(Extent {
+        start,
+        sectors: line.sectors,
+        access: match line.access {
+            Access::NoAccess => Access::NoAccess,
+            _ => Access::ReadOnly,
+        },
+        kind: line.kind,
+        file_name: line.file.clone(),
+        store: ExtentStore::Flat { path, file, offset },
+    })
 }
 
 pub(crate) fn open_extent(

@@ -18,17 +18,17 @@ use super::grain_map::GrainMap;
 use crate::error::{Error, Result};
 
 /// Constant-header magic (first 8 bytes, little-endian).
-pub const CONST_MAGIC: u64 = 0xcafe_babe;
+pub(crate) const CONST_MAGIC: u64 = 0xcafe_babe;
 /// Volatile-header magic.
 const VOLATILE_MAGIC: u64 = 0xcafe_cafe;
 /// The one version ESXi writes (2.1 as two 32-bit halves).
 const VERSION: u64 = 0x0000_0002_0000_0001;
 /// Sectors per grain: the only value ESXi writes (4 KiB grains).
-pub const GRAIN_SECTORS: u64 = 8;
+pub(crate) const GRAIN_SECTORS: u64 = 8;
 /// Sectors per grain table: 64 sectors of 8-byte entries, i.e. 4096 entries.
 const TABLE_SECTORS: u64 = 64;
 /// Entries per grain table.
-pub const GTES_PER_GT: u64 = TABLE_SECTORS * 512 / 8;
+pub(crate) const GTES_PER_GT: u64 = TABLE_SECTORS * 512 / 8;
 /// Most grain-directory entries we accept: 2^25 tables of 16 MiB cover 512 TiB, well over the
 /// format's limit of just under 64 TiB, and bound the directory read to 256 MiB.
 const MAX_GD_ENTRIES: u64 = 1 << 25;
@@ -65,20 +65,20 @@ pub struct SeSparseHeader {
 
 /// Field positions in the constant header (8-byte words).
 mod word {
-    pub const MAGIC: usize = 0;
-    pub const VERSION: usize = 1;
-    pub const CAPACITY: usize = 2;
-    pub const GRAIN_SIZE: usize = 3;
-    pub const GT_SIZE: usize = 4;
-    pub const FLAGS: usize = 5;
-    pub const RESERVED: std::ops::Range<usize> = 6..10;
-    pub const VOLATILE_OFFSET: usize = 10;
-    pub const GD_OFFSET: usize = 16;
-    pub const GD_SIZE: usize = 17;
-    pub const GT_OFFSET: usize = 18;
-    pub const GRAINS_OFFSET: usize = 24;
+    pub(super) const MAGIC: usize = 0;
+    pub(super) const VERSION: usize = 1;
+    pub(super) const CAPACITY: usize = 2;
+    pub(super) const GRAIN_SIZE: usize = 3;
+    pub(super) const GT_SIZE: usize = 4;
+    pub(super) const FLAGS: usize = 5;
+    pub(super) const RESERVED: std::ops::Range<usize> = 6..10;
+    pub(super) const VOLATILE_OFFSET: usize = 10;
+    pub(super) const GD_OFFSET: usize = 16;
+    pub(super) const GD_SIZE: usize = 17;
+    pub(super) const GT_OFFSET: usize = 18;
+    pub(super) const GRAINS_OFFSET: usize = 24;
     /// Words the header defines; the rest of its sector is zero padding.
-    pub const COUNT: usize = 26;
+    pub(super) const COUNT: usize = 26;
 }
 
 impl SeSparseHeader {

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::header::{HeaderState, layout_fits};
 use super::{DescriptorWrite, FilePlan, Findings, Parsed, ProblemKind, show};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::vmdk::descriptor::{Descriptor, NO_PARENT_CID};
 use crate::vmdk::fileio::read_at_zero_fill;
 
@@ -97,6 +97,18 @@ fn salvage(
 
 /// Parses `text`; if it does not parse, salvages it. Records the finding; `None` if nothing
 /// usable can be recovered (a fatal finding then).
+/// A descriptor of a kind we do not read (a createType, an extent type, encryption, a version)
+/// is not damage: the check itself fails with that error, and nothing is salvaged from it.
+pub(super) fn refuse_unsupported(path: &Path, text: &str) -> Result<()> {
+    match Descriptor::parse(text) {
+        Err(Error::NotSupported(m)) => Err(Error::NotSupported(format!("{}: {m}", show(path)))),
+        Err(Error::UnsupportedVersion(m)) => {
+            Err(Error::UnsupportedVersion(format!("{}: {m}", show(path))))
+        }
+        _ => Ok(()),
+    }
+}
+
 pub(super) fn parse_or_salvage(
     path: &Path,
     text: &str,
@@ -166,6 +178,7 @@ pub(super) fn check_embedded(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    refuse_unsupported(path, &text)?;
     let Some((mut d, mut rewrite)) = parse_or_salvage(path, &text, Some((h.capacity, name)), f)
     else {
         return Ok(false);

@@ -421,6 +421,7 @@ fn check_descriptor_file(
     }
     let text = String::from_utf8_lossy(&bytes);
     let mut plan = FilePlan::new(path);
+    descriptor::refuse_unsupported(path, &text)?;
     let Some(d) = descriptor::parse_or_salvage(path, &text, None, f) else {
         return Ok(());
     };

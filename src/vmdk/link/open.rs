@@ -77,13 +77,26 @@ impl Link {
         let descriptor =
             Descriptor::parse(&String::from_utf8_lossy(&text)).map_err(|e| match e {
                 Error::InvalidDisk(m) => Error::InvalidDisk(format!("{}: {m}", path.display())),
+                Error::NotSupported(m) => Error::NotSupported(format!("{}: {m}", path.display())),
                 other => other,
             })?;
         let dir = dir_of(path);
+        let raw_disk = is_raw_disk_type(&descriptor.create_type);
+        if raw_disk && !raw_devices_allowed() {
+            return Err(Error::NotSupported(format!(
+                "{}: createType \"{}\" (a raw host disk) is only opened when the InitEx config file sets {ALLOW_RAW_DEVICES_KEY} = \"TRUE\"",
+                path.display(),
+                descriptor.create_type
+            )));
+        }
         let mut extents = Vec::with_capacity(descriptor.extents.len());
         let mut start = 0u64;
         for line in &descriptor.extents {
-            extents.push(open_extent(&dir, line, start, writable)?);
+            extents.push(if raw_disk {
+                open_raw_disk_extent(&dir, line, start)?
+            } else {
+                open_extent(&dir, line, start, writable)?
+            });
             start = start
                 .checked_add(line.sectors)
                 .filter(|&end| end <= MAX_CAPACITY_SECTORS)
