@@ -104,7 +104,12 @@ pub(crate) fn open_raw_disk_extent(dir: &Path, line: &ExtentLine, start: u64) ->
                 line.file.as_deref().unwrap_or_default()
             )));
         }
-        return open_extent(dir, line, start, false);
+        // Beside the descriptor (the partition table): read-only like the whole raw disk.
+        let mut extent = open_extent(dir, line, start, false)?;
+        if extent.access == Access::ReadWrite {
+            extent.access = Access::ReadOnly;
+        }
+        return Ok(extent);
     };
     let path = PathBuf::from(name);
     if !matches!(line.kind, ExtentKind::Flat) {

@@ -7,7 +7,7 @@ use std::path::Path;
 use super::header::{HeaderState, layout_fits};
 use super::{DescriptorWrite, FilePlan, Findings, Parsed, ProblemKind, show};
 use crate::error::{Error, Result};
-use crate::vmdk::descriptor::{Descriptor, NO_PARENT_CID};
+use crate::vmdk::descriptor::{Descriptor, NO_PARENT_CID, is_raw_disk_type};
 use crate::vmdk::fileio::read_at_zero_fill;
 
 /// How many damaged lines a finding quotes.
@@ -105,6 +105,12 @@ pub(super) fn refuse_unsupported(path: &Path, text: &str) -> Result<()> {
         Err(Error::UnsupportedVersion(m)) => {
             Err(Error::UnsupportedVersion(format!("{}: {m}", show(path))))
         }
+        // Extents on host devices: nothing here to check, and nothing to repair.
+        Ok(d) if is_raw_disk_type(&d.create_type) => Err(Error::NotSupported(format!(
+            "{}: checking raw-disk descriptors (createType \"{}\") is not supported",
+            show(path),
+            d.create_type
+        ))),
         _ => Ok(()),
     }
 }
