@@ -152,3 +152,57 @@ fn known_types_still_open() {
         assert_eq!(buf, [7u8; 512], "{create_type}");
     }
 }
+
+#[test]
+fn create_with_4096_byte_sectors_makes_a_512_byte_disk_and_warns() {
+    use std::sync::{Arc, Mutex};
+    use vixDiskLib::ffi::connect::{VixDiskLib_Connect, VixDiskLib_Disconnect};
+    use vixDiskLib::ffi::disk::VixDiskLib_Create;
+    use vixDiskLib::ffi::types::{VixDiskLibConnection, VixDiskLibCreateParams};
+    use vixDiskLib::log::{Level, configure};
+    common::ffi_init();
+    let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+    let sink = lines.clone();
+    configure(
+        Some(Box::new(move |level, msg| {
+            if level == Level::Warning {
+                sink.lock().unwrap().push(msg.to_string());
+            }
+        })),
+        Level::Info,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut conn: VixDiskLibConnection = std::ptr::null_mut();
+    assert_eq!(VixDiskLib_Connect(std::ptr::null(), &mut conn), 0);
+    for (name, logical, physical, warns) in [
+        ("a.vmdk", 0, 0, false),
+        ("b.vmdk", 512, 512, false),
+        ("c.vmdk", 4096, 4096, true),
+        ("d.vmdk", 512, 4096, true),
+    ] {
+        let path = p(dir.path(), name);
+        let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        let params = VixDiskLibCreateParams {
+            diskType: 1, // VIXDISKLIB_DISK_MONOLITHIC_SPARSE
+            adapterType: 3,
+            hwVersion: 7,
+            capacity: 2048,
+            logicalSectorSize: logical,
+            physicalSectorSize: physical,
+        };
+        lines.lock().unwrap().clear();
+        assert_eq!(
+            VixDiskLib_Create(conn, c.as_ptr(), &params, None, std::ptr::null_mut()),
+            0
+        );
+        let warned = lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("physicalSectorSize") && l.contains("512-byte sectors"));
+        assert_eq!(warned, warns, "{name}: {:?}", lines.lock().unwrap());
+        assert_eq!(common::open_ro(&path).capacity(), 2048, "{name}");
+    }
+    VixDiskLib_Disconnect(conn);
+    configure(None, Level::Info);
+}
