@@ -99,7 +99,7 @@ pub fn rename(src: &Path, dst: &Path) -> Result<()> {
         d.ddb_set(TRACKING_KEY, &name);
     }
     let out = create_new_file(dst)?;
-    write_all_at(&out, dst, d.render().as_bytes(), 0)?;
+    write_all_at(&out, dst, &d.to_bytes(), 0)?;
     sync_data(&out, dst)?;
     drop(link);
     for (from, to) in &moves {

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use super::cowd::CowdExtent;
 use super::descriptor::{
-    Access, Descriptor, ExtentKind, ExtentLine, MAX_DESCRIPTOR_BYTES, NO_PARENT_CID,
+    Access, Descriptor, ExtentKind, ExtentLine, MAX_DESCRIPTOR_BYTES, NO_PARENT_CID, decode_text,
     is_raw_disk_type,
 };
 use super::extent::{DirectFill, Extent, ExtentStore, Mapping};
@@ -414,7 +414,7 @@ impl Link {
 
     /// Persists `d` as this link's descriptor (in place: the lock lives on this file).
     pub fn write_descriptor(&self, d: &Descriptor) -> Result<()> {
-        let text = d.render();
+        let text = d.to_bytes();
         match self.home {
             DescriptorHome::Embedded { offset, size } => {
                 if text.len() as u64 > size {
@@ -423,7 +423,7 @@ impl Link {
                         text.len()
                     )));
                 }
-                let mut area = text.into_bytes();
+                let mut area = text;
                 area.resize(size as usize, 0);
                 write_all_at(&self.file, &self.path, &area, offset)?;
             }
@@ -438,7 +438,7 @@ impl Link {
                 // with newlines over the old one first, so a crash before the truncation
                 // leaves blank lines, never stale extent or key lines.
                 let old_len = file_len(&self.file, &self.path)? as usize;
-                let mut bytes = text.into_bytes();
+                let mut bytes = text;
                 let len = bytes.len();
                 if len < old_len {
                     bytes.resize(old_len, b'\n');

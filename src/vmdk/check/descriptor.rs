@@ -179,7 +179,7 @@ pub(super) fn check_embedded(
     let area = h.descriptor_size * 512;
     let mut bytes = vec![0u8; area as usize];
     read_at_zero_fill(file, path, &mut bytes, offset)?;
-    let text = String::from_utf8_lossy(&bytes);
+    let text = crate::vmdk::descriptor::decode_text(&bytes);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -419,7 +419,7 @@ fn check_descriptor_file(
         );
         return Ok(());
     }
-    let text = String::from_utf8_lossy(&bytes);
+    let text = super::descriptor::decode_text(&bytes);
     let mut plan = FilePlan::new(path);
     descriptor::refuse_unsupported(path, &text)?;
     let Some(d) = descriptor::parse_or_salvage(path, &text, None, f) else {

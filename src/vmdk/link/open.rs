@@ -19,7 +19,7 @@ impl Link {
         let (descriptor, home) = if h.descriptor_offset != 0 && h.descriptor_size != 0 {
             let mut text = vec![0u8; (h.descriptor_size * 512) as usize];
             read_exact_at(&file, path, &mut text, h.descriptor_offset * 512)?;
-            let d = Descriptor::parse(&String::from_utf8_lossy(&text)).map_err(|e| match e {
+            let d = Descriptor::parse(&decode_text(&text)).map_err(|e| match e {
                 Error::InvalidDisk(m) => Error::InvalidDisk(format!("{}: {m}", path.display())),
                 other => other,
             })?;
@@ -74,12 +74,11 @@ impl Link {
         }
         let mut text = vec![0u8; len as usize];
         read_exact_at(&file, path, &mut text, 0)?;
-        let descriptor =
-            Descriptor::parse(&String::from_utf8_lossy(&text)).map_err(|e| match e {
-                Error::InvalidDisk(m) => Error::InvalidDisk(format!("{}: {m}", path.display())),
-                Error::NotSupported(m) => Error::NotSupported(format!("{}: {m}", path.display())),
-                other => other,
-            })?;
+        let descriptor = Descriptor::parse(&decode_text(&text)).map_err(|e| match e {
+            Error::InvalidDisk(m) => Error::InvalidDisk(format!("{}: {m}", path.display())),
+            Error::NotSupported(m) => Error::NotSupported(format!("{}: {m}", path.display())),
+            other => other,
+        })?;
         let dir = dir_of(path);
         let raw_disk = is_raw_disk_type(&descriptor.create_type);
         if raw_disk && !raw_devices_allowed() {
