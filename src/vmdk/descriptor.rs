@@ -533,6 +533,61 @@ mod tests {
     }
 
     #[test]
+    fn windows_1252_text_round_trips_byte_for_byte() {
+        let bytes = b"version=1\nencoding=\"windows-1252\"\nCID=1\nparentCID=ffffffff\ncreateType=\"monolithicSparse\"\nRW 8 SPARSE \"a.vmdk\"\nddb.comment = \"Caf\xe9 \x80 \xc3\xa9\"\n";
+        let d = Descriptor::parse(&decode_text(bytes)).unwrap();
+        let out = d.to_bytes();
+        assert!(
+            out.windows(11).any(|w| w == b"Caf\xe9 \x80 \xc3\xa9"),
+            "{out:?}"
+        );
+        // UTF-8 text stays UTF-8; invalid UTF-8 without a declared encoding survives decoding.
+        let utf8 = "version=1\nencoding=\"UTF-8\"\nRW 8 SPARSE \"\u{e9}.vmdk\"\n";
+        assert_eq!(decode_text(utf8.as_bytes()), utf8);
+        assert_eq!(
+            Descriptor::parse(utf8).unwrap().to_bytes(),
+            Descriptor::parse(utf8).unwrap().render().into_bytes()
+        );
+        assert_eq!(decode_text(b"a\xe9b"), "a\u{e9}b");
+    }
+
+    #[test]
+    fn types_we_do_not_read_are_not_supported_and_named() {
+        for (text, needle) in [
+            (
+                "version=1\ncreateType=\"vmfsRDM\"\nRW 8 VMFSRDM \"a\"\n",
+                "vmfsRDM",
+            ),
+            (
+                "version=1\ncreateType=\"vsanSparse\"\nRW 8 VSANSPARSE \"a\"\n",
+                "vsanSparse",
+            ),
+            (
+                "version=1\ncreateType=\"someday\"\nRW 8 FLAT \"a\" 0\n",
+                "someday",
+            ),
+            ("version=1\nRW 8 VMFSRAW \"a\"\n", "VMFSRAW"),
+            (
+                "version=1\nencryption.keySafe = \"x\"\n",
+                "encryption.keySafe",
+            ),
+        ] {
+            match Descriptor::parse(text) {
+                Err(Error::NotSupported(m)) => assert!(m.contains(needle), "{m}"),
+                other => panic!("{needle}: {other:?}"),
+            }
+        }
+        // Garbage in the type column is damage, not a type.
+        assert!(matches!(
+            Descriptor::parse("version=1\nRW 8 \u{fffd}\u{fffd} \"a\"\n"),
+            Err(Error::InvalidDisk(_))
+        ));
+        assert!(
+            Descriptor::parse("version=1\ncreateType=\"seSparse\"\nRW 8 SESPARSE \"a\"\n").is_ok()
+        );
+    }
+
+    #[test]
     fn rejects_garbage_and_missing_extents() {
         assert!(Descriptor::parse("hello world").is_err());
         assert!(Descriptor::parse("version=1\nCID=1\n").is_err());
