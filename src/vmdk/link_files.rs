@@ -117,6 +117,17 @@ pub(crate) fn open_raw_disk_extent(dir: &Path, line: &ExtentLine, start: u64) ->
             "raw-disk extent {name}: only FLAT extents may name a device"
         )));
     }
+    let not_block = || {
+        Error::InvalidDisk(format!(
+            "raw-disk extent {name} is not a block device; only block devices may lie outside the descriptor's directory"
+        ))
+    };
+    // Looked at before opening (opening some character devices has effects, e.g. a watchdog)
+    // and again on the opened descriptor (the path may have changed in between).
+    let before = std::fs::metadata(&path).map_err(|e| Error::io(&path, e))?;
+    if !before.file_type().is_block_device() {
+        return Err(not_block());
+    }
     let file = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
@@ -127,9 +138,7 @@ pub(crate) fn open_raw_disk_extent(dir: &Path, line: &ExtentLine, start: u64) ->
         .map_err(|e| Error::io(&path, e))?
         .file_type();
     if !kind.is_block_device() {
-        return Err(Error::InvalidDisk(format!(
-            "raw-disk extent {name} is not a block device; only block devices may lie outside the descriptor's directory"
-        )));
+        return Err(not_block());
     }
     let offset = line
         .offset
