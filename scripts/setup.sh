@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the build and the tests need beyond Rust, gcc, python3 and qemu-img (which every
 # machine of this project has): cmake, pytest, NBD servers and libnbd for the remote-disk tests,
-# setuptools/wheel for the Python package (its build runs without build isolation, so nothing is
-# downloaded at build time) and mypy. Safe to run repeatedly.
+# and mypy. (The Python package builds with its own standard-library build backend: no setuptools
+# or wheel needed.) Safe to run repeatedly.
 #   scripts/setup.sh --cli   also installs the vixdisk command-line tool with cargo (into
 #                            $CARGO_HOME/bin, or PREFIX/bin with PREFIX=... in the environment)
 set -euo pipefail
@@ -23,9 +23,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 python3 -c 'import pytest' 2>/dev/null || python3 -m pip install -q pytest
-# `pip install --no-build-isolation ./python` uses the installed setuptools; setuptools < 70.1
-# needs `wheel` for bdist_wheel. mypy type-checks the package in python/tests.
-python3 -c 'import setuptools, wheel' 2>/dev/null || python3 -m pip install -q setuptools wheel
+# mypy type-checks the package in python/tests.
 python3 -c 'import mypy' 2>/dev/null || python3 -m pip install -q mypy
 # numpy only widens the zero-copy buffer tests (they skip without it).
 python3 -c 'import numpy' 2>/dev/null || python3 -m pip install -q numpy || true

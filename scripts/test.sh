@@ -32,14 +32,22 @@ cc -std=c11 -Wall -Wextra -Werror -o "$prefix/demo" c_examples/demo.c \
 extra=$(ldd "$prefix/lib64/libvixDiskLib.so.8.0.3" | grep -v -E 'linux-vdso|ld-linux|libc\.so|libgcc_s\.so' || true)
 [ -z "$extra" ] || { echo "libvixDiskLib.so links more than libc and libgcc: $extra" >&2; exit 1; }
 echo "install layout: ok (client built with pkg-config against $prefix ran; bin/vixdisk ran)"
-# The Python package as users install it: `pip install --no-build-isolation ./python` (the build
-# needs no network; it bundles target/release/libvixDiskLib.so) into a throwaway venv, so the
-# machine's Python stays untouched; then the package's own tests against that installed copy with
-# no VIXDISKLIB_LIB and no python/ on sys.path, so it must find its bundled library.
-python3 -m venv --system-site-packages --without-pip "$prefix/venv"
-python3 -m pip --python "$prefix/venv/bin/python" install -q --no-build-isolation \
-  --disable-pip-version-check --root-user-action=ignore ./python
-env -u VIXDISKLIB_LIB VIXDISKLIB_EXPECT_INSTALLED=1 "$prefix/venv/bin/python" -m pytest -o pythonpath=tests -q \
-  python/tests/test_package_api.py python/tests/test_package_install.py python/tests/test_examples.py
+# ---- Python package (issue 16, py16) ---------------------------------------------------------
+# The Python package as a new user installs it: a fresh `python3 -m venv` (no system site-packages:
+# pip and the setuptools it ships, no wheel), the README's install line run as written in it (the
+# package's own build backend needs nothing else and downloads nothing; it bundles
+# target/release/libvixDiskLib.so). Then the package's tests against that installed copy, with no
+# VIXDISKLIB_LIB and no python/ on sys.path, so it must find its bundled library (pytest comes from
+# the machine's Python; the venv's site-packages is put first on its path).
+python3 -m venv "$prefix/venv"
+readme_install=$(awk '/^## Using it from Python/{p=1;next} /^## /{p=0} p && /pip install/{sub(/^\$ /,""); print; exit}' README.md)
+[ -n "$readme_install" ] || { echo "README: no pip install line in the Python section" >&2; exit 1; }
+(export VIRTUAL_ENV="$prefix/venv" PATH="$prefix/venv/bin:$PATH" PIP_NO_INDEX=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
+   PIP_ROOT_USER_ACTION=ignore; unset PYTHONPATH VIXDISKLIB_LIB; bash -c "$readme_install")
+site=$("$prefix/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_path("platlib"))')
+env -u VIXDISKLIB_LIB VIXDISKLIB_EXPECT_INSTALLED=1 PYTHONPATH="$site" python3 -m pytest -o pythonpath=tests -q \
+  python/tests/test_package_api.py python/tests/test_package_install.py python/tests/test_examples.py \
+  python/tests/test_pythonic.py
+# ---- end of the Python package block (py16) ---------------------------------------------------
 # Last, so its summary is the run's closing line: every Python test against the source tree.
 VIXDISKLIB_LIB="$PWD/target/release/libvixDiskLib.so" python3 -m pytest python/tests -q

@@ -106,7 +106,6 @@ def test_pip_install_bundles_the_library(lib_path, tmp_path):
     the package finds its bundled copy with no environment variables, from
     outside the checkout.  (VIXDISKLIB_BUNDLE hands the build the library
     under test instead of running cargo.)"""
-    pytest.importorskip("wheel")
     target = tmp_path / "site"
     p = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-build-isolation", "--no-deps",
                         "--disable-pip-version-check", "--root-user-action=ignore", "--target", str(target),

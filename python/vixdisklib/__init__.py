@@ -5,7 +5,7 @@ structures and numbers C programs use -- with a Pythonic layer on top::
 
     import vixdisklib as vdl
 
-    with vdl.Library(log=print, warn=print) as lib, lib.connect() as conn:
+    with vdl.Library() as lib, lib.connect() as conn:      # log lines go to logging ("vixdisklib")
         conn.create("/tmp/d.vmdk", 64 * 2048)               # 64 MiB monolithicSparse, in sectors
         with conn.open("/tmp/d.vmdk") as disk:
             disk.write(0, b"\\xab" * 512)
@@ -16,7 +16,11 @@ structures and numbers C programs use -- with a Pythonic layer on top::
                 print(area.offset, area.length)
             print(future.result()[:4], disk.info().capacity)
 
-Failures raise :class:`VixError` (``code``, ``name``, ``text``, ``function``).
+Failures raise :class:`VixError` (``code``, ``name``, ``text``, ``function``,
+``filename``), an :class:`OSError` with ``errno`` set: ``except FileNotFoundError``
+works.  Disk types, adapter types, open flags and transport modes are enums
+(:class:`DiskType`, :class:`AdapterType`, :class:`OpenFlag`, :class:`TransportMode`);
+plain ints and strings work too.  docs/python.md is the guide.
 
 Modules: :mod:`vixdisklib._abi` (raw types, structures, function table,
 loader), :mod:`vixdisklib.errors`, :mod:`vixdisklib.library` (Library,
@@ -27,8 +31,6 @@ The library is found through ``$VIXDISKLIB_LIB``, then the copy bundled into
 the wheel, then a source checkout's ``target/``, then the system loader's
 ``libvixDiskLib.so.8`` (see :mod:`vixdisklib._abi`).
 """
-
-from __future__ import annotations
 
 from ._abi import (
     BUNDLED_DIR,
@@ -64,6 +66,10 @@ from ._abi import (
 )
 from ._async import AsyncRequest
 from ._callbacks import LogCallback, ProgressCallback, format_va_list
+from ._codes import *  # noqa: F401,F403 -- every VIX_* error code
+from ._constants import *  # noqa: F401,F403 -- every VIXDISKLIB_* constant
+from ._enums import AdapterType, DiskType, OpenFlag, TransportMode
+from ._paths import path_bytes as _path_bytes  # noqa: F401 -- the single-file binding's helper
 from .disk import Area, Disk, DiskInfo, iter_chunks, windowed_areas
 from .errors import (
     ERROR_CODES,
@@ -76,14 +82,11 @@ from .errors import (
     check,
     error_text,
 )
-from .library import Connection, Library, path_bytes
-
-from ._codes import *  # noqa: E402,F401,F403 -- every VIX_* error code
-from ._constants import *  # noqa: E402,F401,F403 -- every VIXDISKLIB_* constant
+from .library import Connection, Library
+from . import _codes, _constants
 
 # Private helpers of the single-file binding that callers may still use.
 _check = check
-_path_bytes = path_bytes
 
 #: The package version: the library version it is built with (Cargo.toml).
 __version__ = "8.0.3"
@@ -94,9 +97,13 @@ __all__ = [
     "SYSTEM_LIB_NAME", "VIX_ERROR_CODE", "VIX_FAILED", "VIX_SUCCEEDED", "VixDiskLibAdapterType",
     "VixDiskLibBlock", "VixDiskLibBlockList", "VixDiskLibCompletionCB", "VixDiskLibConnectParams",
     "VixDiskLibConnection", "VixDiskLibCreateParams", "VixDiskLibCreds", "VixDiskLibDLL",
-    "VixDiskLibDiskChangeInfo", "VixDiskLibDiskType", "VixDiskLibGenericLogFunc", "VixDiskLibGeometry", "VixDiskLibHandle",
+    "VixDiskLibDiskChangeInfo", "VixDiskLibDiskType", "VixDiskLibGenericLogFunc", "VixDiskLibGeometry",
+    "VixDiskLibHandle",
     "VixDiskLibInfo", "VixDiskLibOpenParams", "VixDiskLibProgressFunc", "VixDiskLibQueryChangedAreaParams",
     "VixDiskLibSectorType", "VixError", "VixErrorException",
     "c_VixError", "check", "declare", "error_text", "find_library", "format_va_list", "iter_chunks",
     "library_candidates", "load", "windowed_areas",
+    "AdapterType", "DiskType", "OpenFlag", "TransportMode", "__version__",
+    *sorted(n for n in vars(_codes) if n.startswith("VIX_")),
+    *sorted(n for n in vars(_constants) if n.startswith("VIXDISKLIB_")),
 ]

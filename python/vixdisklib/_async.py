@@ -36,7 +36,7 @@ class AsyncRequest(Generic[T]):
 
     def __init__(self, kind: str, start: int, count: int, buffer: Any,
                  value: Callable[[], T], user_cb: Optional[Callable[[AsyncRequest[T]], object]] = None,
-                 dll: Optional[ctypes.CDLL] = None, function: str = "") -> None:
+                 dll: Optional[ctypes.CDLL] = None, function: str = "", path: Optional[str] = None) -> None:
         self.kind = kind
         self.start = start
         self.count = count
@@ -52,6 +52,7 @@ class AsyncRequest(Generic[T]):
         self._value = value
         self._dll = dll
         self._function = function
+        self._path = path
 
     @property
     def data(self) -> bytes:
@@ -71,7 +72,7 @@ class AsyncRequest(Generic[T]):
                 self.future.set_exception(e)
         else:
             text = error_text(self._dll, result) if self._dll is not None else None
-            self.future.set_exception(VixError(result, self._function, text))
+            self.future.set_exception(VixError(result, self._function, text, self._path))
 
 
 _request_ids = itertools.count(1)

@@ -4,6 +4,7 @@ and progress functions."""
 from __future__ import annotations
 
 import ctypes
+import logging
 from ctypes import c_char_p, c_int, c_size_t, c_void_p
 from types import TracebackType
 from typing import Any, Callable, Optional
@@ -33,20 +34,41 @@ def format_va_list(fmt: Optional[bytes], va_list: Optional[int], size: int = 819
     return buf.value.decode("utf-8", "replace")
 
 
+#: The logger the library's messages go to by default.
+logger = logging.getLogger("vixdisklib")
+
+
+def log_info(message: str) -> None:
+    """The default ``log`` callback: ``logging.getLogger("vixdisklib").info``."""
+    logger.info("%s", message)
+
+
+def log_warning(message: str) -> None:
+    """The default ``warn`` callback: the ``vixdisklib`` logger at WARNING."""
+    logger.warning("%s", message)
+
+
+def log_critical(message: str) -> None:
+    """The default ``panic`` callback: the ``vixdisklib`` logger at CRITICAL."""
+    logger.critical("%s", message)
+
+
 # The library may call the log functions until (and after) Exit, so their
 # trampolines live as long as the process.
 _keepalive: list[Any] = []
 
 
 def make_log_callback(fn: Optional[LogCallback]) -> Any:
-    """A C log function calling ``fn(message)``, or None for NULL.  An
-    exception from ``fn`` cannot cross into C: ctypes reports it through
-    ``sys.unraisablehook`` and the library carries on."""
+    """A C log function calling ``fn(message)``, or None for NULL.  The
+    message is one line without its trailing newline (the library ends its
+    lines with one; ``log=print`` adds its own).  An exception from ``fn``
+    cannot cross into C: ctypes reports it through ``sys.unraisablehook`` and
+    the library carries on."""
     if fn is None:
         return None
 
     def trampoline(fmt: Optional[bytes], va: Optional[int]) -> None:
-        fn(format_va_list(fmt, va))
+        fn(format_va_list(fmt, va).rstrip("\r\n"))
 
     cb = VixDiskLibGenericLogFunc(trampoline)
     _keepalive.append(cb)

@@ -5,32 +5,36 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import logging
 import os
+import warnings
+import weakref
 from concurrent.futures import Future
 from ctypes import POINTER, c_size_t, c_uint64, c_void_p
 from types import TracebackType
-from typing import Any, Callable, Iterable, Iterator, NamedTuple, Optional
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Optional, Protocol, Union
 
 from . import _async
 from ._abi import (
-    VIXDISKLIB_DISK_MONOLITHIC_SPARSE,
-    VIXDISKLIB_DISK_UNKNOWN,
     VIXDISKLIB_MAX_CHUNK_NUMBER,
     VIXDISKLIB_MIN_CHUNK_SIZE,
     VIXDISKLIB_SECTOR_SIZE,
     VixDiskLibBlockList,
+    VixDiskLibConnection,
     VixDiskLibDiskChangeInfo,
+    VixDiskLibDLL,
     VixDiskLibHandle,
     VixDiskLibInfo,
     VixDiskLibOpenParams,
     VixDiskLibQueryChangedAreaParams,
 )
 from ._async import AsyncRequest
+from ._enums import AdapterType, DiskType, TransportMode, known, transport
 from ._constants import VIXDISKLIB_FLAG_OPEN_READ_ONLY
 from ._buffers import Buffer, readable, writable
 from ._callbacks import Progress, ProgressCallback
-from .errors import VIX_ASYNC, VIX_E_BUFFER_TOOSMALL, VIX_E_FAIL, VIX_OK, VixError, check
-from .library import Connection, PathArg, path_bytes
+from ._paths import PathArg, path_bytes
+from .errors import VIX_ASYNC, VIX_E_BUFFER_TOOSMALL, VIX_E_FAIL, VIX_OK, VixError, check, error_text
 
 # Completed async requests kept for duplicate-callback accounting before the
 # next submission prunes them (wait() and close() always do).
@@ -44,7 +48,7 @@ class DiskInfo:
     bios_geometry: tuple[int, int, int]  # (cylinders, heads, sectors)
     phys_geometry: tuple[int, int, int]
     capacity: int
-    adapter_type: int
+    adapter_type: int  # an AdapterType when it is one
     num_links: int
     parent_file_name_hint: Optional[str]
     uuid: Optional[str]
@@ -122,28 +126,75 @@ def merged_areas(areas: Iterable[Area], start: int, end: int) -> Iterator[Area]:
         yield pending
 
 
+class DiskConnection(Protocol):
+    """What a :class:`Disk` needs of the connection it is opened through
+    (a :class:`~vixdisklib.library.Connection`)."""
+
+    @property
+    def handle(self) -> Optional[VixDiskLibConnection]:
+        """The ConnectEx handle (None once disconnected)."""
+
+    @property
+    def dll(self) -> VixDiskLibDLL:
+        """The loaded library."""
+
+    @property
+    def usable(self) -> bool:
+        """Connected, and the library not yet Exit-ed."""
+
+
+_log = logging.getLogger("vixdisklib")
+
+
+def _release_dropped(dll: VixDiskLibDLL, conn: DiskConnection, handle: VixDiskLibHandle,
+                     requests: list[AsyncRequest[Any]], path: str) -> None:
+    """The finalizer of a :class:`Disk` dropped without ``close()``: close its
+    handle, so its lock and buffers do not outlive it.  Runs at most once
+    (weakref.finalize), never after ``close()``/``attach()`` (they detach it),
+    and not after Disconnect or Exit, which closed the handle themselves."""
+    try:
+        if not conn.usable:
+            return
+        warnings.warn(f"vixdisklib: disk {path} was not closed; closing it", ResourceWarning, stacklevel=2)
+        err = dll.VixDiskLib_Close(handle)
+        if err != VIX_OK:  # nobody to raise to: say it (a failed close can mean unflushed data)
+            _log.error("closing the dropped disk %s failed: %s", path, VixError(
+                err, "VixDiskLib_Close", error_text(dll, err), path))
+    finally:
+        requests[:] = _async.forget(requests)
+
+
 class Disk:
     """An open disk (``VixDiskLib_Open``); a context manager whose exit closes it.
 
-    Sector numbers and counts are 512-byte sectors, as in the C API."""
+    Sector numbers and counts are 512-byte sectors, as in the C API.  A disk
+    dropped without ``close()`` is closed when it is garbage collected (with a
+    :class:`ResourceWarning`), so its lock does not outlive it."""
 
-    def __init__(self, conn: Connection, path: PathArg, flags: int = 0, change_id: Optional[str] = None) -> None:
+    def __init__(self, conn: DiskConnection, path: PathArg, flags: int = 0,
+                 change_id: Optional[str] = None) -> None:
         self.conn = conn
-        self.dll = conn.lib.dll
+        self.dll = conn.dll
         self.path = os.fsdecode(path)
         self.flags = flags
         #: The change id given at open (OpenEx): what :meth:`changed_areas` compares with.
         self.since: Optional[str] = change_id or None
         h = VixDiskLibHandle()
         if self.since is None:
-            check(self.dll, self.dll.VixDiskLib_Open(conn.handle, path_bytes(path), flags, ctypes.byref(h)),
-                  "VixDiskLib_Open")
+            self._check(self.dll.VixDiskLib_Open(conn.handle, path_bytes(path), flags, ctypes.byref(h)),
+                        "VixDiskLib_Open")
         else:
             params = VixDiskLibOpenParams(path=path_bytes(path), flags=flags, changeId=self.since.encode())
-            check(self.dll, self.dll.VixDiskLib_OpenEx(conn.handle, ctypes.byref(params), ctypes.byref(h)),
-                  "VixDiskLib_OpenEx")
+            self._check(self.dll.VixDiskLib_OpenEx(conn.handle, ctypes.byref(params), ctypes.byref(h)),
+                        "VixDiskLib_OpenEx")
         self.handle: Optional[VixDiskLibHandle] = h
+        # One list for the disk's life (changed in place): the finalizer holds it too.
         self._requests: list[AsyncRequest[Any]] = []
+        self._finalizer = weakref.finalize(self, _release_dropped, self.dll, conn, h, self._requests, self.path)
+
+    def _check(self, err: int, function: str) -> None:
+        """:func:`~vixdisklib.errors.check` naming this disk's path."""
+        check(self.dll, err, function, self.path)
 
     def _h(self) -> VixDiskLibHandle:
         if self.handle is None:
@@ -159,10 +210,11 @@ class Disk:
         """``VixDiskLib_Close`` (once); in-flight async requests complete first."""
         if self.handle is not None:
             h, self.handle = self.handle, None
+            self._finalizer.detach()
             try:
-                check(self.dll, self.dll.VixDiskLib_Close(h), "VixDiskLib_Close")
+                self._check(self.dll.VixDiskLib_Close(h), "VixDiskLib_Close")
             finally:
-                self._requests = _async.forget(self._requests)
+                self._requests[:] = _async.forget(self._requests)
 
     def __enter__(self) -> Disk:
         return self
@@ -175,7 +227,7 @@ class Disk:
     def info(self) -> DiskInfo:
         """``VixDiskLib_GetInfo`` (+ FreeInfo)."""
         p = POINTER(VixDiskLibInfo)()
-        check(self.dll, self.dll.VixDiskLib_GetInfo(self._h(), ctypes.byref(p)), "VixDiskLib_GetInfo")
+        self._check(self.dll.VixDiskLib_GetInfo(self._h(), ctypes.byref(p)), "VixDiskLib_GetInfo")
         try:
             i = p.contents
 
@@ -185,7 +237,7 @@ class Disk:
             return DiskInfo(
                 bios_geometry=(i.biosGeo.cylinders, i.biosGeo.heads, i.biosGeo.sectors),
                 phys_geometry=(i.physGeo.cylinders, i.physGeo.heads, i.physGeo.sectors),
-                capacity=i.capacity, adapter_type=i.adapterType, num_links=i.numLinks,
+                capacity=i.capacity, adapter_type=known(AdapterType, i.adapterType), num_links=i.numLinks,
                 parent_file_name_hint=text(i.parentFileNameHint), uuid=text(i.uuid),
                 logical_sector_size=i.logicalSectorSize, physical_sector_size=i.physicalSectorSize,
             )
@@ -197,10 +249,10 @@ class Disk:
         """Capacity in sectors."""
         return self.info().capacity
 
-    def transport_mode(self) -> Optional[str]:
-        """``VixDiskLib_GetTransportMode`` (``"file"``)."""
+    def transport_mode(self) -> Optional[Union[TransportMode, str]]:
+        """``VixDiskLib_GetTransportMode``: ``TransportMode.FILE`` (equal to ``"file"``)."""
         s = self.dll.VixDiskLib_GetTransportMode(self._h())
-        return None if s is None else s.decode()
+        return None if s is None else transport(s.decode())
 
     # -- synchronous I/O ---------------------------------------------------
     def read(self, start: int, count: int) -> bytes:
@@ -214,7 +266,7 @@ class Disk:
         without copying; its size in bytes must be a multiple of 512.  Returns
         the number of bytes read (always the whole buffer)."""
         cbuf, sectors = writable(buf)
-        check(self.dll, self.dll.VixDiskLib_Read(self._h(), start, sectors, cbuf), "VixDiskLib_Read")
+        self._check(self.dll.VixDiskLib_Read(self._h(), start, sectors, cbuf), "VixDiskLib_Read")
         return sectors * VIXDISKLIB_SECTOR_SIZE
 
     #: The single-file binding's name for :meth:`readinto`.
@@ -224,16 +276,16 @@ class Disk:
         """Write ``data`` (any bytes-like object, a multiple of 512 bytes) at
         sector ``start``; bytes and writable buffers are not copied."""
         cbuf, sectors = readable(data)
-        check(self.dll, self.dll.VixDiskLib_Write(self._h(), start, sectors, cbuf), "VixDiskLib_Write")
+        self._check(self.dll.VixDiskLib_Write(self._h(), start, sectors, cbuf), "VixDiskLib_Write")
 
     def flush(self) -> None:
         """``VixDiskLib_Flush``: everything written so far is durable."""
-        check(self.dll, self.dll.VixDiskLib_Flush(self._h()), "VixDiskLib_Flush")
+        self._check(self.dll.VixDiskLib_Flush(self._h()), "VixDiskLib_Flush")
 
     # -- asynchronous I/O --------------------------------------------------
     def _submit(self, fn_name: str, req: AsyncRequest[Any]) -> None:
         if len(self._requests) >= _PRUNE_AFTER:
-            self._requests = _async.forget(self._requests)
+            self._requests[:] = _async.forget(self._requests)
         _async.register(req)
         self._requests.append(req)
         err = getattr(self.dll, fn_name)(self._h(), req.start, req.count, req.buffer,
@@ -241,7 +293,7 @@ class Disk:
         if err != VIX_ASYNC:
             _async.forget([req], only_done=False)
             self._requests.remove(req)
-            check(self.dll, err, fn_name)
+            self._check(err, fn_name)
             raise VixError(err, fn_name, "expected VIX_ASYNC, got VIX_OK")
 
     def submit_read(self, start: int, count: int) -> Future[bytes]:
@@ -255,7 +307,7 @@ class Disk:
         cbuf, sectors = writable(buf)
         nbytes = sectors * VIXDISKLIB_SECTOR_SIZE
         req: AsyncRequest[int] = AsyncRequest("read", start, sectors, cbuf, lambda: nbytes, None, self.dll,
-                                              "VixDiskLib_ReadAsync")
+                                              "VixDiskLib_ReadAsync", self.path)
         self._submit("VixDiskLib_ReadAsync", req)
         return req.future
 
@@ -264,7 +316,7 @@ class Disk:
         buffers are used in place: do not change them until it is done."""
         cbuf, sectors = readable(data)
         req: AsyncRequest[None] = AsyncRequest("write", start, sectors, cbuf, lambda: None, None, self.dll,
-                                               "VixDiskLib_WriteAsync")
+                                               "VixDiskLib_WriteAsync", self.path)
         self._submit("VixDiskLib_WriteAsync", req)
         return req.future
 
@@ -275,7 +327,7 @@ class Disk:
         library's thread.  Raises VixError unless the call returned VIX_ASYNC."""
         buf = ctypes.create_string_buffer(count * VIXDISKLIB_SECTOR_SIZE)
         req: AsyncRequest[bytes] = AsyncRequest("read", start, count, buf, lambda: buf.raw, callback, self.dll,
-                                                "VixDiskLib_ReadAsync")
+                                                "VixDiskLib_ReadAsync", self.path)
         self._submit("VixDiskLib_ReadAsync", req)
         return req
 
@@ -287,14 +339,14 @@ class Disk:
         buf = ctypes.create_string_buffer(raw, len(raw))
         sectors = readable(raw)[1]
         req: AsyncRequest[None] = AsyncRequest("write", start, sectors, buf, lambda: None, callback, self.dll,
-                                               "VixDiskLib_WriteAsync")
+                                               "VixDiskLib_WriteAsync", self.path)
         self._submit("VixDiskLib_WriteAsync", req)
         return req
 
     def wait(self) -> None:
         """``VixDiskLib_Wait``: every request submitted on this disk has completed."""
-        check(self.dll, self.dll.VixDiskLib_Wait(self._h()), "VixDiskLib_Wait")
-        self._requests = _async.forget(self._requests)
+        self._check(self.dll.VixDiskLib_Wait(self._h()), "VixDiskLib_Wait")
+        self._requests[:] = _async.forget(self._requests)
 
     # -- metadata ----------------------------------------------------------
     def _sized_query(self, fn_name: str, *args: Any) -> bytes:
@@ -303,9 +355,9 @@ class Disk:
         need = c_size_t(0)
         err = fn(self._h(), *args, None, 0, ctypes.byref(need))
         if err not in (VIX_OK, VIX_E_BUFFER_TOOSMALL):
-            check(self.dll, err, fn_name)
+            self._check(err, fn_name)
         buf = ctypes.create_string_buffer(max(need.value, 1))
-        check(self.dll, fn(self._h(), *args, buf, need.value, None), fn_name)
+        self._check(fn(self._h(), *args, buf, need.value, None), fn_name)
         return buf.raw[: need.value]
 
     def metadata_keys(self) -> list[str]:
@@ -320,7 +372,7 @@ class Disk:
 
     def write_metadata(self, key: str, value: str) -> None:
         """``VixDiskLib_WriteMetadata``."""
-        check(self.dll, self.dll.VixDiskLib_WriteMetadata(self._h(), key.encode(), value.encode()),
+        self._check(self.dll.VixDiskLib_WriteMetadata(self._h(), key.encode(), value.encode()),
               "VixDiskLib_WriteMetadata")
 
     def metadata(self) -> dict[str, str]:
@@ -333,12 +385,12 @@ class Disk:
         """One ``QueryAllocatedBlocks`` call -> ``[(offset, length)]`` in
         sectors (VDDK's argument rules apply: see :meth:`allocated_areas`)."""
         p = POINTER(VixDiskLibBlockList)()
-        check(self.dll, self.dll.VixDiskLib_QueryAllocatedBlocks(self._h(), start, count, chunk, ctypes.byref(p)),
+        self._check(self.dll.VixDiskLib_QueryAllocatedBlocks(self._h(), start, count, chunk, ctypes.byref(p)),
               "VixDiskLib_QueryAllocatedBlocks")
         try:
             return [(b.offset, b.length) for b in p.contents.block_array()]
         finally:
-            check(self.dll, self.dll.VixDiskLib_FreeBlockList(p), "VixDiskLib_FreeBlockList")
+            self._check(self.dll.VixDiskLib_FreeBlockList(p), "VixDiskLib_FreeBlockList")
 
     def allocated_areas(self, start: int = 0, count: Optional[int] = None,
                         chunk: int = VIXDISKLIB_MIN_CHUNK_SIZE) -> Iterator[Area]:
@@ -365,7 +417,7 @@ class Disk:
         written since the last; that needs a writable open).  VixError
         VIX_E_DISK_NOTSUPPORTED if the disk does not track changes."""
         p = c_void_p()
-        check(self.dll, self.dll.VixDiskLibExt_GetChangeId(self._h(), ctypes.byref(p)), "VixDiskLibExt_GetChangeId")
+        self._check(self.dll.VixDiskLibExt_GetChangeId(self._h(), ctypes.byref(p)), "VixDiskLibExt_GetChangeId")
         try:
             return ctypes.string_at(p.value).decode() if p.value else ""
         finally:
@@ -377,7 +429,7 @@ class Disk:
         and the areas in it that changed since the id the disk was opened with."""
         q = VixDiskLibQueryChangedAreaParams(startOffset=start)
         p = POINTER(VixDiskLibDiskChangeInfo)()
-        check(self.dll, self.dll.VixDiskLib_QueryChangedAreas(self._h(), ctypes.byref(q), ctypes.byref(p)),
+        self._check(self.dll.VixDiskLib_QueryChangedAreas(self._h(), ctypes.byref(q), ctypes.byref(p)),
               "VixDiskLib_QueryChangedAreas")
         try:
             info = p.contents
@@ -427,36 +479,37 @@ class Disk:
         return merged_areas(answers(), start, end)
 
     # -- maintenance -------------------------------------------------------
-    def create_child(self, path: PathArg, disk_type: int = VIXDISKLIB_DISK_MONOLITHIC_SPARSE,
+    def create_child(self, path: PathArg, disk_type: int = DiskType.MONOLITHIC_SPARSE,
                      progress: Optional[ProgressCallback] = None) -> None:
         """``VixDiskLib_CreateChild``: a redo log over this disk at ``path``."""
         with Progress(progress) as p:
             err = self.dll.VixDiskLib_CreateChild(self._h(), path_bytes(path), disk_type, p.c_func, None)
-            check(self.dll, err, "VixDiskLib_CreateChild")
+            check(self.dll, err, "VixDiskLib_CreateChild", path)
 
-    def space_needed_for_clone(self, disk_type: int = VIXDISKLIB_DISK_UNKNOWN) -> int:
+    def space_needed_for_clone(self, disk_type: int = DiskType.UNKNOWN) -> int:
         """``VixDiskLib_SpaceNeededForClone`` in bytes."""
         out = c_uint64(0)
-        check(self.dll, self.dll.VixDiskLib_SpaceNeededForClone(self._h(), disk_type, ctypes.byref(out)),
+        self._check(self.dll.VixDiskLib_SpaceNeededForClone(self._h(), disk_type, ctypes.byref(out)),
               "VixDiskLib_SpaceNeededForClone")
         return out.value
 
     def shrink(self, progress: Optional[ProgressCallback] = None) -> None:
         """``VixDiskLib_Shrink``."""
         with Progress(progress) as p:
-            check(self.dll, self.dll.VixDiskLib_Shrink(self._h(), p.c_func, None), "VixDiskLib_Shrink")
+            self._check(self.dll.VixDiskLib_Shrink(self._h(), p.c_func, None), "VixDiskLib_Shrink")
 
     def defragment(self, progress: Optional[ProgressCallback] = None) -> None:
         """``VixDiskLib_Defragment``."""
         with Progress(progress) as p:
-            check(self.dll, self.dll.VixDiskLib_Defragment(self._h(), p.c_func, None), "VixDiskLib_Defragment")
+            self._check(self.dll.VixDiskLib_Defragment(self._h(), p.c_func, None), "VixDiskLib_Defragment")
 
     def attach(self, child: Disk) -> None:
         """``Attach(self, child)``: ``child`` (opened SINGLE_LINK) gets this disk
         as its parent; afterwards this handle belongs to the child and is closed."""
         err = self.dll.VixDiskLib_Attach(self._h(), child._h())
         self.handle = None
-        check(self.dll, err, "VixDiskLib_Attach")
+        self._finalizer.detach()  # the handle is the child's now: never close it from here
+        self._check(err, "VixDiskLib_Attach")
 
 
 def iter_chunks(total: int, step: int) -> Iterator[tuple[int, int]]:
