@@ -161,11 +161,11 @@ echo
 # ---------------------------------------------------------------------------
 # Results
 # ---------------------------------------------------------------------------
-ob=$(printf '%s\n' "${ours_t[@]}" | sort -g | head -n 1)
-qb=$(printf '%s\n' "${qemu_t[@]}" | sort -g | head -n 1)
+ob=$(printf '%s\n' "${ours_t[@]}" | sort -g | sed -n 1p)
+qb=$(printf '%s\n' "${qemu_t[@]}" | sort -g | sed -n 1p)
 om=$(median "${ours_t[@]}")
 qm=$(median "${qemu_t[@]}")
-fb=$(printf '%s\n' "${floor_t[@]}" | sort -g | head -n 1)
+fb=$(printf '%s\n' "${floor_t[@]}" | sort -g | sed -n 1p)
 fm=$(median "${floor_t[@]}")
 printf '%-22s %10s %10s %8s %10s\n' commit ours qemu ratio "cp floor"
 printf '%-22s %9.3fs %9.3fs %7sx %9.3fs\n' "best of $runs" "$ob" "$qb" "$(ratio "$qb" "$ob")" "$fb"

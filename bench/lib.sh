@@ -74,7 +74,7 @@ bench_setup() {
 # The first lines of every report: library, qemu version, work directory.
 print_setup() {
     echo "library:    $so"
-    echo "qemu:       $(qemu-img --version | head -n 1)"
+    echo "qemu:       $(qemu-img --version | sed -n 1p)"
     echo "work dir:   $work ($(df -P "$work" | awk 'NR == 2 { print $1 }'))"
 }
 

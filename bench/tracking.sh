@@ -43,7 +43,7 @@ verdict() { if awk "BEGIN { exit !($1) }"; then echo met; else echo MISSED; fi; 
 add() { printf -v "$1" '%s %s' "${!1}" "$2"; }
 # median / best of a space-separated list of seconds
 median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-best() { tr ' ' '\n' <<<"$1" | grep . | sort -g | head -n 1; }
+best() { tr ' ' '\n' <<<"$1" | grep . | sort -g | sed -n 1p; }
 overhead() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.1f", (a / b - 1) * 100 }'; }
 
 # ---------------------------------------------------------------------------

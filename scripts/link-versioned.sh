@@ -31,6 +31,9 @@
 #   VIXDISKLIB_FORCE_LINK=1 relink even if the output is newer than its inputs
 
 set -euo pipefail
+# No `producer | grep -q` (or a reader that exits early) anywhere below: with pipefail the
+# producer's SIGPIPE fails the pipeline whenever the reader stops before the producer is done,
+# which made --check fail at random. Readers get their input from a here-string instead.
 
 script_dir=$(cd "$(dirname "$0")" && pwd)
 repo_root=$(cd "$script_dir/.." && pwd)
@@ -83,14 +86,23 @@ check() {
     local node defs
     defs=$(LC_ALL=C readelf -V "$so" | sed -n 's/.*Name: \([A-Za-z0-9_.]*\).*/\1/p')
     for node in $(awk '/^[ \t]*[A-Za-z0-9_.]+[ \t]*\{/ { n = $1; sub(/\{.*/, "", n); print n }' "$map"); do
-        if ! printf '%s\n' "$defs" | grep -qx -- "$node"; then
+        if ! grep -qx -- "$node" <<<"$defs"; then
             echo "MISSING NODE  $node" >&2; status=1
         fi
     done
 
+    # Lookups in bash maps, not one awk per symbol: the check runs in CI many times.
     local sym want got
+    local -A exported_ver=() expected_node=()
+    while read -r sym got; do
+        if [ -n "$sym" ] && [ -z "${exported_ver[$sym]+set}" ]; then exported_ver[$sym]=$got; fi
+    done <<<"$exported"
     while read -r sym want; do
-        got=$(printf '%s\n' "$exported" | awk -v s="$sym" '$1 == s { print $2; exit }')
+        if [ -n "$sym" ]; then expected_node[$sym]=$want; fi
+    done <<<"$expected"
+    while read -r sym want; do
+        [ -n "$sym" ] || continue
+        got=${exported_ver[$sym]:-}
         if [ -z "$got" ]; then
             [ "$strict" -eq 1 ] && echo "MISSING       $sym (should be $want)" >&2
             missing=$((missing + 1))
@@ -104,10 +116,9 @@ EOF
 
     # Nothing but the API may be exported.
     local extra
-    extra=$(printf '%s\n' "$exported" | awk 'NF' | while read -r sym got; do
-        printf '%s\n' "$expected" | awk -v s="$sym" '$1 == s { f = 1 } END { exit !f }' ||
-            echo "$sym $got"
-    done)
+    extra=$(while read -r sym got; do
+        if [ -n "$sym" ] && [ -z "${expected_node[$sym]+set}" ]; then echo "$sym $got"; fi
+    done <<<"$exported")
     if [ -n "$extra" ]; then
         printf '%s\n' "$extra" | sed 's/^/UNEXPECTED    /' >&2
         status=1

@@ -17,7 +17,8 @@ command -v qemu-nbd >/dev/null 2>&1 || need_apt+=(qemu-utils)
 command -v nbdkit >/dev/null 2>&1 || need_apt+=(nbdkit)
 command -v nbdcopy >/dev/null 2>&1 || need_apt+=(libnbd-bin)
 command -v psktool >/dev/null 2>&1 || need_apt+=(gnutls-bin)
-ldconfig -p 2>/dev/null | grep -q 'libnbd\.so\.0 ' || need_apt+=(libnbd0)
+# Not `ldconfig -p | grep -q`: under pipefail grep's early exit can SIGPIPE ldconfig.
+grep -q 'libnbd\.so\.0 ' <<<"$(ldconfig -p 2>/dev/null || true)" || need_apt+=(libnbd0)
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null

@@ -1,7 +1,7 @@
 //! The one error type of the engine; `ffi::errors` maps each variant to a VixError.
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Everything that can go wrong below the C boundary.
 ///
@@ -24,7 +24,7 @@ pub enum Error {
     #[error("file already exists: {0}")]
     FileExists(PathBuf),
     /// Another opener holds a conflicting lock on the disk.
-    #[error("disk is locked by another user: {0}")]
+    #[error("disk is locked by another process{}: {}", lock_holder(.0), .0.display())]
     Locked(PathBuf),
     /// A caller-supplied argument is invalid.
     #[error("invalid argument: {0}")]
@@ -148,5 +148,40 @@ impl Error {
             io::ErrorKind::AlreadyExists => Error::FileExists(path),
             _ => Error::Io { path, source },
         }
+    }
+}
+
+/// " (pid N)" naming a process that holds a lock on `path`, as the kernel lists it in
+/// /proc/locks (our locks are flock(2) locks), or "" when that cannot be found out. Looked up
+/// when the message is made, right after the refusal, so the user can see who has the disk.
+fn lock_holder(path: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(meta), Ok(locks)) = (
+        std::fs::metadata(path),
+        std::fs::read_to_string("/proc/locks"),
+    ) else {
+        return String::new();
+    };
+    // /proc/locks names the file as "major:minor:inode", the device numbers in hex.
+    let dev = meta.dev();
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+    let file = format!("{major:02x}:{minor:02x}:{}", meta.ino());
+    let me = std::process::id();
+    let holders: Vec<u32> = locks
+        .lines()
+        .filter(|l| !l.contains("->")) // waiters, not holders
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 6 && f[5] == file).then(|| f[4].parse::<u32>().ok())?
+        })
+        .filter(|&pid| pid != 0)
+        .collect();
+    // Another process first: our own shared lock may be listed next to the one in the way.
+    let pid = holders.iter().find(|&&p| p != me).or(holders.first());
+    match pid.copied() {
+        Some(pid) if pid == me => format!(" (pid {pid}, this process)"),
+        Some(pid) => format!(" (pid {pid})"),
+        None => String::new(),
     }
 }

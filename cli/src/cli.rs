@@ -11,7 +11,8 @@ use crate::units::{Adapter, DiskType, parse_size};
 ///
 /// Exit codes: 0 success, 1 the operation failed (the VixError is printed), 2 bad usage,
 /// 3 check found problems that were not repaired, 4 check found problems that cannot be
-/// repaired, 6 the change ID cannot be answered (do a full backup), 130 interrupted (Ctrl-C).
+/// repaired, 6 the change ID cannot be answered (do a full backup), 130 interrupted (Ctrl-C,
+/// SIGTERM or SIGHUP).
 #[derive(Debug, Parser)]
 #[command(name = "vixdisk", version, propagate_version = true)]
 pub struct Cli {
@@ -34,6 +35,8 @@ pub enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        share: ForceShare,
     },
     /// The allocated areas of a disk and the link of the chain that owns each.
     Map {
@@ -44,19 +47,23 @@ pub enum Command {
         json: bool,
         /// Only the areas changed since a change ID (`vixdisk changeid`, a backup manifest's
         /// `change_id`; `*` = the allocated areas).
-        #[arg(long, value_name = "CHANGE_ID")]
+        #[arg(long, value_name = "CHANGE_ID", value_parser = parse_change_id)]
         changed_since: Option<String>,
+        #[command(flatten)]
+        share: ForceShare,
     },
     /// Check a disk link's metadata and optionally repair what can be repaired safely.
     Check {
         /// The disk link to check (parents are not followed).
         disk: PathBuf,
         /// Repair what can be repaired without losing data.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "force_share")]
         repair: bool,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        share: ForceShare,
     },
     /// Create a new, empty disk.
     Create {
@@ -66,7 +73,7 @@ pub enum Command {
         #[arg(value_parser = parse_size)]
         size: u64,
         #[command(flatten)]
-        format: FormatArgs,
+        format: NewFormatArgs,
     },
     /// Create a redo log (child disk) over a disk; afterwards write through the child.
     Child {
@@ -170,6 +177,35 @@ pub enum Command {
         #[arg(long)]
         off: bool,
     },
+    /// Write the man pages and the bash, zsh and fish completions into DIR (used by the
+    /// install: DIR/man/man1, DIR/bash-completion/completions, DIR/zsh/site-functions,
+    /// DIR/fish/vendor_completions.d).
+    #[command(hide = true)]
+    GenerateDocs {
+        /// The `share` directory to write into.
+        dir: PathBuf,
+    },
+}
+
+/// `--force-share` for the commands that only read.
+#[derive(Debug, Args)]
+pub struct ForceShare {
+    /// Read the disk even while another process holds it open for writing (qemu-img's -U);
+    /// takes no lock, so the answer may be stale or inconsistent.
+    #[arg(short = 'U', long)]
+    pub force_share: bool,
+}
+
+/// A `--changed-since` value: `*`, or a change id as `vixdisk changeid` prints it
+/// ("UUID/number"). Anything else is bad usage (exit 2) before any disk is opened.
+fn parse_change_id(text: &str) -> Result<String, String> {
+    if text == "*" || vixDiskLib::vmdk::track::ChangeId::parse(text).is_some() {
+        Ok(text.to_string())
+    } else {
+        Err(format!(
+            "{text:?} is not a change id (\"UUID/number\" as `vixdisk changeid` prints it, or \"*\")"
+        ))
+    }
 }
 
 /// Type and controller of a disk being created.
@@ -180,12 +216,38 @@ pub struct FormatArgs {
     /// plain image makes sense.
     #[arg(short = 't', long = "type", default_value = "monolithicSparse")]
     pub disk_type: DiskType,
-    /// Adapter recorded in the DDB: ide, buslogic or lsilogic (default: the source's, else ide).
+    /// Adapter recorded in the DDB: ide, buslogic or lsilogic (default: the source's, else
+    /// lsilogic).
     #[arg(short, long)]
     pub adapter: Option<Adapter>,
     /// `ddb.virtualHWVersion` (default: the source's, else 4).
     #[arg(long, value_name = "N")]
     pub hw_version: Option<u16>,
+}
+
+/// Type and controller of a new empty disk (`create`: there is no source to take them from).
+#[derive(Debug, Args)]
+pub struct NewFormatArgs {
+    /// Disk type: monolithicSparse, monolithicFlat, twoGbMaxExtentSparse, twoGbMaxExtentFlat,
+    /// vmfs, vmfsThin, streamOptimized (vmware-vdiskmanager's numbers 0-5 too).
+    #[arg(short = 't', long = "type", default_value = "monolithicSparse")]
+    pub disk_type: DiskType,
+    /// Adapter recorded in the DDB: ide, buslogic or lsilogic.
+    #[arg(short, long, default_value = "lsilogic")]
+    pub adapter: Adapter,
+    /// `ddb.virtualHWVersion`.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub hw_version: u16,
+}
+
+impl From<NewFormatArgs> for FormatArgs {
+    fn from(f: NewFormatArgs) -> FormatArgs {
+        FormatArgs {
+            disk_type: f.disk_type,
+            adapter: Some(f.adapter),
+            hw_version: Some(f.hw_version),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

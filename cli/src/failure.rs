@@ -20,7 +20,7 @@ pub const EXIT_CANT_REPAIR: u8 = 4;
 /// Exit code: the change id an incremental/differential backup (or `map --changed-since`)
 /// needs cannot be answered (another disk's, too old, tracking off or reset): do a full backup.
 pub const EXIT_NEED_FULL: u8 = 6;
-/// Exit code: stopped by Ctrl-C (SIGINT) or SIGTERM, 128 + SIGINT as shells report it.
+/// Exit code: stopped by Ctrl-C (SIGINT), SIGTERM or SIGHUP; 128 + SIGINT as shells report it.
 pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// Why a command did not succeed.

@@ -1,6 +1,6 @@
-//! Ctrl-C (SIGINT) and SIGTERM: the handler only raises a flag. Copy loops check it between
-//! chunks, stop, remove a half-made target and close every disk normally, so nothing is left
-//! half-written.
+//! Ctrl-C (SIGINT), SIGTERM and SIGHUP (ctrlc's `termination` feature): the handler only
+//! raises a flag. Copy loops check it between chunks, stop, remove a half-made target and
+//! close every disk normally, so nothing is left half-written.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

@@ -10,7 +10,9 @@ macro_rules! say {
 
 mod cli;
 mod commands;
+mod engine_log;
 mod failure;
+mod generate;
 mod interrupt;
 mod output;
 mod progress;
@@ -19,7 +21,6 @@ mod units;
 use std::process::ExitCode;
 
 use clap::Parser;
-use vixDiskLib::log::{self, Level};
 
 use cli::{BackupKind, Cli, Command, MetaAction};
 use failure::CmdResult;
@@ -27,23 +28,7 @@ use failure::CmdResult;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     interrupt::install();
-    // Engine log lines go to stderr: warnings always, informational ones with --verbose.
-    let level = if cli.verbose {
-        Level::Info
-    } else {
-        Level::Warning
-    };
-    log::configure(
-        Some(Box::new(|level, msg| {
-            let tag = if level == Level::Warning {
-                "warning"
-            } else {
-                "info"
-            };
-            eprintln!("vixdisk: {tag}: {msg}");
-        })),
-        level,
-    );
+    engine_log::install(cli.verbose);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
@@ -57,14 +42,20 @@ fn run(cli: Cli) -> CmdResult {
     let quiet = cli.quiet;
     use commands::*;
     match cli.command {
-        Command::Info { disk, json } => info::run(&disk, json),
+        Command::Info { disk, json, share } => info::run(&disk, json, share.force_share),
         Command::Map {
             disk,
             json,
             changed_since,
-        } => map::run(&disk, json, changed_since.as_deref()),
-        Command::Check { disk, repair, json } => check::run(&disk, repair, json),
-        Command::Create { disk, size, format } => create::run(&disk, size, &format, quiet),
+            share,
+        } => map::run(&disk, json, changed_since.as_deref(), share.force_share),
+        Command::Check {
+            disk,
+            repair,
+            json,
+            share,
+        } => check::run(&disk, repair, json, share.force_share),
+        Command::Create { disk, size, format } => create::run(&disk, size, &format.into(), quiet),
         Command::Child {
             parent,
             child,
@@ -128,5 +119,6 @@ fn run(cli: Cli) -> CmdResult {
         } => backup::restore(&backup, &target, &format, quiet),
         Command::Commit { child } => links::commit(&child, quiet),
         Command::Changeid { disk, on, off } => links::change_id(&disk, on, off),
+        Command::GenerateDocs { dir } => crate::generate::run(&dir),
     }
 }

@@ -53,6 +53,15 @@ impl Progress {
         }
     }
 
+    /// Sets the position of a bytes bar from engine work that reports percent (0..=100).
+    pub fn set_percent(&self, percent: u32) {
+        if let Some(b) = &self.bar {
+            let total = b.length().unwrap_or(0);
+            let pos = u128::from(total) * u128::from(percent.min(100)) / 100;
+            b.set_position(pos as u64);
+        }
+    }
+
     /// Removes the bar from the terminal.
     pub fn finish(&self) {
         if let Some(b) = &self.bar {

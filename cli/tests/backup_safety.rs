@@ -363,3 +363,34 @@ fn quiet_backups_and_restores_print_only_their_summary() {
     lines(ok(&["-q", "restore", s(&p("diff")), s(&p("r.vmdk"))]));
     qemu_same(&p("r.vmdk"), "vmdk", &disk, "vmdk");
 }
+
+/// Private by default (issue 19): the manifest's and a restore target's temporary names are
+/// created with O_EXCL, so a symlink planted there is never written through.
+#[test]
+fn backup_and_restore_never_write_through_a_symlink_at_their_temporary_names() {
+    let d = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let p = |name: &str| -> PathBuf { d.path().join(name) };
+    let victim = elsewhere.path().join("victim");
+    std::fs::write(&victim, b"keep me").unwrap();
+    let disk = p("disk.vmdk");
+    ok(&["create", s(&disk), "4M"]);
+    vm_writes(&disk, &[(0, 128, 0x5a), (3000, 8, 0x5b)]);
+    // A backup directory holding anything (here the planted name) is refused before writing.
+    let planted = p("bk");
+    std::fs::create_dir(&planted).unwrap();
+    std::os::unix::fs::symlink(&victim, planted.join("manifest.json.partial")).unwrap();
+    assert!(
+        !run(&["-q", "backup", "full", s(&disk), s(&planted)])
+            .status
+            .success()
+    );
+    assert_eq!(std::fs::read(&victim).unwrap(), b"keep me");
+    ok(&["-q", "backup", "full", s(&disk), s(&p("full"))]);
+    // A restore's partial target: a stale name is removed (the symlink itself), then O_EXCL.
+    let target = p("r.raw");
+    std::os::unix::fs::symlink(&victim, p(".r.raw.vixdisk-partial")).unwrap();
+    ok(&["-q", "restore", "-t", "raw", s(&p("full")), s(&target)]);
+    assert_eq!(std::fs::read(&victim).unwrap(), b"keep me");
+    qemu_same(&target, "raw", &disk, "vmdk");
+}

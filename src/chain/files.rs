@@ -35,6 +35,10 @@ fn move_tracking(track: Option<&Path>, dst: &Path) -> Result<Option<String>> {
     };
     let name = tracking_name(dst);
     let to = dir_of(dst).join(&name);
+    // rename() replaces: never over a file (or symlink) that is already there.
+    if std::fs::symlink_metadata(&to).is_ok() {
+        return Err(Error::FileExists(to));
+    }
     std::fs::rename(track, &to).map_err(|e| Error::io(track, e))?;
     Ok(Some(name))
 }
@@ -57,13 +61,21 @@ fn stem(p: &Path) -> String {
 /// with it and the descriptor names the new files. Children keep their old
 /// `parentFileNameHint` and will no longer find this disk until re-attached.
 pub fn rename(src: &Path, dst: &Path) -> Result<()> {
-    if dst.exists() {
+    // symlink_metadata, not exists(): a dangling symlink at a target name counts as a file.
+    if std::fs::symlink_metadata(dst).is_ok() {
         return Err(Error::FileExists(dst.to_path_buf()));
     }
     let link = Link::open(src, true)?;
     let mut d: Descriptor = link.descriptor();
     if link.is_monolithic() {
         let track = link.tracking_file();
+        if track.as_deref().is_some_and(Path::exists) {
+            // Checked before anything moves, so a refusal leaves the disk as it was.
+            let to = dir_of(dst).join(tracking_name(dst));
+            if std::fs::symlink_metadata(&to).is_ok() {
+                return Err(Error::FileExists(to));
+            }
+        }
         drop(link);
         std::fs::rename(src, dst).map_err(|e| Error::io(src, e))?;
         let moved = Link::open(dst, true)?;
@@ -85,7 +97,7 @@ pub fn rename(src: &Path, dst: &Path) -> Result<()> {
         if let Some(name) = &e.file {
             let new_name = renamed_extent(name, &old_stem, &new_stem);
             let target = dst_dir.join(&new_name);
-            if target.exists() {
+            if std::fs::symlink_metadata(&target).is_ok() {
                 return Err(Error::FileExists(target));
             }
             moves.push((src_dir.join(name), target));
@@ -95,7 +107,11 @@ pub fn rename(src: &Path, dst: &Path) -> Result<()> {
     let track = link.tracking_file();
     if let Some(t) = &track {
         let name = tracking_name(dst);
-        moves.push((t.clone(), dst_dir.join(&name)));
+        let target = dst_dir.join(&name);
+        if std::fs::symlink_metadata(&target).is_ok() {
+            return Err(Error::FileExists(target));
+        }
+        moves.push((t.clone(), target));
         d.ddb_set(TRACKING_KEY, &name);
     }
     let out = create_new_file(dst)?;

@@ -16,6 +16,8 @@ use std::path::Path;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::error::{Error, Result};
+use crate::log;
+use crate::vmdk::descriptor::NO_PARENT_CID;
 use crate::vmdk::extent::Mapping;
 use crate::vmdk::geometry::{Adapter, Geometry};
 use crate::vmdk::link::Link;
@@ -57,6 +59,10 @@ pub struct Chain {
     pub sealed: bool,
     /// The leaf is a private, unlinked redo log of a nonpersistent open.
     pub scratch: bool,
+    /// For a single-link open of a redo log: its parents, opened read-only at the first write,
+    /// only to complete partial grains (reads of this handle never see them). Empty for a
+    /// base; `None` until the first write.
+    pub fill_parents: Option<Vec<Link>>,
 }
 
 /// An open disk chain.
@@ -77,6 +83,17 @@ fn sectors_in(buf_len: usize) -> Result<u64> {
         ));
     }
     Ok((buf_len / 512) as u64)
+}
+
+/// True if `link` is a redo log (its descriptor names a parent) that this open may write. Links
+/// that refuse every write (read-only opens, legacy COWD logs) are left to refuse it themselves,
+/// with their own error, without opening anything.
+fn has_parent(link: &Link) -> bool {
+    if !link.writable() || link.is_legacy_redo() {
+        return false;
+    }
+    let d = link.descriptor();
+    d.parent_cid != NO_PARENT_CID && d.parent_hint.is_some()
 }
 
 /// Reads from `links[level]` downwards: unallocated runs fall through to the parent.
@@ -121,6 +138,22 @@ impl Disk {
         Ok(disk)
     }
 
+    /// Opens `path` read-only without the lock on its leaf (see `Link::open_force_share`): a
+    /// disk another process holds open for writing can be inspected, with answers that may be
+    /// stale. Parents are opened as usual (writers hold them under shared locks too).
+    pub fn open_force_share(path: &Path, single_link: bool) -> Result<Disk> {
+        let leaf = Link::open_force_share(path)?;
+        let links = if single_link {
+            vec![leaf]
+        } else {
+            resolve::open_parents(leaf)?
+        };
+        let tracker = tracking::open_tracker(&links[0]);
+        let disk = Disk::from_links(links);
+        *disk.tracker.lock().unwrap_or_else(|e| e.into_inner()) = tracker;
+        Ok(disk)
+    }
+
     /// Wraps already opened links (leaf first).
     pub fn from_links(links: Vec<Link>) -> Disk {
         Disk {
@@ -129,6 +162,7 @@ impl Disk {
                 links,
                 sealed: false,
                 scratch: false,
+                fill_parents: None,
             }),
             owners: OwnerIndex::default(),
             tracker: std::sync::Mutex::new(tracking::Tracker::Off),
@@ -143,8 +177,9 @@ impl Disk {
     /// Exclusive access to the chain for changing its links (Attach, Shrink): the owner index
     /// is reset.
     pub fn chain_mut(&self) -> RwLockWriteGuard<'_, Chain> {
-        let guard = self.exclusive();
+        let mut guard = self.exclusive();
         self.owners.reset();
+        guard.fill_parents = None; // the leaf's parents may change
         guard
     }
 
@@ -202,21 +237,48 @@ impl Disk {
     pub fn write(&self, sector: u64, data: &[u8]) -> Result<()> {
         let count = sectors_in(data.len())?;
         self.check_range(sector, count)?;
-        let chain = self.exclusive();
+        let mut chain = self.exclusive();
         if chain.sealed {
             return Err(Error::ReadOnly(
                 "a child disk was created over this disk: write through the child".into(),
             ));
         }
         let capacity = self.capacity;
-        let links = &chain.links;
+        // A single-link open of a redo log: a partial grain must be completed with what the
+        // chain shows there, the parents' data; zeros would appear through the chain (and be
+        // committed into the parent) where nobody wrote them. The parents are opened before
+        // anything changes, so a write that cannot be completed is refused untouched.
+        // Decided once per open (a base disk gets an empty list, so later writes skip this).
+        if chain.links.len() == 1 && chain.fill_parents.is_none() {
+            let parents = if has_parent(&chain.links[0]) {
+                resolve::parents_of(&chain.links[0]).map_err(|e| {
+                    log::warn(format!(
+                        "{}: a write through a single-link open of a redo log needs its parents to complete partial grains: {e}",
+                        chain.links[0].path().display()
+                    ));
+                    e
+                })?
+            } else {
+                Vec::new()
+            };
+            chain.fill_parents = Some(parents);
+        }
+        let Chain {
+            links,
+            fill_parents,
+            ..
+        } = &*chain;
+        let (below, from): (&[Link], usize) = match fill_parents {
+            Some(parents) if links.len() == 1 => (parents, 0),
+            _ => (links, 1),
+        };
         // Recorded (durably, where the crash rules need it) before any data moves.
         self.track_write(sector, count)?;
         let mut fill = |s: u64, b: &mut [u8]| -> Result<()> {
             let n = ((capacity.saturating_sub(s)) as usize * 512).min(b.len());
             b[n..].fill(0);
-            if links.len() > 1 {
-                read_links(links, 1, s, &mut b[..n])
+            if from < below.len() {
+                read_links(below, from, s, &mut b[..n])
             } else {
                 b[..n].fill(0);
                 Ok(())

@@ -72,11 +72,20 @@ fn cid_accepted(child: &Link, d: &Descriptor, parent_cid: u32) -> bool {
 
 /// Opens every parent of `leaf` read-only, checking CIDs and capacity; returns leaf-first.
 pub fn open_parents(leaf: Link) -> Result<Vec<Link>> {
+    let parents = parents_of(&leaf)?;
+    let mut links = vec![leaf];
+    links.extend(parents);
+    Ok(links)
+}
+
+/// Opens every parent of `leaf` read-only, checking CIDs and capacity; returns them nearest
+/// first, without the leaf (none for a base).
+pub fn parents_of(leaf: &Link) -> Result<Vec<Link>> {
     let mut seen = HashSet::new();
     seen.insert(canonical(leaf.path()));
-    let mut links = vec![leaf];
+    let mut links: Vec<Link> = Vec::new();
     loop {
-        let child = links.last().expect("at least the leaf");
+        let child = links.last().unwrap_or(leaf);
         let d = child.descriptor();
         let Some(hint) = d.parent_hint.clone() else {
             break;
@@ -84,10 +93,10 @@ pub fn open_parents(leaf: Link) -> Result<Vec<Link>> {
         if d.parent_cid == NO_PARENT_CID {
             break;
         }
-        if links.len() >= MAX_CHAIN_LINKS {
+        if links.len() + 1 >= MAX_CHAIN_LINKS {
             return Err(Error::TooManyLinks(format!(
                 "{} has more than {MAX_CHAIN_LINKS} links",
-                links[0].path().display()
+                leaf.path().display()
             )));
         }
         let parent_path = find_parent(child.path(), &hint)?;

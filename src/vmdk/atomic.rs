@@ -53,7 +53,8 @@ pub fn publish(tmp: &Path, path: &Path) -> Result<()> {
         }
         // File systems without hard links: a plain rename after the existence check.
         Err(_) => {
-            if path.exists() {
+            // symlink_metadata: a dangling symlink at `path` is a file there too.
+            if std::fs::symlink_metadata(path).is_ok() {
                 return Err(Error::FileExists(path.to_path_buf()));
             }
             std::fs::rename(tmp, path).map_err(|e| Error::io(path, e))?;
@@ -67,10 +68,12 @@ pub fn publish(tmp: &Path, path: &Path) -> Result<()> {
 /// descriptor names in the same directory. Called before every Create/Clone of `path`.
 pub fn remove_leftovers(path: &Path) -> Result<()> {
     let tmp = temp_name(path);
-    if std::fs::symlink_metadata(&tmp).is_err() {
+    let Ok(meta) = std::fs::symlink_metadata(&tmp) else {
         return Ok(());
-    }
-    if !path.exists() {
+    };
+    // Only a regular file at the temporary name is ours to read: a symlink planted there must
+    // not make us delete the files its target names.
+    if meta.file_type().is_file() && std::fs::symlink_metadata(path).is_err() {
         for extent in extents_named_by(&tmp) {
             let p = dir_of(path).join(extent);
             match std::fs::remove_file(&p) {
@@ -91,9 +94,21 @@ pub fn remove_leftovers(path: &Path) -> Result<()> {
 /// Plain file names (no directory part) of the extents a descriptor file names; nothing for a
 /// sparse file, an unreadable file or a descriptor that does not parse.
 fn extents_named_by(descriptor: &Path) -> Vec<String> {
-    let Ok(bytes) = std::fs::read(descriptor) else {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_NOFOLLOW: a symlink swapped in after the caller's check is not read either.
+    let mut bytes = Vec::new();
+    let read = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(descriptor)
+        .and_then(|f| {
+            f.take(super::descriptor::MAX_DESCRIPTOR_BYTES as u64 + 1)
+                .read_to_end(&mut bytes)
+        });
+    if read.is_err() {
         return Vec::new();
-    };
+    }
     if bytes.starts_with(b"KDMV") || bytes.len() > super::descriptor::MAX_DESCRIPTOR_BYTES {
         return Vec::new();
     }
@@ -113,6 +128,31 @@ pub fn create_new_file(path: &Path) -> Result<File> {
         .read(true)
         .write(true)
         .create_new(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))
+}
+
+/// Removes whatever is at the temporary name `tmp` (a leftover of an interrupted write, or
+/// anything planted there: a symlink is removed itself, never followed), so that the
+/// temporary can then be created with `O_EXCL`. Nothing there is fine.
+pub fn remove_stale_temp(tmp: &Path) -> Result<()> {
+    match std::fs::remove_file(tmp) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(tmp, e)),
+    }
+}
+
+/// Opens `path` for a new private file (mode 0600): for scratch files that hold disk data outside
+/// the disk's own directory (a shared `$TMPDIR`), where the disk's own permissions do not apply.
+/// Never follows a symlink planted at the name (`O_EXCL`).
+pub fn create_new_private_file(path: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
         .open(path)
         .map_err(|e| Error::io(path, e))
 }

@@ -1,9 +1,10 @@
 //! Creating new disks: monolithic sparse and flat (split and other types come with their issue).
 
+use std::fs::File;
 use std::path::Path;
 
 use super::atomic::sync_dir;
-pub use super::atomic::{NewDisk, create_new_file, prepare_new};
+pub use super::atomic::{NewDisk, create_new_file, create_new_private_file, prepare_new};
 pub use super::descriptor::format_uuid;
 use super::descriptor::{Access, Descriptor, ExtentKind, ExtentLine, NO_PARENT_CID};
 use super::fileio::{random_cid, random_u64, sync_data, write_all_at};
@@ -109,7 +110,20 @@ pub fn write_monolithic_sparse(path: &Path, d: Descriptor, capacity: u64) -> Res
 }
 
 /// Writes the monolithic sparse file of disk `path` at `at` (its temporary name).
-fn write_monolithic_sparse_at(
+fn write_monolithic_sparse_at(path: &Path, at: &Path, d: Descriptor, capacity: u64) -> Result<()> {
+    let file = create_new_file(at)?;
+    let result = write_monolithic_sparse_into(&file, path, at, d, capacity);
+    if result.is_err() {
+        let _ = std::fs::remove_file(at);
+    }
+    result
+}
+
+/// Writes a monolithic sparse disk named `path` into the new, empty `file` (whose name, if it
+/// still has one, is `at`). For files that are never published under a name: the scratch redo
+/// log of a nonpersistent open.
+pub fn write_monolithic_sparse_into(
+    file: &File,
     path: &Path,
     at: &Path,
     mut d: Descriptor,
@@ -123,12 +137,7 @@ fn write_monolithic_sparse_at(
         offset: 0,
     }];
     let header = SparseHeader::new_layout(capacity, EMBEDDED_DESCRIPTOR_SECTORS);
-    let file = create_new_file(at)?;
-    let result = write_new_extent(&file, at, &header, Some(&d.render()));
-    if result.is_err() {
-        let _ = std::fs::remove_file(at);
-    }
-    result
+    write_new_extent(file, at, &header, Some(&d.render()))
 }
 
 /// Largest monolithic sparse extent: grain table entries are 32-bit sector numbers, so the

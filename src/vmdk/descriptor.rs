@@ -168,7 +168,10 @@ fn parse_extent(line: &str) -> Result<ExtentLine> {
 /// word that looks like a type: NotSupported naming it. None for garbage (then the line is
 /// damage, not a type).
 fn unsupported_extent_type(word: &str) -> Option<Error> {
-    if word.is_empty() || word.len() > 32 || !word.chars().all(|c| c.is_ascii_alphanumeric()) {
+    if word.is_empty()
+        || word.len() > 32
+        || !word.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
         return None;
     }
     let what = match word.to_ascii_uppercase().as_str() {
@@ -240,10 +243,21 @@ fn check_create_type(create_type: &str) -> Result<()> {
     )))
 }
 
+/// The error for a file whose first bytes are not text: control characters other than tabs
+/// anywhere, or bytes that were not UTF-8 (the caller decodes lossily) in a line that is no
+/// `key = value` (a value in another encoding is kept, as the descriptor's `encoding` allows).
+fn not_text() -> Error {
+    Error::InvalidDisk("not a VMDK: binary data where a descriptor was expected".into())
+}
+
 impl Descriptor {
     /// Parses descriptor text. Stops at the first NUL (qemu pads descriptors with NULs).
     pub fn parse(text: &str) -> Result<Descriptor> {
-        let text = text.split('\0').next().unwrap_or("");
+        let (text, padding) = text.split_once('\0').unwrap_or((text, ""));
+        // NULs pad a descriptor; bytes after NULs with no text before them are another file.
+        if text.trim().is_empty() && padding.chars().any(|c| c != '\0') {
+            return Err(not_text());
+        }
         let mut d = Descriptor {
             version: 0,
             encoding: None,
@@ -263,6 +277,14 @@ impl Descriptor {
         let mut encryption: Option<String> = None;
         for raw in text.lines() {
             let line = raw.trim_end_matches('\r').trim();
+            // Quoting bytes of some other kind of file helps nobody (and garbles terminals).
+            // U+0080..U+009F are windows-1252 text decoded byte for byte (`decode_text`).
+            if line
+                .chars()
+                .any(|c| c.is_control() && c != '\t' && !('\u{80}'..='\u{9f}').contains(&c))
+            {
+                return Err(not_text());
+            }
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
@@ -281,6 +303,9 @@ impl Descriptor {
                 continue;
             }
             let Some((key, value)) = line.split_once('=') else {
+                if line.contains(char::REPLACEMENT_CHARACTER) {
+                    return Err(not_text());
+                }
                 return Err(Error::InvalidDisk(format!(
                     "descriptor: unexpected line {line:?}"
                 )));
@@ -485,6 +510,20 @@ mod tests {
     const QEMU_STYLE: &str = "# Disk DescriptorFile\nversion=1\nCID=52a1b3c\nparentCID=ffffffff\ncreateType=\"monolithicSparse\"\n\n# Extent description\nRW 131072 SPARSE \"q.vmdk\"\n\n# The Disk Data Base\n#DDB\n\nddb.virtualHWVersion = \"4\"\nddb.geometry.cylinders = \"130\"\nddb.geometry.heads = \"16\"\nddb.geometry.sectors = \"63\"\nddb.adapterType = \"ide\"\nddb.toolsVersion = \"2147483647\"\n\0\0\0";
 
     #[test]
+    fn binary_data_is_reported_as_not_a_vmdk_without_quoting_it() {
+        let text = String::from_utf8_lossy(b"\x7fELF\x02\x01\x01\xff\xfe garbage\n");
+        let e = Descriptor::parse(&text).unwrap_err().to_string();
+        assert!(
+            e.contains("not a VMDK: binary data where a descriptor was expected"),
+            "{e}"
+        );
+        assert!(!e.contains("ELF"), "{e}");
+        // Readable text that is no descriptor is still quoted, so the user can see it.
+        let e = Descriptor::parse("hello world\n").unwrap_err().to_string();
+        assert!(e.contains("unexpected line \"hello world\""), "{e}");
+    }
+
+    #[test]
     fn parses_qemu_descriptor_with_short_cid_and_nul_padding() {
         let d = Descriptor::parse(QEMU_STYLE).unwrap();
         assert_eq!(d.cid, 0x052a1b3c);
@@ -593,5 +632,13 @@ mod tests {
         assert!(Descriptor::parse("version=1\nCID=1\n").is_err());
         assert!(Descriptor::parse("version=1\nRW abc SPARSE \"x\"\n").is_err());
         assert!(Descriptor::parse("version=1\nRW 10 SPARSE\n").is_err());
+    }
+
+    #[test]
+    fn unknown_extent_types_are_not_supported_rather_than_damaged() {
+        let e = Descriptor::parse("version=1\nRW 10 FOOSPARSE \"x\"\n").unwrap_err();
+        assert!(matches!(e, Error::NotSupported(_)), "{e:?}");
+        let e = Descriptor::parse("version=1\nRW 10 SP\u{1}RSE \"x\"\n").unwrap_err();
+        assert!(matches!(e, Error::InvalidDisk(_)), "{e:?}");
     }
 }

@@ -69,12 +69,13 @@ fn u64_at(b: &[u8], off: usize) -> u64 {
 }
 
 /// True if a header shows what a text tool does to a binary file: the newline detector is not
-/// `"\n \r\n"` and either its CRLF became LF or bytes >= 0x80 became U+FFFD (EF BF BD).
-fn looks_text_mangled(bytes: &[u8]) -> bool {
+/// `"\n \r\n"` and bytes >= 0x80 became U+FFFD (EF BF BD), shifting every field after them.
+/// (Damaged detector bytes alone are repairable in place: CheckRepair restores them.)
+pub(crate) fn looks_text_mangled(bytes: &[u8]) -> bool {
     let header = &bytes[..HEADER_SIZE.min(bytes.len())];
     header.len() >= 77
         && header[73..77] != *b"\n \r\n"
-        && (header[73..76] == *b"\n \n" || header.windows(3).any(|w| w == [0xef, 0xbf, 0xbd]))
+        && header.windows(3).any(|w| w == [0xef, 0xbf, 0xbd])
 }
 
 impl SparseHeader {

@@ -73,8 +73,21 @@ pub struct Link {
 impl Link {
     /// Opens the link at `path`; `writable` takes an exclusive lock, otherwise a shared one.
     pub fn open(path: &Path, writable: bool) -> Result<Link> {
+        Self::open_locked(path, writable, true)
+    }
+
+    /// Opens the link at `path` read-only without taking its lock, so it can be read while
+    /// another process writes it (`vixdisk info --force-share`, like qemu-img's `-U`). What it
+    /// reads may be stale or half-updated: only for showing, never as the base of a write.
+    pub fn open_force_share(path: &Path) -> Result<Link> {
+        Self::open_locked(path, false, false)
+    }
+
+    fn open_locked(path: &Path, writable: bool, lock: bool) -> Result<Link> {
         let file = open_file(path, writable)?;
-        lock_file(&file, path, writable)?;
+        if lock {
+            lock_file(&file, path, writable)?;
+        }
         let len = file_len(&file, path)?;
         let mut first = vec![0u8; HEADER_SIZE.min(len as usize)];
         read_exact_at(&file, path, &mut first, 0)?;
@@ -90,6 +103,22 @@ impl Link {
         } else {
             Self::open_descriptor_file(path, file, len, writable)
         }
+    }
+
+    /// Opens, writable, the monolithic sparse link just written into `file`, which may have no
+    /// name any more (`path` is for messages and the descriptor's own name).
+    pub fn open_created(path: &Path, file: File) -> Result<Link> {
+        lock_file(&file, path, true)?;
+        let len = file_len(&file, path)?;
+        let mut first = vec![0u8; HEADER_SIZE.min(len as usize)];
+        read_exact_at(&file, path, &mut first, 0)?;
+        if !SparseHeader::has_magic(&first) {
+            return Err(Error::InvalidDisk(format!(
+                "{}: not a monolithic sparse file",
+                path.display()
+            )));
+        }
+        Self::open_monolithic(path, file, &first, true)
     }
 
     /// True for a legacy COWD redo log, whose parent has no CID to check.

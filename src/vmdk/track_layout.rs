@@ -13,7 +13,6 @@
 //!
 //! Version 1 (no fine summary) lived only in development builds; it is refused as unknown.
 
-use std::fs::OpenOptions;
 use std::path::Path;
 
 use super::fileio::{sync_data, write_all_at};
@@ -180,13 +179,10 @@ impl Whole {
         let g = self.header.grains;
         let tmp = super::atomic::temp_name(path);
         let written = (|| {
-            let f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&tmp)
-                .map_err(|e| Error::io(&tmp, e))?;
+            // O_EXCL after removing a stale leftover: a symlink planted at the temporary name
+            // is removed, never written through.
+            super::atomic::remove_stale_temp(&tmp)?;
+            let f = super::atomic::create_new_file(&tmp)?;
             f.set_len(file_bytes(g)).map_err(|e| Error::io(&tmp, e))?;
             write_all_at(&f, &tmp, &self.header.encode(), 0)?;
             if !self.summary.is_empty() {

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use serde::Serialize;
-use vixDiskLib::vmdk::check::{Outcome, check_disk};
+use vixDiskLib::vmdk::check::{Outcome, check_disk, check_disk_force_share};
 
 use crate::failure::{CmdResult, Failure, OnFile};
 
@@ -33,8 +33,15 @@ fn outcome_name(o: Outcome) -> &'static str {
 }
 
 /// Checks (and with `repair`, repairs) the link at `path`.
-pub fn run(path: &Path, repair: bool, json: bool) -> CmdResult {
-    let report = check_disk(path, repair).on(path)?;
+pub fn run(path: &Path, repair: bool, json: bool, force_share: bool) -> CmdResult {
+    // The report below lists every problem; the engine's warnings would say each one again.
+    let report = if force_share {
+        super::warn_force_share(path);
+        crate::engine_log::without_warnings(|| check_disk_force_share(path))
+    } else {
+        crate::engine_log::without_warnings(|| check_disk(path, repair))
+    }
+    .on(path)?;
     let outcome = report.outcome();
     let out = ReportOut {
         disk: path.display().to_string(),

@@ -12,7 +12,7 @@ use crate::cli::{FormatArgs, SourceFormat};
 use crate::failure::{CmdResult, Failure, OnFile};
 use crate::interrupt;
 use crate::progress::Progress;
-use crate::units::DiskType;
+use crate::units::{DiskType, SECTOR};
 
 /// The create parameters for a target: the user's choice, else the source's, else defaults.
 pub fn target_spec(format: &FormatArgs, source: Option<&Disk>, overwrite: bool) -> TargetSpec {
@@ -35,7 +35,7 @@ pub fn target_spec(format: &FormatArgs, source: Option<&Disk>, overwrite: bool) 
                 .adapter
                 .map(|a| a.0)
                 .or(source_adapter)
-                .unwrap_or(Adapter::Ide),
+                .unwrap_or(Adapter::LsiLogic),
             hw_version: format.hw_version.or(source_hw).unwrap_or(0),
         },
         overwrite,
@@ -51,6 +51,7 @@ pub fn run(
     overwrite: bool,
     quiet: bool,
 ) -> CmdResult {
+    super::target_dir_exists(target)?;
     if source_format == SourceFormat::Raw {
         let raw = RawSource::open(source)?;
         write_target(&raw, target, &target_spec(format, None, overwrite), quiet)?;
@@ -84,14 +85,15 @@ fn convert_disk(
         return write_target(&src, target, &spec, quiet);
     }
     // VMDK to VMDK: the engine's clone (kernel copies, parallel compression), cancellable.
-    let bar = Progress::percent("convert", quiet);
+    // The engine reports percent; the bar shows them as bytes of the disk, with rate and ETA.
+    let bar = Progress::bytes("convert", disk.capacity() * SECTOR, quiet);
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let result = disk.clone_to_cancellable(
         target,
         &spec.create,
         overwrite,
         threads,
-        &mut |p| bar.set(p.into()),
+        &mut |p| bar.set_percent(p),
         &interrupt::requested,
     );
     bar.finish();

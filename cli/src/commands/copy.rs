@@ -290,7 +290,7 @@ fn write_stream(source: &dyn Source, target: &Path, spec: &CreateSpec, quiet: bo
         }
         Ok(data)
     };
-    let bar = Progress::percent("compress", quiet);
+    let bar = Progress::bytes("compress", spec.capacity * SECTOR, quiet);
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     // The writer removes its partial file on any error, ours included.
     let result = write_stream_optimized(
@@ -299,7 +299,7 @@ fn write_stream(source: &dyn Source, target: &Path, spec: &CreateSpec, quiet: bo
         descriptor,
         &read_grain,
         threads,
-        &mut |p| bar.set(p.into()),
+        &mut |p| bar.set_percent(p),
     );
     interrupt::check()?;
     result.on(target)
@@ -316,23 +316,28 @@ fn write_raw(source: &dyn Source, target: &Path, total: u64, quiet: bool) -> Cmd
         .file_name()
         .ok_or_else(|| Failure::Usage(format!("{}: no file name", target.display())))?;
     let tmp = dir.join(format!(".{}.vixdisk-partial", name.to_string_lossy()));
+    // Failures name the user's target first; the temporary file only as the cause.
+    let on_tmp = |e: std::io::Error| Failure::Engine {
+        file: target.to_path_buf(),
+        error: Error::io(&tmp, e),
+    };
     // What a killed copy to the same target left (only we use this name).
     match std::fs::remove_file(&tmp) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e).on(&tmp),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(on_tmp(e)),
         _ => {}
     }
     let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(&tmp)
-        .on(&tmp)?;
+        .map_err(on_tmp)?;
     let result = (|| {
-        file.set_len(source.capacity() * SECTOR).on(&tmp)?;
+        file.set_len(source.capacity() * SECTOR).map_err(on_tmp)?;
         let bar = Progress::bytes("copy", total, quiet);
         pump(source, &bar, &mut |s, data| {
-            file.write_all_at(data, s * SECTOR).on(&tmp)
+            file.write_all_at(data, s * SECTOR).map_err(on_tmp)
         })?;
-        file.sync_all().on(&tmp)?;
+        file.sync_all().map_err(on_tmp)?;
         std::fs::rename(&tmp, target).on(target)?;
         File::open(&dir).and_then(|d| d.sync_all()).on(&dir)
     })();

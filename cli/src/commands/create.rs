@@ -20,9 +20,10 @@ pub fn run(path: &Path, size: u64, format: &FormatArgs, quiet: bool) -> CmdResul
     let spec = CreateSpec {
         kind,
         capacity: size / SECTOR,
-        adapter: format.adapter.map_or(Adapter::Ide, |a| a.0),
+        adapter: format.adapter.map_or(Adapter::LsiLogic, |a| a.0),
         hw_version: format.hw_version.unwrap_or(0),
     };
+    super::target_dir_exists(path)?;
     let bar = Progress::percent("create", quiet);
     create(path, &spec, &mut |p| bar.set(p.into())).on(path)?;
     bar.finish();

@@ -7,7 +7,7 @@ use serde::Serialize;
 use vixDiskLib::vmdk::extent::ExtentStore;
 use vixDiskLib::vmdk::link::Link;
 
-use super::{open, with_disk};
+use super::{open_to_read, with_disk};
 use crate::failure::CmdResult;
 use crate::units::{SECTOR, human_bytes};
 
@@ -140,8 +140,8 @@ fn print_text(r: &DiskReport) {
 }
 
 /// Prints what is known about the disk at `path` and its chain.
-pub fn run(path: &Path, json: bool) -> CmdResult {
-    let disk = open(path, true, false)?;
+pub fn run(path: &Path, json: bool, force_share: bool) -> CmdResult {
+    let disk = open_to_read(path, force_share)?;
     let report = with_disk(disk, path, |disk| {
         let info = disk.info();
         let chain = disk.chain();

@@ -22,6 +22,7 @@ pub fn child(parent: &Path, child: &Path, disk_type: DiskType) -> CmdResult {
             )));
         }
     };
+    super::target_dir_exists(child)?;
     // Read-only: a shared lock, refused while someone writes the parent.
     with_disk(open(parent, true, false)?, parent, |disk| {
         disk.create_child(child, kind).on(child)
@@ -34,9 +35,9 @@ pub fn child(parent: &Path, child: &Path, disk_type: DiskType) -> CmdResult {
 /// not a discarded redo log).
 pub fn discard(child: &Path) -> CmdResult {
     let disk = open(child, true, true)?;
-    let d = disk.chain().links[0].descriptor();
+    let has_parent = has_parent(&disk);
     close(disk, child)?;
-    if d.parent_cid == NO_PARENT_CID || d.parent_hint.is_none() {
+    if !has_parent {
         return Err(Failure::Usage(format!(
             "{} has no parent: it is not a redo log (delete a base disk with rm if you mean it)",
             child.display()
@@ -47,11 +48,32 @@ pub fn discard(child: &Path) -> CmdResult {
     Ok(())
 }
 
+/// True when the disk's leaf names a parent (it is a redo log).
+fn has_parent(disk: &vixDiskLib::chain::Disk) -> bool {
+    let d = disk.chain().links[0].descriptor();
+    d.parent_cid != NO_PARENT_CID && d.parent_hint.is_some()
+}
+
 /// Folds the redo log at `child` into its parent and deletes it.
 pub fn commit(child: &Path, quiet: bool) -> CmdResult {
     let _ = quiet;
+    // Like `discard`: a disk without a parent is a wrong request (exit 2), found before the
+    // engine takes its exclusive locks.
+    let disk = open(child, true, true)?;
+    let has_parent = has_parent(&disk);
+    close(disk, child)?;
+    if !has_parent {
+        return Err(Failure::Usage(format!(
+            "{} has no parent: only a redo log (child disk) can be committed",
+            child.display()
+        )));
+    }
+    // Not stoppable halfway: a stop request (Ctrl-C, SIGTERM, SIGHUP) waits for the end.
     vixDiskLib::chain::commit::commit(child, &mut |_| {}).on(child)?;
     say!("committed {} into its parent", child.display());
+    if crate::interrupt::requested() {
+        eprintln!("vixdisk: asked to stop: finished the commit first (it cannot stop halfway)");
+    }
     Ok(())
 }
 
@@ -88,6 +110,7 @@ pub fn attach(parent: &Path, child: &Path) -> CmdResult {
 
 /// Renames a disk and its extent files.
 pub fn rename(source: &Path, target: &Path) -> CmdResult {
+    super::target_dir_exists(target)?;
     files::rename(source, target).on(source)?;
     say!("renamed {} to {}", source.display(), target.display());
     Ok(())

@@ -8,7 +8,7 @@ use vixDiskLib::error::Result;
 use vixDiskLib::vmdk::extent::Mapping;
 use vixDiskLib::vmdk::link::Link;
 
-use super::{open, with_disk};
+use super::{open_to_read, with_disk};
 use crate::failure::{CmdResult, OnFile, since_failure};
 use crate::units::SECTOR;
 
@@ -134,8 +134,8 @@ fn print_text(areas: &[Area], all: bool) {
 }
 
 /// Prints the map of the disk at `path`, or of the areas changed since `changed_since`.
-pub fn run(path: &Path, json: bool, changed_since: Option<&str>) -> CmdResult {
-    let disk = open(path, true, false)?;
+pub fn run(path: &Path, json: bool, changed_since: Option<&str>, force_share: bool) -> CmdResult {
+    let disk = open_to_read(path, force_share)?;
     let areas = with_disk(disk, path, |disk| {
         let runs = match changed_since {
             None => vec![(0, disk.capacity())],

@@ -29,6 +29,41 @@ pub fn open(path: &Path, read_only: bool, single_link: bool) -> CmdResult<Disk> 
     .on(path)
 }
 
+/// Opens `path` and its parents read-only; with `force_share` without the leaf's lock (a
+/// writer may hold it), warning that the answer may be stale.
+pub fn open_to_read(path: &Path, force_share: bool) -> CmdResult<Disk> {
+    if !force_share {
+        return open(path, true, false);
+    }
+    warn_force_share(path);
+    Disk::open_force_share(path, false).on(path)
+}
+
+/// The warning every `--force-share` read prints first.
+pub fn warn_force_share(path: &Path) {
+    crate::engine_log::warn(&format!(
+        "{}: --force-share: read without a lock; if another process is writing the disk the \
+         answer may be stale or inconsistent",
+        path.display()
+    ));
+}
+
+/// Refuses a new file whose directory does not exist, naming the path the user gave (the
+/// engine would report the hidden temporary file it builds the target under).
+pub fn target_dir_exists(target: &Path) -> CmdResult {
+    let dir = match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if dir.is_dir() {
+        return Ok(());
+    }
+    Err(crate::failure::Failure::Engine {
+        file: target.to_path_buf(),
+        error: vixDiskLib::error::Error::FileNotFound(dir.to_path_buf()),
+    })
+}
+
 /// Flushes and closes `disk` cleanly (clears the unclean flag of links it wrote).
 pub fn close(disk: Disk, path: &Path) -> CmdResult {
     disk.close().on(path)

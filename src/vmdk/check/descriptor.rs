@@ -13,19 +13,30 @@ use crate::vmdk::fileio::read_at_zero_fill;
 /// How many damaged lines a finding quotes.
 const QUOTED_LINES: usize = 3;
 
-/// True if `line` is something a descriptor may contain, judged by the engine's own parser.
-fn line_is_sound(line: &str) -> bool {
+/// Whether `line` is something a descriptor may contain, judged by the engine's own parser.
+/// A line that names something we do not support (an unknown extent type, a newer version) is
+/// an error, not damage: it must never be dropped, so the whole check stops with that error.
+fn line_is_sound(line: &str) -> Result<bool> {
     if line
         .chars()
         .any(|c| (c.is_control() && c != '\t') || c == char::REPLACEMENT_CHARACTER)
     {
-        return false;
+        return Ok(false);
     }
     if line.starts_with('#') {
-        return true;
+        return Ok(true);
     }
     // Wrap the line into a minimal descriptor: it parses only if the line itself does.
-    Descriptor::parse(&format!("version=1\n{line}\nNOACCESS 1 ZERO\n")).is_ok()
+    match Descriptor::parse(&format!("version=1\n{line}\nNOACCESS 1 ZERO\n")) {
+        Ok(_) => Ok(true),
+        Err(e) if is_unsupported(&e) => Err(e),
+        Err(_) => Ok(false),
+    }
+}
+
+/// True for errors that say "we cannot read this kind of disk", as opposed to "this is damaged".
+pub(super) fn is_unsupported(e: &Error) -> bool {
+    matches!(e, Error::NotSupported(_) | Error::UnsupportedVersion(_))
 }
 
 fn key_of(line: &str) -> String {
@@ -44,16 +55,22 @@ fn is_extent_line(line: &str) -> bool {
     )
 }
 
+/// What a salvage gives: the descriptor, the dropped lines and whether an extent line was
+/// added; or why nothing usable is left.
+type Salvaged = std::result::Result<(Descriptor, Vec<String>, bool), String>;
+
 /// Rebuilds a descriptor from the lines of `text` that are sound. `extent` (sectors, file name)
-/// supplies the extent line of a monolithic sparse file if it was lost. Returns the descriptor,
-/// the dropped lines and whether an extent line was added; or why nothing usable is left.
-fn salvage(
-    text: &str,
-    extent: Option<(u64, String)>,
-) -> std::result::Result<(Descriptor, Vec<String>, bool), String> {
+/// supplies the extent line of a monolithic sparse file if every extent line was lost.
+///
+/// An extent line is never dropped: each one maps a range of the disk, and without it the
+/// capacity shrinks and every later extent moves. A damaged extent line therefore makes the
+/// descriptor unsalvageable, except in a monolithic sparse file whose only extent (the file
+/// itself) is rebuilt from its header. Lines naming what we do not support are an `Err`.
+fn salvage(text: &str, extent: Option<(u64, String)>) -> Result<Salvaged> {
     let text = text.split('\0').next().unwrap_or("");
     let mut kept: Vec<String> = Vec::new();
     let mut dropped = Vec::new();
+    let mut damaged_extents: Vec<String> = Vec::new();
     let (mut version, mut cid, mut parent_cid, mut extents) = (false, false, false, false);
     for raw in text.lines() {
         let line = raw.trim_end_matches('\r').trim();
@@ -61,8 +78,12 @@ fn salvage(
             kept.push(String::new());
             continue;
         }
-        if !line_is_sound(line) {
-            dropped.push(raw.chars().take(60).collect());
+        if !line_is_sound(line)? {
+            if is_extent_line(line) {
+                damaged_extents.push(raw.chars().take(60).collect::<String>());
+            } else {
+                dropped.push(raw.chars().take(60).collect());
+            }
             continue;
         }
         match key_of(line).as_str() {
@@ -75,28 +96,40 @@ fn salvage(
         kept.push(line.to_string());
     }
     if !cid || !parent_cid {
-        return Err("its CID or parentCID line is lost, so its place in a chain is unknown".into());
+        return Ok(Err(
+            "its CID or parentCID line is lost, so its place in a chain is unknown".into(),
+        ));
     }
+    let rebuild = extent.filter(|_| !extents);
+    if !damaged_extents.is_empty() && rebuild.is_none() {
+        return Ok(Err(format!(
+            "extent line {:?} is damaged; dropping it would lose that extent's data and move every later extent",
+            damaged_extents[0]
+        )));
+    }
+    dropped.extend(damaged_extents);
     if !version {
         kept.insert(0, "version=1".into());
     }
     let mut added = false;
     if !extents {
-        let Some((sectors, name)) = extent else {
-            return Err("no extent line is left".into());
+        let Some((sectors, name)) = rebuild else {
+            return Ok(Err("no extent line is left".into()));
         };
         kept.push(format!("RW {sectors} SPARSE \"{name}\""));
         added = true;
     }
-    let d = Descriptor::parse(&kept.join("\n")).map_err(|e| e.to_string())?;
+    let d = match Descriptor::parse(&kept.join("\n")) {
+        Ok(d) => d,
+        Err(e) if is_unsupported(&e) => return Err(e),
+        Err(e) => return Ok(Err(e.to_string())),
+    };
     if d.parent_cid != NO_PARENT_CID && d.parent_hint.is_none() {
-        return Err("its parentFileNameHint line is lost".into());
+        return Ok(Err("its parentFileNameHint line is lost".into()));
     }
-    Ok((d, dropped, added))
+    Ok(Ok((d, dropped, added)))
 }
 
-/// Parses `text`; if it does not parse, salvages it. Records the finding; `None` if nothing
-/// usable can be recovered (a fatal finding then).
 /// A descriptor of a kind we do not read (a createType, an extent type, encryption, a version)
 /// is not damage: the check itself fails with that error, and nothing is salvaged from it.
 pub(super) fn refuse_unsupported(path: &Path, text: &str) -> Result<()> {
@@ -115,18 +148,23 @@ pub(super) fn refuse_unsupported(path: &Path, text: &str) -> Result<()> {
     }
 }
 
+/// Parses `text`; if it does not parse, salvages it. Records the finding; `None` if nothing
+/// usable can be recovered (a fatal finding then). A descriptor naming something we do not
+/// support is that error (`VIX_E_NOT_SUPPORTED` or the version error), never damage.
 pub(super) fn parse_or_salvage(
     path: &Path,
     text: &str,
     extent: Option<(u64, String)>,
     f: &mut Findings,
-) -> Option<Parsed> {
+) -> Result<Option<Parsed>> {
+    let p = show(path);
     let err = match Descriptor::parse(text) {
-        Ok(d) => return Some((d, false)),
+        Ok(d) => return Ok(Some((d, false))),
+        Err(e) if is_unsupported(&e) => return Err(with_path(&p, e)),
         Err(e) => e,
     };
-    let p = show(path);
-    match salvage(text, extent) {
+    let salvaged = salvage(text, extent).map_err(|e| with_path(&p, e))?;
+    Ok(match salvaged {
         Ok((d, dropped, added)) => {
             let quoted: Vec<String> = dropped
                 .iter()
@@ -157,6 +195,14 @@ pub(super) fn parse_or_salvage(
             );
             None
         }
+    })
+}
+
+fn with_path(p: &str, e: Error) -> Error {
+    match e {
+        Error::NotSupported(m) => Error::NotSupported(format!("{p}: {m}")),
+        Error::UnsupportedVersion(m) => Error::UnsupportedVersion(format!("{p}: {m}")),
+        other => other,
     }
 }
 
@@ -185,7 +231,7 @@ pub(super) fn check_embedded(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     refuse_unsupported(path, &text)?;
-    let Some((mut d, mut rewrite)) = parse_or_salvage(path, &text, Some((h.capacity, name)), f)
+    let Some((mut d, mut rewrite)) = parse_or_salvage(path, &text, Some((h.capacity, name)), f)?
     else {
         return Ok(false);
     };
@@ -195,7 +241,11 @@ pub(super) fn check_embedded(
             "{p}: descriptor capacity {desc_cap} sectors differs from the header capacity {} sectors",
             h.capacity
         );
-        if !layout_fits(&h, h.capacity) && layout_fits(&h, desc_cap) {
+        // When both values explain the layout (same number of grain tables), the larger one
+        // wins: the smaller would hide sectors a grain table may map, and repair must never
+        // make data unreachable.
+        let fits_desc = layout_fits(&h, desc_cap);
+        if fits_desc && (!layout_fits(&h, h.capacity) || desc_cap > h.capacity) {
             f.fixable(
                 ProblemKind::CapacityMismatch,
                 format!("{detail}; the directory layout matches the descriptor"),
@@ -241,7 +291,7 @@ mod tests {
     #[test]
     fn drops_garbage_lines_and_keeps_the_rest() {
         let text = GOOD.replace("# Extent description", "\u{1}\u{2}garbage\u{fffd}");
-        let (d, dropped, added) = salvage(&text, None).unwrap();
+        let (d, dropped, added) = salvage(&text, None).unwrap().unwrap();
         assert_eq!(dropped.len(), 1);
         assert!(!added);
         assert_eq!(d.cid, 0x12345678);
@@ -252,8 +302,10 @@ mod tests {
     #[test]
     fn rebuilds_a_lost_extent_line_only_when_told_how() {
         let text = GOOD.replace("RW 2048 SPARSE \"a.vmdk\"", "RW zz SPARSE");
-        assert!(salvage(&text, None).is_err());
-        let (d, _, added) = salvage(&text, Some((4096, "a.vmdk".into()))).unwrap();
+        assert!(salvage(&text, None).unwrap().is_err());
+        let (d, _, added) = salvage(&text, Some((4096, "a.vmdk".into())))
+            .unwrap()
+            .unwrap();
         assert!(added);
         assert_eq!(d.capacity(), 4096);
     }
@@ -261,8 +313,8 @@ mod tests {
     #[test]
     fn refuses_when_the_chain_identity_is_lost() {
         let text = GOOD.replace("parentCID=ffffffff", "\u{fffd}\u{fffd}");
-        assert!(salvage(&text, None).is_err());
+        assert!(salvage(&text, None).unwrap().is_err());
         let child = GOOD.replace("parentCID=ffffffff", "parentCID=0000abcd");
-        assert!(salvage(&child, None).is_err());
+        assert!(salvage(&child, None).unwrap().is_err());
     }
 }

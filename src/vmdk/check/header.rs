@@ -9,7 +9,7 @@ use crate::vmdk::header::{
     FLAG_COMPRESSED, FLAG_MARKERS, FLAG_USE_REDUNDANT, GD_AT_END, HEADER_SIZE, SparseHeader,
 };
 
-use crate::vmdk::header::{MAX_GRAIN_SECTORS, MAX_GTES_PER_GT};
+use crate::vmdk::header::{MAX_GRAIN_SECTORS, MAX_GTES_PER_GT, looks_text_mangled};
 
 /// The newline-detector bytes at offset 73.
 const NEWLINES: &[u8; 4] = b"\n \r\n";
@@ -116,19 +116,39 @@ pub(super) fn check(
         f.fatal(ProblemKind::Header, format!("{p}: header: {what}"));
         Ok(None)
     };
-    if !(1..=3).contains(&h.version) {
-        return fatal(format!("version {} (1 to 3 exist)", h.version));
+    // A text tool replaced bytes and shifted every field after them: nothing here can be
+    // trusted or put back (the replaced bytes are gone), and the version or flags it now shows
+    // are not a newer format.
+    if looks_text_mangled(first) {
+        return fatal(
+            "newline detector and bytes >= 0x80 mangled (text-mode transfer?); the original bytes are lost"
+                .into(),
+        );
+    }
+    // A newer version, an unknown incompatible flag or compression algorithm is a format we do
+    // not know, refused as the opener refuses it (VIX_E_DISK_UNSUPPORTEDDISKVERSION): calling it
+    // damage would invite a "repair" of a disk that is fine for the program that wrote it.
+    if h.version > 3 {
+        return Err(Error::UnsupportedVersion(format!(
+            "{p}: sparse header version {} (1 to 3 are supported)",
+            h.version
+        )));
+    }
+    if h.version == 0 {
+        return fatal("version 0 (1 to 3 exist)".into());
     }
     let incompat = h.flags & 0xffff_0000;
     if incompat & !(FLAG_COMPRESSED | FLAG_MARKERS) != 0 {
-        return fatal(format!("unknown incompatible flags {incompat:#x}"));
+        return Err(Error::UnsupportedVersion(format!(
+            "{p}: sparse header has unknown incompatible flags {incompat:#x}"
+        )));
     }
     // The opener refuses algorithms other than none/deflate; so must the checker.
     if h.compress_algorithm > 1 {
-        return fatal(format!(
-            "unknown compression algorithm {}",
+        return Err(Error::UnsupportedVersion(format!(
+            "{p}: sparse header names unknown compression algorithm {}",
             h.compress_algorithm
-        ));
+        )));
     }
     if h.flags & FLAG_COMPRESSED != 0 || h.gd_offset == GD_AT_END {
         return Err(Error::NotSupported(format!(

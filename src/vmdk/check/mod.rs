@@ -11,13 +11,17 @@
 //! tables inside the file and clear of other metadata), and every grain-table entry (inside the
 //! file, clear of metadata, no grain referenced twice).
 //!
-//! Repair never drops data that a reader could reach: a damaged copy of a directory entry or
-//! table is rebuilt from the other copy; an entry that is unusable in both copies (past the end
-//! of the file, inside metadata) is zeroed, as is the later of two entries sharing one grain.
-//! Writes go tables first, then directories, then the descriptor, then the header (newline
-//! bytes, unclean flag), each group followed by an fsync. If anything is beyond repair (a
-//! missing extent file, a destroyed header, a grain table lost in both copies) nothing at all is
-//! written, so the evidence stays as it was for whoever recovers the disk by hand.
+//! Repair never drops data that a reader could reach, and only turns what cannot be read into
+//! what reads as it was (docs/decisions.md has the audit of every action): a damaged copy of a
+//! directory entry or table is rebuilt from the other copy; an entry that is unusable in both
+//! copies (past the end of the file, inside metadata) is zeroed; the later of two entries
+//! sharing one grain gets its own copy of it. Extent lines are never removed and a capacity is
+//! never lowered; what we do not support (an unknown extent type, a newer version) is that
+//! error, not damage. Writes go grain copies first, then tables, then directories, then the
+//! descriptor, then the header (newline bytes, unclean flag), each group followed by an fsync.
+//! If anything is beyond repair (a missing extent file, a destroyed header, a grain table lost
+//! in both copies, a damaged extent line) nothing at all is written, so the evidence stays as
+//! it was for whoever recovers the disk by hand.
 
 mod descriptor;
 mod header;
@@ -208,6 +212,8 @@ pub(crate) enum DescriptorWrite {
 pub(crate) struct FilePlan {
     path: PathBuf,
     extend_to: Option<u64>,
+    /// (from, to, bytes): copies of shared grains into new grains, written before any table.
+    grain_copies: Vec<(u64, u64, u64)>,
     tables: Vec<(u64, Vec<u8>)>,
     directories: Vec<(u64, Vec<u8>)>,
     descriptor: Option<DescriptorWrite>,
@@ -224,6 +230,7 @@ impl FilePlan {
 
     fn is_empty(&self) -> bool {
         self.extend_to.is_none()
+            && self.grain_copies.is_empty()
             && self.tables.is_empty()
             && self.directories.is_empty()
             && self.descriptor.is_none()
@@ -236,8 +243,21 @@ impl FilePlan {
 /// Errors are for failures of the check itself (the file cannot be opened, is locked, an I/O
 /// error, a format this checker does not know); damage is reported in the `CheckReport`.
 pub fn check_disk(path: &Path, repair: bool) -> Result<CheckReport> {
+    check_link(path, repair, true)
+}
+
+/// Checks the link at `path` without taking its lock (never repairs), so a disk another
+/// process has open for writing can be checked; what it finds may be that writer's
+/// half-finished update rather than damage.
+pub fn check_disk_force_share(path: &Path) -> Result<CheckReport> {
+    check_link(path, false, false)
+}
+
+fn check_link(path: &Path, repair: bool, take_lock: bool) -> Result<CheckReport> {
     let lock_file = open_regular(path, false)?;
-    lock(&lock_file, path, repair)?;
+    if take_lock {
+        lock(&lock_file, path, repair)?;
+    }
     log::info(format!(
         "checking {}{}",
         path.display(),
@@ -422,7 +442,7 @@ fn check_descriptor_file(
     let text = super::descriptor::decode_text(&bytes);
     let mut plan = FilePlan::new(path);
     descriptor::refuse_unsupported(path, &text)?;
-    let Some(d) = descriptor::parse_or_salvage(path, &text, None, f) else {
+    let Some(d) = descriptor::parse_or_salvage(path, &text, None, f)? else {
         return Ok(());
     };
     let (d, salvaged) = d;

@@ -1,19 +1,21 @@
 //! Applies repair plans in crash-safe order.
 //!
-//! Per file: extend with zeros (harmless), then grain tables (new copies are not referenced
+//! Per file: extend with zeros (harmless), copies of shared grains into new grains at the end
+//! (nothing refers to them yet), then grain tables (new copies are not referenced
 //! yet; rewritten ones only lose entries that were unusable), fsync; then directories, which
 //! switch to the rebuilt tables, fsync; then the descriptor; then the header, whose
 //! uncleanShutdown flag is cleared last, fsync. A crash at any point leaves a file that is no
 //! worse than before and that a second run repairs. Files are done in plan order: extents
 //! before the descriptor file that names them.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 
 use super::{DescriptorWrite, FilePlan};
 use crate::error::{Error, Result};
-use crate::vmdk::fileio::{sync_data, write_all_at};
+use crate::vmdk::atomic::{create_new_file, remove_stale_temp};
+use crate::vmdk::fileio::{read_at_zero_fill, sync_data, write_all_at};
 
 fn open_rw(path: &Path) -> Result<File> {
     crate::vmdk::fileio::open_regular(path, true)
@@ -39,12 +41,10 @@ fn replace_descriptor(path: &Path, text: &str) -> Result<()> {
     let dir = crate::vmdk::link::dir_of(path);
     let tmp = dir.join(format!(".{name}.repair-tmp"));
     let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(|e| Error::io(&tmp, e))?;
+        // O_EXCL after removing a stale leftover: a symlink planted at the temporary name is
+        // removed, never written through.
+        remove_stale_temp(&tmp)?;
+        let mut f = create_new_file(&tmp)?;
         f.write_all(text.as_bytes())
             .map_err(|e| Error::io(&tmp, e))?;
         f.sync_all().map_err(|e| Error::io(&tmp, e))?;
@@ -72,6 +72,14 @@ fn apply_one(plan: &FilePlan) -> Result<()> {
             file.set_len(len).map_err(|e| Error::io(path, e))?;
             sync_data(&file, path)?;
         }
+    }
+    if !plan.grain_copies.is_empty() {
+        for &(from, to, len) in &plan.grain_copies {
+            let mut buf = vec![0u8; len as usize];
+            read_at_zero_fill(&file, path, &mut buf, from)?;
+            write_all_at(&file, path, &buf, to)?;
+        }
+        sync_data(&file, path)?;
     }
     write_group(&file, path, &plan.tables)?;
     write_group(&file, path, &plan.directories)?;

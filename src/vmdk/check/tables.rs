@@ -11,7 +11,8 @@
 //! 2. An entry is bad if its grain starts past the end of the file, below the data area, or
 //!    over metadata. The first sound non-zero value among the copies is used (primary first).
 //! 3. Grains claimed twice: claims both copies agree on go first, in table order; a later claim
-//!    falls back to its other copy's value if that is free, else it is zeroed.
+//!    falls back to its other copy's value if that is free, else it gets its own copy of the
+//!    grain (so its sectors keep reading what they read).
 //! 4. Rebuilt tables go to their standard place if it is free, else are appended.
 
 use std::collections::BTreeMap;
@@ -70,11 +71,21 @@ pub(super) fn check_tree(x: &Extent, f: &mut Findings, plan: &mut FilePlan) -> R
     for (i, fin) in finals.iter_mut().enumerate() {
         *fin = decide_index(t, i, &slots[i], &meta, &mut claims, f);
     }
-    let grains = resolve_sharing(t, claims, &mut finals, f);
+    let (grains, copies) = resolve_sharing(t, claims, &mut finals, f);
     if f.unrepairable() {
         return Ok(());
     }
-    plan_writes(t, &slots, &dirs, &finals, &meta, &grains, f, plan)
+    plan_writes(
+        t,
+        &slots,
+        &dirs,
+        &mut finals,
+        &copies,
+        &meta,
+        &grains,
+        f,
+        plan,
+    )
 }
 
 /// Steps 1 and 2 for index `i`: directory findings, entry choice, claims for step 3.
@@ -305,13 +316,22 @@ fn report_bad_entries(t: &Tree, i: usize, bad: &[BadEntry], f: &mut Findings) {
     }
 }
 
-/// Step 3. Returns the grains in use, as sector ranges.
+/// A later claim on a grain another entry keeps: the entry gets a copy of that grain.
+struct GrainCopy {
+    i: usize,
+    j: usize,
+    from: u64,
+}
+
+/// Step 3. Returns the grains in use, as sector ranges, and the entries that get a copy of the
+/// grain they share (so every virtual sector keeps reading what it read before the repair).
 fn resolve_sharing(
     t: &Tree,
     mut claims: Vec<Claim>,
     finals: &mut [Option<Vec<u32>>],
     f: &mut Findings,
-) -> Ranges {
+) -> (Ranges, Vec<GrainCopy>) {
+    let mut copies = Vec::new();
     let p = &t.p;
     let gs = t.gs;
     claims.sort_by_key(|c| (!c.strong, c.i, c.j));
@@ -335,7 +355,14 @@ fn resolve_sharing(
             owner.insert(alt, (cl.i, cl.j));
             continue;
         }
+        // Zeroing the entry would change what its sectors read (zeros, or the parent's data):
+        // it gets its own copy of the grain instead, placed in `plan_writes`.
         table[cl.j] = 0;
+        copies.push(GrainCopy {
+            i: cl.i,
+            j: cl.j,
+            from: cl.start,
+        });
         let vsec = |i: usize, j: usize| (i * t.per + j) as u64 * gs;
         f.fixable(
             ProblemKind::SharedGrain,
@@ -347,9 +374,10 @@ fn resolve_sharing(
                 vsec(cl.i, cl.j)
             ),
             format!(
-                "{p}: kept the first reference to the grain at sector {at} (table {oi} entry {oj}) and zeroed table {} entry {}: virtual sectors {}..{} no longer alias it",
+                "{p}: kept the first reference to the grain at sector {at} (table {oi} entry {oj}) and gave table {} entry {} a copy of the grain at sector {}: virtual sectors {}..{} read as before but no longer alias it",
                 cl.i,
                 cl.j,
+                cl.start,
                 vsec(cl.i, cl.j),
                 vsec(cl.i, cl.j) + gs
             ),
@@ -359,7 +387,7 @@ fn resolve_sharing(
     for &s in owner.keys() {
         grains.insert(s, s + gs);
     }
-    grains
+    (grains, copies)
 }
 
 /// Step 4 and the plan: table locations, table and directory writes, file extension.
@@ -368,7 +396,8 @@ fn plan_writes(
     t: &Tree,
     slots: &[[TableCopy; 2]],
     dirs: &[(Vec<u32>, usize)],
-    finals: &[Option<Vec<u32>>],
+    finals: &mut [Option<Vec<u32>>],
+    copies: &[GrainCopy],
     meta: &Ranges,
     grains: &Ranges,
     f: &mut Findings,
@@ -390,6 +419,18 @@ fn plan_writes(
         .max(t.data_start)
         .max(grain_end)
         .next_multiple_of(t.gs);
+    // Copies of shared grains go first, at the end of the file (written before any table
+    // refers to them).
+    for c in copies {
+        let at = cursor;
+        cursor += t.gs;
+        occupied.insert(at, at + t.gs);
+        let table = finals[c.i]
+            .as_mut()
+            .expect("copies come from decided tables");
+        table[c.j] = sector_u32(x.path, at)?;
+        plan.grain_copies.push((c.from * 512, at * 512, t.gs * 512));
+    }
     let mut new_dirs: Vec<Vec<u32>> = dirs.iter().map(|d| d.0.clone()).collect();
     for (i, fin) in finals.iter().enumerate() {
         let Some(fin) = fin else { continue };

@@ -306,7 +306,17 @@ pub fn store(m: &Manifest, dir: &Path) -> CmdResult {
     let mut m = m.clone();
     m.manifest_crc32 = Some(m.own_crc32());
     let text = serde_json::to_string_pretty(&m).expect("plain data serializes");
-    let mut f = File::create(&partial).on(&partial)?;
+    // O_EXCL after removing a stale leftover: a symlink planted at the temporary name is
+    // removed, never written through.
+    match std::fs::remove_file(&partial) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e).on(&partial),
+        _ => {}
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&partial)
+        .on(&partial)?;
     f.write_all(text.as_bytes()).on(&partial)?;
     f.sync_all().on(&partial)?;
     std::fs::rename(&partial, dir.join(MANIFEST)).on(dir)?;

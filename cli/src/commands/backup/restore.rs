@@ -151,6 +151,7 @@ impl Source for PlanSource {
 
 /// Restores the backup in `dir` (and those it builds on) into a new disk at `target`.
 pub fn restore(dir: &Path, target: &Path, format: &FormatArgs, quiet: bool) -> CmdResult {
+    crate::commands::target_dir_exists(target)?;
     let chain = manifest::load(dir)?.chain()?;
     let files = chain
         .iter()
@@ -168,7 +169,7 @@ pub fn restore(dir: &Path, target: &Path, format: &FormatArgs, quiet: bool) -> C
         spec.create.adapter = a;
     }
     if spec.create.adapter == EngineAdapter::LegacyEsx {
-        spec.create.adapter = EngineAdapter::Ide;
+        spec.create.adapter = EngineAdapter::LsiLogic;
     }
     if format.hw_version.is_none()
         && let Some(hw) = newest

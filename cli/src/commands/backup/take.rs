@@ -75,16 +75,26 @@ fn push_run(runs: &mut Vec<(u64, u64)>, s: u64, n: u64) {
     }
 }
 
+/// VIX_E_FILE_ALREADY_EXISTS unless `dir` is missing or an empty directory.
+fn refuse_used_dir(dir: &Path) -> CmdResult {
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => match entries.next() {
+            Some(_) => Err(Failure::Engine {
+                file: dir.to_path_buf(),
+                error: Error::FileExists(dir.to_path_buf()),
+            }),
+            None => Ok(()),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).on(dir),
+    }
+}
+
 /// Prepares `dir`: created if missing, else it must be empty. Returns whether we created it.
 fn prepare_dir(dir: &Path) -> CmdResult<bool> {
     match std::fs::read_dir(dir) {
-        Ok(mut entries) => {
-            if entries.next().is_some() {
-                return Err(Failure::Engine {
-                    file: dir.to_path_buf(),
-                    error: Error::FileExists(dir.to_path_buf()),
-                });
-            }
+        Ok(_) => {
+            refuse_used_dir(dir)?;
             Ok(false)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -265,6 +275,9 @@ pub fn take(
     snapshot: Option<&Path>,
     quiet: bool,
 ) -> CmdResult {
+    // A directory that is not empty is refused before anything is printed or snapshotted
+    // (prepare_dir checks again when it makes the directory).
+    refuse_used_dir(dir)?;
     let base = base_of(kind, base)?;
     if let Some((parent, _)) = &base
         && kind == Kind::Differential
