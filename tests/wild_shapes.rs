@@ -426,3 +426,18 @@ fn a_text_mode_mangled_sparse_file_is_refused_as_such() {
     assert!(!report.outcome().is_ok(), "{report:?}");
     assert_eq!(std::fs::read(&path).unwrap(), mangled, "repair wrote to it");
 }
+
+#[test]
+fn a_windows_1252_extent_name_finds_the_file_copied_to_linux() {
+    // Workstation on Windows wrote "café" in windows-1252; copied to Linux the file is named
+    // in UTF-8.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(p(dir.path(), "caf\u{e9}-flat.vmdk"), vec![0x5cu8; 1 << 20]).unwrap();
+    let path = p(dir.path(), "d.vmdk");
+    std::fs::write(
+        &path,
+        b"version=1\nencoding=\"windows-1252\"\nCID=1\nparentCID=ffffffff\ncreateType=\"monolithicFlat\"\nRW 2048 FLAT \"caf\xe9-flat.vmdk\" 0\n",
+    )
+    .unwrap();
+    assert!(read_all(&open_ro(&path)) == vec![0x5cu8; 1 << 20]);
+}
