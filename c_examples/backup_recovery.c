@@ -9,6 +9,9 @@
  *   T1  full backup of the blocks QueryAllocatedBlocks reports, recording changeId_T1;
  *   T2  incremental: OpenEx(changeId_T1) + QueryChangedAreas;
  *   T3  incremental since T2, and a differential since T1.
+ * The change id of each snapshot is taken one of two ways, and the whole cycle runs once each
+ * (in DIR/id-before-snapshot and DIR/id-after-snapshot): on the writable handle just before
+ * CreateChild, or after it from a read-only open of the frozen disk, as backup programs do.
  * Then the disk at T3 is restored twice into new disks, newest backup first, skipping sectors
  * already restored (T3 incremental, T2 incremental, T1 full; and T3 differential, T1 full),
  * and each is compared with the base at T3: through the library and with `qemu-img compare`.
@@ -16,10 +19,12 @@
  * Exit status 0 only if every check passed.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "vixDiskLib.h"
 #include "vixDiskLibExt.h"
@@ -164,20 +169,31 @@ static int changed_backup(const char *base, const char *since, struct backup *b)
    return check(VixDiskLib_Close(h), "Close") && ok;
 }
 
-/* Snapshot: freeze `base` under `snap`, and record the change id of the frozen content. */
+/* Set by main: take each snapshot's id after CreateChild, from a read-only open. */
+static int id_after_snapshot;
+
+/* Snapshot: freeze `base` under `snap`, and record the change id of the frozen content: on
+ * the writable handle before CreateChild, or (id_after_snapshot) from a read-only open of the
+ * frozen disk afterwards. */
 static int snapshot(const char *base, const char *snap, char *id, size_t id_size)
 {
    VixDiskLibHandle h;
    char *change_id = NULL;
    int ok = check(VixDiskLib_Open(conn, base, 0, &h), base) &&
-            check(VixDiskLibExt_GetChangeId(h, &change_id), "GetChangeId") &&
+            (id_after_snapshot || check(VixDiskLibExt_GetChangeId(h, &change_id), "GetChangeId")) &&
             check(VixDiskLib_CreateChild(h, snap, VIXDISKLIB_DISK_MONOLITHIC_SPARSE, NULL, NULL),
                   "CreateChild");
+   ok = check(VixDiskLib_Close(h), "Close") && ok;
+   if (ok && id_after_snapshot) {
+      ok = check(VixDiskLib_Open(conn, base, VIXDISKLIB_FLAG_OPEN_READ_ONLY, &h), base) &&
+           check(VixDiskLibExt_GetChangeId(h, &change_id), "GetChangeId (read-only, frozen)");
+      ok = check(VixDiskLib_Close(h), "Close") && ok;
+   }
    if (change_id != NULL) {
       snprintf(id, id_size, "%s", change_id);
       VixDiskLibExt_FreeChangeId(change_id);
    }
-   return check(VixDiskLib_Close(h), "Close") && ok;
+   return ok;
 }
 
 static int report(const struct backup *b, uint64_t want_grains)
@@ -270,20 +286,17 @@ static int verify(const char *restored, const char *reference)
    return ok;
 }
 
-int main(int argc, char **argv)
+/* One backup cycle (T1..T3 and two restores) in `dir`. */
+static int cycle(const char *dir)
 {
-   if (argc != 2) {
-      fprintf(stderr, "usage: %s DIR\n", argv[0]);
-      return 2;
-   }
    char base[4096], snap[3][4096], restored_incr[4096], restored_diff[4096];
    char id_t1[256] = "", id_t2[256] = "", id_t3[256] = "";
-   snprintf(base, sizeof base, "%s/base.vmdk", argv[1]);
+   snprintf(base, sizeof base, "%s/base.vmdk", dir);
    for (int i = 0; i < 3; i++) {
-      snprintf(snap[i], sizeof snap[i], "%s/snapshot-T%d.vmdk", argv[1], i + 1);
+      snprintf(snap[i], sizeof snap[i], "%s/snapshot-T%d.vmdk", dir, i + 1);
    }
-   snprintf(restored_incr, sizeof restored_incr, "%s/restored-incremental.vmdk", argv[1]);
-   snprintf(restored_diff, sizeof restored_diff, "%s/restored-differential.vmdk", argv[1]);
+   snprintf(restored_incr, sizeof restored_incr, "%s/restored-incremental.vmdk", dir);
+   snprintf(restored_diff, sizeof restored_diff, "%s/restored-differential.vmdk", dir);
 
    /* Before T1 (base), between T1 and T2 (snapshot 1), T2..T3 (snapshot 2), after T3. */
    static const struct fill w0[] = {{0, 2048, 0x10}, {20000, 100, 0x11}, {CAPACITY_SECTORS - 8, 8, 0x12}};
@@ -294,8 +307,9 @@ int main(int argc, char **argv)
                  incr3 = {.name = "incremental T3 (since T2)"},
                  diff3 = {.name = "differential T3 (since T1)"};
 
-   int ok = check(VixDiskLib_InitEx(6, 5, NULL, NULL, NULL, NULL, NULL), "InitEx") &&
-            check(VixDiskLib_ConnectEx(NULL, FALSE, NULL, NULL, &conn), "ConnectEx");
+   printf("== change ids taken %s ==\n",
+          id_after_snapshot ? "after CreateChild, read-only" : "before CreateChild");
+   int ok = 1;
    VixDiskLibCreateParams cp;
    memset(&cp, 0, sizeof cp);
    cp.diskType = VIXDISKLIB_DISK_MONOLITHIC_SPARSE;
@@ -333,6 +347,25 @@ int main(int argc, char **argv)
    backup_free(&incr2);
    backup_free(&incr3);
    backup_free(&diff3);
+   return ok;
+}
+
+int main(int argc, char **argv)
+{
+   if (argc != 2) {
+      fprintf(stderr, "usage: %s DIR\n", argv[0]);
+      return 2;
+   }
+   int ok = check(VixDiskLib_InitEx(6, 5, NULL, NULL, NULL, NULL, NULL), "InitEx") &&
+            check(VixDiskLib_ConnectEx(NULL, FALSE, NULL, NULL, &conn), "ConnectEx");
+   static const char *const modes[2] = {"id-before-snapshot", "id-after-snapshot"};
+   for (int m = 0; ok && m < 2; m++) {
+      char dir[3072]; /* leaves room for the file names cycle() appends in its 4096-byte paths */
+      snprintf(dir, sizeof dir, "%s/%s", argv[1], modes[m]);
+      ok = expect(mkdir(dir, 0777) == 0 || errno == EEXIST, "mkdir");
+      id_after_snapshot = m;
+      ok = ok && cycle(dir);
+   }
    VixDiskLib_Disconnect(conn);
    VixDiskLib_Exit();
    printf(ok ? "backup_recovery: all checks passed\n" : "backup_recovery: FAILED\n");

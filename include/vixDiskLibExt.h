@@ -52,8 +52,12 @@ VixError VixDiskLibExt_SetChangeTracking(VixDiskLibConnection connection, const 
 /*
  Returns, in `*changeId`, the change id of the content the handle sees now, in vSphere's
  shape (`"52 ab f5 21 86 ad f2 ff-5b ef c0 f2 3b 53 eb 3b/78"`): two calls with no write
- between them give the same id, a write in between gives a new one (a new id needs a
- writable handle). Free it with `VixDiskLibExt_FreeChangeId`. A disk that does not track
+ between them give the same id, a write in between gives a new one. One id names one
+ content: after `VixDiskLib_CreateChild` the frozen parent has its final id (from any
+ handle, read-only ones included) and the child's later contents get ids of their own.
+ Read-only handles issue ids too (only the tracking file is written, under its own lock;
+ readers of one content get one id); `VIX_E_FILE_READ_ONLY` only when the tracking file
+ cannot be written. Free it with `VixDiskLibExt_FreeChangeId`. A disk that does not track
  changes: `VIX_E_DISK_NOTSUPPORTED`; damaged tracking data: `VIX_E_OBJECT_NOT_FOUND`.
  */
 VixError VixDiskLibExt_GetChangeId(VixDiskLibHandle diskHandle, char **changeId);

@@ -10,6 +10,7 @@
   and `build` are the checkout's), then run; it must print "ok".
 * Every VixDiskLib_* / VixDiskLibExt_* name the README mentions must be exported by the
   built library, so the README cannot name functions that do not exist.
+* The packages the README says scripts/setup.sh installs (apt and pip) are the ones it does.
 
 Three sh blocks are not run here, because scripts/test.sh runs them itself: the two set-up
 commands (they are the test), `pip install ... ./python` (the fresh-venv step) and
@@ -76,6 +77,7 @@ def main():
     if counts["sh"] < 1 or counts["python"] < 1 or counts["c"] != 1:
         sys.exit(f"README blocks run: {counts}; expected sh and python blocks and one C block")
     check_names(readme, build)
+    check_setup_lists(readme)
     print(f"README blocks: ok ({counts['sh']} sh, {counts['python']} python, {counts['c']} C run; "
           f"{len(RUN_ELSEWHERE)} run by scripts/test.sh)")
 
@@ -115,6 +117,21 @@ def check_names(readme, build):
     # The set-up commands install as root: the README says so.
     if not re.search(r"scripts/setup\.sh`[^.]*\broot\b", readme, flags=re.S):
         sys.exit("README: the scripts/setup.sh paragraph must say it installs as root")
+
+
+def check_setup_lists(readme):
+    """The packages the README says scripts/setup.sh installs are the ones it installs."""
+    setup = open(os.path.join(ROOT, "scripts", "setup.sh"), encoding="utf-8").read()
+    apt = set(re.findall(r"need_apt\+=\(([\w.-]+)\)", setup))
+    pip = {n for line in re.findall(r"pip install -q ([^|&;\n]+)", setup) for n in line.split()}
+    m = re.search(r"`apt-get install` \(([^)]*)\) and `pip install`\s+into the system Python \(([^)]*)\)",
+                  readme)
+    if not m:
+        sys.exit("README: the scripts/setup.sh paragraph must list what it apt-get and pip installs")
+    said_apt, said_pip = ({n.strip() for n in g.split(",")} for g in m.groups())
+    if (said_apt, said_pip) != (apt, pip):
+        sys.exit(f"README's scripts/setup.sh lists are stale: apt {sorted(said_apt)} vs {sorted(apt)}, "
+                 f"pip {sorted(said_pip)} vs {sorted(pip)}")
 
 
 if __name__ == "__main__":

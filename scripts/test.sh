@@ -32,6 +32,11 @@ for f in include/vixDiskLib.h include/vixDiskLibExt.h include/vm_basic_types.h l
          share/fish/vendor_completions.d/vixdisk.fish; do
   [ -e "$prefix/$f" ] || { echo "install layout: $f missing" >&2; exit 1; }
 done
+# Every installed header is in the README's install layout (it once left out vixDiskLibExt.h).
+layout=$(sed -n '/^## Install layout/,/^## What works/p' README.md)
+for h in "$prefix"/include/*.h; do
+  grep -qF "$(basename "$h")" <<<"$layout" || { echo "README's install layout lacks include/$(basename "$h")" >&2; exit 1; }
+done
 # --- issue 16: pkg-config as the README says it (cli16) ---------------------------------------
 # For /usr/local, pkg-config searches PREFIX/share/pkgconfig by itself; for this other prefix the
 # README says `export PKG_CONFIG_PATH=PREFIX/share/pkgconfig`. Then the README's C program, built

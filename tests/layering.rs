@@ -21,6 +21,7 @@ const VMDK_LAYERS: &[(&str, &[&str])] = &[
     (
         "on-disk primitives: files, header, descriptor, markers, grain tables, change tracking",
         &[
+            "iolog",
             "fileio",
             "atomic",
             "geometry",
@@ -31,6 +32,7 @@ const VMDK_LAYERS: &[(&str, &[&str])] = &[
             "markers",
             "grain_map",
             "track_layout",
+            "track_id",
             "track",
         ],
     ),

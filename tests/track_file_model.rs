@@ -50,7 +50,7 @@ proptest! {
             match op {
                 Op::Write(g, n) => {
                     let n = n.min(GRAINS - g);
-                    t.before_write(g * 128 + 5, n * 128 - 10).unwrap();
+                    t.before_write(g * 128 + 5, n * 128 - 10, 1).unwrap();
                     let next = ids.last().unwrap().seq + 1;
                     for x in g..g + n {
                         epochs.insert(x, next);

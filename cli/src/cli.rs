@@ -328,4 +328,9 @@ pub struct SnapshotArg {
     /// the snapshot afterwards.
     #[arg(long, value_name = "CHILD")]
     pub snapshot: Option<PathBuf>,
+    /// Take the change id after the snapshot, from a new read-only open of the frozen disk
+    /// (the seeds' order). Without it the id is taken just before CreateChild on the handle
+    /// that creates it. Both name the frozen content.
+    #[arg(long, requires = "snapshot")]
+    pub id_after_snapshot: bool,
 }

@@ -109,6 +109,7 @@ fn run(cli: Cli) -> CmdResult {
                 &dir,
                 base.as_deref(),
                 snapshot.snapshot.as_deref(),
+                snapshot.id_after_snapshot,
                 quiet,
             )
         }

@@ -49,6 +49,25 @@ fn freeze(path: &Path, raw: &Path) {
 
 #[test]
 fn full_incrementals_and_differential_restore_newest_first() {
+    cycle(false);
+}
+
+/// The seeds' order: snapshot first, then the id from a read-only open of the frozen disk.
+#[test]
+fn the_same_with_ids_taken_after_the_snapshot_read_only() {
+    cycle(true);
+}
+
+/// Runs `vixdisk args`, with `--id-after-snapshot` after `--snapshot CHILD` when `id_after`.
+fn with_order(args: &[&str], id_after: bool) -> String {
+    let mut all: Vec<&str> = args.to_vec();
+    if id_after && let Some(i) = all.iter().position(|a| *a == "--snapshot") {
+        all.insert(i + 2, "--id-after-snapshot");
+    }
+    ok(&all)
+}
+
+fn cycle(id_after: bool) {
     let d = tempfile::tempdir().unwrap();
     let p = |name: &str| -> PathBuf { d.path().join(name) };
     let base = p("base.vmdk");
@@ -62,14 +81,17 @@ fn full_incrementals_and_differential_restore_newest_first() {
     vm_writes(&base, w0);
 
     // T1: snapshot, full backup of the frozen base, the VM writes on, snapshot deleted.
-    let out = ok(&[
-        "backup",
-        "full",
-        "--snapshot",
-        s(&p("snap1.vmdk")),
-        s(&base),
-        s(&p("full")),
-    ]);
+    let out = with_order(
+        &[
+            "backup",
+            "full",
+            "--snapshot",
+            s(&p("snap1.vmdk")),
+            s(&base),
+            s(&p("full")),
+        ],
+        id_after,
+    );
     assert!(out.contains("change id: "), "{out}");
     assert!(out.contains("wrote 1245184 bytes to"), "{out}");
     assert_eq!(stored(&p("full")), grains(&[w0]) * GRAIN * 512);
@@ -94,16 +116,19 @@ fn full_incrementals_and_differential_restore_newest_first() {
     assert_eq!(text.lines().count(), 1 + 3, "{text}");
 
     // T2: incremental since T1.
-    ok(&[
-        "backup",
-        "incremental",
-        "--snapshot",
-        s(&p("snap2.vmdk")),
-        "--base",
-        s(&p("full")),
-        s(&base),
-        s(&p("incr2")),
-    ]);
+    with_order(
+        &[
+            "backup",
+            "incremental",
+            "--snapshot",
+            s(&p("snap2.vmdk")),
+            "--base",
+            s(&p("full")),
+            s(&base),
+            s(&p("incr2")),
+        ],
+        id_after,
+    );
     assert_eq!(stored(&p("incr2")), grains(&[w1]) * GRAIN * 512);
     freeze(&base, &p("t2.raw"));
     vm_writes(&p("snap2.vmdk"), w2);
@@ -111,16 +136,19 @@ fn full_incrementals_and_differential_restore_newest_first() {
 
     // T3: incremental since T2 and differential since T1; the snapshot stays, the VM writes
     // on it, and the base is the disk at T3.
-    ok(&[
-        "backup",
-        "incremental",
-        "--snapshot",
-        s(&p("snap3.vmdk")),
-        "--base",
-        s(&p("incr2")),
-        s(&base),
-        s(&p("incr3")),
-    ]);
+    with_order(
+        &[
+            "backup",
+            "incremental",
+            "--snapshot",
+            s(&p("snap3.vmdk")),
+            "--base",
+            s(&p("incr2")),
+            s(&base),
+            s(&p("incr3")),
+        ],
+        id_after,
+    );
     assert_eq!(stored(&p("incr3")), grains(&[w2]) * GRAIN * 512);
     // --base may name any backup built on the full one.
     let out = ok(&[

@@ -21,8 +21,10 @@ GRAIN_BYTES = ex.GRAIN * ex.SECTOR
 
 
 @needs_qemu
-def test_backup_recovery_example(conn: vdl.Connection, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    backups = ex.run(conn, tmp_path)
+@pytest.mark.parametrize("id_after", [False, True], ids=["id-before-snapshot", "id-after-snapshot-read-only"])
+def test_backup_recovery_example(conn: vdl.Connection, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                 id_after: bool) -> None:
+    backups = ex.run(conn, tmp_path, id_after)
     out = capsys.readouterr().out
     base = tmp_path / "base.vmdk"
     # Only the allocated grains at T1, then only what changed.
@@ -105,3 +107,5 @@ def test_backup_recovery_runs_as_a_command(lib_path: str, tmp_path: Path) -> Non
     assert p.returncode == 0, p.stdout + p.stderr
     assert "backup_recovery: all checks passed" in p.stdout, p.stdout
     assert "restore from full backup T1" in p.stdout, p.stdout
+    assert p.stdout.count("identical to the disk at T3") == 4, p.stdout
+    assert (tmp_path / "id-after-snapshot" / "restored-incremental.vmdk").exists()

@@ -5,6 +5,7 @@ neither a compiler nor cargo, running the package's examples from there."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -15,22 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from vdl_helpers import REPO_ROOT
+from vdl_helpers import PROBE, REPO_ROOT
 
 INSTALLED_RUN = os.environ.get("VIXDISKLIB_EXPECT_INSTALLED") == "1"
 pytestmark = pytest.mark.skipif(INSTALLED_RUN, reason="builds from the checkout: done by the source-tree run")
 
-SMOKE = """
-import os, sys, tempfile
-import vixdisklib as V
-d = tempfile.mkdtemp()
-with V.Library() as lib, lib.connect() as c:
-    c.create(os.path.join(d, "s.vmdk"), 2048)
-    with c.open(os.path.join(d, "s.vmdk")) as disk:
-        disk.write(0, b"\\x5a" * 512)
-        assert disk.read(0, 1) == b"\\x5a" * 512
-print(lib.dll.found_by, V.__file__)
-"""
 
 
 def readme_install_line() -> str:
@@ -67,11 +57,12 @@ def test_readme_install_line_works_in_a_fresh_venv(tmp_path):
     env = _clean_env(bin_dir, path=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     p = subprocess.run(["bash", "-c", line], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, f"`{line}` in a fresh venv: rc={p.returncode}\n{p.stdout}\n{p.stderr[-3000:]}"
-    p = subprocess.run([str(bin_dir / "python"), "-c", SMOKE], cwd=tmp_path, env=env, capture_output=True,
+    p = subprocess.run([str(bin_dir / "python"), "-c", PROBE], cwd=tmp_path, env=env, capture_output=True,
                        text=True, timeout=120)
     assert p.returncode == 0, p.stdout + p.stderr
-    found_by, where = p.stdout.split()
-    assert found_by == "bundled" and Path(where).is_relative_to(tmp_path / "venv"), p.stdout
+    probe = json.loads(p.stdout)
+    assert probe["ok"] and probe["found_by"] == "bundled", p.stdout
+    assert Path(probe["file"]).is_relative_to(tmp_path / "venv"), p.stdout
 
 
 @pytest.mark.skipif(shutil.which("cargo") is None, reason="no cargo to build the wheel with")
@@ -102,8 +93,8 @@ def test_wheel_runs_the_examples_without_compiler_or_cargo(tmp_path, lib_path):
     assert p.stdout.split() == ["None", "None", "None"], p.stdout + p.stderr
     work = tmp_path / "work"
     work.mkdir()
-    p = subprocess.run([str(bin_dir / "python"), "-c", SMOKE], cwd=work, env=env, capture_output=True, text=True)
-    assert p.returncode == 0 and p.stdout.split()[0] == "bundled", p.stdout + p.stderr
+    p = subprocess.run([str(bin_dir / "python"), "-c", PROBE], cwd=work, env=env, capture_output=True, text=True)
+    assert p.returncode == 0 and json.loads(p.stdout)["found_by"] == "bundled", p.stdout + p.stderr
     examples = [("nightly_redo_logs", []), ("past_generation", ["2"]), ("shared_base", []), ("backup_recovery", [])]
     for name, extra in examples:
         d = work / name

@@ -14,25 +14,11 @@ from pathlib import Path
 import pytest
 
 import vixdisklib as V
-from vdl_helpers import PYTHON_DIR, REPO_ROOT
+from vdl_helpers import PROBE, PYTHON_DIR, REPO_ROOT
 
 PACKAGE_DIR = Path(V.__file__).resolve().parent
 SOURCE_DIR = REPO_ROOT / "python"
 INSTALLED_RUN = os.environ.get("VIXDISKLIB_EXPECT_INSTALLED") == "1"
-
-# Creates, writes and reads a disk with the package's defaults only, then
-# reports where the library came from.
-PROBE = """
-import json, os, sys, tempfile
-import vixdisklib as V
-d = tempfile.mkdtemp()
-with V.Library() as lib, lib.connect() as c:
-    c.create(os.path.join(d, "p.vmdk"), 2048)
-    with c.open(os.path.join(d, "p.vmdk")) as disk:
-        disk.write(0, b"\\x5a" * 512)
-        ok = disk.read(0, 1) == b"\\x5a" * 512
-print(json.dumps({"file": V.__file__, "found_by": lib.dll.found_by, "path": lib.dll.path, "ok": ok}))
-"""
 
 
 def _env_without_lib(**extra: str) -> dict[str, str]:

@@ -129,6 +129,37 @@ def test_clone_errors_name_both_paths(conn, tmp_path):
     assert f"{src} -> {dst}" in str(ei.value)
 
 
+def test_a_missing_directory_is_named_not_an_internal_temporary_file(vix, conn, tmp_path, logs):
+    """A new disk in a directory that does not exist: the log line (on stderr by default,
+    through logging) names that directory, never the hidden temporary name the disk would be
+    written under (".x.vmdk.tmp-new"), and Rename does not blame its existing source."""
+    src = tmp_path / "src.vmdk"
+    conn.create(src, 2048)
+    missing = tmp_path / "no" / "dir"
+    target = missing / "x.vmdk"
+    calls = [
+        lambda: conn.create(target, 2048),
+        lambda: conn.create(target, 2048, V.DiskType.MONOLITHIC_FLAT),
+        lambda: conn.clone(target, conn, src),
+        lambda: conn.clone(target, conn, src, disk_type=V.DiskType.STREAM_OPTIMIZED),
+        lambda: vix.rename(src, target),
+    ]
+    for call in calls:
+        del logs["warn"][:]
+        with pytest.raises(FileNotFoundError):
+            call()
+        said = " ".join(logs["warn"])
+        assert str(missing) in said and "tmp-new" not in said, said
+        assert f"file not found: {src}" not in said, said
+    with conn.open(src) as d:
+        del logs["warn"][:]
+        with pytest.raises(FileNotFoundError):
+            d.create_child(target)
+        said = " ".join(logs["warn"])
+        assert str(missing) in said and "tmp-new" not in said, said
+    assert src.exists() and not (tmp_path / "no").exists()
+
+
 # -- logging ---------------------------------------------------------------------
 
 
@@ -308,6 +339,13 @@ def test_message_format_has_no_doubled_code():
                    "The requested file does not exist (VIX_E_FILE_NOT_FOUND, 4)", "/d/x.vmdk")
     assert str(e) == "VixDiskLib_Open: /d/x.vmdk: The requested file does not exist (VIX_E_FILE_NOT_FOUND, 4)"
     assert re.search(r"VIX_E_FILE_NOT_FOUND.*VIX_E_FILE_NOT_FOUND", str(e)) is None
+
+
+def test_function_counts_in_the_package_docs_are_the_librarys():
+    """A number of functions the package's docstring (help(vixdisklib)) gives is the
+    number the package binds; a stale count ("the same 50 functions" with 54) fails."""
+    claims = re.findall(r"(\d+)\s+(?:exported\s+)?functions", V.__doc__ or "")
+    assert all(int(n) == len(V.FUNCTIONS) for n in claims), (claims, len(V.FUNCTIONS))
 
 
 # -- docs/python.md ----------------------------------------------------------------------

@@ -31,6 +31,21 @@ PYTHON_DIR = Path(V.__file__).resolve().parent.parent
 # The repository checkout these tests belong to.
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 
+# A program that creates, writes and reads a disk with the package's defaults only, then
+# prints (JSON) where the library came from: the package's install tests run it in
+# environments of their own.
+PROBE = """
+import json, os, sys, tempfile
+import vixdisklib as V
+d = tempfile.mkdtemp()
+with V.Library() as lib, lib.connect() as c:
+    c.create(os.path.join(d, "p.vmdk"), 2048)
+    with c.open(os.path.join(d, "p.vmdk")) as disk:
+        disk.write(0, b"\\x5a" * 512)
+        ok = disk.read(0, 1) == b"\\x5a" * 512
+print(json.dumps({"file": V.__file__, "found_by": lib.dll.found_by, "path": lib.dll.path, "ok": ok}))
+"""
+
 # (byte offset, byte length, fill byte) -- all sector aligned.  Applied in
 # order (later writes overwrite earlier ones), by our library and by
 # `qemu-io -f raw` for the reference image.

@@ -1,6 +1,6 @@
 """Python binding for libvixDiskLib.so, the open VixDiskLib implementation.
 
-The binding is ctypes over the library's C ABI -- the same 50 functions,
+The binding is ctypes over the library's C ABI -- the same functions,
 structures and numbers C programs use -- with a Pythonic layer on top::
 
     import vixdisklib as vdl

@@ -4,7 +4,7 @@
 use std::path::{Component, Path, PathBuf};
 
 use super::Disk;
-use super::tracking::copy_history;
+use super::tracking::fork_history;
 use crate::error::{Error, Result};
 use crate::vmdk::create::{
     CreateSpec, DiskKind, ParentLink, create_descriptor_disk, new_descriptor,
@@ -66,6 +66,15 @@ impl Disk {
         leaf.flush()?;
         let pd = leaf.descriptor();
         let parent_track = leaf.tracking_file();
+        // History forks here: the frozen content gets its final id, made durable before the
+        // child exists, so no later content can be given that id.
+        let usable_history = match &parent_track {
+            Some(_) => {
+                self.sync_tracker(pd.cid, false)?;
+                self.finalize_id()?
+            }
+            None => false,
+        };
         // The child's own tracking file (if any) is set up below; an unfinished commit's
         // journal belongs to the parent alone.
         let mut ddb = pd.ddb.clone();
@@ -91,9 +100,7 @@ impl Disk {
             write_monolithic_sparse(child, d, self.capacity())?;
         }
         if let Some(track) = parent_track {
-            // The child continues the parent's history: ids issued so far stay valid on it.
-            self.sync_tracker(pd.cid, false)?;
-            copy_history(&track, child)?;
+            fork_history(usable_history.then_some(track.as_path()), child)?;
         }
         chain.sealed = true;
         Ok(())
@@ -155,7 +162,7 @@ impl Disk {
             while cur < s + n {
                 let (m, len) = c.links[0].map(cur, s + n - cur)?;
                 if matches!(m, crate::vmdk::extent::Mapping::Unallocated) {
-                    child.track_write(cur, len)?;
+                    child.track_write(&c.links[0], cur, len)?;
                 }
                 cur += len;
             }

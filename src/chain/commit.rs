@@ -233,15 +233,13 @@ fn finish(
     let descriptor = files.remove(0);
     drop(child);
     for f in files.iter().chain(std::iter::once(&descriptor)) {
-        match std::fs::remove_file(f) {
+        match crate::vmdk::fileio::remove_file(f) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io(f, e)),
         }
     }
-    if let Ok(dir) = std::fs::File::open(dir_of(&descriptor)) {
-        let _ = dir.sync_all();
-    }
+    let _ = crate::vmdk::atomic::sync_dir(&descriptor);
     progress(100);
     Ok(())
 }
@@ -264,7 +262,7 @@ fn copy_grains(child: &Link, parent: &Disk, progress: &mut dyn FnMut(u32)) -> Re
         while cur < end {
             let (m, n) = child.map(cur, (end - cur).min(STEP_SECTORS))?;
             // The parent's own tracking (if any) learns of every grain the commit changes.
-            parent.track_write(cur, n)?;
+            parent.track_write(&parent.chain().links[0], cur, n)?;
             match m {
                 Mapping::Data { extent, offset } => {
                     copy_data(child, extent, offset, parent, cur, n)?;

@@ -74,7 +74,7 @@ impl Disk {
         // with the same content (old or new layout); a copy not yet renamed is removed by the
         // next open or compaction.
         for (tmp, target) in &renames {
-            std::fs::rename(tmp, target).map_err(|e| Error::io(target, e))?;
+            crate::vmdk::fileio::rename(tmp, target).map_err(|e| Error::io(target, e))?;
         }
         if let Some((_, target)) = renames.first() {
             sync_dir(target)?;

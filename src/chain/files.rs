@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 
 use super::tracking::tracking_name;
 use crate::error::{Error, Result};
-use crate::vmdk::create::create_new_file;
+use crate::vmdk::atomic::{NewDisk, sync_dir};
+use crate::vmdk::create::{create_new_file, prepare_new, require_dir_of};
 use crate::vmdk::descriptor::Descriptor;
-use crate::vmdk::fileio::{sync_data, write_all_at};
+use crate::vmdk::fileio::{self, sync_data, write_all_at};
 use crate::vmdk::link::{Link, dir_of};
 use crate::vmdk::track::TRACKING_KEY;
 
@@ -19,7 +20,7 @@ pub fn unlink(path: &Path) -> Result<()> {
         link.files()
     };
     for f in &files {
-        match std::fs::remove_file(f) {
+        match fileio::remove_file(f) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io(f, e)),
@@ -39,7 +40,7 @@ fn move_tracking(track: Option<&Path>, dst: &Path) -> Result<Option<String>> {
     if std::fs::symlink_metadata(&to).is_ok() {
         return Err(Error::FileExists(to));
     }
-    std::fs::rename(track, &to).map_err(|e| Error::io(track, e))?;
+    fileio::rename(track, &to).map_err(|e| Error::io(track, e))?;
     Ok(Some(name))
 }
 
@@ -60,11 +61,18 @@ fn stem(p: &Path) -> String {
 /// Renames the disk at `src` to `dst` (same or another directory): every extent file moves
 /// with it and the descriptor names the new files. Children keep their old
 /// `parentFileNameHint` and will no longer find this disk until re-attached.
+///
+/// Power-cut safe: at every moment one of the two names opens as the whole disk. A monolithic
+/// disk is one rename (made durable before its embedded descriptor is changed). A descriptor
+/// disk first gets its extents' new names as hard links (the old names keep working), then
+/// its new descriptor, published complete; only then do the old names go.
 pub fn rename(src: &Path, dst: &Path) -> Result<()> {
     // symlink_metadata, not exists(): a dangling symlink at a target name counts as a file.
     if std::fs::symlink_metadata(dst).is_ok() {
         return Err(Error::FileExists(dst.to_path_buf()));
     }
+    // Else a missing target directory fails the first move as "file not found: SRC".
+    require_dir_of(dst)?;
     let link = Link::open(src, true)?;
     let mut d: Descriptor = link.descriptor();
     if link.is_monolithic() {
@@ -77,7 +85,11 @@ pub fn rename(src: &Path, dst: &Path) -> Result<()> {
             }
         }
         drop(link);
-        std::fs::rename(src, dst).map_err(|e| Error::io(src, e))?;
+        fileio::rename(src, dst).map_err(|e| Error::io(src, e))?;
+        sync_dir(dst)?;
+        if dir_of(src) != dir_of(dst) {
+            sync_dir(src)?;
+        }
         let moved = Link::open(dst, true)?;
         let name = dst.file_name().map(|n| n.to_string_lossy().into_owned());
         let track_name = move_tracking(track.as_deref(), dst)?;
@@ -114,14 +126,37 @@ pub fn rename(src: &Path, dst: &Path) -> Result<()> {
         moves.push((t.clone(), target));
         d.ddb_set(TRACKING_KEY, &name);
     }
-    let out = create_new_file(dst)?;
-    write_all_at(&out, dst, &d.to_bytes(), 0)?;
-    sync_data(&out, dst)?;
-    drop(link);
+    let mut linked: Vec<&PathBuf> = Vec::new();
     for (from, to) in &moves {
-        std::fs::rename(from, to).map_err(|e| Error::io(from, e))?;
+        if let Err(e) = fileio::hard_link(from, to) {
+            for p in linked {
+                let _ = fileio::remove_file(p);
+            }
+            return Err(Error::io(to, e));
+        }
+        linked.push(to);
     }
-    std::fs::remove_file(src).map_err(|e| Error::io(src, e))
+    let tmp = prepare_new(dst)?;
+    let written = (|| {
+        let out = create_new_file(&tmp)?;
+        write_all_at(&out, &tmp, &d.to_bytes(), 0)?;
+        sync_data(&out, &tmp)
+    })();
+    let published = written.and_then(|()| NewDisk::single(tmp.clone(), dst).publish());
+    if let Err(e) = published {
+        let _ = fileio::remove_file(&tmp);
+        for p in linked {
+            let _ = fileio::remove_file(p);
+        }
+        return Err(e);
+    }
+    drop(link);
+    // The old names go, the descriptor first (a leftover extent name is only a stray link).
+    fileio::remove_file(src).map_err(|e| Error::io(src, e))?;
+    for (from, _) in &moves {
+        fileio::remove_file(from).map_err(|e| Error::io(from, e))?;
+    }
+    sync_dir(src)
 }
 
 #[cfg(test)]

@@ -126,23 +126,18 @@ pub(crate) fn read_links(links: &[Link], level: usize, sector: u64, buf: &mut [u
 impl Disk {
     /// Opens `path` and, unless `single_link`, all of its parents (read-only, shared locks).
     pub fn open(path: &Path, opts: OpenOptions) -> Result<Disk> {
-        let leaf = Link::open(path, !opts.read_only)?;
-        let links = if opts.single_link {
-            vec![leaf]
-        } else {
-            resolve::open_parents(leaf)?
-        };
-        let tracker = tracking::open_tracker(&links[0]);
-        let disk = Disk::from_links(links);
-        *disk.tracker.lock().unwrap_or_else(|e| e.into_inner()) = tracker;
-        Ok(disk)
+        Disk::over_leaf(Link::open(path, !opts.read_only)?, opts.single_link)
     }
 
     /// Opens `path` read-only without the lock on its leaf (see `Link::open_force_share`): a
     /// disk another process holds open for writing can be inspected, with answers that may be
     /// stale. Parents are opened as usual (writers hold them under shared locks too).
     pub fn open_force_share(path: &Path, single_link: bool) -> Result<Disk> {
-        let leaf = Link::open_force_share(path)?;
+        Disk::over_leaf(Link::open_force_share(path)?, single_link)
+    }
+
+    /// The disk whose leaf is `leaf`: with its parents unless `single_link`, and its tracker.
+    fn over_leaf(leaf: Link, single_link: bool) -> Result<Disk> {
         let links = if single_link {
             vec![leaf]
         } else {
@@ -273,7 +268,7 @@ impl Disk {
             _ => (links, 1),
         };
         // Recorded (durably, where the crash rules need it) before any data moves.
-        self.track_write(sector, count)?;
+        self.track_write(&links[0], sector, count)?;
         let mut fill = |s: u64, b: &mut [u8]| -> Result<()> {
             let n = ((capacity.saturating_sub(s)) as usize * 512).min(b.len());
             b[n..].fill(0);

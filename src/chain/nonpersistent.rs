@@ -67,7 +67,7 @@ fn sweep_stale(dir: &Path) {
         } else if !meta.file_type().is_symlink() {
             continue;
         }
-        if std::fs::remove_file(&path).is_ok() {
+        if crate::vmdk::fileio::remove_file(&path).is_ok() {
             log::verbose(format!("removed stale scratch redo log {name}"));
         }
     }
@@ -99,7 +99,7 @@ impl Disk {
         d.parent_hint = Some(parent_abs.to_string_lossy().into_owned());
         let file = create_new_private_file(&scratch)?;
         // Unlinked before anything is written: a kill from here on leaves nothing behind.
-        match std::fs::remove_file(&scratch) {
+        match crate::vmdk::fileio::remove_file(&scratch) {
             Ok(()) => {}
             // Swept by another process that took us for dead: the name is gone all the same.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

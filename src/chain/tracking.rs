@@ -84,7 +84,7 @@ pub fn set_change_tracking(path: &Path, enable: bool) -> Result<()> {
         (false, None) => Ok(()),
         (false, Some(file)) => {
             link.update_descriptor(|d| d.ddb_remove(TRACKING_KEY))?;
-            match std::fs::remove_file(&file) {
+            match crate::vmdk::fileio::remove_file(&file) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io(&file, e)),
@@ -95,13 +95,28 @@ pub fn set_change_tracking(path: &Path, enable: bool) -> Result<()> {
     }
 }
 
-/// Gives the new link at `child` (just created over `parent_track`'s link) a copy of the
-/// parent's tracking history, so ids issued before the snapshot stay valid on the child.
-pub fn copy_history(parent_track: &Path, child: &Path) -> Result<()> {
+/// Gives the new link at `child` (just created over `parent_track`'s link, whose content has
+/// its final id) a new branch of the parent's history: ids up to the parent's final one stay
+/// answerable on the child; the child's own ids are its branch's, refused on its siblings.
+/// Without a usable parent history (`parent_track` None) the child starts a history of its own.
+pub fn fork_history(parent_track: Option<&Path>, child: &Path) -> Result<()> {
     let child_link = Link::open(child, true)?;
     let name = tracking_name(child);
     let dst = dir_of(child).join(&name);
-    TrackFile::copy_as(parent_track, &dst, child_link.descriptor().cid)?;
+    let cid = child_link.descriptor().cid;
+    match parent_track {
+        Some(src) => {
+            TrackFile::fork(src, &dst, cid, random_uuid())?;
+        }
+        None => {
+            log::warn(format!(
+                "{}: the parent's change tracking is unusable; the child starts a new history \
+                 (earlier change ids need a full backup)",
+                child.display()
+            ));
+            TrackFile::create(&dst, grains_of(child_link.capacity()), random_uuid(), cid)?;
+        }
+    }
     child_link.update_descriptor(|d| d.ddb_set(TRACKING_KEY, &name))
 }
 
@@ -118,7 +133,10 @@ pub fn adopt_history(child: &Link, child_track: &Path, parent: &Path) -> Result<
     let link = Link::open(parent, true)?;
     let name = tracking_name(parent);
     let dst = dir_of(parent).join(&name);
-    TrackFile::copy_as(child_track, &dst, link.descriptor().cid)?;
+    let parent_branch = link
+        .tracking_file()
+        .and_then(|t| TrackFile::branch_in(&t).ok());
+    TrackFile::copy_as(child_track, &dst, link.descriptor().cid, parent_branch)?;
     link.update_descriptor(|d| d.ddb_set(TRACKING_KEY, &name))
 }
 
@@ -145,10 +163,10 @@ impl Disk {
     }
 
     /// Records a write of `[sector, sector + count)` before it happens (a no-op when the
-    /// disk does not track changes).
-    pub(crate) fn track_write(&self, sector: u64, count: u64) -> Result<()> {
+    /// disk does not track changes). `leaf` is the link written (its session CID is recorded).
+    pub(crate) fn track_write(&self, leaf: &Link, sector: u64, count: u64) -> Result<()> {
         match &mut *self.tracker() {
-            Tracker::On(t) => t.before_write(sector, count),
+            Tracker::On(t) => t.before_write(sector, count, leaf.session_cid()),
             _ => Ok(()),
         }
     }
@@ -159,6 +177,21 @@ impl Disk {
             Tracker::On(t) if close => t.close(cid),
             Tracker::On(t) => t.flush(cid),
             _ => Ok(()),
+        }
+    }
+
+    /// Gives the content this handle sees its final change id before a fork (CreateChild):
+    /// issued and durable if anything was written since the last one. Returns whether the
+    /// history can be forked (false: damaged, or no id can be made durable; the child then
+    /// starts a history of its own).
+    pub(crate) fn finalize_id(&self) -> Result<bool> {
+        match &mut *self.tracker() {
+            Tracker::On(t) => match t.finalize() {
+                Ok(_) => Ok(true),
+                Err(Error::ReadOnly(_)) => Ok(false),
+                Err(e) => Err(e),
+            },
+            _ => Ok(false),
         }
     }
 

@@ -162,7 +162,10 @@ pub extern "C" fn VixDiskLib_Defragment(
 /// redundant copies, entries past the end of file, into metadata or shared, missing or short
 /// extents, the unclean-shutdown flag); with `repair`, fixes what can be fixed without losing
 /// data and logs each action. VIX_OK: clean or fully repaired; VIX_E_DISK_NEEDSREPAIR: problems
-/// found and left; VIX_E_DISK_CANTREPAIR: problems that cannot be repaired.
+/// found and left; VIX_E_DISK_CANTREPAIR: problems that cannot be repaired. streamOptimized
+/// disks are checked marker by marker; a damaged one (cut short, footer or tables lost) is
+/// salvaged from its complete grains; one holding what no repair can account for (unknown
+/// markers, bad grains) gives VIX_E_DISK_INVALIDDISK and is never rewritten.
 #[unsafe(no_mangle)]
 pub extern "C" fn VixDiskLib_CheckRepair(
     connection: VixDiskLibConnection,
@@ -184,6 +187,7 @@ pub extern "C" fn VixDiskLib_CheckRepair(
             Outcome::Clean | Outcome::Repaired => Ok(()),
             Outcome::NeedsRepair => Err(Error::Corrupt(summary())),
             Outcome::CantRepair => Err(Error::Unrepairable(summary())),
+            Outcome::Invalid => Err(Error::InvalidDisk(summary())),
         }
     })
 }

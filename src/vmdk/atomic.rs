@@ -10,7 +10,7 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use super::descriptor::Descriptor;
-use super::fileio::dir_of;
+use super::fileio::{self, dir_of};
 use crate::error::{Error, Result};
 
 /// The name a new file for `path` is written under until it is complete:
@@ -38,15 +38,19 @@ pub fn sync_dir(path: &Path) -> Result<()> {
     let dir = dir_of(path);
     File::open(&dir)
         .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(&dir, e))
+        .map_err(|e| Error::io(&dir, e))?;
+    if super::iolog::on() {
+        super::iolog::record(super::iolog::IoEvent::SyncDir { dir: &dir });
+    }
+    Ok(())
 }
 
 /// Gives the complete, synced file `tmp` its real name `path`, refusing to replace an existing
 /// file, and syncs the directory. On failure `tmp` is left for the caller to remove.
 pub fn publish(tmp: &Path, path: &Path) -> Result<()> {
-    match std::fs::hard_link(tmp, path) {
+    match fileio::hard_link(tmp, path) {
         Ok(()) => {
-            std::fs::remove_file(tmp).map_err(|e| Error::io(tmp, e))?;
+            fileio::remove_file(tmp).map_err(|e| Error::io(tmp, e))?;
         }
         Err(e) if e.kind() == ErrorKind::AlreadyExists => {
             return Err(Error::FileExists(path.to_path_buf()));
@@ -57,7 +61,7 @@ pub fn publish(tmp: &Path, path: &Path) -> Result<()> {
             if std::fs::symlink_metadata(path).is_ok() {
                 return Err(Error::FileExists(path.to_path_buf()));
             }
-            std::fs::rename(tmp, path).map_err(|e| Error::io(path, e))?;
+            fileio::rename(tmp, path).map_err(|e| Error::io(path, e))?;
         }
     }
     sync_dir(path)
@@ -76,14 +80,14 @@ pub fn remove_leftovers(path: &Path) -> Result<()> {
     if meta.file_type().is_file() && std::fs::symlink_metadata(path).is_err() {
         for extent in extents_named_by(&tmp) {
             let p = dir_of(path).join(extent);
-            match std::fs::remove_file(&p) {
+            match fileio::remove_file(&p) {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io(&p, e)),
             }
         }
     }
-    match std::fs::remove_file(&tmp) {
+    match fileio::remove_file(&tmp) {
         Ok(()) => {}
         Err(e) if e.kind() == ErrorKind::NotFound => {}
         Err(e) => return Err(Error::io(&tmp, e)),
@@ -124,19 +128,21 @@ fn extents_named_by(descriptor: &Path) -> Vec<String> {
 
 /// Opens `path` for a new file, refusing to replace an existing one.
 pub fn create_new_file(path: &Path) -> Result<File> {
-    OpenOptions::new()
+    let file = OpenOptions::new()
         .read(true)
         .write(true)
         .create_new(true)
         .open(path)
-        .map_err(|e| Error::io(path, e))
+        .map_err(|e| Error::io(path, e))?;
+    fileio::note_created(&file, path);
+    Ok(file)
 }
 
 /// Removes whatever is at the temporary name `tmp` (a leftover of an interrupted write, or
 /// anything planted there: a symlink is removed itself, never followed), so that the
 /// temporary can then be created with `O_EXCL`. Nothing there is fine.
 pub fn remove_stale_temp(tmp: &Path) -> Result<()> {
-    match std::fs::remove_file(tmp) {
+    match fileio::remove_file(tmp) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Error::io(tmp, e)),
@@ -148,18 +154,32 @@ pub fn remove_stale_temp(tmp: &Path) -> Result<()> {
 /// Never follows a symlink planted at the name (`O_EXCL`).
 pub fn create_new_private_file(path: &Path) -> Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
-    OpenOptions::new()
+    let file = OpenOptions::new()
         .read(true)
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .map_err(|e| Error::io(path, e))
+        .map_err(|e| Error::io(path, e))?;
+    fileio::note_created(&file, path);
+    Ok(file)
+}
+
+/// Refuses a new file at `path` whose directory is missing (or not a directory), naming that
+/// directory: the user's path, not the hidden temporary name the file would be written under.
+pub fn require_dir_of(path: &Path) -> Result<()> {
+    let dir = dir_of(path);
+    match std::fs::metadata(&dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(Error::io(&dir, ErrorKind::NotADirectory.into())),
+        Err(e) => Err(Error::io(&dir, e)),
+    }
 }
 
 /// Before a new disk is written at `path`: refuses an existing file, removes what an
 /// interrupted Create/Clone of the same name left, and returns the temporary name to write.
 pub fn prepare_new(path: &Path) -> Result<PathBuf> {
+    require_dir_of(path)?;
     // First, so that a temporary name left beside a published disk (a kill between its link
     // and its unlink) goes even when this call then refuses the existing file.
     remove_leftovers(path)?;
@@ -202,9 +222,9 @@ impl NewDisk {
     /// lists the extents, so a crash midway leaves what the next Create/Clone cleans up.
     pub fn discard(self) {
         for p in &self.extents {
-            let _ = std::fs::remove_file(p);
+            let _ = fileio::remove_file(p);
         }
-        let _ = std::fs::remove_file(&self.tmp);
+        let _ = fileio::remove_file(&self.tmp);
     }
 }
 
@@ -237,6 +257,23 @@ mod tests {
         remove_leftovers(&path).unwrap();
         assert!(!temp_name(&path).exists());
         assert!(d.path().join("a-flat.vmdk").exists());
+    }
+
+    #[test]
+    fn a_missing_directory_is_named_not_the_temporary_file() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("no/dir");
+        match prepare_new(&dir.join("x.vmdk")) {
+            Err(Error::FileNotFound(p)) => assert_eq!(p, dir),
+            other => panic!("{other:?}"),
+        }
+        let file = d.path().join("file");
+        std::fs::write(&file, b"x").unwrap();
+        let err = prepare_new(&file.join("x.vmdk")).unwrap_err().to_string();
+        assert!(
+            err.contains(file.to_str().unwrap()) && !err.contains("tmp-new"),
+            "{err}"
+        );
     }
 
     #[test]

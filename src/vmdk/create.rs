@@ -4,7 +4,9 @@ use std::fs::File;
 use std::path::Path;
 
 use super::atomic::sync_dir;
-pub use super::atomic::{NewDisk, create_new_file, create_new_private_file, prepare_new};
+pub use super::atomic::{
+    NewDisk, create_new_file, create_new_private_file, prepare_new, require_dir_of,
+};
 pub use super::descriptor::format_uuid;
 use super::descriptor::{Access, Descriptor, ExtentKind, ExtentLine, NO_PARENT_CID};
 use super::fileio::{random_cid, random_u64, sync_data, write_all_at};
@@ -114,7 +116,7 @@ fn write_monolithic_sparse_at(path: &Path, at: &Path, d: Descriptor, capacity: u
     let file = create_new_file(at)?;
     let result = write_monolithic_sparse_into(&file, path, at, d, capacity);
     if result.is_err() {
-        let _ = std::fs::remove_file(at);
+        let _ = super::fileio::remove_file(at);
     }
     result
 }
@@ -316,8 +318,7 @@ fn write_descriptor_disk(
                     write_new_extent(&f, &p, &SparseHeader::new_layout(e.sectors, 0), None)?;
                 }
                 _ => {
-                    f.set_len(e.sectors * 512)
-                        .map_err(|err| Error::io(&p, err))?;
+                    super::fileio::set_len(&f, &p, e.sectors * 512)?;
                     sync_data(&f, &p)?;
                 }
             }

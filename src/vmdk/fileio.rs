@@ -1,9 +1,12 @@
-//! Positioned file I/O helpers shared by the extent types.
+//! Positioned file I/O shared by the whole engine, and the only way it changes files: every
+//! write, sync, truncate, rename, link and unlink goes through a function here (or
+//! `atomic::sync_dir`), which reports it to `iolog` while a test records.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use super::iolog::{self, IoEvent};
 use crate::error::{Error, Result};
 
 /// Opens an existing disk file for reading (and writing if `writable`), refusing anything that
@@ -98,7 +101,100 @@ pub fn read_exact_at(file: &File, path: &Path, buf: &mut [u8], offset: u64) -> R
 /// Writes all of `buf` at `offset`.
 pub fn write_all_at(file: &File, path: &Path, buf: &[u8], offset: u64) -> Result<()> {
     file.write_all_at(buf, offset)
-        .map_err(|e| Error::io(path, e))
+        .map_err(|e| Error::io(path, e))?;
+    note_written(file, path, buf, offset);
+    Ok(())
+}
+
+fn note_written(file: &File, path: &Path, buf: &[u8], offset: u64) {
+    if iolog::on() {
+        iolog::record(IoEvent::Write {
+            ino: iolog::ino(file),
+            path,
+            offset,
+            data: buf,
+        });
+    }
+}
+
+/// Sets the file's length (truncating or extending with a hole).
+pub fn set_len(file: &File, path: &Path, len: u64) -> Result<()> {
+    file.set_len(len).map_err(|e| Error::io(path, e))?;
+    if iolog::on() {
+        iolog::record(IoEvent::SetLen {
+            ino: iolog::ino(file),
+            path,
+            len,
+        });
+    }
+    Ok(())
+}
+
+/// Reports a file just created at `path` (or truncated by its open) to the I/O recorder.
+/// Every open that may create a file calls this right after the open.
+pub fn note_created(file: &File, path: &Path) {
+    if iolog::on() {
+        iolog::record(IoEvent::Create {
+            path,
+            ino: iolog::ino(file),
+        });
+    }
+}
+
+/// `rename(2)`, reported to the I/O recorder.
+pub fn rename(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::rename(from, to)?;
+    if iolog::on() {
+        iolog::record(IoEvent::Rename { from, to });
+    }
+    Ok(())
+}
+
+/// `link(2)`, reported to the I/O recorder.
+pub fn hard_link(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::hard_link(from, to)?;
+    if iolog::on() {
+        iolog::record(IoEvent::Link { from, to });
+    }
+    Ok(())
+}
+
+/// `unlink(2)`, reported to the I/O recorder.
+pub fn remove_file(path: &Path) -> std::io::Result<()> {
+    std::fs::remove_file(path)?;
+    if iolog::on() {
+        iolog::record(IoEvent::Unlink { path });
+    }
+    Ok(())
+}
+
+/// Sequential writes from a position, through `write_all_at` (for `BufWriter` users that
+/// write a new file front to back).
+pub struct SeqWriter<'a> {
+    file: &'a File,
+    path: &'a Path,
+    pos: u64,
+}
+
+impl<'a> SeqWriter<'a> {
+    /// Writes start at byte `pos` of `file`.
+    pub fn new(file: &'a File, path: &'a Path, pos: u64) -> SeqWriter<'a> {
+        SeqWriter { file, path, pos }
+    }
+}
+
+impl std::io::Write for SeqWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // The io::Error itself goes back (ENOSPC must stay ENOSPC for the caller's mapping).
+        self.file.write_all_at(buf, self.pos)?;
+        note_written(self.file, self.path, buf, self.pos);
+        self.pos += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Returns the file length in bytes.
@@ -106,9 +202,27 @@ pub fn file_len(file: &File, path: &Path) -> Result<u64> {
     Ok(file.metadata().map_err(|e| Error::io(path, e))?.len())
 }
 
-/// Makes written data durable.
+/// Makes written data durable (`fdatasync`).
 pub fn sync_data(file: &File, path: &Path) -> Result<()> {
-    file.sync_data().map_err(|e| Error::io(path, e))
+    file.sync_data().map_err(|e| Error::io(path, e))?;
+    note_synced(file, path);
+    Ok(())
+}
+
+/// Makes written data and all metadata durable (`fsync`).
+pub fn sync_all(file: &File, path: &Path) -> Result<()> {
+    file.sync_all().map_err(|e| Error::io(path, e))?;
+    note_synced(file, path);
+    Ok(())
+}
+
+fn note_synced(file: &File, path: &Path) {
+    if iolog::on() {
+        iolog::record(IoEvent::Sync {
+            ino: iolog::ino(file),
+            path,
+        });
+    }
 }
 
 /// A random 32-bit value that is not one of the reserved CIDs (`ffffffff`, `fffffffe`).
@@ -168,6 +282,17 @@ pub fn copy_range(
             src_path.display(),
             src_off + len
         )));
+    }
+    if iolog::on() {
+        // The recorder gets the bytes the copy put there, like any other write.
+        let mut data = vec![0u8; len as usize];
+        read_exact_at(dst, dst_path, &mut data, dst_off)?;
+        iolog::record(IoEvent::Write {
+            ino: iolog::ino(dst),
+            path: dst_path,
+            offset: dst_off,
+            data: &data,
+        });
     }
     Ok(())
 }

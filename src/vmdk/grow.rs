@@ -71,8 +71,7 @@ fn grow_sparse_file(path: &Path, capacity: u64, embedded: Option<&str>) -> Resul
             "the grown extent would exceed 2 TiB".into(),
         ));
     }
-    file.set_len(at.next_multiple_of(old.grain_sectors) * 512)
-        .map_err(|e| Error::io(path, e))?;
+    super::fileio::set_len(&file, path, at.next_multiple_of(old.grain_sectors) * 512)?;
     sync_data(&file, path)?;
     let mut head = new.encode().to_vec();
     if let Some(text) = embedded.filter(|_| new.descriptor_offset != 0) {
@@ -150,7 +149,7 @@ pub fn grow(path: &Path, capacity: u64, update_geometry: bool) -> Result<()> {
             // The descriptor does not name this file yet: one that exists was left by a Grow
             // killed before it rewrote the descriptor.
             if std::fs::symlink_metadata(&p).is_ok() {
-                std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+                super::fileio::remove_file(&p).map_err(|e| Error::io(&p, e))?;
                 crate::log::info(format!(
                     "{}: removed an extent left by an interrupted Grow",
                     p.display()
@@ -160,7 +159,7 @@ pub fn grow(path: &Path, capacity: u64, update_geometry: bool) -> Result<()> {
             if sparse {
                 write_new_extent(&f, &p, &SparseHeader::new_layout(n, 0), None)?;
             } else {
-                f.set_len(n * 512).map_err(|e| Error::io(&p, e))?;
+                super::fileio::set_len(&f, &p, n * 512)?;
                 sync_data(&f, &p)?;
             }
             extents.push(ExtentLine {
@@ -172,6 +171,9 @@ pub fn grow(path: &Path, capacity: u64, update_geometry: bool) -> Result<()> {
             });
             left -= n;
         }
+        // The new extents' names are durable before the descriptor names them: a power cut
+        // must not leave a descriptor naming a missing file (crash-state explorer, issue 19).
+        super::atomic::sync_dir(path)?;
     } else if let [one] = &mut extents[..] {
         let Some(name) = one.file.clone() else {
             return Err(Error::NotSupported("this disk layout cannot grow".into()));
@@ -180,8 +182,7 @@ pub fn grow(path: &Path, capacity: u64, update_geometry: bool) -> Result<()> {
             ExtentKind::Flat | ExtentKind::Vmfs => {
                 let p = dir.join(name);
                 let f = open_regular(&p, true)?;
-                f.set_len((one.offset + capacity) * 512)
-                    .map_err(|e| Error::io(&p, e))?;
+                super::fileio::set_len(&f, &p, (one.offset + capacity) * 512)?;
                 sync_data(&f, &p)?;
             }
             ExtentKind::Sparse => grow_sparse_file(&dir.join(name), capacity, None)?,

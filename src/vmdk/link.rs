@@ -41,6 +41,8 @@ struct Session {
     written: bool,
     /// The first write keeps the CID: a commit changes it itself once every grain is in place.
     keep_cid: bool,
+    /// The CID the first write will give the link, once someone asked (`session_cid`).
+    next_cid: Option<u32>,
 }
 
 /// DDB key a redo log carries while a commit into its parent is finishing: the CID the parent
@@ -416,11 +418,25 @@ impl Link {
         }
         if !session.keep_cid {
             let mut d = self.descriptor.lock().unwrap_or_else(|e| e.into_inner());
-            d.cid = random_cid();
+            d.cid = session.next_cid.take().unwrap_or_else(random_cid);
             self.write_descriptor(&d)?;
         }
         session.written = true;
         Ok(())
+    }
+
+    /// The CID this open's writes give the link: the new one the first write will set (chosen
+    /// now, so change tracking can record it before that write), or the CID it has.
+    pub fn session_cid(&self) -> u32 {
+        let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
+        if session.written || session.keep_cid {
+            return self
+                .descriptor
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .cid;
+        }
+        *session.next_cid.get_or_insert_with(random_cid)
     }
 
     /// Makes this open's writes keep the CID (must precede the first write). A commit uses it
@@ -475,9 +491,7 @@ impl Link {
                 write_all_at(&self.file, &self.path, &bytes, 0)?;
                 if len < old_len {
                     sync_data(&self.file, &self.path)?;
-                    self.file
-                        .set_len(len as u64)
-                        .map_err(|e| Error::io(&self.path, e))?;
+                    super::fileio::set_len(&self.file, &self.path, len as u64)?;
                 }
             }
         }

@@ -43,7 +43,7 @@ pub fn compact_extent(
         },
     );
     let tmp = temp_path(extent.path());
-    let _ = std::fs::remove_file(&tmp);
+    let _ = super::fileio::remove_file(&tmp);
     let file = create_new_file(&tmp)?;
     let result = (|| {
         write_new_extent(&file, &tmp, &header, descriptor)?;
@@ -86,7 +86,7 @@ pub fn compact_extent(
     match result {
         Ok(dropped) => Ok((tmp, dropped)),
         Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
+            let _ = super::fileio::remove_file(&tmp);
             Err(e)
         }
     }

@@ -36,8 +36,9 @@ pub struct Pending {
 
 /// Sectors of the footer triple: footer marker, footer (a header copy), end-of-stream marker.
 const TRIPLE_SECTORS: u64 = 3;
-/// Sectors of gap left before a moved footer copy: one move per 1 MiB of compressed grains.
-const ROOM_SECTORS: u64 = 2048;
+/// Sectors of gap left before a moved footer copy: one move (and one fdatasync) per 16 MiB
+/// of compressed grains. The gap is a hole until grains fill it.
+const ROOM_SECTORS: u64 = 32768;
 /// The footer copy starts on a 4 KiB boundary, so its three sectors share one page and reach
 /// the file in one piece even if the process is killed during the write.
 const TRIPLE_ALIGN: u64 = 8;
@@ -126,6 +127,10 @@ impl StreamAppend {
         }
         let at = (self.data_end + sectors + ROOM_SECTORS).next_multiple_of(TRIPLE_ALIGN);
         write_all_at(file, path, &self.triple, at * 512)?;
+        // Durable before grains may overwrite the old triple: after a power cut the file must
+        // still end in one of them (a kill alone could not reorder the two writes, a power
+        // cut can: crash-state explorer, issue 19).
+        sync_data(file, path)?;
         self.triple_at = at;
         Ok(())
     }
@@ -219,6 +224,8 @@ impl StreamAppend {
         if !self.dirty {
             return Ok(None);
         }
+        // The grains first: a durable tail must never name grains a power cut lost.
+        sync_data(file, path)?;
         let mut out: Vec<u8> = Vec::new();
         let mut pos = self.data_end;
         let sector = |s: u64| {
@@ -260,8 +267,8 @@ impl StreamAppend {
         write_all_at(file, path, &out, self.data_end * 512)?;
         sync_data(file, path)?;
         let end = self.data_end + sectors;
-        file.set_len(end * 512).map_err(io)?;
-        file.sync_all().map_err(io)?;
+        super::fileio::set_len(file, path, end * 512)?;
+        super::fileio::sync_all(file, path)?;
         self.triple = out[triple_start..].to_vec();
         self.data_end = end;
         self.triple_at = end - TRIPLE_SECTORS;

@@ -167,12 +167,12 @@ pub(crate) fn write_stream_optimized_at(
     let result = match result {
         Ok(r) => r,
         Err(payload) => {
-            let _ = std::fs::remove_file(at);
+            let _ = super::fileio::remove_file(at);
             panic::resume_unwind(payload);
         }
     };
     if result.is_err() {
-        let _ = std::fs::remove_file(at);
+        let _ = super::fileio::remove_file(at);
     }
     result
 }
@@ -257,7 +257,7 @@ fn write_all(
     let threads = threads.clamp(1, chunks.try_into().unwrap_or(usize::MAX));
     let window = threads as u64 * WINDOW_PER_THREAD;
 
-    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let mut out = BufWriter::with_capacity(1 << 20, super::fileio::SeqWriter::new(file, path, 0));
     // Header, descriptor, zero padding up to overHead.
     let mut head = vec![0u8; header.overhead as usize * SECTOR];
     head[..HEADER_SIZE].copy_from_slice(&header.encode());

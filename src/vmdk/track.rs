@@ -19,14 +19,22 @@ use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
-use super::fileio::{file_len, read_exact_at, sync_data, write_all_at};
+use super::fileio::{file_len, random_u64, read_exact_at, sync_data, write_all_at};
+pub use super::track_id::ChangeId;
+use super::track_id::id_of;
 pub(crate) use super::track_layout::MAX_EPOCH;
+
+/// Queries: which grains changed since an id.
+mod query;
+/// Whole-file operations: create, copy, fork, grow.
+mod whole_file;
 use super::track_layout::{
-    BLOCK_BYTES, CHUNKS_PER_BLOCK, EPOCH_BYTES, FLAG_DIRTY, FLAG_SESSION_OPEN, GRAINS_PER_BLOCK,
-    GRAINS_PER_CHUNK, HEADER_BYTES, Header, NO_INTENTS, REGIONS, Whole, blocks_for, blocks_offset,
-    chunks_for, file_bytes, fine_offset, region_grains_for, u32s_from,
+    BLOCK_BYTES, CHUNKS_PER_BLOCK, EPOCH_BYTES, FLAG_DIRTY, FLAG_HANDED_OUT, FLAG_SESSION_OPEN,
+    GRAINS_PER_BLOCK, GRAINS_PER_CHUNK, HEADER_BYTES, Header, NO_INTENTS, REGIONS, blocks_for,
+    blocks_offset, chunks_for, file_bytes, fine_offset, u32s_from,
 };
 use crate::error::{Error, Result};
+use whole_file::file_id_of;
 
 /// DDB key naming a link's tracking file (beside its descriptor). VMware's own
 /// `changeTrackPath` is never written: its format is undocumented.
@@ -34,47 +42,15 @@ pub const TRACKING_KEY: &str = "vixdisklibext.changeTrackingFile";
 
 /// Sectors per tracked grain (64 KiB: the largest granularity the answers may have).
 pub(crate) const TRACK_GRAIN_SECTORS: u64 = 128;
-/// A change-id: the tracking history's UUID and a sequence number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChangeId {
-    /// Names the tracking history (new each time tracking is turned on).
-    pub uuid: [u8; 16],
-    /// Counts the ids of that history.
-    pub seq: u64,
-}
-
-impl ChangeId {
-    /// vSphere's shape: `"52 ab f5 21 86 ad f2 ff-5b ef c0 f2 3b 53 eb 3b/78"`.
-    pub fn render(&self) -> String {
-        format!("{}/{}", super::descriptor::format_uuid(self.uuid), self.seq)
-    }
-
-    /// Parses `render`'s shape (spaces and dashes between the hex bytes are optional).
-    pub fn parse(text: &str) -> Option<ChangeId> {
-        let (uuid_text, seq_text) = text.trim().rsplit_once('/')?;
-        let hex: String = uuid_text
-            .chars()
-            .filter(|c| !matches!(c, ' ' | '-'))
-            .collect();
-        if hex.len() != 32 {
-            return None;
-        }
-        let mut uuid = [0u8; 16];
-        for (i, byte) in uuid.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-        }
-        Some(ChangeId {
-            uuid,
-            seq: seq_text.trim().parse().ok()?,
-        })
-    }
-}
-
 /// An open tracking file.
 pub struct TrackFile {
     path: PathBuf,
     file: File,
+    /// The handle writes the disk (before_write is allowed).
     writable: bool,
+    /// The tracking file itself is open for writing: settled state and new ids can be made
+    /// durable (true for read-only handles too, unless the file system refuses).
+    persist_ok: bool,
     header: Header,
     /// Coarse summary (per block), always in memory.
     summary: Vec<u32>,
@@ -87,92 +63,58 @@ pub struct TrackFile {
 }
 
 impl TrackFile {
-    /// Writes a new, empty tracking file for `grains` grains at `path` (complete or absent).
-    pub fn create(path: &Path, grains: u64, uuid: [u8; 16], cid: u32) -> Result<()> {
-        let header = Header {
-            flags: 0,
-            uuid,
-            seq: 0,
-            valid_from: 0,
-            grains,
-            cid,
-            region_grains: region_grains_for(grains),
-            intents: NO_INTENTS,
-        };
-        Whole {
-            header,
-            summary: Vec::new(),
-            fine: Vec::new(),
-            blocks: Vec::new(),
-        }
-        .write(path)
-    }
-
-    /// Copies the history at `src` to `dst` for a link whose CID is `cid` (CreateChild's
-    /// child, or a parent taking over a committed child's history). The source must have been
-    /// flushed.
-    pub fn copy_as(src: &Path, dst: &Path, cid: u32) -> Result<()> {
-        let mut whole = Whole::read(src)?;
-        whole.header.flags &= FLAG_DIRTY;
-        whole.header.intents = NO_INTENTS;
-        whole.header.cid = cid;
-        whole.write(dst)
-    }
-
-    /// Resizes the closed history at `path` to `grains` grains (Grow): the new grains count
-    /// as changed after the last issued id.
-    pub fn grow(path: &Path, grains: u64, cid: u32) -> Result<()> {
-        // A crashed session's intents and a foreign write (CID moved) must be settled in the
-        // old layout first, as any open would: the rewrite below keeps neither.
-        drop(TrackFile::open(path, true, Self::grains_in(path)?, cid)?);
-        let mut w = Whole::read(path)?;
-        let old = w.header.grains;
-        if grains < old {
-            return Err(Error::InvalidArg("a tracking history cannot shrink".into()));
-        }
-        let epoch = (w.header.seq + 1).min(MAX_EPOCH) as u32;
-        w.summary.resize(blocks_for(grains) as usize, 0);
-        w.fine.resize(chunks_for(grains) as usize, 0);
-        w.blocks
-            .resize((blocks_for(grains) * BLOCK_BYTES) as usize, 0);
-        for g in old..grains {
-            let at = (g * EPOCH_BYTES) as usize;
-            w.blocks[at..at + 3].copy_from_slice(&epoch.to_le_bytes()[..3]);
-            w.summary[(g / GRAINS_PER_BLOCK) as usize] = epoch;
-            w.fine[(g / GRAINS_PER_CHUNK) as usize] = epoch;
-        }
-        if grains > old {
-            w.header.flags |= FLAG_DIRTY;
-        }
-        w.header.flags &= FLAG_DIRTY;
-        w.header.grains = grains;
-        w.header.region_grains = region_grains_for(grains);
-        w.header.intents = NO_INTENTS;
-        w.header.cid = cid;
-        w.write(path)
-    }
-
     /// The number of grains the history at `path` tracks (from its header).
     pub fn grains_in(path: &Path) -> Result<u64> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let mut hb = vec![0u8; HEADER_BYTES as usize];
-        read_exact_at(&file, path, &mut hb, 0)?;
-        Ok(Header::decode(&hb, path)?.grains)
+        Ok(Self::read_header(&file, path)?.grains)
     }
 
     /// Opens the tracking file of a link with `grains` grains whose CID is now `cid`.
     /// A crashed session is recovered (intended regions count as changed); a CID that moved
     /// without a session of ours means another program wrote the disk: older ids become
-    /// unanswerable. Changes are persisted only if `writable`.
+    /// unanswerable. Writes (`before_write`) are allowed only if `writable`.
+    ///
+    /// A read-only handle opens the tracking file for writing all the same (it never writes
+    /// the disk's content): settling and new ids are made durable under an exclusive lock of
+    /// the tracking file alone, so readers of one disk, in any process, agree on its ids.
     pub fn open(path: &Path, writable: bool, grains: u64, cid: u32) -> Result<TrackFile> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(writable)
-            .open(path)
-            .map_err(|e| Error::io(path, e))?;
-        let mut hb = vec![0u8; HEADER_BYTES as usize];
-        read_exact_at(&file, path, &mut hb, 0)?;
-        let header = Header::decode(&hb, path)?;
+        let (file, persist_ok) = match OpenOptions::new().read(true).write(true).open(path) {
+            Ok(f) => (f, true),
+            Err(e)
+                if !writable
+                    && matches!(
+                        e.kind(),
+                        std::io::ErrorKind::PermissionDenied
+                            | std::io::ErrorKind::ReadOnlyFilesystem
+                    ) =>
+            {
+                let f = File::open(path).map_err(|e| Error::io(path, e))?;
+                (f, false)
+            }
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        let locked = if persist_ok {
+            file.lock()
+        } else {
+            file.lock_shared()
+        };
+        locked.map_err(|e| Error::io(path, e))?;
+        let opened = Self::open_locked(path, file, writable, persist_ok, grains, cid);
+        if let Ok(t) = &opened {
+            let _ = t.file.unlock();
+        }
+        opened
+    }
+
+    fn open_locked(
+        path: &Path,
+        file: File,
+        writable: bool,
+        persist_ok: bool,
+        grains: u64,
+        cid: u32,
+    ) -> Result<TrackFile> {
+        let header = Self::read_header(&file, path)?;
         if writable && header.grains < grains {
             // A Grow killed between resizing the disk and its history: finish it (the grown
             // grains count as changed; Grow keeps the CID, so a foreign write is still seen).
@@ -180,6 +122,7 @@ impl TrackFile {
                 "{}: finishing the change tracking history of an interrupted Grow",
                 path.display()
             ));
+            let _ = file.unlock();
             drop(file);
             Self::grow(path, grains, cid)?;
             return Self::open(path, writable, grains, cid);
@@ -196,6 +139,7 @@ impl TrackFile {
             path: path.to_path_buf(),
             file,
             writable,
+            persist_ok,
             header,
             summary: u32s_from(&sb),
             fine: None,
@@ -203,13 +147,47 @@ impl TrackFile {
             dirty_blocks: HashSet::new(),
             intended: HashSet::new(),
         };
+        t.check_identity()?;
         t.recover(cid)?;
         Ok(t)
+    }
+
+    /// A tracking file that is not the one its header was written in was copied (with its
+    /// disk, or restored from a backup): the copy and the original would otherwise go on
+    /// issuing the same ids for different contents. The copy starts a branch of its own; ids
+    /// issued before the copy stay answerable on it (as after CreateChild).
+    fn check_identity(&mut self) -> Result<()> {
+        let here = file_id_of(&self.file, &self.path)?;
+        if !self.persist_ok || self.header.file_id == here {
+            return Ok(());
+        }
+        if self.header.file_id != (0, 0) {
+            crate::log::warn(format!(
+                "{}: the change tracking file was copied or restored; this copy continues \
+                 on a branch of its own (ids issued before the copy stay answerable)",
+                self.path.display()
+            ));
+            let mut uuid = [0u8; 16];
+            uuid[..8].copy_from_slice(&random_u64().to_le_bytes());
+            uuid[8..].copy_from_slice(&random_u64().to_le_bytes());
+            super::track_id::fork(&mut self.header, uuid);
+        }
+        self.header.file_id = here;
+        self.write_header()
+    }
+
+    fn read_header(file: &File, path: &Path) -> Result<Header> {
+        let mut hb = vec![0u8; HEADER_BYTES as usize];
+        read_exact_at(file, path, &mut hb, 0)?;
+        Header::decode(&hb, path)
     }
 
     fn recover(&mut self, cid: u32) -> Result<()> {
         let h = &self.header;
         if h.flags & FLAG_SESSION_OPEN != 0 {
+            // Our crashed session may have left the CID it had or the one it was giving the
+            // link; any other CID was written by another program afterwards.
+            let foreign = cid != h.cid && cid != h.session_cid;
             let regions: Vec<u64> = (0..REGIONS)
                 .filter(|r| h.intents[(r / 8) as usize] & (1 << (r % 8)) != 0)
                 .collect();
@@ -221,11 +199,15 @@ impl TrackFile {
                     self.mark(first, last)?;
                 }
             }
-            self.header.flags = FLAG_DIRTY;
+            self.header.flags = (self.header.flags & FLAG_HANDED_OUT) | FLAG_DIRTY;
             self.header.intents = NO_INTENTS;
-            self.header.cid = cid;
-            return self.persist();
+            if !foreign {
+                self.header.cid = cid;
+                self.header.session_cid = cid;
+                return self.persist();
+            }
         }
+        let h = &self.header;
         if h.cid != cid {
             // Written by a program that does not keep our tracking: no old id is trustworthy.
             crate::log::warn(format!(
@@ -239,17 +221,21 @@ impl TrackFile {
             // A read-only open cannot make this new id durable, and an id that is not durable
             // could be handed out again for different content (the next open after another
             // foreign write issues the same number): it must not be issued at all.
-            self.header.flags = if self.writable { 0 } else { FLAG_DIRTY };
+            self.header.flags &= FLAG_HANDED_OUT;
+            if !self.persist_ok {
+                self.header.flags |= FLAG_DIRTY;
+            }
             self.header.cid = cid;
+            self.header.session_cid = cid;
             return self.persist();
         }
         Ok(())
     }
 
-    /// Writes dirty blocks with their summaries, then the header, syncing both (only for
-    /// writable opens).
+    /// Writes dirty blocks with their summaries, then the header, syncing both (only when
+    /// the tracking file is open for writing).
     fn persist(&mut self) -> Result<()> {
-        if !self.writable {
+        if !self.persist_ok {
             return Ok(());
         }
         let g = self.header.grains;
@@ -351,7 +337,10 @@ impl TrackFile {
 
     /// Records that sectors `[sector, sector + count)` are about to be written. Makes the
     /// session and the regions' intents durable first (once each per session).
-    pub fn before_write(&mut self, sector: u64, count: u64) -> Result<()> {
+    /// `session_cid` is the CID the link's write session gives it (see `Link::session_cid`),
+    /// recorded with the session so a later open can tell our crashed session's CID change
+    /// from another program's.
+    pub fn before_write(&mut self, sector: u64, count: u64, session_cid: u32) -> Result<()> {
         if count == 0 {
             return Ok(());
         }
@@ -388,8 +377,12 @@ impl TrackFile {
                     .filter(|r| !self.intended.contains(r)),
             );
         }
-        if !new.is_empty() || self.header.flags & FLAG_SESSION_OPEN == 0 {
+        if !new.is_empty()
+            || self.header.flags & FLAG_SESSION_OPEN == 0
+            || self.header.session_cid != session_cid
+        {
             self.header.flags |= FLAG_SESSION_OPEN;
+            self.header.session_cid = session_cid;
             for r in &new {
                 self.header.intents[(r / 8) as usize] |= 1 << (r % 8);
             }
@@ -427,111 +420,85 @@ impl TrackFile {
             self.header.flags &= !FLAG_SESSION_OPEN;
         }
         self.header.cid = cid;
+        if end_session {
+            self.header.session_cid = cid;
+        }
         self.intended.clear();
         self.persist()
     }
 
     /// The id of the content now: the last one issued, or a new one if anything was
     /// written since (made durable before it is returned).
+    /// A read-only handle issues it under the tracking file's lock, re-reading the header
+    /// first: another reader of the same content may have issued its id already.
     pub fn current_id(&mut self) -> Result<ChangeId> {
-        if self.header.flags & FLAG_DIRTY != 0 {
-            if !self.writable {
-                return Err(Error::ReadOnly(format!(
-                    "{}: a new change id needs a writable open",
-                    self.path.display()
-                )));
-            }
-            self.header.seq += 1;
-            self.header.flags &= !FLAG_DIRTY;
-            self.persist()?;
-        }
-        Ok(ChangeId {
-            uuid: self.header.uuid,
-            seq: self.header.seq,
-        })
+        self.issue(true)
     }
 
-    /// Checks that `id` can be answered by this history.
-    pub fn check_id(&self, id: &ChangeId) -> Result<()> {
-        let why = if id.uuid != self.header.uuid {
-            "belongs to another disk or to an earlier tracking history"
-        } else if id.seq > self.header.seq {
-            "is newer than anything this disk issued"
-        } else if id.seq < self.header.valid_from {
-            "predates a change the tracking could not see"
-        } else {
-            return Ok(());
-        };
-        Err(Error::ChangeIdUnknown(format!(
-            "change id {} {why}; do a full backup",
-            id.render()
-        )))
+    /// The content's id made durable without handing it out (CreateChild's final id of the
+    /// frozen parent): a Commit may give the branch back to its parent if none of its own
+    /// ids was ever handed out (see `copy_as`).
+    pub fn finalize(&mut self) -> Result<ChangeId> {
+        self.issue(false)
     }
 
-    /// Grain runs in `[first, last)` whose epoch is above `since` (each run: first grain,
-    /// grains). Only the chunks whose fine summary is above `since` are read, neighbours in
-    /// the file with one read, so the cost follows what changed, not the disk's size.
-    pub fn changed_since(&mut self, since: u64, first: u64, last: u64) -> Result<Vec<(u64, u64)>> {
-        let last = last.min(self.header.grains);
-        let mut candidates: Vec<u64> = Vec::new();
-        let mut b = first / GRAINS_PER_BLOCK;
-        while b * GRAINS_PER_BLOCK < last {
-            if u64::from(self.summary[b as usize]) > since {
-                let lo = (b * CHUNKS_PER_BLOCK).max(first / GRAINS_PER_CHUNK);
-                let hi = ((b + 1) * CHUNKS_PER_BLOCK).min(last.div_ceil(GRAINS_PER_CHUNK));
-                let fine = self.fine()?;
-                candidates.extend((lo..hi).filter(|&c| u64::from(fine[c as usize]) > since));
-            }
-            b += 1;
+    fn issue(&mut self, hand_out: bool) -> Result<ChangeId> {
+        let h = &self.header;
+        let needs_write = h.flags & FLAG_DIRTY != 0
+            || (hand_out && h.flags & FLAG_HANDED_OUT == 0 && id_of(h).uuid == h.uuid);
+        if !needs_write {
+            return Ok(id_of(&self.header));
         }
-        let mut runs: Vec<(u64, u64)> = Vec::new();
-        let mut push = |i: u64| match runs.last_mut() {
-            Some((s, n)) if *s + *n == i => *n += 1,
-            _ => runs.push((i, 1)),
-        };
-        let mut i = 0;
-        while i < candidates.len() {
-            // Chunks whose block is in memory (possibly newer than the file) are read there;
-            // the others in groups of neighbours, one read per group.
-            let c = candidates[i];
-            let block = c / CHUNKS_PER_BLOCK;
-            if let Some(epochs) = self.blocks.get(&block) {
-                let base = block * GRAINS_PER_BLOCK;
-                for g in grains_of(c, first, last) {
-                    if u64::from(epochs[(g - base) as usize]) > since {
-                        push(g);
-                    }
-                }
-                i += 1;
-                continue;
-            }
-            let mut j = i + 1;
-            while j < candidates.len()
-                && candidates[j] - candidates[j - 1] <= GROUP_GAP_CHUNKS
-                && !self
-                    .blocks
-                    .contains_key(&(candidates[j] / CHUNKS_PER_BLOCK))
-            {
-                j += 1;
-            }
-            let (c0, c1) = (c, candidates[j - 1] + 1);
-            let g0 = c0 * GRAINS_PER_CHUNK;
-            let g1 = (c1 * GRAINS_PER_CHUNK).min(self.header.grains);
-            let mut bytes = vec![0u8; ((g1 - g0) * EPOCH_BYTES) as usize];
-            let off = blocks_offset(self.header.grains) + g0 * EPOCH_BYTES;
-            read_exact_at(&self.file, &self.path, &mut bytes, off)?;
-            for &cc in &candidates[i..j] {
-                for g in grains_of(cc, first, last) {
-                    let at = ((g - g0) * EPOCH_BYTES) as usize;
-                    let e = u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], 0]);
-                    if u64::from(e) > since {
-                        push(g);
-                    }
-                }
-            }
-            i = j;
+        if !self.persist_ok {
+            let text = format!(
+                "{}: the change tracking file cannot be written, so no new change id can \
+                 be made durable; do a full backup",
+                self.path.display()
+            );
+            crate::log::warn(&text);
+            return Err(Error::ReadOnly(text));
         }
-        Ok(runs)
+        if !self.writable {
+            return self.issue_read_only(hand_out);
+        }
+        issue_into(&mut self.header, hand_out);
+        self.persist()?;
+        Ok(id_of(&self.header))
+    }
+
+    /// `issue` for a handle that does not write the disk: nothing but ids can change the
+    /// header while readers share the disk, so the file's header is the truth.
+    fn issue_read_only(&mut self, hand_out: bool) -> Result<ChangeId> {
+        self.file.lock().map_err(|e| Error::io(&self.path, e))?;
+        let issued = (|| {
+            let mut h = Self::read_header(&self.file, &self.path)?;
+            if issue_into(&mut h, hand_out) {
+                write_all_at(&self.file, &self.path, &h.encode(), 0)?;
+                sync_data(&self.file, &self.path)?;
+            }
+            Ok(h)
+        })();
+        let _ = self.file.unlock();
+        self.header = issued?;
+        Ok(id_of(&self.header))
+    }
+
+    /// Checks that `id` can be answered by this history (see `track_id`). A read-only handle
+    /// first re-reads the header: another reader may have issued a newer id.
+    pub fn check_id(&mut self, id: &ChangeId) -> Result<()> {
+        if !self.writable && self.persist_ok && id.seq > self.header.seq {
+            self.file
+                .lock_shared()
+                .map_err(|e| Error::io(&self.path, e))?;
+            let h = Self::read_header(&self.file, &self.path);
+            let _ = self.file.unlock();
+            let h = h?;
+            if h.uuid == self.header.uuid && h.seq > self.header.seq {
+                self.header.seq = h.seq;
+                self.header.flags = h.flags;
+            }
+        }
+        super::track_id::check(&self.header, id)
     }
 
     /// Grains tracked.
@@ -543,19 +510,32 @@ impl TrackFile {
     pub fn uuid(&self) -> [u8; 16] {
         self.header.uuid
     }
+
+    /// The branch UUID of the history at `path` (from its header).
+    pub fn branch_in(path: &Path) -> Result<[u8; 16]> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        Ok(Self::read_header(&file, path)?.uuid)
+    }
+}
+
+/// Gives the content of `h` its id (a new number if it was written since the last one) and,
+/// with `hand_out`, notes when the branch's own UUID goes out. True if `h` changed.
+fn issue_into(h: &mut Header, hand_out: bool) -> bool {
+    let mut changed = false;
+    if h.flags & FLAG_DIRTY != 0 {
+        h.seq += 1;
+        h.flags &= !FLAG_DIRTY;
+        changed = true;
+    }
+    if hand_out && h.flags & FLAG_HANDED_OUT == 0 && id_of(h).uuid == h.uuid {
+        h.flags |= FLAG_HANDED_OUT;
+        changed = true;
+    }
+    changed
 }
 
 /// Regions declared ahead of a writer that moves forward (see `before_write`).
 const SEQUENTIAL_INTENT_AHEAD: u64 = 7;
-
-/// Chunks this close in the file are read together: reading the gap costs less than a
-/// second system call (16 chunks of epochs = 3 KiB).
-const GROUP_GAP_CHUNKS: u64 = 16;
-
-/// The grains of chunk `c` inside `[first, last)`.
-fn grains_of(c: u64, first: u64, last: u64) -> std::ops::Range<u64> {
-    (c * GRAINS_PER_CHUNK).max(first)..((c + 1) * GRAINS_PER_CHUNK).min(last)
-}
 
 /// The 24-bit epochs of a run of grains.
 fn epochs_of(bytes: &[u8]) -> impl Iterator<Item = u32> + '_ {

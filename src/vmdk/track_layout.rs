@@ -1,8 +1,11 @@
 //! The on-disk layout of our change-tracking file (see `track.rs` for what it means).
 //!
-//! Little-endian, version 2:
-//! - a 512-byte header (magic, version, flags, history UUID, last issued id, oldest
-//!   answerable id, grains, the link's CID, region size, 2048 intent bits, FNV-1a sum);
+//! Little-endian, version 3:
+//! - a 512-byte header (magic, version, flags, branch UUID, last issued id, oldest
+//!   answerable id, grains, the link's CID, region size, 2048 intent bits, the CID the open
+//!   session gives the link, the first id of this branch, the lineage: up to 6 ancestor
+//!   branches and the ids of each that name an ancestor of this content; the device and inode
+//!   of the file itself; FNV-1a sum);
 //! - the coarse summary: one u32 per block of 1024 grains (64 MiB), the highest epoch in it,
 //!   padded to 512 bytes; always in memory, so queries skip untouched blocks;
 //! - the fine summary: one u32 per chunk of 64 grains (4 MiB), the highest epoch in it,
@@ -11,7 +14,8 @@
 //! - the blocks: 3 bytes (a 24-bit epoch) per 64 KiB grain, 48 KiB per GiB; blocks never
 //!   written stay holes.
 //!
-//! Version 1 (no fine summary) lived only in development builds; it is refused as unknown.
+//! Version 2 (no session CID, no lineage) is read as a branch without ancestors whose session
+//! CID is unknown; version 1 (no fine summary) lived only in development builds and is refused.
 
 use std::path::Path;
 
@@ -19,7 +23,9 @@ use super::fileio::{sync_data, write_all_at};
 use crate::error::{Error, Result};
 
 pub(crate) const MAGIC: &[u8; 8] = b"VDLTRAK1";
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
+/// The previous version, still read (see the module comment).
+const VERSION_2: u32 = 2;
 pub(crate) const HEADER_BYTES: u64 = 512;
 pub(crate) const GRAINS_PER_BLOCK: u64 = 1024;
 pub(crate) const GRAINS_PER_CHUNK: u64 = 64;
@@ -32,6 +38,8 @@ pub(crate) const REGIONS: u64 = 2048;
 const MIN_REGION_GRAINS: u64 = 1024; // 64 MiB
 pub(crate) const FLAG_SESSION_OPEN: u32 = 1;
 pub(crate) const FLAG_DIRTY: u32 = 2;
+/// An id with this branch's own UUID was handed out (GetChangeId).
+pub(crate) const FLAG_HANDED_OUT: u32 = 4;
 pub(crate) const NO_INTENTS: [u8; (REGIONS / 8) as usize] = [0; (REGIONS / 8) as usize];
 
 /// The persistent part of the header.
@@ -45,7 +53,34 @@ pub(crate) struct Header {
     pub cid: u32,
     pub region_grains: u64,
     pub intents: [u8; (REGIONS / 8) as usize],
+    /// The CID the open write session gives (or gave) the link: a crashed session's link may
+    /// carry this CID or `cid`; any other means another program wrote it.
+    pub session_cid: u32,
+    /// The first id of this branch (the fork point; 0 for a branch tracking was turned on in).
+    pub branch_from: u64,
+    /// Ancestor branches, oldest first (at most `MAX_LINEAGE`).
+    pub lineage: Vec<Ancestor>,
+    /// The (device, inode) of the file this header was last written into; (0, 0) = not yet
+    /// known. A different one means the file was copied (or restored): the copy must not
+    /// continue the original's branch.
+    pub file_id: (u64, u64),
 }
+
+/// An ancestor branch: its ids `uuid/from ..= uuid/to` name contents this branch descends
+/// from (`to` is the id its content had when the fork was made).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ancestor {
+    pub uuid: [u8; 16],
+    pub from: u64,
+    pub to: u64,
+}
+
+/// Ancestors a header holds; older ones are forgotten (their ids are then refused).
+pub(crate) const MAX_LINEAGE: usize = 6;
+const FILE_ID_AT: usize = 476;
+const LINEAGE_AT: usize = 332;
+const ANCESTOR_BYTES: usize = 24;
+const SUM_AT: usize = 504;
 
 fn fnv(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
@@ -66,8 +101,20 @@ impl Header {
         b[56..60].copy_from_slice(&self.cid.to_le_bytes());
         b[60..64].copy_from_slice(&(self.region_grains as u32).to_le_bytes());
         b[64..320].copy_from_slice(&self.intents);
-        let sum = fnv(&b[..320]);
-        b[320..328].copy_from_slice(&sum.to_le_bytes());
+        b[320..324].copy_from_slice(&self.session_cid.to_le_bytes());
+        b[324..328].copy_from_slice(&(self.branch_from as u32).to_le_bytes());
+        let kept = &self.lineage[self.lineage.len().saturating_sub(MAX_LINEAGE)..];
+        b[328..332].copy_from_slice(&(kept.len() as u32).to_le_bytes());
+        for (i, a) in kept.iter().enumerate() {
+            let at = LINEAGE_AT + i * ANCESTOR_BYTES;
+            b[at..at + 16].copy_from_slice(&a.uuid);
+            b[at + 16..at + 20].copy_from_slice(&(a.from as u32).to_le_bytes());
+            b[at + 20..at + 24].copy_from_slice(&(a.to as u32).to_le_bytes());
+        }
+        b[FILE_ID_AT..FILE_ID_AT + 8].copy_from_slice(&self.file_id.0.to_le_bytes());
+        b[FILE_ID_AT + 8..FILE_ID_AT + 16].copy_from_slice(&self.file_id.1.to_le_bytes());
+        let sum = fnv(&b[..SUM_AT]);
+        b[SUM_AT..SUM_AT + 8].copy_from_slice(&sum.to_le_bytes());
         b
     }
 
@@ -78,8 +125,33 @@ impl Header {
         }
         let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().expect("4 bytes"));
         let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"));
-        if u32_at(8) != VERSION || u64_at(320) != fnv(&b[..320]) {
+        let version = u32_at(8);
+        let sum_ok = match version {
+            VERSION => u64_at(SUM_AT) == fnv(&b[..SUM_AT]),
+            VERSION_2 => u64_at(320) == fnv(&b[..320]),
+            _ => false,
+        };
+        if !sum_ok {
             return Err(bad("header is damaged or of an unknown version"));
+        }
+        let mut lineage = Vec::new();
+        let (mut session_cid, mut branch_from, mut file_id) = (u32_at(56), 0, (0, 0));
+        if version == VERSION {
+            file_id = (u64_at(FILE_ID_AT), u64_at(FILE_ID_AT + 8));
+            session_cid = u32_at(320);
+            branch_from = u64::from(u32_at(324));
+            let n = u32_at(328) as usize;
+            if n > MAX_LINEAGE {
+                return Err(bad("header fields are out of range"));
+            }
+            for i in 0..n {
+                let at = LINEAGE_AT + i * ANCESTOR_BYTES;
+                lineage.push(Ancestor {
+                    uuid: b[at..at + 16].try_into().expect("16 bytes"),
+                    from: u64::from(u32_at(at + 16)),
+                    to: u64::from(u32_at(at + 20)),
+                });
+            }
         }
         let h = Header {
             flags: u32_at(12),
@@ -90,8 +162,15 @@ impl Header {
             cid: u32_at(56),
             region_grains: u64::from(u32_at(60)),
             intents: b[64..320].try_into().expect("256 bytes"),
+            session_cid,
+            branch_from,
+            lineage,
+            file_id,
         };
-        if h.region_grains == 0 || h.grains.div_ceil(h.region_grains) > REGIONS || h.seq > MAX_EPOCH
+        if h.region_grains == 0
+            || h.grains.div_ceil(h.region_grains) > REGIONS
+            || h.seq > MAX_EPOCH
+            || h.branch_from > h.seq
         {
             return Err(bad("header fields are out of range"));
         }
@@ -183,7 +262,7 @@ impl Whole {
             // is removed, never written through.
             super::atomic::remove_stale_temp(&tmp)?;
             let f = super::atomic::create_new_file(&tmp)?;
-            f.set_len(file_bytes(g)).map_err(|e| Error::io(&tmp, e))?;
+            super::fileio::set_len(&f, &tmp, file_bytes(g))?;
             write_all_at(&f, &tmp, &self.header.encode(), 0)?;
             if !self.summary.is_empty() {
                 write_all_at(&f, &tmp, &bytes_from(&self.summary), HEADER_BYTES)?;
@@ -195,10 +274,10 @@ impl Whole {
                 write_all_at(&f, &tmp, &self.blocks, blocks_offset(g))?;
             }
             sync_data(&f, &tmp)?;
-            std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+            super::fileio::rename(&tmp, path).map_err(|e| Error::io(path, e))
         })();
         if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
+            let _ = super::fileio::remove_file(&tmp);
         }
         written?;
         super::atomic::sync_dir(path)

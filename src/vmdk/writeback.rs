@@ -46,6 +46,8 @@ impl Writeback {
         st.running = std::thread::Builder::new()
             .name("vixdisklib-writeback".into())
             .spawn(move || {
+                // Deliberately not reported to `iolog`: nothing relies on this sync for
+                // ordering (Flush syncs again), so the crash explorer must not count on it.
                 if let Err(e) = file.sync_data() {
                     *error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
                 }

@@ -12,6 +12,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use vixDiskLib::chain::{Disk, OpenOptions};
+use vixDiskLib::vmdk::check::{Outcome, check_disk};
 use vixDiskLib::vmdk::cowd::CowdExtent;
 use vixDiskLib::vmdk::descriptor::Descriptor;
 use vixDiskLib::vmdk::header::SparseHeader;
@@ -220,12 +221,29 @@ pub fn stream(work: &Path, data: &[u8]) {
     if data.len() < 512 || !SparseHeader::has_magic(data) {
         return;
     }
-    let Ok(sp) = SparseExtent::open(&path, file, &data[..512]) else {
+    if let Ok(sp) = SparseExtent::open(&path, file, &data[..512]) {
+        let capacity = sp.header().capacity;
+        for sector in probe_points(capacity, pick_of(data)) {
+            read_sparse(&sp, sector);
+        }
+    }
+    check_stream(&path);
+}
+
+/// CheckRepair on a stream: whatever repair accepts must check clean afterwards.
+fn check_stream(path: &Path) {
+    let Ok(first) = check_disk(path, false) else {
         return;
     };
-    let capacity = sp.header().capacity;
-    for sector in probe_points(capacity, pick_of(data)) {
-        read_sparse(&sp, sector);
+    if first.outcome() != Outcome::NeedsRepair {
+        return;
+    }
+    let Ok(r) = check_disk(path, true) else {
+        return;
+    };
+    if r.outcome() == Outcome::Repaired {
+        let again = check_disk(path, false).expect("a salvaged stream checks");
+        assert!(!again.is_damaged(), "after repair: {:?}", again.problems);
     }
 }
 

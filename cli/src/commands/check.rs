@@ -3,7 +3,8 @@
 use std::path::Path;
 
 use serde::Serialize;
-use vixDiskLib::vmdk::check::{Outcome, check_disk, check_disk_force_share};
+use vixDiskLib::error::Error;
+use vixDiskLib::vmdk::check::{Outcome, SalvageCounts, check_disk, check_disk_force_share};
 
 use crate::failure::{CmdResult, Failure, OnFile};
 
@@ -21,6 +22,26 @@ struct ReportOut {
     outcome: &'static str,
     problems: Vec<ProblemOut>,
     repaired: Vec<String>,
+    /// For a damaged stream: what salvage kept (with --repair) or would keep.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    salvage: Option<SalvageOut>,
+}
+
+#[derive(Serialize)]
+struct SalvageOut {
+    grains: u64,
+    recovered_sectors: u64,
+    lost_sectors: u64,
+}
+
+impl From<SalvageCounts> for SalvageOut {
+    fn from(c: SalvageCounts) -> SalvageOut {
+        SalvageOut {
+            grains: c.grains,
+            recovered_sectors: c.recovered_sectors,
+            lost_sectors: c.lost_sectors,
+        }
+    }
 }
 
 fn outcome_name(o: Outcome) -> &'static str {
@@ -29,6 +50,7 @@ fn outcome_name(o: Outcome) -> &'static str {
         Outcome::Repaired => "repaired",
         Outcome::NeedsRepair => "needs-repair",
         Outcome::CantRepair => "cant-repair",
+        Outcome::Invalid => "invalid",
     }
 }
 
@@ -56,6 +78,7 @@ pub fn run(path: &Path, repair: bool, json: bool, force_share: bool) -> CmdResul
             })
             .collect(),
         repaired: report.repaired.clone(),
+        salvage: report.salvage.map(SalvageOut::from),
     };
     if json {
         say!(
@@ -78,6 +101,19 @@ pub fn run(path: &Path, repair: bool, json: bool, force_share: bool) -> CmdResul
         for r in &out.repaired {
             say!("repaired: {r}");
         }
+        if let Some(c) = &out.salvage {
+            let (verb, tense) = if outcome == Outcome::Repaired {
+                ("salvaged", "kept")
+            } else {
+                ("salvage (--repair)", "would keep")
+            };
+            say!(
+                "{verb}: {tense} {} complete grains: {} sectors recovered, {} sectors lost",
+                c.grains,
+                c.recovered_sectors,
+                c.lost_sectors
+            );
+        }
         match outcome {
             Outcome::Clean if !out.problems.is_empty() => say!(
                 "{}: no problems found; the disk was not closed cleanly (--repair clears the notes)",
@@ -97,5 +133,12 @@ pub fn run(path: &Path, repair: bool, json: bool, force_share: bool) -> CmdResul
         Outcome::Clean | Outcome::Repaired => Ok(()),
         Outcome::NeedsRepair => Err(Failure::NeedsRepair(summary())),
         Outcome::CantRepair => Err(Failure::CantRepair(summary())),
+        Outcome::Invalid => Err(Failure::Engine {
+            file: path.to_path_buf(),
+            error: Error::InvalidDisk(format!(
+                "{}; the stream holds what no repair can account for, nothing was changed",
+                summary()
+            )),
+        }),
     }
 }

@@ -34,40 +34,36 @@ pub fn child(parent: &Path, child: &Path, disk_type: DiskType) -> CmdResult {
 /// Deletes the redo log at `child`; refuses a disk without a parent (that would be data loss,
 /// not a discarded redo log).
 pub fn discard(child: &Path) -> CmdResult {
-    let disk = open(child, true, true)?;
-    let has_parent = has_parent(&disk);
-    close(disk, child)?;
-    if !has_parent {
-        return Err(Failure::Usage(format!(
-            "{} has no parent: it is not a redo log (delete a base disk with rm if you mean it)",
-            child.display()
-        )));
-    }
+    require_parent(
+        child,
+        "it is not a redo log (delete a base disk with rm if you mean it)",
+    )?;
     files::unlink(child).on(child)?;
     say!("discarded {}", child.display());
     Ok(())
 }
 
-/// True when the disk's leaf names a parent (it is a redo log).
-fn has_parent(disk: &vixDiskLib::chain::Disk) -> bool {
+/// Refuses (exit 2, "CHILD has no parent: `why`") a disk whose leaf names no parent: it is not
+/// a redo log. Checked before the engine takes its exclusive locks.
+fn require_parent(child: &Path, why: &str) -> CmdResult {
+    let disk = open(child, true, true)?;
     let d = disk.chain().links[0].descriptor();
-    d.parent_cid != NO_PARENT_CID && d.parent_hint.is_some()
+    let has_parent = d.parent_cid != NO_PARENT_CID && d.parent_hint.is_some();
+    close(disk, child)?;
+    if has_parent {
+        return Ok(());
+    }
+    Err(Failure::Usage(format!(
+        "{} has no parent: {why}",
+        child.display()
+    )))
 }
 
 /// Folds the redo log at `child` into its parent and deletes it.
 pub fn commit(child: &Path, quiet: bool) -> CmdResult {
     let _ = quiet;
-    // Like `discard`: a disk without a parent is a wrong request (exit 2), found before the
-    // engine takes its exclusive locks.
-    let disk = open(child, true, true)?;
-    let has_parent = has_parent(&disk);
-    close(disk, child)?;
-    if !has_parent {
-        return Err(Failure::Usage(format!(
-            "{} has no parent: only a redo log (child disk) can be committed",
-            child.display()
-        )));
-    }
+    // Like `discard`: a disk without a parent is a wrong request (exit 2).
+    require_parent(child, "only a redo log (child disk) can be committed")?;
     // Not stoppable halfway: a stop request (Ctrl-C, SIGTERM, SIGHUP) waits for the end.
     vixDiskLib::chain::commit::commit(child, &mut |_| {}).on(child)?;
     say!("committed {} into its parent", child.display());
@@ -86,7 +82,9 @@ pub fn change_id(disk: &Path, on: bool, off: bool) -> CmdResult {
             return Ok(());
         }
     }
-    let d = open(disk, false, false)?;
+    // Read-only: ids are issued by read-only handles too, and a frozen snapshot (whose child
+    // a writer holds) can only be opened so.
+    let d = open(disk, true, false)?;
     let id = d.change_id().on(disk);
     close(d, disk)?;
     println!("{}", id?);

@@ -11,6 +11,11 @@ folds the child back into the base):
 * T3: incremental since T2, and a differential since T1; this snapshot stays,
   so the base is the disk as it was at T3.
 
+The change id of each snapshot is taken one of two ways (``main`` runs both):
+on the writable handle just before ``CreateChild``, or after it, from a
+read-only open of the frozen disk, as backup programs do.  Both give the id
+of the frozen content.
+
 At T4 the disk is recovered twice into new disks, newest backup first,
 skipping sectors already restored (T3, T2, T1; and the differential T3, T1),
 and each is compared with the disk at T3 byte for byte, with ``qemu-img
@@ -86,11 +91,16 @@ def write_fills(conn: vdl.Connection, path: Path, fills: list[Fill]) -> None:
             disk.write(sector, bytes([byte]) * (count * SECTOR))
 
 
-def snapshot(conn: vdl.Connection, base: Path, snap: Path) -> str:
-    """Freeze ``base`` under the redo log ``snap``; returns the frozen content's change id."""
+def snapshot(conn: vdl.Connection, base: Path, snap: Path, id_after: bool = False) -> str:
+    """Freeze ``base`` under the redo log ``snap``; returns the frozen content's change id,
+    taken on the writable handle before ``CreateChild`` or, with ``id_after``, from a
+    read-only open of the frozen disk afterwards."""
     with conn.open(base) as disk:
-        change_id = disk.change_id
+        change_id = "" if id_after else disk.change_id
         disk.create_child(snap)
+    if id_after:
+        with conn.open(base, vdl.VIXDISKLIB_FLAG_OPEN_READ_ONLY) as frozen:
+            change_id = frozen.change_id
     return change_id
 
 
@@ -169,8 +179,10 @@ def expect(cond: bool, what: str) -> None:
         raise AssertionError(what)
 
 
-def run(conn: vdl.Connection, top: Path) -> dict[str, Backup]:
-    """Replay the seed in ``top``; returns the backups by name (full, incr2, incr3, diff3)."""
+def run(conn: vdl.Connection, top: Path, id_after: bool = False) -> dict[str, Backup]:
+    """Replay the seed in ``top``; returns the backups by name (full, incr2, incr3, diff3).
+    ``id_after``: take each snapshot's id from a read-only open after ``CreateChild``."""
+    print(f"== change ids taken {'after CreateChild, read-only' if id_after else 'before CreateChild'} ==")
     base = top / "base.vmdk"
     snaps = [top / f"snapshot-T{i}.vmdk" for i in (1, 2, 3)]
     conn.create(base, CAPACITY, adapter_type=vdl.VIXDISKLIB_ADAPTER_SCSI_LSILOGIC,
@@ -179,7 +191,7 @@ def run(conn: vdl.Connection, top: Path) -> dict[str, Backup]:
     write_fills(conn, base, W0)
 
     # T1: snapshot, full backup of the frozen base, the VM writes on, snapshot deleted.
-    id_t1 = snapshot(conn, base, snaps[0])
+    id_t1 = snapshot(conn, base, snaps[0], id_after)
     print(f"changeId_T1 = {id_t1}")
     full = full_backup(conn, base, id_t1)
     write_fills(conn, snaps[0], W1)
@@ -187,7 +199,7 @@ def run(conn: vdl.Connection, top: Path) -> dict[str, Backup]:
     expect(len(full.data) == grains(W0) * GRAIN * SECTOR, "the full backup holds the allocated grains")
 
     # T2: incremental since T1.
-    id_t2 = snapshot(conn, base, snaps[1])
+    id_t2 = snapshot(conn, base, snaps[1], id_after)
     print(f"changeId_T2 = {id_t2}")
     incr2 = changed_backup(conn, base, "incremental T2 (since T1)", id_t1, id_t2)
     write_fills(conn, snaps[1], W2)
@@ -195,7 +207,7 @@ def run(conn: vdl.Connection, top: Path) -> dict[str, Backup]:
     expect(len(incr2.data) == grains(W1) * GRAIN * SECTOR, "T2 holds the grains written after T1")
 
     # T3: incremental since T2 and differential since T1; the snapshot stays.
-    id_t3 = snapshot(conn, base, snaps[2])
+    id_t3 = snapshot(conn, base, snaps[2], id_after)
     print(f"changeId_T3 = {id_t3}")
     incr3 = changed_backup(conn, base, "incremental T3 (since T2)", id_t2, id_t3)
     diff3 = changed_backup(conn, base, "differential T3 (since T1)", id_t1, id_t3)
@@ -215,14 +227,18 @@ def run(conn: vdl.Connection, top: Path) -> dict[str, Backup]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Command line: replay the seed in DIR (which must not hold the disks yet)."""
+    """Command line: replay the seed twice in DIR (which must not hold the disks yet): with
+    the ids taken before CreateChild, then after it from read-only opens."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("dir", type=Path)
     args = ap.parse_args(argv)
     args.dir.mkdir(parents=True, exist_ok=True)
     with vdl.Library().init() as lib, lib.connect() as conn:
         try:
-            run(conn, args.dir)
+            for id_after, sub in ((False, "id-before-snapshot"), (True, "id-after-snapshot")):
+                top = args.dir / sub
+                top.mkdir(parents=True, exist_ok=True)
+                run(conn, top, id_after)
         except (AssertionError, vdl.VixError) as e:
             print(f"backup_recovery: FAILED: {e}")
             return 1

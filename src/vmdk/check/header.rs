@@ -38,7 +38,7 @@ fn u64_at(b: &[u8], off: usize) -> u64 {
 }
 
 /// Decodes the fields without any validation.
-fn decode_raw(b: &[u8]) -> SparseHeader {
+pub(super) fn decode_raw(b: &[u8]) -> SparseHeader {
     SparseHeader {
         version: u32_at(b, 4),
         flags: u32_at(b, 8),

@@ -9,7 +9,8 @@
 //! files exist and are long enough; its capacity agrees with the header), both grain-directory
 //! trees (each index 0 in both copies or non-zero and distinct in both; tables byte-identical;
 //! tables inside the file and clear of other metadata), and every grain-table entry (inside the
-//! file, clear of metadata, no grain referenced twice).
+//! file, clear of metadata, no grain referenced twice). Compressed (streamOptimized) extents
+//! are checked marker by marker in `stream` and, when damaged, rebuilt by `salvage`.
 //!
 //! Repair never drops data that a reader could reach, and only turns what cannot be read into
 //! what reads as it was (docs/decisions.md has the audit of every action): a damaged copy of a
@@ -26,6 +27,10 @@
 mod descriptor;
 mod header;
 mod repair;
+mod salvage;
+mod stream;
+mod stream_scan;
+mod stream_tables;
 mod tables;
 mod tree;
 
@@ -77,6 +82,32 @@ pub enum ProblemKind {
     GrainInMetadata,
     /// Two grain-table entries point at the same grain.
     SharedGrain,
+    /// A stream's header is unusable (the stream cannot be followed).
+    StreamHeader,
+    /// A stream ends inside a grain or a metadata item, or its last grain is torn.
+    StreamTruncated,
+    /// A stream's footer is missing or disagrees with the header, so its directory is lost.
+    StreamFooter,
+    /// A stream's grain directory or tables disagree with the grains its markers hold.
+    StreamTables,
+    /// Grains appended to a stream after its last Flush, in no table yet: a note (the disk
+    /// reads as of that Flush), like the uncleanShutdown flag.
+    StreamUnflushed,
+    /// A stream grain that cannot be accounted for: two grains for one LBA, or one that does
+    /// not inflate.
+    StreamGrain,
+    /// A marker of unknown type, or a sector that cannot be a marker, in a stream.
+    StreamMarker,
+}
+
+impl ProblemKind {
+    /// True for damage that makes a stream invalid rather than repairable.
+    fn means_invalid(self) -> bool {
+        matches!(
+            self,
+            ProblemKind::StreamHeader | ProblemKind::StreamGrain | ProblemKind::StreamMarker
+        )
+    }
 }
 
 /// One finding.
@@ -101,6 +132,9 @@ pub enum Outcome {
     NeedsRepair,
     /// At least one problem cannot be repaired without losing data (VIX_E_DISK_CANTREPAIR).
     CantRepair,
+    /// A stream holds what no repair can account for (an unknown marker, a bad grain, an
+    /// unusable header): the disk is invalid and nothing was written (VIX_E_DISK_INVALIDDISK).
+    Invalid,
 }
 
 impl Outcome {
@@ -119,6 +153,21 @@ pub struct CheckReport {
     pub repaired: Vec<String>,
     /// True if some problem cannot be fixed without data loss (then nothing was written).
     pub unrepairable: bool,
+    /// For a damaged stream: what salvage keeps and loses (done with repair, else planned).
+    pub salvage: Option<SalvageCounts>,
+}
+
+/// What a stream salvage keeps and loses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SalvageCounts {
+    /// Complete grains kept.
+    pub grains: u64,
+    /// Virtual sectors whose data the rebuilt stream holds.
+    pub recovered_sectors: u64,
+    /// Virtual sectors known to have held data that is gone (a grain cut short or torn, grains
+    /// the old tables placed past the end of the file). What a stream held after the point
+    /// where it was cut cannot be known and is not counted.
+    pub lost_sectors: u64,
 }
 
 impl CheckReport {
@@ -128,7 +177,9 @@ impl CheckReport {
     /// redundant grain tables that lag behind their primaries (a Flush stopped between the
     /// two copies). They give `Clean`; repair still clears the flag and copies the tables.
     pub fn outcome(&self) -> Outcome {
-        if self.unrepairable {
+        if self.unrepairable && self.problems.iter().any(|p| p.kind.means_invalid()) {
+            Outcome::Invalid
+        } else if self.unrepairable {
             Outcome::CantRepair
         } else if !self.repaired.is_empty() {
             Outcome::Repaired
@@ -143,7 +194,7 @@ impl CheckReport {
     pub fn is_damaged(&self) -> bool {
         let interrupted = self.has(ProblemKind::UncleanShutdown);
         self.problems.iter().any(|p| match p.kind {
-            ProblemKind::UncleanShutdown => false,
+            ProblemKind::UncleanShutdown | ProblemKind::StreamUnflushed => false,
             ProblemKind::RedundantBehind => !interrupted,
             _ => true,
         })
@@ -218,6 +269,8 @@ pub(crate) struct FilePlan {
     directories: Vec<(u64, Vec<u8>)>,
     descriptor: Option<DescriptorWrite>,
     header: Option<Vec<u8>>,
+    /// A stream rebuilt beside the file and swapped in (instead of all of the above).
+    salvage: Option<salvage::Salvage>,
 }
 
 impl FilePlan {
@@ -235,6 +288,7 @@ impl FilePlan {
             && self.directories.is_empty()
             && self.descriptor.is_none()
             && self.header.is_none()
+            && self.salvage.is_none()
     }
 }
 
@@ -268,6 +322,14 @@ fn check_link(path: &Path, repair: bool, take_lock: bool) -> Result<CheckReport>
         unrepairable: findings.unrepairable(),
         problems: findings.problems,
         repaired: Vec::new(),
+        salvage: plans
+            .iter()
+            .find_map(|p| p.salvage.as_ref())
+            .map(|s| SalvageCounts {
+                grains: s.grains.len() as u64,
+                recovered_sectors: s.recovered,
+                lost_sectors: s.lost,
+            }),
     };
     if report.problems.is_empty() {
         log::info(format!("{}: no problems found", path.display()));
@@ -382,6 +444,9 @@ fn check_sparse_file(
     f: &mut Findings,
     plan: &mut FilePlan,
 ) -> Result<()> {
+    if stream::is_stream(first) {
+        return stream::check(path, file, len, first, f, plan);
+    }
     let Some(mut hs) = header::check(path, first, len, f)? else {
         return Ok(());
     };

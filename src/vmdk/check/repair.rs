@@ -9,13 +9,12 @@
 //! before the descriptor file that names them.
 
 use std::fs::File;
-use std::io::Write;
 use std::path::Path;
 
 use super::{DescriptorWrite, FilePlan};
 use crate::error::{Error, Result};
 use crate::vmdk::atomic::{create_new_file, remove_stale_temp};
-use crate::vmdk::fileio::{read_at_zero_fill, sync_data, write_all_at};
+use crate::vmdk::fileio::{self, read_at_zero_fill, sync_data, write_all_at};
 
 fn open_rw(path: &Path) -> Result<File> {
     crate::vmdk::fileio::open_regular(path, true)
@@ -44,32 +43,32 @@ fn replace_descriptor(path: &Path, text: &str) -> Result<()> {
         // O_EXCL after removing a stale leftover: a symlink planted at the temporary name is
         // removed, never written through.
         remove_stale_temp(&tmp)?;
-        let mut f = create_new_file(&tmp)?;
-        f.write_all(text.as_bytes())
-            .map_err(|e| Error::io(&tmp, e))?;
-        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+        let f = create_new_file(&tmp)?;
+        write_all_at(&f, &tmp, text.as_bytes(), 0)?;
+        fileio::sync_all(&f, &tmp)?;
         let perms = std::fs::metadata(path)
             .map_err(|e| Error::io(path, e))?
             .permissions();
         std::fs::set_permissions(&tmp, perms).map_err(|e| Error::io(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-        File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| Error::io(&dir, e))
+        fileio::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+        crate::vmdk::atomic::sync_dir(path)
     })();
     if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = fileio::remove_file(&tmp);
     }
     result
 }
 
 fn apply_one(plan: &FilePlan) -> Result<()> {
     let path = plan.path.as_path();
+    if let Some(s) = &plan.salvage {
+        return super::salvage::apply(path, s);
+    }
     let file = open_rw(path)?;
     if let Some(len) = plan.extend_to {
         let now = file.metadata().map_err(|e| Error::io(path, e))?.len();
         if len > now {
-            file.set_len(len).map_err(|e| Error::io(path, e))?;
+            fileio::set_len(&file, path, len)?;
             sync_data(&file, path)?;
         }
     }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::sectors_to_bytes;
 use crate::error::{Error, Result};
-use crate::vmdk::fileio::{sync_data, write_all_at};
+use crate::vmdk::fileio::{set_len, sync_data, write_all_at};
 use crate::vmdk::header::{HEADER_SIZE, SparseHeader};
 
 /// Creates the metadata of a new sparse extent in `file`: header, descriptor area, redundant and
@@ -39,7 +39,6 @@ pub fn write_new_extent(
         }
     }
     write_all_at(file, path, &meta, 0)?;
-    file.set_len(sectors_to_bytes(header.overhead))
-        .map_err(|e| Error::io(path, e))?;
+    set_len(file, path, sectors_to_bytes(header.overhead))?;
     sync_data(file, path)
 }

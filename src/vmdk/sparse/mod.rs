@@ -57,7 +57,7 @@ pub struct SparseExtent {
 /// extent is under way and the leftover can go. Failure (read-only directory) is harmless.
 fn remove_compact_leftover(path: &Path) {
     let tmp = super::atomic::temp_path(path);
-    if std::fs::symlink_metadata(&tmp).is_ok() && std::fs::remove_file(&tmp).is_ok() {
+    if std::fs::symlink_metadata(&tmp).is_ok() && super::fileio::remove_file(&tmp).is_ok() {
         crate::log::info(format!(
             "{}: removed {} left by an interrupted Shrink/Defragment",
             path.display(),

@@ -4,7 +4,10 @@
 //!    writer continues on CHILD while the frozen disk is read, and `vixdisk commit CHILD`
 //!    deletes the snapshot afterwards. Without a snapshot the disk is held open for the whole
 //!    backup, which keeps every writer out.
-//! 2. The change id of the frozen content is recorded.
+//! 2. The change id of the frozen content is recorded: on the backup's read-only handle just
+//!    before CreateChild, or (`--id-after-snapshot`) after it, from a new read-only open of
+//!    the frozen disk. Read-only handles issue ids themselves (the tracking file alone is
+//!    written, under its own lock).
 //! 3. The blocks: for a full backup the allocated 128-sector chunks (QueryAllocatedBlocks'
 //!    rules: at most 524288 chunks per query, the tail past the last whole chunk counted as
 //!    allocated); for an incremental one the areas changed since the previous backup's id;
@@ -194,31 +197,18 @@ fn base_of(kind: Kind, base: Option<&Path>) -> CmdResult<Option<(Loaded, String)
     Ok(Some((parent, id)))
 }
 
-/// Opens the disk read-only (a shared lock: no writer until the backup ends). If its change
-/// id must be issued first (it was written since the last id), a short writable open issues
-/// and records it; the read-only handle then reads that id back itself, so the id recorded
-/// is always the one of the content this handle reads, snapshot or not. (A write that slips
-/// in between makes the id unanswerable read-only again: issued again.)
-fn open_for_id(disk_path: &Path) -> CmdResult<Disk> {
-    for _ in 0..3 {
-        let disk = open(disk_path, true, false)?;
-        if !matches!(disk.change_id(), Err(Error::ReadOnly(_))) {
-            return Ok(disk);
-        }
-        close(disk, disk_path)?;
-        let writable = open(disk_path, false, false)?;
-        let issued = writable.change_id();
-        close(writable, disk_path)?;
-        issued.on(disk_path)?;
-    }
-    Err(Failure::Engine {
-        file: disk_path.to_path_buf(),
-        error: Error::ReadOnly(
-            "the disk is being written while the backup starts: stop its writer or use \
-             --snapshot"
-                .into(),
-        ),
-    })
+/// Opens the disk read-only (a shared lock: no writer until the backup ends; a read-only
+/// handle issues the change id of the content it reads). With `id_after_snapshot` the
+/// snapshot is taken first on that handle, and the frozen disk opened read-only anew.
+fn open_for_id(disk_path: &Path, id_after_snapshot: Option<&Path>) -> CmdResult<Disk> {
+    let disk = open(disk_path, true, false)?;
+    let Some(child) = id_after_snapshot else {
+        return Ok(disk);
+    };
+    disk.create_child(child, DiskKind::MonolithicSparse)
+        .on(child)?;
+    close(disk, disk_path)?;
+    open(disk_path, true, false)
 }
 
 /// What was decided on the disk before copying.
@@ -273,6 +263,7 @@ pub fn take(
     dir: &Path,
     base: Option<&Path>,
     snapshot: Option<&Path>,
+    id_after_snapshot: bool,
     quiet: bool,
 ) -> CmdResult {
     // A directory that is not empty is refused before anything is printed or snapshotted
@@ -288,11 +279,16 @@ pub fn take(
             parent.dir.display()
         );
     }
-    let disk = open_for_id(disk_path)?;
+    let disk = open_for_id(disk_path, snapshot.filter(|_| id_after_snapshot))?;
     let since = base.as_ref().map(|(_, id)| id.as_str());
     // Read-only from here to the end: the writer continues on the snapshot (whose open takes
     // the shared lock on this disk too) while we read the frozen disk.
-    let planned = plan(&disk, disk_path, since, snapshot);
+    let planned = plan(
+        &disk,
+        disk_path,
+        since,
+        snapshot.filter(|_| !id_after_snapshot),
+    );
     if let (Ok(p), false) = (&planned, quiet) {
         if let Some(child) = snapshot {
             say!("snapshot: {} now holds new writes", child.display());
