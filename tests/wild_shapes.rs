@@ -18,7 +18,7 @@ use std::path::Path;
 
 use common::{have_qemu, open_ro, open_rw, p, read_all, sh};
 use vixDiskLib::chain::{Disk, OpenOptions};
-use vixDiskLib::ffi::codes::{VIX_E_DISK_INVALIDDISK, VIX_E_NOT_SUPPORTED};
+use vixDiskLib::ffi::codes::VIX_E_DISK_INVALIDDISK;
 use vixDiskLib::ffi::errors::to_vix;
 use vixDiskLib::vmdk::check::{Outcome, check_disk};
 
@@ -208,9 +208,6 @@ fn reads_like_qemu(path: &Path, expected: &[u8]) {
             "{}: {report:?}",
             path.display()
         ),
-        // Checking streams is issue 20 part 3 (another branch): until it lands, a stream's
-        // check may be refused as not supported, never judged damaged.
-        Err(e) if to_vix(&e) == VIX_E_NOT_SUPPORTED && e.to_string().contains("stream") => {}
         Err(e) => panic!("{}: CheckRepair failed: {e}", path.display()),
     }
 }
