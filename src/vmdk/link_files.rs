@@ -18,11 +18,18 @@ pub(crate) fn open_file(path: &Path, writable: bool) -> Result<File> {
     open_regular(path, writable)
 }
 
+/// How long a conflicting lock is retried before the disk counts as in use.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Takes the open's lock: exclusive for writers, shared for readers. A conflicting lock may be
 /// held for a moment by a child process another thread is forking (it shares our open files
-/// until it execs), so a refusal is retried briefly before the disk counts as in use.
+/// until it execs; on a busy machine that moment can last a scheduler tick or more), so a
+/// refusal is retried with growing pauses for up to `LOCK_PATIENCE` before the disk counts as
+/// in use. Every opener and CheckRepair take their locks here.
 pub(crate) fn lock_file(file: &File, path: &Path, exclusive: bool) -> Result<()> {
-    for attempt in 0..20 {
+    let start = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(2);
+    loop {
         let locked = if exclusive {
             file.try_lock()
         } else {
@@ -30,8 +37,9 @@ pub(crate) fn lock_file(file: &File, path: &Path, exclusive: bool) -> Result<()>
         };
         match locked {
             Ok(()) => return Ok(()),
-            Err(std::fs::TryLockError::WouldBlock) if attempt < 19 => {
-                std::thread::sleep(std::time::Duration::from_millis(5));
+            Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < LOCK_PATIENCE => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(50));
             }
             Err(std::fs::TryLockError::WouldBlock) => break,
             Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(path, e)),
