@@ -1,4 +1,4 @@
-//! The one error type of the engine; `ffi::errors` maps each variant to a VixError.
+//! The one error type of the engine; `error_kind` maps each variant to a VixError code.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -102,6 +102,9 @@ pub enum Error {
     /// Memory for a result handed to the caller could not be allocated.
     #[error("out of memory")]
     OutOfMemory,
+    /// A bug: the engine stopped an operation that panicked (VIX_E_FAIL).
+    #[error("internal error: {0}")]
+    Internal(String),
     /// Other disks depend on what the call would change (a commit into a shared parent).
     #[error("in use: {0}")]
     InUse(String),

@@ -390,3 +390,71 @@ fn a_read_only_single_link_open_of_a_redo_log_still_refuses_writes_as_read_only(
     let e = d.write(1000, &[0x22; 512]).unwrap_err();
     assert!(matches!(e, Error::ReadOnly(_)), "{e:?}");
 }
+
+#[test]
+fn an_extent_line_past_the_largest_disk_is_unrepairable_not_a_crash() {
+    // offset + sectors overflows (or passes what Open accepts): check panicked on the sum;
+    // in a release build it wrapped and the line passed as clean.
+    for mid in [
+        "RW 2048 FLAT \"a-s002.vmdk\" 18446744073709551615",
+        "RW 99999999999999999 FLAT \"a-s002.vmdk\" 0",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (desc, files) = split_disk(dir.path(), &[mid, "RW 2048 FLAT \"a-f003.vmdk\" 0"]);
+        let before = hashes(&files);
+        for repair in [false, true] {
+            let r = check_disk(&desc, repair).expect("check runs");
+            assert_eq!(
+                r.outcome(),
+                Outcome::CantRepair,
+                "{mid} repair={repair}: {r:?}"
+            );
+            assert!(r.repaired.is_empty());
+            assert_eq!(
+                hashes(&files),
+                before,
+                "{mid} repair={repair} changed the disk"
+            );
+        }
+    }
+}
+
+#[test]
+fn check_repair_never_touches_a_file_outside_the_disks_directory() {
+    // Open refuses an extent name that leaves the descriptor's directory; CheckRepair followed
+    // it and "repaired" that file (a short flat extent was extended with zeros, wherever it was).
+    let outside = tempfile::tempdir().unwrap();
+    let victim = p(outside.path(), "victim.txt");
+    std::fs::write(&victim, b"not a disk").unwrap();
+    let rel = format!(
+        "../{}/victim.txt",
+        outside.path().file_name().unwrap().to_string_lossy()
+    );
+    for name in [rel.as_str(), victim.to_str().unwrap()] {
+        let line = format!("RW 2048 FLAT \"{name}\" 0");
+        let dir = tempfile::tempdir().unwrap();
+        let (desc, files) = split_disk(dir.path(), &[]);
+        let text = std::fs::read_to_string(&desc).unwrap();
+        std::fs::write(
+            &desc,
+            text.replace("\n\n# The Disk", &format!("\n{line}\n\n# The Disk")),
+        )
+        .unwrap();
+        let before = hashes(&files);
+        for repair in [false, true] {
+            let r = check_disk(&desc, repair).expect("check runs");
+            assert_eq!(
+                r.outcome(),
+                Outcome::CantRepair,
+                "{line} repair={repair}: {r:?}"
+            );
+            assert_eq!(
+                std::fs::read(&victim).unwrap(),
+                b"not a disk",
+                "{line}: wrote outside"
+            );
+            assert_eq!(hashes(&files), before);
+        }
+        assert!(Disk::open(&desc, DiskOptions::default()).is_err());
+    }
+}

@@ -3,9 +3,14 @@
 //! This test reads every file under src/, extracts which module uses which (`use` trees,
 //! `crate::`/`super::`/`self::` paths and paths through a child module, comments and string
 //! literals ignored) and fails when:
-//! - modules of src/vmdk/ form a cycle, or src/ffi/boundary.rs and src/ffi/errors.rs do;
+//! - any modules of src/ form an import cycle (a file using another that, directly or not,
+//!   uses it back);
 //! - src/vmdk/ uses `crate::chain` or `crate::ffi`, or src/chain/ uses `crate::ffi`;
-//! - a module of src/vmdk/ uses one of a higher layer in `VMDK_LAYERS`, or is missing from it.
+//! - anything outside src/ffi/ uses `ffi` (the C ABI is a front end, not a library): the engine
+//!   in src/, the CLI (cli/src/) and the fuzz targets (fuzz/, tests/support/fuzz_harness.rs);
+//! - a module of src/vmdk/ uses one of a higher layer in `VMDK_LAYERS`, or is missing from it;
+//! - `unsafe` appears outside src/ffi/ (the C ABI) and src/remote/sys/ (libnbd and the system
+//!   calls of the NBD client): the rest of the engine is safe Rust.
 //!
 //! A node is a file, except that a directory below a top-level module (src/vmdk/sparse/,
 //! src/vmdk/check/) is one node: its files are one component behind one `mod.rs` and may use
@@ -23,6 +28,7 @@ const VMDK_LAYERS: &[(&str, &[&str])] = &[
         &[
             "iolog",
             "fileio",
+            "fd_cache",
             "atomic",
             "geometry",
             "header",
@@ -72,20 +78,142 @@ fn engine_layers_have_no_cycles_and_point_down() {
     );
 }
 
+/// Where `unsafe` may appear (paths under src/): the C ABI, and the one module that holds
+/// the NBD client's foreign calls.
+const UNSAFE_ALLOWED: &[&str] = &["ffi/", "remote/sys/"];
+
+#[test]
+fn unsafe_code_is_confined_to_ffi_and_the_libnbd_module() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    collect_rs(&src, &mut files);
+    let mut found = Vec::new();
+    let mut seen_in_sys = false;
+    for file in &files {
+        let rel = file
+            .strip_prefix(&src)
+            .expect("under src")
+            .to_string_lossy()
+            .replace('\\', "/");
+        let text = std::fs::read_to_string(file).expect("readable source");
+        let uses_unsafe = lex(&text).contains(&Tok::Ident("unsafe".into()));
+        if !uses_unsafe {
+            continue;
+        }
+        if rel.starts_with("remote/sys/") {
+            seen_in_sys = true;
+        }
+        if !UNSAFE_ALLOWED.iter().any(|dir| rel.starts_with(dir)) {
+            found.push(format!(
+                "src/{rel} uses `unsafe`: only src/ffi/ and src/remote/sys/ may"
+            ));
+        }
+    }
+    // Guards the guard: the scan must see the unsafe code that does exist.
+    assert!(seen_in_sys, "no `unsafe` seen in src/remote/sys/");
+    assert!(
+        found.is_empty(),
+        "unsafe outside its modules:\n  {}",
+        found.join("\n  ")
+    );
+}
+
+/// The front ends' sources (outside src/) that link the engine as a Rust library.
+const FRONT_ENDS: &[&str] = &[
+    "cli/src",
+    "fuzz/fuzz_targets",
+    "tests/support/fuzz_harness.rs",
+];
+
+/// How often a source names the crate's `ffi` module: `vixDiskLib::ffi` in a path or `use`, or
+/// `ffi` at the top of a `use vixDiskLib::{..}` group.
+fn ffi_uses(toks: &[Tok]) -> usize {
+    let krate = Tok::Ident("vixDiskLib".into());
+    let ffi = Tok::Ident("ffi".into());
+    let mut n = 0;
+    for (i, w) in toks.windows(3).enumerate() {
+        if w[0] != krate || w[1] != Tok::Sep {
+            continue;
+        }
+        if w[2] == ffi {
+            n += 1;
+        } else if w[2] == Tok::Punct('{') {
+            // Top-level items of the group: after its `{` or a `,` at depth 1.
+            let mut depth = 0;
+            for (j, t) in toks[i + 2..].iter().enumerate() {
+                match t {
+                    Tok::Punct('{') => depth += 1,
+                    Tok::Punct('}') => {
+                        depth -= 1;
+                        if depth == 0 {
+                            break;
+                        }
+                    }
+                    _ if *t == ffi && depth == 1 => {
+                        let before = &toks[i + 2 + j - 1];
+                        if matches!(before, Tok::Punct('{') | Tok::Punct(',')) {
+                            n += 1;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    n
+}
+
+#[test]
+fn front_ends_do_not_use_the_c_abi() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut found = Vec::new();
+    for front_end in FRONT_ENDS {
+        let path = root.join(front_end);
+        let mut files = Vec::new();
+        if path.is_dir() {
+            collect_rs(&path, &mut files);
+        } else if path.exists() {
+            files.push(path);
+        }
+        for file in files {
+            let text = std::fs::read_to_string(&file).expect("readable source");
+            if ffi_uses(&lex(&text)) > 0 {
+                found.push(format!(
+                    "{} uses vixDiskLib::ffi: front ends use the engine, not the C ABI",
+                    file.strip_prefix(root).unwrap_or(&file).display()
+                ));
+            }
+        }
+    }
+    // Guards the guard: the scan must see what it looks for.
+    for text in [
+        "use vixDiskLib::ffi::errors::to_vix;",
+        "use vixDiskLib::{error::Error, ffi::x};",
+        "let c = vixDiskLib::ffi::codes::VIX_OK;",
+    ] {
+        assert_eq!(ffi_uses(&lex(text)), 1, "{text}");
+    }
+    assert_eq!(
+        ffi_uses(&lex("// vixDiskLib::ffi\nuse vixDiskLib::error;")),
+        0
+    );
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}
+
 /// Everything that breaks the rules in the module doc.
 fn problems(graph: &Graph, cycles: &[Vec<String>]) -> Vec<String> {
     let mut found = Vec::new();
     for cycle in cycles {
-        let in_vmdk = cycle.iter().any(|n| n.starts_with("vmdk"));
-        let ffi_pair =
-            cycle.iter().any(|n| n == "ffi::boundary") && cycle.iter().any(|n| n == "ffi::errors");
-        if in_vmdk || ffi_pair {
-            found.push(format!("cycle: {}", cycle.join(" <-> ")));
-        }
+        found.push(format!("cycle: {}", cycle.join(" <-> ")));
     }
     for (from, tos) in &graph.edges {
         for to in tos {
             let top = |n: &str| n.split("::").next().unwrap_or("").to_string();
+            if top(from) != "ffi" && top(to) == "ffi" {
+                found.push(format!(
+                    "{from} uses {to}: only the C ABI itself may use ffi"
+                ));
+            }
             let forbidden: &[&str] = match top(from).as_str() {
                 "vmdk" => &["chain", "ffi"],
                 "chain" => &["ffi"],

@@ -5,8 +5,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use vixDiskLib::error::Error;
-use vixDiskLib::ffi::error_texts::error_name;
-use vixDiskLib::ffi::errors::to_vix;
 
 /// Exit code: the operation failed (the VixError is printed).
 pub const EXIT_FAILED: u8 = 1;
@@ -60,12 +58,11 @@ impl fmt::Display for Failure {
             Failure::Engine { file, error } => {
                 // The VixError a C client would get for the same failure, so users can look it
                 // up in VMware's documentation.
-                let code = to_vix(error);
-                let name = error_name(code).unwrap_or("VIX_E_FAIL");
+                let name = error.kind().name();
                 write!(f, "{name}: {}: {error}", file.display())
             }
             Failure::NeedFull { file, error } => {
-                let name = error_name(to_vix(error)).unwrap_or("VIX_E_FAIL");
+                let name = error.kind().name();
                 let text = error.to_string();
                 write!(f, "{name}: {}: {text}", file.display())?;
                 if !text.contains("do a full backup") {

@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::path::Path;
+use std::sync::Arc;
 
 use super::Disk;
 use super::files::unlink;
@@ -34,7 +35,7 @@ fn interrupted(dst: &Path) -> Error {
 }
 
 /// A run of source data: virtual start, sectors, the file and byte offset holding it.
-type SourcePiece<'a> = (u64, u64, &'a File, &'a Path, u64);
+type SourcePiece<'a> = (u64, u64, Arc<File>, &'a Path, u64);
 
 impl Disk {
     /// The source runs of `[start, end)` as plain data in some link's file, or None if any
@@ -60,7 +61,7 @@ impl Disk {
                     Mapping::Data { extent, offset }
                         if link.extents()[extent].kind == ExtentKind::Sparse =>
                     {
-                        match link.extents()[extent].data_file() {
+                        match link.extents()[extent].data_file()? {
                             Some((file, path)) => pieces.push((cur, len, file, path, offset)),
                             None => plain = false,
                         }
@@ -97,7 +98,7 @@ impl Disk {
         let target_chain = target.chain();
         let leaf = &target_chain.links[0];
         for (s, n, src, src_path, src_off) in pieces {
-            if !leaf.copy_new_from(s, n, src, src_path, src_off)? {
+            if !leaf.copy_new_from(s, n, &src, src_path, src_off)? {
                 return Ok(false);
             }
         }

@@ -297,7 +297,7 @@ fn copy_data(
     n: u64,
 ) -> Result<()> {
     let (src, src_path) = child.extents()[extent]
-        .data_file()
+        .data_file()?
         .ok_or_else(|| Error::InvalidArg("child data without a file".into()))?;
     let mut slow: Vec<(u64, u64)> = Vec::new();
     {
@@ -311,15 +311,18 @@ fn copy_data(
                 Mapping::Data {
                     extent: pe,
                     offset: dst_off,
-                } if !leaf.extents()[pe].is_compressed() => match leaf.extents()[pe].data_file() {
+                } if !leaf.extents()[pe].is_compressed() => match leaf.extents()[pe].data_file()? {
                     Some((dst, dst_path)) => {
                         leaf.begin_direct_write()?;
-                        copy_range(src, src_path, src_off, dst, dst_path, dst_off, len * 512)?;
+                        let copied =
+                            copy_range(&src, src_path, src_off, &dst, dst_path, dst_off, len * 512);
+                        leaf.extents()[pe].note_written();
+                        copied?;
                         true
                     }
                     None => false,
                 },
-                Mapping::Unallocated => leaf.copy_new_from(cur, len, src, src_path, src_off)?,
+                Mapping::Unallocated => leaf.copy_new_from(cur, len, &src, src_path, src_off)?,
                 _ => false,
             };
             if !direct {

@@ -10,6 +10,7 @@ pub mod files;
 pub mod index;
 pub mod nonpersistent;
 pub mod resolve;
+pub mod tracker;
 pub mod tracking;
 
 use std::path::Path;
@@ -73,7 +74,7 @@ pub struct Disk {
     /// Which link owns each 64 KiB, so reads skip the links above it.
     owners: OwnerIndex,
     /// The leaf's change tracking (fed before every write).
-    tracker: std::sync::Mutex<tracking::Tracker>,
+    tracker: std::sync::Mutex<tracker::Tracker>,
 }
 
 fn sectors_in(buf_len: usize) -> Result<u64> {
@@ -143,7 +144,7 @@ impl Disk {
         } else {
             resolve::open_parents(leaf)?
         };
-        let tracker = tracking::open_tracker(&links[0]);
+        let tracker = tracker::open_tracker(&links[0]);
         let disk = Disk::from_links(links);
         *disk.tracker.lock().unwrap_or_else(|e| e.into_inner()) = tracker;
         Ok(disk)
@@ -160,7 +161,7 @@ impl Disk {
                 fill_parents: None,
             }),
             owners: OwnerIndex::default(),
-            tracker: std::sync::Mutex::new(tracking::Tracker::Off),
+            tracker: std::sync::Mutex::new(tracker::Tracker::Off),
         }
     }
 

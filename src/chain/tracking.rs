@@ -6,26 +6,12 @@
 use std::path::Path;
 
 use super::Disk;
+pub use super::tracker::{Tracker, grains_of, open_tracker};
 use crate::error::{Error, Result};
 use crate::log;
 use crate::vmdk::fileio::random_u64;
 use crate::vmdk::link::{Link, dir_of};
 use crate::vmdk::track::{ChangeId, TRACK_GRAIN_SECTORS, TRACKING_KEY, TrackFile};
-
-/// The tracking state of an open disk's leaf.
-pub enum Tracker {
-    /// The leaf does not track changes.
-    Off,
-    /// Tracking, with its file open.
-    On(Box<TrackFile>),
-    /// The leaf should track but its file is missing or damaged: no id can be answered.
-    Broken(String),
-}
-
-/// Grains a link of `capacity` sectors tracks.
-pub fn grains_of(capacity: u64) -> u64 {
-    capacity.div_ceil(TRACK_GRAIN_SECTORS)
-}
 
 /// The tracking file name for the link file `link` (beside it).
 pub fn tracking_name(link: &Path) -> String {
@@ -40,25 +26,6 @@ fn random_uuid() -> [u8; 16] {
     u[..8].copy_from_slice(&random_u64().to_le_bytes());
     u[8..].copy_from_slice(&random_u64().to_le_bytes());
     u
-}
-
-/// Opens the tracker of `leaf` (Off when its descriptor names no tracking file).
-pub fn open_tracker(leaf: &Link) -> Tracker {
-    let Some(path) = leaf.tracking_file() else {
-        return Tracker::Off;
-    };
-    let grains = grains_of(leaf.capacity());
-    match TrackFile::open(&path, leaf.writable(), grains, leaf.descriptor().cid) {
-        Ok(t) => Tracker::On(Box::new(t)),
-        Err(e) => {
-            let why = format!(
-                "{}: change tracking unusable ({e}); do a full backup",
-                leaf.path().display()
-            );
-            log::warn(&why);
-            Tracker::Broken(why)
-        }
-    }
 }
 
 /// Turns change tracking on or off for the closed disk at `path` (its leaf link). Turning it

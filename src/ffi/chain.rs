@@ -4,9 +4,10 @@ use std::ffi::{c_char, c_void};
 
 use super::args::path_arg;
 use super::boundary::guard;
-use super::disk::{disk_kind, progress_reporter};
+use super::disk::disk_kind;
 use super::handles::{DISKS, retire, writable_connection};
 use super::library::require_init;
+use super::progress::progress_reporter;
 use super::types::*;
 use crate::chain::files;
 use crate::error::{Error, Result};

@@ -11,7 +11,6 @@ use super::args::{opt_str_arg, out_arg, store, store_opt};
 use super::boundary::{guard, guard_ptr, guard_void};
 use super::handles::{CONNECTIONS, Connection, DISKS, RemoteServer};
 use super::library::{remote_settings, require_init};
-use super::nbd::libnbd;
 use super::types::{
     Bool, CredTypeArg, VixDiskLibConnectParams, VixDiskLibConnection, VixDiskLibCredType, VixError,
 };
@@ -76,7 +75,7 @@ fn connect(
             let settings = remote_settings();
             let target = parse_target(&server, port, modes, settings.has_tls_credentials())?;
             // The first NBD connection loads libnbd: a machine without it is told now.
-            libnbd::lib()?;
+            crate::remote::sys::ensure_loaded()?;
             log::info(format!(
                 "connection to NBD server {} ({}{})",
                 target.describe(),

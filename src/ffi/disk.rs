@@ -3,6 +3,7 @@
 use std::ffi::{c_char, c_int, c_void};
 use std::mem::size_of;
 use std::path::Path;
+use std::sync::Arc;
 
 use super::alloc::{Kind, calloc_owned, free_owned, is_owned};
 use super::args::{free_cstring, malloc_cstring, out_arg, path_arg, store, str_arg};
@@ -11,11 +12,12 @@ use super::boundary::{guard, guard_void};
 use super::ext::VIXDISKLIBEXT_FLAG_OPEN_NONPERSISTENT;
 use super::handles::{self, DISKS, DiskHandle, Pending, take_retired, writable_connection};
 use super::library::{remote_settings, require_init, scratch_dir};
-use super::nbd::disk::{NbdDisk, NbdOpen};
+use super::progress::progress_reporter;
 use super::types::*;
 use crate::chain::{Disk, OpenOptions};
 use crate::error::{Error, Result};
 use crate::log;
+use crate::remote::disk::{NbdDisk, NbdOpen};
 use crate::vmdk::create::{CreateSpec, DiskKind, create};
 use crate::vmdk::geometry::{Adapter, Geometry};
 
@@ -103,17 +105,6 @@ fn warn_about_sector_sizes(logical: u32, physical: u32) {
     ));
 }
 
-/// Calls a C progress callback (if any) with a percentage.
-pub fn progress_reporter(func: VixDiskLibProgressFunc, data: *mut c_void) -> impl FnMut(u32) {
-    let data = data as usize;
-    move |percent: u32| {
-        if let Some(f) = func {
-            // SAFETY: the caller supplied this callback and its data for the duration of the call.
-            unsafe { f(data as *mut c_void, percent.min(100) as c_int) };
-        }
-    }
-}
-
 /// Creates a local disk. `createParams` gives type, adapter, hardware version and capacity in
 /// sectors. Every disk gets 512-byte sectors: `logicalSectorSize`/`physicalSectorSize` of 0 or
 /// 512 are accepted silently, any other value (4096) is accepted too, coerced to 512 and logged
@@ -195,20 +186,20 @@ pub fn open_disk(
                     "nonpersistent opens work on local disks only, not on NBD exports".into(),
                 ));
             }
-            Backend::Remote(NbdDisk::open(&NbdOpen {
+            Backend::Remote(Arc::new(NbdDisk::open(&NbdOpen {
                 target: &server.target,
                 settings: &remote_settings(),
                 path,
                 params_user: server.params_user.as_deref(),
                 read_only,
                 change_id: change_id.as_deref(),
-            })?)
+            })?))
         }
         None => {
             if path.is_empty() {
                 return Err(Error::InvalidArg("path is empty".into()));
             }
-            Backend::Local(open_local(Path::new(path), flags, read_only)?)
+            Backend::Local(Arc::new(open_local(Path::new(path), flags, read_only)?))
         }
     };
     Ok(DISKS.insert(DiskHandle {
@@ -328,7 +319,7 @@ pub extern "C" fn VixDiskLib_FreeInfo(info: *mut VixDiskLibInfo) {
 #[unsafe(no_mangle)]
 pub extern "C" fn VixDiskLib_GetTransportMode(diskHandle: VixDiskLibHandle) -> *const c_char {
     match require_init().and_then(|()| DISKS.get(diskHandle as usize)) {
-        Ok(h) => h.disk.transport().as_ptr().cast(),
+        Ok(h) => h.disk.transport_name().as_ptr().cast(),
         Err(_) => std::ptr::null(),
     }
 }

@@ -349,7 +349,16 @@ pub extern "C" fn VixDiskLib_FreeErrorText(errMsg: *mut c_char) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error_kind::ErrorKind;
     use std::collections::HashSet;
+
+    /// The engine's kinds (what the CLI prints, what `to_vix` returns) name the C codes.
+    #[test]
+    fn every_error_kind_is_the_c_code_of_its_name() {
+        for kind in ErrorKind::ALL {
+            assert_eq!(error_name(kind.code()), Some(kind.name()), "{kind:?}");
+        }
+    }
 
     #[test]
     fn table_is_complete_and_unique() {

@@ -6,9 +6,9 @@ use std::ffi::{c_char, c_void};
 
 use super::args::{free_cstring, malloc_cstring, out_arg, path_arg, store};
 use super::boundary::{guard, guard_void};
-use super::disk::progress_reporter;
 use super::handles::{DISKS, writable_connection};
 use super::library::require_init;
+use super::progress::progress_reporter;
 use super::types::{
     Bool, VixDiskLibConnection, VixDiskLibHandle, VixDiskLibProgressFunc, VixError,
 };

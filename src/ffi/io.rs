@@ -4,16 +4,13 @@ use std::ffi::c_void;
 use std::sync::Arc;
 
 use super::args::{buf, buf_mut, sector_bytes};
-use super::async_pool::submit;
-use super::backend::Backend;
 use super::boundary::{guard, guard_code};
 use super::codes::{VIX_ASYNC, VIX_OK};
 use super::errors::to_vix;
 use super::handles::{DISKS, DiskHandle};
 use super::library::require_init;
-use super::nbd::disk::NbdDisk;
-use super::nbd::ops::Finish;
 use super::types::{VixDiskLibCompletionCB, VixDiskLibHandle, VixDiskLibSectorType, VixError};
+use crate::backend::{Finish, IoBuf};
 use crate::error::Error;
 use crate::log;
 
@@ -52,58 +49,16 @@ pub extern "C" fn VixDiskLib_Write(
     })
 }
 
-/// Runs `op` on the pool and reports its result to `callback`, exactly once.
+/// Starts an asynchronous request on the handle's backend (`start` gets the completion to
+/// hand it) and adapts its completion to the C callback: `callback(cbData, result)` runs
+/// exactly once, on a library thread, unless starting fails (then it never runs).
 fn start_async(
     name: &'static str,
     h: Arc<DiskHandle>,
     callback: VixDiskLibCompletionCB,
     cb_data: *mut c_void,
-    op: impl FnOnce(&DiskHandle) -> Result<(), Error> + Send + 'static,
+    start: impl FnOnce(&DiskHandle, Finish) -> Result<(), Error>,
 ) -> Result<VixError, Error> {
-    let cb_data = cb_data as usize;
-    h.pending.begin();
-    let job_handle = Arc::clone(&h);
-    let accepted = submit(Box::new(move || {
-        let result =
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op(&job_handle))) {
-                Ok(Ok(())) => VIX_OK,
-                Ok(Err(e)) => {
-                    log::warn(format!("{name}: {e}"));
-                    to_vix(&e)
-                }
-                Err(_) => {
-                    log::warn(format!("{name}: internal error"));
-                    super::codes::VIX_E_FAIL
-                }
-            };
-        if let Some(cb) = callback {
-            // SAFETY: the caller registered this callback and data for this request.
-            unsafe { cb(cb_data as *mut c_void, result) };
-        }
-        job_handle.pending.end();
-    }));
-    if !accepted {
-        h.pending.end();
-        return Err(Error::NotSupported(
-            "cannot start I/O worker threads".into(),
-        ));
-    }
-    Ok(VIX_ASYNC)
-}
-
-/// Like `start_async` for a remote disk: `submit` sends the NBD commands, which the poller
-/// completes; `callback` runs on the NBD callback thread, outside libnbd's locks. No thread per
-/// request. If `submit` fails, nothing was started and the callback never runs.
-fn start_remote(
-    name: &'static str,
-    h: Arc<DiskHandle>,
-    callback: VixDiskLibCompletionCB,
-    cb_data: *mut c_void,
-    submit: impl FnOnce(&NbdDisk, Finish) -> Result<(), Error>,
-) -> Result<VixError, Error> {
-    let Backend::Remote(remote) = &h.disk else {
-        return Err(Error::InvalidArg("not a remote disk".into()));
-    };
     let cb_data = cb_data as usize;
     h.pending.begin();
     let done = Arc::clone(&h);
@@ -121,7 +76,7 @@ fn start_remote(
         }
         done.pending.end();
     });
-    match submit(remote, finish) {
+    match start(&h, finish) {
         Ok(()) => Ok(VIX_ASYNC),
         Err(e) => {
             h.pending.end();
@@ -148,15 +103,11 @@ pub extern "C" fn VixDiskLib_ReadAsync(
         h.disk.check_range(startSector, numSectors)?;
         let len = sector_bytes(numSectors)?;
         buf_mut(readBuffer, len, "readBuffer")?;
-        let addr = readBuffer as usize;
-        if matches!(h.disk, Backend::Remote(_)) {
-            return start_remote("VixDiskLib_ReadAsync", h, callback, cbData, |r, f| {
-                r.read_async(startSector, addr, len, f)
-            });
-        }
-        start_async("VixDiskLib_ReadAsync", h, callback, cbData, move |h| {
-            let out = buf_mut(addr as *mut u8, len, "readBuffer")?;
-            h.disk.read(startSector, out)
+        // SAFETY: `readBuffer` is non-NULL with room for `len` bytes (checked above), and
+        // VDDK's contract keeps it valid and untouched until the callback ran.
+        let out = unsafe { IoBuf::from_raw_mut(readBuffer, len) };
+        start_async("VixDiskLib_ReadAsync", h, callback, cbData, |h, f| {
+            h.disk.shared().read_async(startSector, out, f)
         })
     })
 }
@@ -177,15 +128,11 @@ pub extern "C" fn VixDiskLib_WriteAsync(
         h.disk.check_range(startSector, numSectors)?;
         let len = sector_bytes(numSectors)?;
         buf(writeBuffer, len, "writeBuffer")?;
-        let addr = writeBuffer as usize;
-        if matches!(h.disk, Backend::Remote(_)) {
-            return start_remote("VixDiskLib_WriteAsync", h, callback, cbData, |r, f| {
-                r.write_async(startSector, addr, len, f)
-            });
-        }
-        start_async("VixDiskLib_WriteAsync", h, callback, cbData, move |h| {
-            let data = buf(addr as *const u8, len, "writeBuffer")?;
-            h.disk.write(startSector, data)
+        // SAFETY: `writeBuffer` is non-NULL with `len` readable bytes (checked above), and
+        // VDDK's contract keeps it valid and unchanged until the callback ran.
+        let data = unsafe { IoBuf::from_raw(writeBuffer, len) };
+        start_async("VixDiskLib_WriteAsync", h, callback, cbData, |h, f| {
+            h.disk.shared().write_async(startSector, data, f)
         })
     })
 }

@@ -44,6 +44,9 @@ struct Config {
     tmp_directory: Option<PathBuf>,
     /// `vixDiskLib.nbd.*`: timeout and TLS credentials of NBD connections.
     remote: RemoteSettings,
+    /// `vixDiskLib.maxOpenFiles`: extent descriptors the process keeps open (0: the default,
+    /// a quarter of RLIMIT_NOFILE).
+    max_open_files: usize,
     /// Config lines that were understood but unusable, reported once the log is set up.
     problems: Vec<String>,
     /// `vixDiskLib.allowRawDevices = "TRUE"`: raw-disk descriptors may be opened.
@@ -82,6 +85,7 @@ fn parse_config(text: &str) -> Config {
         level: Level::Info,
         tmp_directory: None,
         remote: RemoteSettings::default(),
+        max_open_files: 0,
         problems: Vec::new(),
         allow_raw_devices: false,
     };
@@ -102,6 +106,18 @@ fn parse_config(text: &str) -> Config {
         }
         if key.trim().eq_ignore_ascii_case(ALLOW_RAW_DEVICES_KEY) {
             config.allow_raw_devices = value.eq_ignore_ascii_case("TRUE");
+        }
+        if key.trim().eq_ignore_ascii_case("vixDiskLib.maxOpenFiles") {
+            match value.parse::<usize>() {
+                Ok(n) if n == 0 || n >= crate::vmdk::fd_cache::MIN_LIMIT => {
+                    config.max_open_files = n
+                }
+                _ => config.problems.push(format!(
+                    "vixDiskLib.maxOpenFiles = {value:?} is not 0 or a number of at least {}",
+                    crate::vmdk::fd_cache::MIN_LIMIT
+                )),
+            }
+            continue;
         }
         if key.trim().eq_ignore_ascii_case("tmpDirectory") && !value.is_empty() {
             config.tmp_directory = Some(PathBuf::from(value));
@@ -183,6 +199,7 @@ fn init(
     *TMP_DIRECTORY.lock().unwrap_or_else(|e| e.into_inner()) = config.tmp_directory.clone();
     *REMOTE_SETTINGS.lock().unwrap_or_else(|e| e.into_inner()) = Some(config.remote.clone());
     set_allow_raw_devices(config.allow_raw_devices);
+    crate::vmdk::fd_cache::set_limit(config.max_open_files);
     install_logging(log_fn as usize, warn_fn as usize, config.level);
     for why in &config.problems {
         log::warn(format!("InitEx: config file: {why}; keeping the default"));
@@ -318,5 +335,14 @@ mod tests {
         let c = parse_config("vixDiskLib.nbd.timeoutSecs = \"5\"\nvixDiskLib.nbd.timeoutSecs=x\n");
         assert_eq!(c.remote.timeout, std::time::Duration::from_secs(5));
         assert_eq!(c.problems.len(), 1);
+    }
+
+    #[test]
+    fn config_parser_reads_max_open_files() {
+        assert_eq!(parse_config("").max_open_files, 0);
+        let c = parse_config("vixdisklib.MAXOPENFILES = \"64\"\n");
+        assert_eq!((c.max_open_files, c.problems.len()), (64, 0));
+        let c = parse_config("vixDiskLib.maxOpenFiles = 1\nvixDiskLib.maxOpenFiles = lots\n");
+        assert_eq!((c.max_open_files, c.problems.len()), (0, 2));
     }
 }

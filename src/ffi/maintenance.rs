@@ -4,9 +4,10 @@ use std::ffi::{c_char, c_void};
 
 use super::args::{out_arg, path_arg, store};
 use super::boundary::guard;
-use super::disk::{adapter_from_c, create_params, disk_kind, progress_reporter};
+use super::disk::{adapter_from_c, create_params, disk_kind};
 use super::handles::{DISKS, local_connection, writable_connection};
 use super::library::require_init;
+use super::progress::progress_reporter;
 use super::types::*;
 use crate::chain::{Disk, OpenOptions};
 use crate::error::Error;

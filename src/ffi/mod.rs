@@ -1,4 +1,5 @@
-//! The C ABI of VixDiskLib: the only module with C types and `unsafe`. One file per API family.
+//! The C ABI of VixDiskLib: C types, handles, argument checks and error codes, one file per API
+//! family. With `remote::sys`, the only module with `unsafe`.
 #![allow(non_camel_case_types, non_upper_case_globals, non_snake_case)]
 // Exported functions receive raw pointers from C by contract (VMware's API): each checks them
 // for NULL and documents what it reads or writes; the `args` helpers are the checked path.
@@ -6,7 +7,6 @@
 
 pub mod alloc;
 pub mod args;
-pub mod async_pool;
 pub mod backend;
 pub mod blocks;
 pub mod boundary;
@@ -23,5 +23,5 @@ pub mod io;
 pub mod library;
 pub mod maintenance;
 pub mod metadata;
-pub mod nbd;
+pub mod progress;
 pub mod types;

@@ -2,10 +2,10 @@
 //! sector numbers and lazily allocated 4096-entry grain tables.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 
+use super::fd_cache::CachedFile;
 use super::fileio::{file_len, read_exact_at};
 use super::grain_map::GrainMap;
 use crate::error::{Error, Result};
@@ -16,7 +16,8 @@ const GTES_PER_GT: u64 = 4096;
 /// An open COWD extent.
 pub struct CowdExtent {
     path: PathBuf,
-    file: File,
+    /// The extent file (its descriptor may be closed and reopened by the cache).
+    file: CachedFile,
     capacity: u64,
     grain_sectors: u64,
     gd: Vec<u32>,
@@ -55,14 +56,17 @@ impl CowdExtent {
     }
 
     /// Opens and validates a COWD extent.
-    pub fn open(path: &Path, file: File) -> Result<CowdExtent> {
-        let len = file_len(&file, path)?;
+    pub fn open(file: CachedFile) -> Result<CowdExtent> {
+        let fd = file.get()?;
+        let path = file.path().to_path_buf();
+        let path = path.as_path();
+        let len = file_len(&fd, path)?;
         let bad = |m: &str| Error::InvalidDisk(format!("{}: {m}", path.display()));
         if len < 2048 {
             return Err(bad("COWD header truncated"));
         }
         let mut h = vec![0u8; 2048];
-        read_exact_at(&file, path, &mut h, 0)?;
+        read_exact_at(&fd, path, &mut h, 0)?;
         if !Self::has_magic(&h) {
             return Err(bad("no COWD magic"));
         }
@@ -88,7 +92,7 @@ impl CowdExtent {
             return Err(bad("COWD grain directory outside the file"));
         }
         let mut gd_bytes = vec![0u8; (gd_entries * 4) as usize];
-        read_exact_at(&file, path, &mut gd_bytes, gd_offset * 512)?;
+        read_exact_at(&fd, path, &mut gd_bytes, gd_offset * 512)?;
         let gd: Vec<u32> = gd_bytes.chunks_exact(4).map(|c| u32_at(c, 0)).collect();
         if gd
             .iter()
@@ -99,6 +103,7 @@ impl CowdExtent {
                 path.display()
             )));
         }
+        drop(fd);
         Ok(CowdExtent {
             path: path.to_path_buf(),
             file,
@@ -132,7 +137,12 @@ impl CowdExtent {
         let mut tables = self.tables.lock().unwrap_or_else(|e| e.into_inner());
         if let std::collections::hash_map::Entry::Vacant(slot) = tables.entry(gdi) {
             let mut bytes = vec![0u8; (GTES_PER_GT * 4) as usize];
-            read_exact_at(&self.file, &self.path, &mut bytes, u64::from(gde) * 512)?;
+            read_exact_at(
+                &*self.file.get()?,
+                &self.path,
+                &mut bytes,
+                u64::from(gde) * 512,
+            )?;
             let t: Vec<u32> = bytes.chunks_exact(4).map(|c| u32_at(c, 0)).collect();
             if t.iter()
                 .any(|&e| e != 0 && u64::from(e) + self.grain_sectors > self.file_sectors)
@@ -181,7 +191,7 @@ impl CowdExtent {
 
     /// Reads bytes at an offset from `map`.
     pub fn read_data(&self, buf: &mut [u8], offset: u64) -> Result<()> {
-        read_exact_at(&self.file, &self.path, buf, offset)
+        read_exact_at(&*self.file.get()?, &self.path, buf, offset)
     }
 
     /// Visits allocated grains overlapping `[start, end)`.

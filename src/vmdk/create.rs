@@ -148,15 +148,24 @@ pub(crate) const MAX_SPARSE_EXTENT_SECTORS: u64 = 1 << 32;
 /// Largest disk we create or grow to: 64 TiB (VMware's own limit is 62 TB).
 pub(crate) const MAX_NEW_DISK_SECTORS: u64 = 1 << 37;
 
-/// Refuses capacities a disk of `kind` cannot have.
+/// Refuses capacities a disk of `kind` cannot have, saying why.
 pub fn check_capacity(kind: DiskKind, capacity: u64) -> Result<()> {
-    let limit = match kind {
-        DiskKind::MonolithicSparse | DiskKind::StreamOptimized => MAX_SPARSE_EXTENT_SECTORS,
-        _ => MAX_NEW_DISK_SECTORS,
+    let (limit, why) = match kind {
+        DiskKind::MonolithicSparse | DiskKind::StreamOptimized => (
+            MAX_SPARSE_EXTENT_SECTORS,
+            "a single sparse extent addresses its grains and tables with 32-bit sector numbers, \
+             so its file cannot pass 2 TiB; a larger disk could not hold its data once written \
+             (use twoGbMaxExtentSparse for more)",
+        ),
+        _ => (
+            MAX_NEW_DISK_SECTORS,
+            "64 TiB is the largest disk we create or grow (VMware's hosted and ESX limit is 62 TB)",
+        ),
     };
     if capacity == 0 || capacity > limit {
+        // The C boundary logs the message with the call's name.
         return Err(Error::InvalidArg(format!(
-            "capacity {capacity} sectors is outside 1..={limit} for {kind:?} disks"
+            "capacity {capacity} sectors is outside 1..={limit} for {kind:?} disks: {why}"
         )));
     }
     Ok(())
@@ -338,6 +347,22 @@ fn write_descriptor_disk(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn capacity_refusals_say_why() {
+        let e = check_capacity(DiskKind::MonolithicSparse, MAX_SPARSE_EXTENT_SECTORS + 1)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("32-bit") && e.contains("twoGbMaxExtentSparse"),
+            "{e}"
+        );
+        check_capacity(DiskKind::SplitSparse, MAX_SPARSE_EXTENT_SECTORS + 1).unwrap();
+        let e = check_capacity(DiskKind::SplitSparse, MAX_NEW_DISK_SECTORS + 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("62 TB"), "{e}");
+    }
 
     #[test]
     fn uuid_has_vmware_shape() {

@@ -2,10 +2,12 @@
 
 use std::fs::File;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use super::cowd::CowdExtent;
 use super::descriptor::{Access, ExtentKind};
-use super::fileio::{read_flat_at, sync_data, write_all_at};
+use super::fd_cache::CachedFile;
+use super::fileio::{read_flat_at, write_all_at};
 use super::sesparse::SeSparseExtent;
 use super::sparse::{GrainMap, SparseExtent};
 use crate::error::{Error, Result};
@@ -18,8 +20,8 @@ pub enum ExtentStore {
     Flat {
         /// Path for messages.
         path: PathBuf,
-        /// The file.
-        file: File,
+        /// The file (its descriptor may be closed and reopened by the cache).
+        file: CachedFile,
         /// Byte offset of extent sector 0.
         offset: u64,
     },
@@ -140,12 +142,32 @@ impl Extent {
         })
     }
 
-    /// The file holding data that `map` located at `Mapping::Data` (sparse and flat extents).
-    pub fn data_file(&self) -> Option<(&File, &std::path::Path)> {
-        match &self.store {
-            ExtentStore::Sparse(sp) => Some((sp.file(), sp.path())),
-            ExtentStore::Flat { path, file, .. } => Some((file, path)),
+    /// The file holding data that `map` located at `Mapping::Data` (sparse and flat extents),
+    /// open while the returned descriptor is held. Whoever writes through it calls
+    /// `note_written` afterwards, so the next Flush syncs it.
+    pub fn data_file(&self) -> Result<Option<(Arc<File>, &std::path::Path)>> {
+        Ok(match &self.store {
+            ExtentStore::Sparse(sp) => Some((sp.file().get()?, sp.path())),
+            ExtentStore::Flat { path, file, .. } => Some((file.get()?, path)),
             ExtentStore::Cowd(_) | ExtentStore::SeSparse(_) | ExtentStore::Zero => None,
+        })
+    }
+
+    /// The path of the file `data_file` would open.
+    pub fn data_path(&self) -> Option<&std::path::Path> {
+        match &self.store {
+            ExtentStore::Sparse(sp) => Some(sp.path()),
+            ExtentStore::Flat { path, .. } => Some(path),
+            ExtentStore::Cowd(_) | ExtentStore::SeSparse(_) | ExtentStore::Zero => None,
+        }
+    }
+
+    /// Notes data written through a descriptor from `data_file` (kernel copies).
+    pub fn note_written(&self) {
+        match &self.store {
+            ExtentStore::Sparse(sp) => sp.file().note_written(),
+            ExtentStore::Flat { file, .. } => file.note_written(),
+            ExtentStore::Cowd(_) | ExtentStore::SeSparse(_) | ExtentStore::Zero => {}
         }
     }
 
@@ -160,7 +182,7 @@ impl Extent {
         }
         match &self.store {
             ExtentStore::Flat { path, file, offset } => {
-                fill(file, path, offset + rel * 512, 0, sectors)?;
+                fill(&*file.writing()?, path, offset + rel * 512, 0, sectors)?;
                 Ok(true)
             }
             ExtentStore::Sparse(sp) => {
@@ -192,7 +214,7 @@ impl Extent {
             ExtentStore::Sparse(sp) => sp.read_data(buf, offset),
             ExtentStore::Cowd(c) => c.read_data(buf, offset),
             ExtentStore::SeSparse(se) => se.read_data(buf, offset),
-            ExtentStore::Flat { path, file, .. } => read_flat_at(file, path, buf, offset),
+            ExtentStore::Flat { path, file, .. } => read_flat_at(&*file.get()?, path, buf, offset),
             ExtentStore::Zero => {
                 buf.fill(0);
                 Ok(())
@@ -247,7 +269,7 @@ impl Extent {
                 "seSparse extents are read-only here".into(),
             )),
             ExtentStore::Flat { path, file, offset } => {
-                write_all_at(file, path, data, offset + rel * 512)
+                write_all_at(&*file.writing()?, path, data, offset + rel * 512)
             }
             ExtentStore::Zero => Err(Error::ReadOnly("zero extents cannot be written".into())),
         }
@@ -287,7 +309,7 @@ impl Extent {
         match &self.store {
             ExtentStore::Sparse(sp) => sp.flush_metadata(),
             ExtentStore::Cowd(_) | ExtentStore::SeSparse(_) => Ok(()),
-            ExtentStore::Flat { path, file, .. } => sync_data(file, path),
+            ExtentStore::Flat { file, .. } => file.sync_data(),
             ExtentStore::Zero => Ok(()),
         }
     }

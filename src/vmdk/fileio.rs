@@ -14,13 +14,23 @@ use crate::error::{Error, Result};
 /// once, and the type is checked on the opened descriptor (fstat), so swapping the path for a
 /// FIFO between a check and the open cannot hang us. On regular files O_NONBLOCK has no effect.
 pub fn open_regular(path: &Path, writable: bool) -> Result<File> {
+    open_regular_with_metadata(path, writable).map(|(file, _)| file)
+}
+
+/// `open_regular`, also returning the metadata its check read (one fstat for callers that
+/// need the inode too).
+pub fn open_regular_with_metadata(
+    path: &Path,
+    writable: bool,
+) -> Result<(File, std::fs::Metadata)> {
     let file = OpenOptions::new()
         .read(true)
         .write(writable)
         .custom_flags(libc::O_NONBLOCK)
         .open(path)
         .map_err(|e| Error::io(path, e))?;
-    let kind = file.metadata().map_err(|e| Error::io(path, e))?.file_type();
+    let md = file.metadata().map_err(|e| Error::io(path, e))?;
+    let kind = md.file_type();
     if !kind.is_file() {
         return Err(Error::InvalidDisk(format!(
             "{} is not a regular file ({})",
@@ -28,7 +38,7 @@ pub fn open_regular(path: &Path, writable: bool) -> Result<File> {
             describe_file_type(kind)
         )));
     }
-    Ok(file)
+    Ok((file, md))
 }
 
 fn describe_file_type(kind: std::fs::FileType) -> &'static str {

@@ -59,8 +59,9 @@ pub fn commit_journal(d: &Descriptor) -> Option<u32> {
 /// An open link.
 pub struct Link {
     path: PathBuf,
-    /// The descriptor file (for monolithic sparse, the extent file itself); holds the lock.
-    file: File,
+    /// The descriptor file (for monolithic sparse, the extent file itself); holds the lock,
+    /// so it stays open for as long as the link (never in the extent descriptor cache).
+    file: std::sync::Arc<File>,
     descriptor: Mutex<Descriptor>,
     home: DescriptorHome,
     extents: Vec<Extent>,
@@ -86,7 +87,7 @@ impl Link {
     }
 
     fn open_locked(path: &Path, writable: bool, lock: bool) -> Result<Link> {
-        let file = open_file(path, writable)?;
+        let file = std::sync::Arc::new(open_file(path, writable)?);
         if lock {
             lock_file(&file, path, writable)?;
         }
@@ -110,6 +111,8 @@ impl Link {
     /// Opens, writable, the monolithic sparse link just written into `file`, which may have no
     /// name any more (`path` is for messages and the descriptor's own name).
     pub fn open_created(path: &Path, file: File) -> Result<Link> {
+        // Its extent shares this descriptor (pinned), so a nameless file is never reopened.
+        let file = std::sync::Arc::new(file);
         lock_file(&file, path, true)?;
         let len = file_len(&file, path)?;
         let mut first = vec![0u8; HEADER_SIZE.min(len as usize)];

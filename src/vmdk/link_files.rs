@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::cowd::CowdExtent;
 use super::descriptor::{Access, ExtentKind, ExtentLine};
 use super::extent::{Extent, ExtentStore};
+use super::fd_cache::CachedFile;
 use super::fileio::{open_regular, read_exact_at};
 use super::header::HEADER_SIZE;
 use super::sesparse::SeSparseExtent;
@@ -20,11 +21,18 @@ pub(crate) fn open_file(path: &Path, writable: bool) -> Result<File> {
     open_regular(path, writable)
 }
 
+/// How long a conflicting lock is retried before the disk counts as in use.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Takes the open's lock: exclusive for writers, shared for readers. A conflicting lock may be
 /// held for a moment by a child process another thread is forking (it shares our open files
-/// until it execs), so a refusal is retried briefly before the disk counts as in use.
+/// until it execs; on a busy machine that moment can last a scheduler tick or more), so a
+/// refusal is retried with growing pauses for up to `LOCK_PATIENCE` before the disk counts as
+/// in use. Every opener and CheckRepair take their locks here.
 pub(crate) fn lock_file(file: &File, path: &Path, exclusive: bool) -> Result<()> {
-    for attempt in 0..20 {
+    let start = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(2);
+    loop {
         let locked = if exclusive {
             file.try_lock()
         } else {
@@ -32,8 +40,9 @@ pub(crate) fn lock_file(file: &File, path: &Path, exclusive: bool) -> Result<()>
         };
         match locked {
             Ok(()) => return Ok(()),
-            Err(std::fs::TryLockError::WouldBlock) if attempt < 19 => {
-                std::thread::sleep(std::time::Duration::from_millis(5));
+            Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < LOCK_PATIENCE => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(50));
             }
             Err(std::fs::TryLockError::WouldBlock) => break,
             Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(path, e)),
@@ -156,7 +165,11 @@ pub(crate) fn open_raw_disk_extent(dir: &Path, line: &ExtentLine, start: u64) ->
         },
         kind: line.kind,
         file_name: line.file.clone(),
-        store: ExtentStore::Flat { path, file, offset },
+        store: ExtentStore::Flat {
+            file: CachedFile::pinned(std::sync::Arc::new(file), &path, false),
+            path,
+            offset,
+        },
     })
 }
 
@@ -173,7 +186,7 @@ pub(crate) fn open_extent(
         (_, None) => return Err(Error::InvalidDisk("extent without a file name".into())),
         (kind, Some(name)) => {
             let path = extent_path(dir, name)?;
-            let file = open_file(&path, rw)?;
+            let file = CachedFile::open(&path, rw)?;
             match kind {
                 ExtentKind::Flat | ExtentKind::Vmfs => ExtentStore::Flat {
                     offset: line
@@ -192,8 +205,8 @@ pub(crate) fn open_extent(
                 },
                 ExtentKind::Sparse => {
                     let mut first = vec![0u8; HEADER_SIZE];
-                    read_exact_at(&file, &path, &mut first, 0)?;
-                    let sp = SparseExtent::open(&path, file, &first)?;
+                    read_exact_at(&*file.get()?, &path, &mut first, 0)?;
+                    let sp = SparseExtent::open(file, &first)?;
                     if sp.header().capacity < line.sectors {
                         return Err(Error::InvalidDisk(format!(
                             "{}: extent holds {} sectors but the descriptor says {}",
@@ -204,11 +217,11 @@ pub(crate) fn open_extent(
                     }
                     ExtentStore::Sparse(Box::new(sp))
                 }
-                ExtentKind::VmfsSparse => {
-                    ExtentStore::Cowd(Box::new(CowdExtent::open(&path, file)?))
-                }
+                ExtentKind::VmfsSparse => ExtentStore::Cowd(Box::new(CowdExtent::open(file)?)),
                 ExtentKind::SeSparse => {
-                    let se = SeSparseExtent::open(&path, file)?;
+                    // Read-only and never written: a descriptor of its own, outside the cache.
+                    let own = file.get()?.try_clone().map_err(|e| Error::io(&path, e))?;
+                    let se = SeSparseExtent::open(&path, own)?;
                     if se.capacity() < line.sectors {
                         return Err(Error::InvalidDisk(format!(
                             "{}: extent holds {} sectors but the descriptor says {}",

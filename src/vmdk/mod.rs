@@ -6,6 +6,7 @@ pub mod cowd;
 pub mod create;
 pub mod descriptor;
 pub mod extent;
+pub mod fd_cache;
 pub mod fileio;
 pub mod geometry;
 pub mod grain_map;

@@ -50,7 +50,13 @@ pub fn peek_link(path: &Path) -> Option<LinkIdentity> {
         return identity(&Descriptor::parse(&decode_text(&text)).ok()?);
     }
     if CowdExtent::has_magic(&first) {
-        let parent = CowdExtent::open(path, file).ok()?.legacy_parent_name();
+        let parent = CowdExtent::open(super::fd_cache::CachedFile::pinned(
+            std::sync::Arc::new(file),
+            path,
+            false,
+        ))
+        .ok()?
+        .legacy_parent_name();
         return Some(LinkIdentity {
             cid: 0,
             parent_cid: if parent.is_some() { 0 } else { NO_PARENT_CID },

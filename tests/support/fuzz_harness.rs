@@ -187,7 +187,10 @@ pub fn sparse_extent(work: &Path, data: &[u8]) {
     let Some((path, file)) = single_file(work, "sparse.vmdk", data) else {
         return;
     };
-    let Ok(sp) = SparseExtent::open(&path, file, &data[..512]) else {
+    let Ok(sp) = SparseExtent::open(
+        vixDiskLib::vmdk::fd_cache::CachedFile::pinned(std::sync::Arc::new(file), &path, false),
+        &data[..512],
+    ) else {
         return;
     };
     let capacity = sp.header().capacity;
@@ -221,7 +224,10 @@ pub fn stream(work: &Path, data: &[u8]) {
     if data.len() < 512 || !SparseHeader::has_magic(data) {
         return;
     }
-    if let Ok(sp) = SparseExtent::open(&path, file, &data[..512]) {
+    if let Ok(sp) = SparseExtent::open(
+        vixDiskLib::vmdk::fd_cache::CachedFile::pinned(std::sync::Arc::new(file), &path, false),
+        &data[..512],
+    ) {
         let capacity = sp.header().capacity;
         for sector in probe_points(capacity, pick_of(data)) {
             read_sparse(&sp, sector);
@@ -252,7 +258,11 @@ pub fn cowd(work: &Path, data: &[u8]) {
     let Some((path, file)) = single_file(work, "cowd.vmdk", data) else {
         return;
     };
-    let Ok(c) = CowdExtent::open(&path, file) else {
+    let Ok(c) = CowdExtent::open(vixDiskLib::vmdk::fd_cache::CachedFile::pinned(
+        std::sync::Arc::new(file),
+        &path,
+        false,
+    )) else {
         return;
     };
     let _ = c.legacy_parent_name();

@@ -388,7 +388,10 @@ fn marker_seeds(scratch: &Path, bytes: &[u8]) -> Vec<Vec<u8>> {
     let path = scratch.join("marker-src.vmdk");
     std::fs::write(&path, bytes).unwrap();
     let file = std::fs::File::open(&path).unwrap();
-    let Ok(sp) = SparseExtent::open(&path, file, &bytes[..512]) else {
+    let Ok(sp) = SparseExtent::open(
+        vixDiskLib::vmdk::fd_cache::CachedFile::pinned(std::sync::Arc::new(file), &path, false),
+        &bytes[..512],
+    ) else {
         return Vec::new();
     };
     let gs = sp.header().grain_sectors;

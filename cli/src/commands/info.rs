@@ -141,6 +141,9 @@ fn print_text(r: &DiskReport) {
 
 /// Prints what is known about the disk at `path` and its chain.
 pub fn run(path: &Path, json: bool, force_share: bool) -> CmdResult {
+    if super::remote::is_uri(path) {
+        return super::remote::info(path, json);
+    }
     let disk = open_to_read(path, force_share)?;
     let report = with_disk(disk, path, |disk| {
         let info = disk.info();

@@ -80,7 +80,7 @@ fn walk(links: &[Link], level: usize, sector: u64, count: u64, out: &mut Vec<Are
         match m {
             Mapping::Data { extent, offset } => {
                 area.offset = Some(offset);
-                if let Some((_, p)) = link.extents()[extent].data_file() {
+                if let Some(p) = link.extents()[extent].data_path() {
                     area.file = p.display().to_string();
                 }
             }
@@ -135,6 +135,9 @@ fn print_text(areas: &[Area], all: bool) {
 
 /// Prints the map of the disk at `path`, or of the areas changed since `changed_since`.
 pub fn run(path: &Path, json: bool, changed_since: Option<&str>, force_share: bool) -> CmdResult {
+    if super::remote::is_uri(path) {
+        return super::remote::map(path, json, changed_since);
+    }
     let disk = open_to_read(path, force_share)?;
     let areas = with_disk(disk, path, |disk| {
         let runs = match changed_since {

@@ -9,6 +9,7 @@ pub mod info;
 pub mod links;
 pub mod map;
 pub mod meta;
+pub mod remote;
 pub mod resize;
 
 use std::path::Path;

@@ -41,6 +41,7 @@ use super::descriptor::{Descriptor, ExtentKind, MAX_DESCRIPTOR_BYTES};
 use super::fileio::{file_len, open_regular, read_at_zero_fill};
 use super::header::{HEADER_SIZE, SparseHeader};
 use super::link::dir_of;
+use super::link_files::{MAX_CAPACITY_SECTORS, extent_path, lock_file};
 use super::sesparse::{SeSparseExtent, SeSparseHeader};
 use crate::error::{Error, Result};
 use crate::log;
@@ -240,9 +241,6 @@ impl Findings {
     }
 }
 
-/// Lock attempts, 10 ms apart, before reporting the disk as in use.
-const LOCK_ATTEMPTS: u32 = 20;
-
 /// Where a rewritten descriptor goes.
 pub(crate) enum DescriptorWrite {
     /// Embedded in a sparse file: `area` bytes at byte `offset`, NUL padded.
@@ -308,9 +306,9 @@ pub fn check_disk_force_share(path: &Path) -> Result<CheckReport> {
 }
 
 fn check_link(path: &Path, repair: bool, take_lock: bool) -> Result<CheckReport> {
-    let lock_file = open_regular(path, false)?;
+    let lock_holder = open_regular(path, false)?;
     if take_lock {
-        lock(&lock_file, path, repair)?;
+        lock_file(&lock_holder, path, repair)?;
     }
     log::info(format!(
         "checking {}{}",
@@ -373,26 +371,8 @@ fn check_link(path: &Path, repair: bool, take_lock: bool) -> Result<CheckReport>
             ..p
         });
     }
-    drop(lock_file);
+    drop(lock_holder);
     Ok(report)
-}
-
-/// Takes the lock the engine's openers take (exclusive to repair, shared to check). A few
-/// retries cover the window in which a process forked by another thread still holds a copy of
-/// a descriptor that was just closed (flock locks follow open file descriptions).
-fn lock(file: &File, path: &Path, exclusive: bool) -> Result<()> {
-    for _ in 0..LOCK_ATTEMPTS {
-        let locked = if exclusive {
-            file.try_lock()
-        } else {
-            file.try_lock_shared()
-        };
-        if locked.is_ok() {
-            return Ok(());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    Err(Error::Locked(path.to_path_buf()))
 }
 
 /// Reads the link without changing it: what is wrong, and the writes that would fix it.
@@ -519,7 +499,15 @@ fn check_descriptor_file(
         let Some(name) = &line.file else {
             continue; // ZERO extents have no file
         };
-        let epath = dir.join(name.replace('\\', "/"));
+        // The same rule as Open: a name that leaves the descriptor's directory is never
+        // followed (a repair would write into whatever file it names).
+        let epath = match extent_path(&dir, name) {
+            Ok(p) => p,
+            Err(e) => {
+                f.fatal(ProblemKind::Descriptor, format!("{}: {e}", path.display()));
+                continue;
+            }
+        };
         let efile = match open_regular(&epath, false) {
             Ok(ef) => ef,
             Err(Error::FileNotFound(_)) => {
@@ -540,7 +528,26 @@ fn check_descriptor_file(
         let mut eplan = FilePlan::new(&epath);
         match line.kind {
             ExtentKind::Flat | ExtentKind::Vmfs => {
-                let need = (line.offset + line.sectors) * 512;
+                // An offset or size no disk can have (Open refuses it) is a damaged line, not
+                // a short file: extending the file to it would be nonsense (or overflow).
+                let Some(end) = line
+                    .offset
+                    .checked_add(line.sectors)
+                    .filter(|&end| end <= MAX_CAPACITY_SECTORS)
+                else {
+                    f.fatal(
+                        ProblemKind::Descriptor,
+                        format!(
+                            "{}: extent line of {} says offset {} and {} sectors, past the largest disk there can be",
+                            path.display(),
+                            epath.display(),
+                            line.offset,
+                            line.sectors
+                        ),
+                    );
+                    continue;
+                };
+                let need = end * 512;
                 if elen < need {
                     f.fixable(
                         ProblemKind::ShortExtent,

@@ -3,18 +3,21 @@
 
 use std::fs::File;
 use std::path::Path;
+use std::sync::Arc;
 
 use super::*;
+use crate::vmdk::fd_cache::CachedFile;
 
 impl Link {
     pub(super) fn open_monolithic(
         path: &Path,
-        file: File,
+        file: Arc<File>,
         first: &[u8],
         writable: bool,
     ) -> Result<Link> {
-        let extent_file = file.try_clone().map_err(|e| Error::io(path, e))?;
-        let sparse = SparseExtent::open(path, extent_file, first)?;
+        // The extent shares the link's descriptor (which holds the lock): never evicted.
+        let extent_file = CachedFile::pinned(Arc::clone(&file), path, writable);
+        let sparse = SparseExtent::open(extent_file, first)?;
         let h = sparse.header().clone();
         let (descriptor, home) = if h.descriptor_offset != 0 && h.descriptor_size != 0 {
             let mut text = vec![0u8; (h.descriptor_size * 512) as usize];
@@ -62,7 +65,7 @@ impl Link {
 
     pub(super) fn open_descriptor_file(
         path: &Path,
-        file: File,
+        file: Arc<File>,
         len: u64,
         writable: bool,
     ) -> Result<Link> {
@@ -121,9 +124,9 @@ impl Link {
 
     /// A COWD file without a descriptor: a Workstation 3 / GSX 2 disk or `.REDO` log. Its
     /// header names the parent (if any); the link is read-only (writes are refused).
-    pub(super) fn open_legacy_cowd(path: &Path, file: File, writable: bool) -> Result<Link> {
-        let extent_file = file.try_clone().map_err(|e| Error::io(path, e))?;
-        let cowd = CowdExtent::open(path, extent_file)?;
+    pub(super) fn open_legacy_cowd(path: &Path, file: Arc<File>, writable: bool) -> Result<Link> {
+        let extent_file = CachedFile::pinned(Arc::clone(&file), path, writable);
+        let cowd = CowdExtent::open(extent_file)?;
         let parent = cowd.legacy_parent_name();
         let capacity = cowd.capacity();
         let name = file_name_of(path);

@@ -38,9 +38,8 @@ impl SparseExtent {
                 )));
             }
         }
-        self.append_locked(&mut meta, grain, n, &mut |at| {
-            fill(&self.file, &self.path, at)
-        })
+        let f = self.file.writing()?;
+        self.append_locked(&mut meta, grain, n, &mut |at| fill(&f, &self.path, at))
     }
 
     /// Appends `n` grains from `grain` (one table) at the grain-aligned end of the file:
@@ -65,8 +64,9 @@ impl SparseExtent {
         put(sectors_to_bytes(at))?;
         meta.next_free = at + n * gs;
         meta.data_unsynced = true;
-        self.writeback
-            .note_appended(&self.file, sectors_to_bytes(n * gs));
+        if let Ok(f) = self.file.get() {
+            self.writeback.note_appended(&f, sectors_to_bytes(n * gs));
+        }
         let gt = self.table_mut(meta, gdi);
         for k in 0..n {
             gt[((grain + k) % per) as usize] = u32_sector(at + k * gs, &self.path)?;

@@ -11,7 +11,8 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use super::fileio::{file_len, read_exact_at, sync_data, write_all_at};
+use super::fd_cache::CachedFile;
+use super::fileio::{file_len, read_exact_at, write_all_at};
 pub use super::grain_map::GrainMap;
 use super::header::{GD_AT_END, SparseHeader};
 use super::stream_append::StreamAppend;
@@ -42,7 +43,8 @@ struct Meta {
 /// One open sparse extent file.
 pub struct SparseExtent {
     path: PathBuf,
-    file: File,
+    /// The extent file; the per-process cache may close its descriptor and reopen it.
+    file: CachedFile,
     header: SparseHeader,
     meta: Mutex<Meta>,
     writeback: Writeback,
@@ -72,18 +74,21 @@ fn sectors_to_bytes(s: u64) -> u64 {
 
 impl SparseExtent {
     /// Opens an extent whose header bytes were already read from `file`.
-    pub fn open(path: &Path, file: File, header_bytes: &[u8]) -> Result<SparseExtent> {
+    pub fn open(file: CachedFile, header_bytes: &[u8]) -> Result<SparseExtent> {
+        let path_buf = file.path().to_path_buf();
+        let path = path_buf.as_path();
+        let fd = file.get()?;
         remove_compact_leftover(path);
-        let len = file_len(&file, path)?;
+        let len = file_len(&fd, path)?;
         let file_sectors = len.div_ceil(512);
         let header =
             SparseHeader::decode(header_bytes, file_sectors).map_err(|e| annotate(path, e))?;
         let gd_at_end = header.gd_offset == GD_AT_END;
-        let header = resolve_footer(&file, path, header, len)?;
+        let header = resolve_footer(&fd, path, header, len)?;
         let entries = header.gd_entries() as usize;
-        let gd = read_u32s(&file, path, header.gd_offset, entries)?;
+        let gd = read_u32s(&fd, path, header.gd_offset, entries)?;
         let rgd = if header.has_redundant() {
-            read_u32s(&file, path, header.rgd_offset, entries)?
+            read_u32s(&fd, path, header.rgd_offset, entries)?
         } else {
             Vec::new()
         };
@@ -124,6 +129,7 @@ impl SparseExtent {
         let next_free = file_sectors
             .max(header.overhead)
             .next_multiple_of(header.grain_sectors);
+        drop(fd);
         Ok(SparseExtent {
             path: path.to_path_buf(),
             file,
@@ -150,7 +156,7 @@ impl SparseExtent {
     }
 
     /// The extent file.
-    pub fn file(&self) -> &File {
+    pub fn file(&self) -> &CachedFile {
         &self.file
     }
 
@@ -202,7 +208,7 @@ impl SparseExtent {
             }
             let count = gdi - run_start;
             bytes.resize(count * table_bytes, 0);
-            read_exact_at(&self.file, &self.path, &mut bytes, base * 512)?;
+            read_exact_at(&*self.file.get()?, &self.path, &mut bytes, base * 512)?;
             for k in 0..count {
                 let raw = &bytes[k * table_bytes..][..n * 4];
                 let table: Box<[u32]> = if all_zero(raw) {
@@ -308,7 +314,7 @@ impl SparseExtent {
 
     /// Inflates the compressed grain whose marker is at `marker` into `grain` (a whole grain).
     pub fn read_compressed(&self, marker: u64, grain: &mut [u8]) -> Result<()> {
-        inflate_grain(&self.file, &self.path, marker, grain)
+        inflate_grain(&*self.file.get()?, &self.path, marker, grain)
     }
 
     /// Bytes in one grain.
@@ -318,7 +324,7 @@ impl SparseExtent {
 
     /// Reads from a byte offset returned by `map`.
     pub fn read_data(&self, buf: &mut [u8], offset: u64) -> Result<()> {
-        read_exact_at(&self.file, &self.path, buf, offset)
+        read_exact_at(&*self.file.get()?, &self.path, buf, offset)
     }
 
     /// Allocates table `gdi` in a file that lacks it (VMware stream files, foreign tools):
@@ -327,11 +333,12 @@ impl SparseExtent {
         let gt_sectors = self.header.gt_sectors();
         let zeros = vec![0u8; sectors_to_bytes(gt_sectors) as usize];
         let primary = meta.next_free;
-        write_all_at(&self.file, &self.path, &zeros, sectors_to_bytes(primary))?;
+        let f = self.file.writing()?;
+        write_all_at(&f, &self.path, &zeros, sectors_to_bytes(primary))?;
         meta.gd[gdi] = u32_sector(primary, &self.path)?;
         let mut end = primary + gt_sectors;
         if !meta.rgd.is_empty() {
-            write_all_at(&self.file, &self.path, &zeros, sectors_to_bytes(end))?;
+            write_all_at(&f, &self.path, &zeros, sectors_to_bytes(end))?;
             meta.rgd[gdi] = u32_sector(end, &self.path)?;
             end += gt_sectors;
         }
@@ -358,6 +365,8 @@ impl SparseExtent {
         let grain_bytes = sectors_to_bytes(gs) as usize;
         let per = u64::from(self.header.gtes_per_gt);
         let mut meta = self.lock();
+        // Marks the file unsynced when the writes below are done.
+        let f = self.file.writing()?;
         let end = sector + (data.len() / 512) as u64;
         let mut cur = sector;
         while cur < end {
@@ -383,7 +392,7 @@ impl SparseExtent {
                     }
                     let bytes = &data[data_off..data_off + sectors_to_bytes(run) as usize];
                     write_all_at(
-                        &self.file,
+                        &f,
                         &self.path,
                         bytes,
                         off + sectors_to_bytes(cur - grain_start),
@@ -408,12 +417,7 @@ impl SparseExtent {
                     self.append_locked(&mut meta, grain, n, &mut |at| {
                         if whole {
                             let len = sectors_to_bytes(n * gs) as usize;
-                            write_all_at(
-                                &self.file,
-                                &self.path,
-                                &data[data_off..data_off + len],
-                                at,
-                            )
+                            write_all_at(&f, &self.path, &data[data_off..data_off + len], at)
                         } else {
                             let mut buf = vec![0u8; grain_bytes];
                             if state == GrainMap::Unallocated {
@@ -422,7 +426,7 @@ impl SparseExtent {
                             let rel = sectors_to_bytes(cur - grain_start) as usize;
                             let len = sectors_to_bytes(in_grain) as usize;
                             buf[rel..rel + len].copy_from_slice(&data[data_off..data_off + len]);
-                            write_all_at(&self.file, &self.path, &buf, at)
+                            write_all_at(&f, &self.path, &buf, at)
                         }
                     })?;
                     cur = if whole {
@@ -448,19 +452,23 @@ impl SparseExtent {
         if !meta.data_unsynced && meta.dirty_gts.is_empty() && meta.dirty_gd.is_empty() {
             return Ok(());
         }
-        sync_data(&self.file, &self.path)?;
+        // One descriptor for the whole sequence; each sync covers every write before it,
+        // including writes through descriptors the cache closed (synced at eviction).
+        let f = self.file.get()?;
+        self.file.sync_with(&f)?;
+        self.file.note_written();
         let dirty: Vec<usize> = std::mem::take(&mut meta.dirty_gts).into_iter().collect();
         for gdi in dirty {
             let bytes = u32s_to_bytes(meta.gts[gdi].as_ref().expect("dirty table is loaded"));
             write_all_at(
-                &self.file,
+                &f,
                 &self.path,
                 &bytes,
                 sectors_to_bytes(u64::from(meta.gd[gdi])),
             )?;
             if !meta.rgd.is_empty() && meta.rgd[gdi] != 0 {
                 write_all_at(
-                    &self.file,
+                    &f,
                     &self.path,
                     &bytes,
                     sectors_to_bytes(u64::from(meta.rgd[gdi])),
@@ -468,26 +476,22 @@ impl SparseExtent {
             }
         }
         if !meta.dirty_gd.is_empty() {
-            sync_data(&self.file, &self.path)?;
+            self.file.sync_with(&f)?;
+            self.file.note_written();
             meta.dirty_gd.clear();
             let gd = u32s_to_bytes(&meta.gd);
-            write_all_at(
-                &self.file,
-                &self.path,
-                &gd,
-                sectors_to_bytes(self.header.gd_offset),
-            )?;
+            write_all_at(&f, &self.path, &gd, sectors_to_bytes(self.header.gd_offset))?;
             if !meta.rgd.is_empty() {
                 let rgd = u32s_to_bytes(&meta.rgd);
                 write_all_at(
-                    &self.file,
+                    &f,
                     &self.path,
                     &rgd,
                     sectors_to_bytes(self.header.rgd_offset),
                 )?;
             }
         }
-        sync_data(&self.file, &self.path)?;
+        self.file.sync_with(&f)?;
         meta.data_unsynced = false;
         Ok(())
     }
@@ -500,8 +504,10 @@ impl SparseExtent {
             // The header of a VMware stream keeps pointing at the footer.
             h.gd_offset = GD_AT_END;
         }
-        write_all_at(&self.file, &self.path, &h.encode(), 0)?;
-        sync_data(&self.file, &self.path)
+        let f = self.file.get()?;
+        self.file.note_written();
+        write_all_at(&f, &self.path, &h.encode(), 0)?;
+        self.file.sync_with(&f)
     }
 
     /// Calls `visit(first_sector, sectors)` for every allocated (data or zeroed) grain that

@@ -22,6 +22,7 @@ impl SparseExtent {
         let gs = self.header.grain_sectors;
         let mut meta = self.lock();
         let mut guard = self.stream.lock().unwrap_or_else(|e| e.into_inner());
+        let f = self.file.writing()?;
         if guard.is_none() {
             let n = meta.gd.len();
             self.load_gts(&mut meta, 0, n)?;
@@ -40,7 +41,7 @@ impl SparseExtent {
                 .map(|&e| u64::from(e))
                 .collect();
             *guard = Some(StreamAppend::start(
-                &self.file,
+                &f,
                 &self.path,
                 &self.header,
                 &markers,
@@ -77,7 +78,7 @@ impl SparseExtent {
         let gs = self.header.grain_sectors;
         let per = u64::from(self.header.gtes_per_gt);
         let valid = sectors_to_bytes(gs.min(self.header.capacity - p.grain * gs)) as usize;
-        if let Some(at) = st.append_grain(&self.file, &self.path, gs, &p, valid)? {
+        if let Some(at) = st.append_grain(&*self.file.writing()?, &self.path, gs, &p, valid)? {
             let gdi = (p.grain / per) as usize;
             let table = self.table_mut(meta, gdi);
             table[(p.grain % per) as usize] = u32_sector(at, &self.path)?;
@@ -94,7 +95,9 @@ impl SparseExtent {
             if let Some(p) = st.take_pending() {
                 self.append_stream_grain(&mut meta, st, p)?;
             }
-            if let Some(gd) = st.write_tail(&self.file, &self.path, &self.header, &meta.gts)? {
+            if let Some(gd) =
+                st.write_tail(&*self.file.writing()?, &self.path, &self.header, &meta.gts)?
+            {
                 meta.gd = gd;
             }
         }

@@ -1,16 +1,16 @@
 //! Requests in flight: one VDDK request (an `Op`) becomes one or more NBD commands (`Part`s,
 //! the `user_data` libnbd hands back to our completion callback). Every part reports exactly
-//! once — from the completion callback, or, if libnbd drops the command without completing
-//! it (a failed submission, a dead connection, nbd_close), from its free callback — so an
-//! op always finishes and a waiter is never stranded.
+//! once — when it completes, or, if libnbd drops the command without completing it (a failed
+//! submission, a dead connection, nbd_close), when libnbd frees it — so an op always finishes
+//! and a waiter is never stranded.
 
-use std::ffi::{c_int, c_void};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::callbacks;
+use super::sys::Completion;
+use crate::backend::Finish;
 use crate::error::{Error, Result};
-
-use super::libnbd::nbd_completion_callback;
 
 /// Why a connection died; requests on it fail with the matching error.
 #[derive(Debug, Clone)]
@@ -149,7 +149,7 @@ impl ConnState {
     }
 
     /// The error for a command that failed with `errno` (0: dropped without an answer).
-    fn command_error(&self, errno: c_int) -> Error {
+    fn command_error(&self, errno: i32) -> Error {
         if let Some(d) = self.death() {
             return d.to_error();
         }
@@ -165,13 +165,11 @@ impl ConnState {
     }
 }
 
-/// Runs when an op finishes, with its result; never on a thread that holds a libnbd lock.
-pub type Finish = Box<dyn FnOnce(Result<()>) + Send>;
-
 struct OpState {
     remaining: usize,
     error: Option<Error>,
     finished: bool,
+    /// Runs when the op finishes (on the callback thread, never holding a libnbd lock);
     /// None: a synchronous waiter collects the result.
     on_finish: Option<Finish>,
 }
@@ -240,7 +238,7 @@ impl Op {
         self.done.notify_all();
         drop(st);
         if let Some(f) = finish {
-            super::poller::defer(Box::new(move || f(result)));
+            callbacks::defer(Box::new(move || f(result)));
         }
     }
 
@@ -288,42 +286,22 @@ impl Drop for Part {
     }
 }
 
-unsafe extern "C" fn on_complete(user_data: *mut c_void, error: *mut c_int) -> c_int {
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        // SAFETY: `user_data` is the Box<Part> leaked by `completion`; libnbd passes it back
-        // until it calls `on_free`, and never concurrently with it. `error` points at libnbd's
-        // int for this command.
-        let (part, errno) = unsafe { (&mut *user_data.cast::<Part>(), *error) };
+impl Completion for Part {
+    fn complete(&mut self, errno: i32) {
         let result = match errno {
             0 => Ok(()),
-            e => Err(part.conn.command_error(e)),
+            e => Err(self.conn.command_error(e)),
         };
-        part.report(result);
-    }));
-    // 1: the command is retired at once (nobody calls nbd_aio_command_completed).
-    1
+        self.report(result);
+    }
 }
 
-unsafe extern "C" fn on_free(user_data: *mut c_void) {
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        // SAFETY: `user_data` is the Box<Part> leaked by `completion`; libnbd calls this
-        // exactly once, after which it never uses the pointer again.
-        drop(unsafe { Box::from_raw(user_data.cast::<Part>()) });
-    }));
-}
-
-/// A completion callback for one more command of `op` on `conn`; ownership of the part passes
-/// to libnbd, which always calls `on_free` (also when the submission fails).
-pub fn completion(op: &Arc<Op>, conn: &Arc<ConnState>) -> nbd_completion_callback {
+/// The completion of one more command of `op` on `conn`; libnbd owns it once it is submitted.
+pub fn completion(op: &Arc<Op>, conn: &Arc<ConnState>) -> Part {
     conn.begin();
-    let part = Box::new(Part {
+    Part {
         op: Arc::clone(op),
         conn: Arc::clone(conn),
         reported: false,
-    });
-    nbd_completion_callback {
-        callback: Some(on_complete),
-        user_data: Box::into_raw(part).cast(),
-        free: Some(on_free),
     }
 }

@@ -1,5 +1,6 @@
-//! Worker threads for ReadAsync/WriteAsync. Started on first use (never in InitEx, so a
-//! process may fork after InitEx as nbdkit does); requests on one disk run in parallel where
+//! Worker threads for local disks' asynchronous reads and writes (ReadAsync/WriteAsync).
+//! Started on first use (never in InitEx, so a process may fork after InitEx as nbdkit does);
+//! requests on one disk run in parallel where
 //! the disk allows it (reads share a lock, writes take it exclusively).
 //!
 //! A forked child inherits the pool's queue but none of its threads, so a request queued there

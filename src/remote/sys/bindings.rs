@@ -1,5 +1,5 @@
-//! libnbd, loaded with dlopen the first time an NBD connection is made, so the library keeps no
-//! link-time dependency on it and local use needs nothing extra. Only the calls this client
+//! libnbd's C entry points, loaded with dlopen the first time an NBD connection is made, so the
+//! library keeps no link-time dependency on it and local use needs nothing extra. Only the calls this client
 //! uses are bound; their C types mirror libnbd.h (ABI-stable since libnbd 1.0, soname .so.0).
 //! Every required call exists since libnbd 1.4 (nbd_get_block_size); newer ones are optional.
 
@@ -10,24 +10,27 @@ use crate::error::{Error, Result};
 use crate::log;
 
 /// libnbd's opaque handle.
+#[allow(non_camel_case_types)]
 #[repr(C)]
-pub struct nbd_handle {
+pub(super) struct nbd_handle {
     _opaque: [u8; 0],
 }
 
 /// libnbd's `nbd_completion_callback`, passed by value.
+#[allow(non_camel_case_types)]
 #[repr(C)]
 #[derive(Clone, Copy)]
-pub struct nbd_completion_callback {
+pub(super) struct nbd_completion_callback {
     pub callback: Option<unsafe extern "C" fn(user_data: *mut c_void, error: *mut c_int) -> c_int>,
     pub user_data: *mut c_void,
     pub free: Option<unsafe extern "C" fn(user_data: *mut c_void)>,
 }
 
 /// libnbd's `nbd_extent_callback`, passed by value.
+#[allow(non_camel_case_types)]
 #[repr(C)]
 #[derive(Clone, Copy)]
-pub struct nbd_extent_callback {
+pub(super) struct nbd_extent_callback {
     pub callback: Option<
         unsafe extern "C" fn(
             user_data: *mut c_void,
@@ -43,20 +46,20 @@ pub struct nbd_extent_callback {
 }
 
 /// `LIBNBD_TLS_*`.
-pub(crate) const LIBNBD_TLS_DISABLE: c_int = 0;
-pub(crate) const LIBNBD_TLS_ALLOW: c_int = 1;
-pub(crate) const LIBNBD_TLS_REQUIRE: c_int = 2;
+pub(super) const LIBNBD_TLS_DISABLE: c_int = 0;
+pub(super) const LIBNBD_TLS_ALLOW: c_int = 1;
+pub(super) const LIBNBD_TLS_REQUIRE: c_int = 2;
 /// `LIBNBD_SIZE_MINIMUM`, `LIBNBD_SIZE_MAXIMUM`.
-pub(crate) const LIBNBD_SIZE_MINIMUM: c_int = 0;
-pub(crate) const LIBNBD_SIZE_MAXIMUM: c_int = 2;
+pub(super) const LIBNBD_SIZE_MINIMUM: c_int = 0;
+pub(super) const LIBNBD_SIZE_MAXIMUM: c_int = 2;
 /// `LIBNBD_AIO_DIRECTION_*`.
-pub(crate) const LIBNBD_AIO_DIRECTION_READ: c_uint = 1;
-pub(crate) const LIBNBD_AIO_DIRECTION_WRITE: c_uint = 2;
+pub(super) const LIBNBD_AIO_DIRECTION_READ: c_uint = 1;
+pub(super) const LIBNBD_AIO_DIRECTION_WRITE: c_uint = 2;
 
 type H = *mut nbd_handle;
 
 /// The bound entry points.
-pub struct Lib {
+pub(super) struct Lib {
     pub create: unsafe extern "C" fn() -> H,
     pub close: unsafe extern "C" fn(H),
     pub get_error: unsafe extern "C" fn() -> *const c_char,
@@ -75,7 +78,6 @@ pub struct Lib {
     pub aio_is_ready: unsafe extern "C" fn(H) -> c_int,
     pub aio_is_dead: unsafe extern "C" fn(H) -> c_int,
     pub aio_is_closed: unsafe extern "C" fn(H) -> c_int,
-    pub aio_is_connecting: unsafe extern "C" fn(H) -> c_int,
     pub aio_get_fd: unsafe extern "C" fn(H) -> c_int,
     pub aio_get_direction: unsafe extern "C" fn(H) -> c_uint,
     pub aio_notify_read: unsafe extern "C" fn(H) -> c_int,
@@ -176,7 +178,6 @@ fn load() -> std::result::Result<Lib, String> {
         aio_is_ready: bind!("nbd_aio_is_ready"),
         aio_is_dead: bind!("nbd_aio_is_dead"),
         aio_is_closed: bind!("nbd_aio_is_closed"),
-        aio_is_connecting: bind!("nbd_aio_is_connecting"),
         aio_get_fd: bind!("nbd_aio_get_fd"),
         aio_get_direction: bind!("nbd_aio_get_direction"),
         aio_notify_read: bind!("nbd_aio_notify_read"),
@@ -199,7 +200,7 @@ static LIB: OnceLock<std::result::Result<Lib, String>> = OnceLock::new();
 
 /// libnbd, loaded on first use. A machine without it gets VIX_E_NOT_SUPPORTED with a line
 /// saying what to install.
-pub fn lib() -> Result<&'static Lib> {
+pub(super) fn lib() -> Result<&'static Lib> {
     let loaded = LIB.get_or_init(|| {
         let loaded = load();
         match &loaded {
@@ -215,7 +216,7 @@ pub fn lib() -> Result<&'static Lib> {
 
 impl Lib {
     /// libnbd's last error on this thread, with its errno (0 if none).
-    pub fn last_error(&self) -> (String, c_int) {
+    pub(super) fn last_error(&self) -> (String, c_int) {
         // SAFETY: nbd_get_error returns NULL or a thread-local NUL-terminated string valid
         // until the next libnbd call on this thread; it is copied at once.
         let text = unsafe {

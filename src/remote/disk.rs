@@ -1,28 +1,28 @@
-//! A remote disk: one NBD export behind a VixDiskLib handle. Reads and writes are cut at the
+//! A remote disk: one NBD export, a `DiskBackend`. Reads and writes are cut at the
 //! server's request limit and pipelined; synchronous calls wait for their commands (bounded by
 //! the timeout), asynchronous ones finish through the poller.
 
-use std::ffi::{CStr, CString, c_char, c_int, c_void};
+use std::ffi::{CStr, CString};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::client::{Conn, ExportInfo, OpenRequest};
+use super::extents::{
+    Extent, ExtentCollector, STATE_DIRTY, STATE_HOLE, allocated_chunks, flagged_runs,
+};
+use super::ops::{Death, Op, completion};
+use super::poller;
+use super::settings::RemoteSettings;
+use super::split::{MAX_STATUS_BYTES, max_request, pieces};
+use super::sys::{ExtentSink, IoBuf};
+use super::target::Target;
+use crate::backend::{DiskBackend, Finish, Transport};
 use crate::chain::DiskInfo;
 use crate::chain::allocated::check_chunk_query;
 use crate::error::{Error, Result};
 use crate::log;
-use crate::remote::extents::{
-    Extent, ExtentCollector, STATE_DIRTY, STATE_HOLE, allocated_chunks, flagged_runs,
-};
-use crate::remote::settings::RemoteSettings;
-use crate::remote::split::{MAX_STATUS_BYTES, max_request, pieces};
-use crate::remote::target::Target;
 use crate::vmdk::geometry::{Adapter, Geometry};
-
-use super::client::{Conn, ExportInfo, OpenRequest};
-use super::libnbd::{LIBNBD_AIO_DIRECTION_WRITE, nbd_extent_callback};
-use super::ops::{Death, Finish, Op, completion};
-use super::poller;
 
 /// The meta context of allocation status.
 const ALLOCATION: &str = "base:allocation";
@@ -126,9 +126,13 @@ impl NbdDisk {
         self.info.size / 512
     }
 
-    /// "nbdssl" or "nbd", NUL-terminated.
-    pub fn transport(&self) -> &'static [u8] {
-        if self.info.tls { b"nbdssl\0" } else { b"nbd\0" }
+    /// nbdssl or nbd.
+    pub fn transport(&self) -> Transport {
+        if self.info.tls {
+            Transport::NbdSsl
+        } else {
+            Transport::Nbd
+        }
     }
 
     /// What GetInfo reports: the export's size; geometry derived as for a local disk without
@@ -175,30 +179,24 @@ impl NbdDisk {
         &self,
         write: bool,
         sector: u64,
-        addr: usize,
-        len: usize,
+        buf: &IoBuf,
         finish: Option<Finish>,
     ) -> Result<Arc<Op>> {
         self.alive()?;
         let offset = sector * 512;
-        let parts: Vec<(u64, u64)> = pieces(offset, len as u64, self.max_request).collect();
+        let parts: Vec<(u64, u64)> = pieces(offset, buf.len() as u64, self.max_request).collect();
         let op = Op::new(parts.len(), finish);
-        let (lib, h) = (self.conn.lib, self.conn.handle());
+        let h = self.conn.handle();
         for (i, &(at, n)) in parts.iter().enumerate() {
-            let cb = completion(&op, &self.conn.state);
-            let p = addr + (at - offset) as usize;
-            // SAFETY: `h` is live (self holds the connection); `p..p+n` lies inside the
-            // caller's buffer, which the caller keeps valid until the op finishes (sync calls
-            // wait for it; VDDK's async contract for ReadAsync/WriteAsync). libnbd owns `cb`.
-            let cookie = unsafe {
-                if write {
-                    (lib.aio_pwrite)(h, p as *const c_void, n as usize, at, cb, 0)
-                } else {
-                    (lib.aio_pread)(h, p as *mut c_void, n as usize, at, cb, 0)
-                }
+            let done = completion(&op, &self.conn.state);
+            let (within, n) = ((at - offset) as usize, n as usize);
+            let sent = if write {
+                h.pwrite(buf, within, n, at, done)
+            } else {
+                h.pread(buf, within, n, at, done)
             };
-            if cookie == -1 {
-                // The refused part reported through its free callback; the rest never left.
+            if !sent {
+                // The refused part reported when libnbd freed it; the rest never left.
                 op.submitted(Some((self.refusal(), parts.len() - i - 1)));
                 self.kick();
                 return Ok(op);
@@ -213,7 +211,8 @@ impl NbdDisk {
     /// request this server's limits do not allow (misaligned for its minimum block size, too
     /// large), which leaves the connection healthy.
     fn refusal(&self) -> Error {
-        let (text, errno) = self.conn.lib.last_error();
+        let e = self.conn.handle().last_error();
+        let (text, errno) = (e.text, e.errno);
         let name = &self.conn.state.name;
         log::warn(format!("{name}: request refused: {text}"));
         if self.conn.is_finished() {
@@ -238,14 +237,14 @@ impl NbdDisk {
         }
     }
 
-    /// Settles a one-command op after libnbd returned `cookie` for it.
-    fn sent_one(&self, op: &Op, cookie: i64) {
-        op.submitted((cookie == -1).then(|| (self.refusal(), 0)));
+    /// Settles a one-command op after libnbd took it (`sent`) or refused it.
+    fn sent_one(&self, op: &Op, sent: bool) {
+        op.submitted((!sent).then(|| (self.refusal(), 0)));
     }
 
     /// Wakes the poller if libnbd now wants to write (a request did not go out whole).
     fn kick(&self) {
-        if self.conn.fd_and_direction().1 & LIBNBD_AIO_DIRECTION_WRITE != 0 {
+        if self.conn.wants_write() {
             poller::wake();
         }
     }
@@ -281,8 +280,10 @@ impl NbdDisk {
 
     /// Reads whole sectors at `sector` into `buf`.
     pub fn read(&self, sector: u64, buf: &mut [u8]) -> Result<()> {
-        let op = self.submit(false, sector, buf.as_mut_ptr() as usize, buf.len(), None)?;
-        self.wait(&op)
+        IoBuf::lend_mut(buf, |buf| {
+            let op = self.submit(false, sector, buf, None)?;
+            self.wait(&op)
+        })
     }
 
     /// Counts a write about to be sent (see `writes_sent`).
@@ -301,21 +302,22 @@ impl NbdDisk {
     pub fn write(&self, sector: u64, data: &[u8]) -> Result<()> {
         self.check_writable()?;
         self.note_write();
-        let op = self.submit(true, sector, data.as_ptr() as usize, data.len(), None)?;
-        self.wait(&op)
+        IoBuf::lend(data, |buf| {
+            let op = self.submit(true, sector, buf, None)?;
+            self.wait(&op)
+        })
     }
 
-    /// Starts a read into the caller's buffer at `addr` (valid until `finish` runs).
-    pub fn read_async(&self, sector: u64, addr: usize, len: usize, finish: Finish) -> Result<()> {
-        self.submit(false, sector, addr, len, Some(finish))
-            .map(drop)
+    /// Starts a read into `buf`; `finish` runs on the callback thread.
+    pub fn read_async(&self, sector: u64, buf: IoBuf, finish: Finish) -> Result<()> {
+        self.submit(false, sector, &buf, Some(finish)).map(drop)
     }
 
-    /// Starts a write from the caller's buffer at `addr` (valid until `finish` runs).
-    pub fn write_async(&self, sector: u64, addr: usize, len: usize, finish: Finish) -> Result<()> {
+    /// Starts a write from `buf`; `finish` runs on the callback thread.
+    pub fn write_async(&self, sector: u64, buf: IoBuf, finish: Finish) -> Result<()> {
         self.check_writable()?;
         self.note_write();
-        self.submit(true, sector, addr, len, Some(finish)).map(drop)
+        self.submit(true, sector, &buf, Some(finish)).map(drop)
     }
 
     /// Makes completed writes durable on the server (NBD_CMD_FLUSH). Nothing to do on a
@@ -328,10 +330,8 @@ impl NbdDisk {
         // Writes sent before the flush is: those the server must make durable.
         let covered = self.writes_sent.load(Ordering::Acquire);
         let op = Op::new(1, None);
-        let cb = completion(&op, &self.conn.state);
-        // SAFETY: `h` is live; libnbd owns `cb`.
-        let cookie = unsafe { (self.conn.lib.aio_flush)(self.conn.handle(), cb, 0) };
-        self.sent_one(&op, cookie);
+        let sent = self.conn.handle().flush(completion(&op, &self.conn.state));
+        self.sent_one(&op, sent);
         self.kick();
         self.wait(&op)?;
         self.writes_flushed.fetch_max(covered, Ordering::AcqRel);
@@ -374,22 +374,18 @@ impl NbdDisk {
         while let Some(at) = collector.next() {
             self.alive()?;
             let len = (end - at).min(MAX_STATUS_BYTES);
-            let sink = Arc::new(ExtentSink {
+            let sink = Arc::new(Replies {
                 context: CString::new(context).unwrap_or_default(),
                 replies: Mutex::new(Vec::new()),
             });
             let op = Op::new(1, None);
-            let ecb = nbd_extent_callback {
-                callback: Some(on_extents),
-                user_data: Box::into_raw(Box::new(Arc::clone(&sink))).cast(),
-                free: Some(free_extents),
-            };
-            let cb = completion(&op, &self.conn.state);
-            // SAFETY: `h` is live; libnbd owns both callbacks' user data until their frees.
-            let cookie = unsafe {
-                (self.conn.lib.aio_block_status)(self.conn.handle(), len, at, ecb, cb, 0)
-            };
-            self.sent_one(&op, cookie);
+            let sent = self.conn.handle().block_status(
+                len,
+                at,
+                Arc::clone(&sink),
+                completion(&op, &self.conn.state),
+            );
+            self.sent_one(&op, sent);
             self.kick();
             self.wait(&op)?;
             let replies =
@@ -462,45 +458,67 @@ impl Drop for NbdDisk {
 type Reply = (u64, Vec<(u32, u32)>);
 
 /// Where one block-status command's extents for one context land.
-struct ExtentSink {
+struct Replies {
     context: CString,
     /// Reply chunks in arrival order.
     replies: Mutex<Vec<Reply>>,
 }
 
-unsafe extern "C" fn on_extents(
-    user_data: *mut c_void,
-    metacontext: *const c_char,
-    offset: u64,
-    entries: *mut u32,
-    nr_entries: usize,
-    _error: *mut c_int,
-) -> c_int {
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        // SAFETY: `user_data` is the Box<Arc<ExtentSink>> made in `block_status`, live until
-        // `free_extents`; `metacontext` is a NUL-terminated name and `entries` holds
-        // `nr_entries` u32s, both valid for this call (libnbd's contract).
-        let (sink, name, raw) = unsafe {
-            (
-                &*user_data.cast::<Arc<ExtentSink>>(),
-                CStr::from_ptr(metacontext),
-                std::slice::from_raw_parts(entries, nr_entries),
-            )
-        };
-        if name != sink.context.as_c_str() {
+impl ExtentSink for Replies {
+    fn extents(&self, context: &CStr, offset: u64, entries: &[u32]) {
+        if context != self.context.as_c_str() {
             return;
         }
-        let pairs = raw.chunks_exact(2).map(|p| (p[0], p[1])).collect();
-        sink.replies
+        let pairs = entries.chunks_exact(2).map(|p| (p[0], p[1])).collect();
+        self.replies
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push((offset, pairs));
-    }));
-    0
+    }
 }
 
-unsafe extern "C" fn free_extents(user_data: *mut c_void) {
-    // SAFETY: `user_data` is the Box<Arc<ExtentSink>> made in `block_status`; libnbd frees it
-    // exactly once.
-    drop(unsafe { Box::from_raw(user_data.cast::<Arc<ExtentSink>>()) });
+impl DiskBackend for NbdDisk {
+    fn capacity(&self) -> u64 {
+        NbdDisk::capacity(self)
+    }
+
+    fn read(&self, sector: u64, buf: &mut [u8]) -> Result<()> {
+        NbdDisk::read(self, sector, buf)
+    }
+
+    fn write(&self, sector: u64, data: &[u8]) -> Result<()> {
+        NbdDisk::write(self, sector, data)
+    }
+
+    fn flush(&self) -> Result<()> {
+        NbdDisk::flush(self)
+    }
+
+    fn close(&self) -> Result<()> {
+        NbdDisk::close(self)
+    }
+
+    fn info(&self) -> DiskInfo {
+        NbdDisk::info(self)
+    }
+
+    fn allocated_chunks(&self, start: u64, count: u64, chunk: u64) -> Result<Vec<(u64, u64)>> {
+        NbdDisk::allocated_chunks(self, start, count, chunk)
+    }
+
+    fn changed_areas(&self, since: &str, start: u64, end: u64) -> Result<Vec<(u64, u64)>> {
+        NbdDisk::changed_areas(self, since, start, end)
+    }
+
+    fn transport(&self) -> Transport {
+        NbdDisk::transport(self)
+    }
+
+    fn read_async(self: Arc<Self>, sector: u64, buf: IoBuf, done: Finish) -> Result<()> {
+        NbdDisk::read_async(&self, sector, buf, done)
+    }
+
+    fn write_async(self: Arc<Self>, sector: u64, buf: IoBuf, done: Finish) -> Result<()> {
+        NbdDisk::write_async(&self, sector, buf, done)
+    }
 }
