@@ -42,6 +42,7 @@ use super::fileio::{file_len, open_regular, read_at_zero_fill};
 use super::header::{HEADER_SIZE, SparseHeader};
 use super::link::dir_of;
 use super::link_files::{MAX_CAPACITY_SECTORS, extent_path, lock_file};
+use super::sesparse::{SeSparseExtent, SeSparseHeader};
 use crate::error::{Error, Result};
 use crate::log;
 
@@ -391,6 +392,11 @@ fn analyze(path: &Path) -> Result<(Findings, Vec<FilePlan>)> {
             "{}: checking vmfsSparse (COWD) extents is not supported",
             path.display()
         )));
+    } else if SeSparseHeader::has_magic(&first) {
+        return Err(Error::NotSupported(format!(
+            "{}: a seSparse extent is checked through its descriptor file",
+            path.display()
+        )));
     } else {
         check_descriptor_file(path, &file, len, &mut f, &mut plans)?;
     }
@@ -478,8 +484,9 @@ fn check_descriptor_file(
         );
         return Ok(());
     }
-    let text = String::from_utf8_lossy(&bytes);
+    let text = super::descriptor::decode_text(&bytes);
     let mut plan = FilePlan::new(path);
+    descriptor::refuse_unsupported(path, &text)?;
     let Some(d) = descriptor::parse_or_salvage(path, &text, None, f)? else {
         return Ok(());
     };
@@ -570,12 +577,37 @@ fn check_descriptor_file(
                     epath.display()
                 )));
             }
+            ExtentKind::SeSparse => check_sesparse(&epath, efile, line.sectors, f)?,
             ExtentKind::Zero => {}
         }
         plans.push(eplan);
     }
     // The descriptor file goes last: extents are made sound before it names them again.
     plans.push(plan);
+    Ok(())
+}
+
+/// Checks a seSparse extent read-only: both headers, the directory, every table entry, every
+/// grain inside the file. Damage is reported, never repaired (we do not write seSparse); a
+/// variant we do not read (version, journal to replay) fails the check itself.
+fn check_sesparse(path: &Path, file: File, sectors: u64, f: &mut Findings) -> Result<()> {
+    let found = SeSparseExtent::open(path, file).and_then(|se| {
+        se.check_all()?;
+        Ok(se.capacity())
+    });
+    match found {
+        Ok(capacity) if capacity < sectors => f.fatal(
+            ProblemKind::CapacityMismatch,
+            format!(
+                "{}: seSparse extent holds {capacity} sectors but the descriptor says {sectors}",
+                path.display()
+            ),
+        ),
+        Ok(_) => {}
+        Err(Error::InvalidDisk(m)) => f.fatal(ProblemKind::Header, m),
+        Err(Error::Corrupt(m)) => f.fatal(ProblemKind::DirectoryEntry, m),
+        Err(e) => return Err(e),
+    }
     Ok(())
 }
 
