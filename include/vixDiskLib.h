@@ -543,11 +543,12 @@ typedef struct {
    */
   VixDiskLibSectorType capacity;
   /*
-   0 or 512 (VDDK 7.0+).
+   0 or 512 (VDDK 7.0+). Disks always get 512-byte sectors: another value (4096) is
+   accepted, coerced to 512 and logged as a warning.
    */
   uint32_t logicalSectorSize;
   /*
-   0 or 512 (VDDK 7.0+).
+   0 or 512 (VDDK 7.0+); coerced to 512 like `logicalSectorSize`.
    */
   uint32_t physicalSectorSize;
 } VixDiskLibCreateParams;
@@ -2093,8 +2094,10 @@ VixError VixDiskLib_GetConnectParams(VixDiskLibConnection connection, VixDiskLib
 
 /*
  Creates a local disk. `createParams` gives type, adapter, hardware version and capacity in
- sectors; sector sizes other than 0/512 are treated as 512 (callers built against pre-7.0
- headers pass a shorter struct). The file must not exist (VIX_E_FILE_ALREADY_EXISTS).
+ sectors. Every disk gets 512-byte sectors: `logicalSectorSize`/`physicalSectorSize` of 0 or
+ 512 are accepted silently, any other value (4096) is accepted too, coerced to 512 and logged
+ as a warning (callers built against pre-7.0 headers pass no sector sizes at all). The file
+ must not exist (VIX_E_FILE_ALREADY_EXISTS).
  */
 VixError VixDiskLib_Create(VixDiskLibConnection connection, const char *path, const VixDiskLibCreateParams *createParams, VixDiskLibProgressFunc progressFunc, void *progressCallbackData);
 

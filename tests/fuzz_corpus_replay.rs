@@ -74,6 +74,11 @@ fn cowd_corpus() {
 }
 
 #[test]
+fn sesparse_corpus() {
+    replay("sesparse");
+}
+
+#[test]
 fn chain_open_corpus() {
     replay("chain_open");
 }
@@ -124,5 +129,9 @@ fn packed_files_unpack_to_the_same_files() {
 #[test]
 #[ignore = "regenerates fuzz/corpus seeds; run by hand"]
 fn write_seed_corpus() {
-    fuzz_seeds::write_all(&Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus"));
+    let dir = std::env::var_os("VDL_SEED_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus"),
+        PathBuf::from,
+    );
+    fuzz_seeds::write_all(&dir);
 }

@@ -43,8 +43,8 @@ const VMDK_LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     (
-        "extents: one data file each (sparse, stream append, COWD, flat)",
-        &["stream_append", "sparse", "cowd", "extent"],
+        "extents: one data file each (sparse, stream append, COWD, seSparse, flat)",
+        &["stream_append", "sparse", "cowd", "sesparse", "extent"],
     ),
     (
         "link: one descriptor and its extents",

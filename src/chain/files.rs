@@ -139,7 +139,7 @@ pub fn rename(src: &Path, dst: &Path) -> Result<()> {
     let tmp = prepare_new(dst)?;
     let written = (|| {
         let out = create_new_file(&tmp)?;
-        write_all_at(&out, &tmp, d.render().as_bytes(), 0)?;
+        write_all_at(&out, &tmp, &d.to_bytes(), 0)?;
         sync_data(&out, &tmp)
     })();
     let published = written.and_then(|()| NewDisk::single(tmp.clone(), dst).publish());

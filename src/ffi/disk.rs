@@ -76,9 +76,40 @@ pub fn create_params(
     }
 }
 
+/// The sector sizes of caller create params, read only to warn that they are ignored. The
+/// header this library ships declares the 32-byte (VDDK 7.0+) struct, so callers built against
+/// it pass both fields; a caller built against an older header passes 24 bytes, and these two
+/// words then read whatever follows its struct. That is harmless: the values never change
+/// what is created (every disk gets 512-byte sectors), they only choose whether to warn.
+fn requested_sector_sizes(p: *const VixDiskLibCreateParams) -> (u32, u32) {
+    // SAFETY: `p` is non-NULL (create_params checked it) and, for callers built against this
+    // library's header, points at a whole VixDiskLibCreateParams; fields are read by address
+    // with unaligned-safe reads and the values are only compared (see above for older callers).
+    unsafe {
+        (
+            std::ptr::addr_of!((*p).logicalSectorSize).read_unaligned(),
+            std::ptr::addr_of!((*p).physicalSectorSize).read_unaligned(),
+        )
+    }
+}
+
+/// Logs a warning when Create is asked for sectors other than 512 bytes: every disk is made
+/// with 512-byte sectors (see docs/decisions.md, "Sector sizes of new disks").
+fn warn_about_sector_sizes(logical: u32, physical: u32) {
+    if matches!(logical, 0 | 512) && matches!(physical, 0 | 512) {
+        return;
+    }
+    log::warn(format!(
+        "VixDiskLib_Create: logicalSectorSize {logical} / physicalSectorSize {physical} requested; \
+         the disk is created with 512-byte sectors (the only size hosted VMDKs have)"
+    ));
+}
+
 /// Creates a local disk. `createParams` gives type, adapter, hardware version and capacity in
-/// sectors; sector sizes other than 0/512 are treated as 512 (callers built against pre-7.0
-/// headers pass a shorter struct). The file must not exist (VIX_E_FILE_ALREADY_EXISTS).
+/// sectors. Every disk gets 512-byte sectors: `logicalSectorSize`/`physicalSectorSize` of 0 or
+/// 512 are accepted silently, any other value (4096) is accepted too, coerced to 512 and logged
+/// as a warning (callers built against pre-7.0 headers pass no sector sizes at all). The file
+/// must not exist (VIX_E_FILE_ALREADY_EXISTS).
 #[unsafe(no_mangle)]
 pub extern "C" fn VixDiskLib_Create(
     connection: VixDiskLibConnection,
@@ -92,6 +123,8 @@ pub extern "C" fn VixDiskLib_Create(
         writable_connection(connection as usize, "Create")?;
         let path = path_arg(path, "path")?;
         let (disk_type, adapter_type, hw, capacity) = create_params(createParams)?;
+        let (logical, physical) = requested_sector_sizes(createParams);
+        warn_about_sector_sizes(logical, physical);
         let spec = CreateSpec {
             kind: disk_kind(disk_type)?,
             capacity,

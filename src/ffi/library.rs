@@ -13,6 +13,7 @@ use super::types::{Bool, VixDiskLibGenericLogFunc, VixError};
 use crate::error::{Error, Result};
 use crate::log::{self, Level};
 use crate::remote::settings::RemoteSettings;
+use crate::vmdk::link_files::{ALLOW_RAW_DEVICES_KEY, set_allow_raw_devices};
 
 unsafe extern "C" {
     /// From src/ffi/log_shim.c: calls `f("%s", message)` with a real `va_list`.
@@ -48,6 +49,8 @@ struct Config {
     max_open_files: usize,
     /// Config lines that were understood but unusable, reported once the log is set up.
     problems: Vec<String>,
+    /// `vixDiskLib.allowRawDevices = "TRUE"`: raw-disk descriptors may be opened.
+    allow_raw_devices: bool,
 }
 
 /// The `tmpDirectory` of the last InitEx config file, if it named one.
@@ -84,6 +87,7 @@ fn parse_config(text: &str) -> Config {
         remote: RemoteSettings::default(),
         max_open_files: 0,
         problems: Vec::new(),
+        allow_raw_devices: false,
     };
     for line in text.lines() {
         let line = line.trim();
@@ -99,6 +103,9 @@ fn parse_config(text: &str) -> Config {
                 config.problems.push(why);
             }
             continue;
+        }
+        if key.trim().eq_ignore_ascii_case(ALLOW_RAW_DEVICES_KEY) {
+            config.allow_raw_devices = value.eq_ignore_ascii_case("TRUE");
         }
         if key.trim().eq_ignore_ascii_case("vixDiskLib.maxOpenFiles") {
             match value.parse::<usize>() {
@@ -191,6 +198,7 @@ fn init(
     };
     *TMP_DIRECTORY.lock().unwrap_or_else(|e| e.into_inner()) = config.tmp_directory.clone();
     *REMOTE_SETTINGS.lock().unwrap_or_else(|e| e.into_inner()) = Some(config.remote.clone());
+    set_allow_raw_devices(config.allow_raw_devices);
     crate::vmdk::fd_cache::set_limit(config.max_open_files);
     install_logging(log_fn as usize, warn_fn as usize, config.level);
     for why in &config.problems {
@@ -253,6 +261,7 @@ pub extern "C" fn VixDiskLib_Exit() {
     guard_void("VixDiskLib_Exit", || {
         INITIALIZED.store(false, Ordering::Release);
         close_leftovers();
+        set_allow_raw_devices(false);
         log::configure(None, Level::Info);
     });
 }

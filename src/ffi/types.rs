@@ -143,9 +143,10 @@ pub struct VixDiskLibCreateParams {
     pub hwVersion: u16,
     /// Capacity in sectors.
     pub capacity: VixDiskLibSectorType,
-    /// 0 or 512 (VDDK 7.0+).
+    /// 0 or 512 (VDDK 7.0+). Disks always get 512-byte sectors: another value (4096) is
+    /// accepted, coerced to 512 and logged as a warning.
     pub logicalSectorSize: u32,
-    /// 0 or 512 (VDDK 7.0+).
+    /// 0 or 512 (VDDK 7.0+); coerced to 512 like `logicalSectorSize`.
     pub physicalSectorSize: u32,
 }
 

@@ -116,7 +116,7 @@ fn extents_named_by(descriptor: &Path) -> Vec<String> {
     if bytes.starts_with(b"KDMV") || bytes.len() > super::descriptor::MAX_DESCRIPTOR_BYTES {
         return Vec::new();
     }
-    let Ok(d) = Descriptor::parse(&String::from_utf8_lossy(&bytes)) else {
+    let Ok(d) = Descriptor::parse(&super::descriptor::decode_text(&bytes)) else {
         return Vec::new();
     };
     d.extents

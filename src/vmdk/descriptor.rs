@@ -36,6 +36,8 @@ pub enum ExtentKind {
     Vmfs,
     /// ESX COWD sparse file.
     VmfsSparse,
+    /// ESXi 6.5+ seSparse snapshot file (read-only).
+    SeSparse,
 }
 
 impl ExtentKind {
@@ -46,6 +48,7 @@ impl ExtentKind {
             "ZERO" => ExtentKind::Zero,
             "VMFS" => ExtentKind::Vmfs,
             "VMFSSPARSE" => ExtentKind::VmfsSparse,
+            "SESPARSE" => ExtentKind::SeSparse,
             _ => return None,
         })
     }
@@ -57,6 +60,7 @@ impl ExtentKind {
             ExtentKind::Zero => "ZERO",
             ExtentKind::Vmfs => "VMFS",
             ExtentKind::VmfsSparse => "VMFSSPARSE",
+            ExtentKind::SeSparse => "SESPARSE",
         }
     }
 }
@@ -130,15 +134,7 @@ fn parse_extent(line: &str) -> Result<ExtentLine> {
     let word = words.next().ok_or_else(bad)?;
     let kind = match ExtentKind::parse(word) {
         Some(kind) => kind,
-        // A well-formed word we do not know names a kind of storage we cannot read, not damage:
-        // the line must never be treated as garbage (CheckRepair would drop it, and the data of
-        // that extent with it).
-        None if word.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
-            return Err(Error::NotSupported(format!(
-                "descriptor: extent type {word} is not supported (line {line:?})"
-            )));
-        }
-        None => return Err(bad()),
+        None => return Err(unsupported_extent_type(word).unwrap_or_else(bad)),
     };
     let (file, offset) = match rest {
         None => (None, 0),
@@ -166,6 +162,85 @@ fn parse_extent(line: &str) -> Result<ExtentLine> {
         file,
         offset,
     })
+}
+
+/// An extent type VMware writes that we do not read (raw device mappings, vSAN), or any other
+/// word that looks like a type: NotSupported naming it. None for garbage (then the line is
+/// damage, not a type).
+fn unsupported_extent_type(word: &str) -> Option<Error> {
+    if word.is_empty()
+        || word.len() > 32
+        || !word.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return None;
+    }
+    let what = match word.to_ascii_uppercase().as_str() {
+        "VMFSRDM" => "a raw device mapping",
+        "VMFSRAW" => "a raw VMFS device",
+        "VSANSPARSE" => "a vSAN sparse object",
+        _ => "unknown",
+    };
+    Some(Error::NotSupported(format!(
+        "extent type {word} ({what}) is not supported"
+    )))
+}
+
+/// createType values whose disks we read (raw-disk types need an opt-in, checked when opening).
+const KNOWN_CREATE_TYPES: &[&str] = &[
+    "monolithicSparse",
+    "monolithicFlat",
+    "twoGbMaxExtentSparse",
+    "twoGbMaxExtentFlat",
+    "streamOptimized",
+    "vmfs",
+    "vmfsSparse",
+    "vmfsThin",
+    "vmfsPreallocated",
+    "vmfsEagerZeroedThick",
+    "vmfsThick",
+    "seSparse",
+    "custom",
+    "fullDevice",
+    "partitionedDevice",
+];
+
+/// VMware createTypes we know and do not read, with what they are.
+const UNSUPPORTED_CREATE_TYPES: &[(&str, &str)] = &[
+    ("vmfsRDM", "a raw device mapping"),
+    ("vmfsRawDeviceMap", "a raw device mapping"),
+    (
+        "vmfsPassthroughRawDeviceMap",
+        "a pass-through raw device mapping",
+    ),
+    ("vmfsRaw", "a raw VMFS device"),
+    ("vsanSparse", "a vSAN sparse snapshot"),
+];
+
+/// True for the Workstation raw-disk createTypes (extents on host devices).
+pub fn is_raw_disk_type(create_type: &str) -> bool {
+    ["fullDevice", "partitionedDevice"]
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case(create_type))
+}
+
+/// Refuses a createType we do not read: NotSupported naming it. An absent createType is
+/// accepted (old descriptors), as is every type in `KNOWN_CREATE_TYPES`.
+fn check_create_type(create_type: &str) -> Result<()> {
+    if create_type.is_empty()
+        || KNOWN_CREATE_TYPES
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(create_type))
+    {
+        return Ok(());
+    }
+    let what = UNSUPPORTED_CREATE_TYPES
+        .iter()
+        .find(|(t, _)| t.eq_ignore_ascii_case(create_type))
+        .map_or("an unknown disk type", |(_, what)| what);
+    let shown: String = create_type.chars().take(64).collect();
+    Err(Error::NotSupported(format!(
+        "createType \"{shown}\" ({what}) is not supported"
+    )))
 }
 
 /// The error for a file whose first bytes are not text: control characters other than tabs
@@ -196,10 +271,18 @@ impl Descriptor {
             ddb: Vec::new(),
         };
         let mut saw_version = false;
+        // A type we do not read is reported after the whole text is seen, so the createType
+        // (the clearer name) wins over an extent line of the same disk.
+        let mut unsupported_extent: Option<Error> = None;
+        let mut encryption: Option<String> = None;
         for raw in text.lines() {
             let line = raw.trim_end_matches('\r').trim();
             // Quoting bytes of some other kind of file helps nobody (and garbles terminals).
-            if line.chars().any(|c| c.is_control() && c != '\t') {
+            // U+0080..U+009F are windows-1252 text decoded byte for byte (`decode_text`).
+            if line
+                .chars()
+                .any(|c| c.is_control() && c != '\t' && !('\u{80}'..='\u{9f}').contains(&c))
+            {
                 return Err(not_text());
             }
             if line.is_empty() || line.starts_with('#') {
@@ -210,7 +293,13 @@ impl Descriptor {
                 first.to_ascii_uppercase().as_str(),
                 "RW" | "RDONLY" | "NOACCESS"
             ) {
-                d.extents.push(parse_extent(line)?);
+                match parse_extent(line) {
+                    Ok(e) => d.extents.push(e),
+                    Err(e @ Error::NotSupported(_)) => {
+                        unsupported_extent.get_or_insert(e);
+                    }
+                    Err(e) => return Err(e),
+                }
                 continue;
             }
             let Some((key, value)) = line.split_once('=') else {
@@ -241,9 +330,24 @@ impl Descriptor {
                 "parentcid" => d.parent_cid = parse_hex_u32(value, "parentCID")?,
                 "createtype" => d.create_type = unquote(value).to_string(),
                 "parentfilenamehint" => d.parent_hint = Some(unquote(value).to_string()),
+                _ if lower.starts_with("encryption.") => {
+                    encryption.get_or_insert_with(|| key.to_string());
+                    d.extra_header.push(line.to_string());
+                }
                 _ if d.extents.is_empty() => d.extra_header.push(line.to_string()),
                 _ => d.extra_sections.push(line.to_string()),
             }
+        }
+        if let Some(key) = encryption {
+            // Workstation keeps an encrypted disk's real descriptor (and its keys) inside
+            // encryption.data; without the VM's password there is nothing to read.
+            return Err(Error::NotSupported(format!(
+                "encrypted disks are not supported (the descriptor has {key})"
+            )));
+        }
+        check_create_type(&d.create_type)?;
+        if let Some(e) = unsupported_extent {
+            return Err(e);
         }
         if !saw_version || d.extents.is_empty() {
             return Err(Error::InvalidDisk(
@@ -345,6 +449,54 @@ impl Descriptor {
     }
 }
 
+/// True if an `encoding=` value names UTF-8 (or is absent, which means UTF-8 or ASCII).
+fn is_utf8_name(encoding: Option<&str>) -> bool {
+    encoding.is_none_or(|e| {
+        let e = e.trim().to_ascii_lowercase();
+        e == "utf-8" || e == "utf8"
+    })
+}
+
+/// The `encoding=` value of raw descriptor bytes, if a line declares one (it is ASCII in every
+/// encoding VMware writes).
+fn declared_encoding(bytes: &[u8]) -> Option<String> {
+    bytes.split(|&b| b == b'\n').find_map(|line| {
+        let line = String::from_utf8_lossy(line);
+        let (key, value) = line.split_once('=')?;
+        key.trim()
+            .eq_ignore_ascii_case("encoding")
+            .then(|| unquote(value.trim_end_matches('\r')).to_string())
+    })
+}
+
+/// Decodes descriptor bytes to text without losing any. UTF-8 text (or text declaring no other
+/// encoding that is valid UTF-8) is taken as is; anything else (Workstation's
+/// `encoding="windows-1252"`, or bytes that are not UTF-8) is read byte for byte as ISO 8859-1,
+/// so `to_bytes` writes every byte back as it was (a lossy decode would turn a non-ASCII extent
+/// or parent name into U+FFFD on the first rewrite, and the descriptor would name another file).
+pub fn decode_text(bytes: &[u8]) -> String {
+    let declared = declared_encoding(bytes);
+    if is_utf8_name(declared.as_deref())
+        && let Ok(text) = std::str::from_utf8(bytes)
+    {
+        return text.to_string();
+    }
+    bytes.iter().map(|&b| char::from(b)).collect()
+}
+
+impl Descriptor {
+    /// The rendered text as bytes in the descriptor's encoding: byte for byte (the inverse of
+    /// `decode_text`) when it declares a non-UTF-8 encoding and every character fits a byte,
+    /// UTF-8 otherwise.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let text = self.render();
+        if !is_utf8_name(self.encoding.as_deref()) && text.chars().all(|c| u32::from(c) <= 0xff) {
+            return text.chars().map(|c| u32::from(c) as u8).collect();
+        }
+        text.into_bytes()
+    }
+}
+
 /// Formats 16 bytes the way VMware writes `ddb.uuid`: `60 00 c2 93 7b a0 3a 03-9f 22 56 c5 29 93 b7 27`.
 pub fn format_uuid(bytes: [u8; 16]) -> String {
     let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
@@ -417,6 +569,61 @@ mod tests {
         )
         .unwrap();
         assert_eq!(d.capacity(), u64::MAX);
+    }
+
+    #[test]
+    fn windows_1252_text_round_trips_byte_for_byte() {
+        let bytes = b"version=1\nencoding=\"windows-1252\"\nCID=1\nparentCID=ffffffff\ncreateType=\"monolithicSparse\"\nRW 8 SPARSE \"a.vmdk\"\nddb.comment = \"Caf\xe9 \x80 \xc3\xa9\"\n";
+        let d = Descriptor::parse(&decode_text(bytes)).unwrap();
+        let out = d.to_bytes();
+        assert!(
+            out.windows(9).any(|w| w == b"Caf\xe9 \x80 \xc3\xa9"),
+            "{out:?}"
+        );
+        // UTF-8 text stays UTF-8; invalid UTF-8 without a declared encoding survives decoding.
+        let utf8 = "version=1\nencoding=\"UTF-8\"\nRW 8 SPARSE \"\u{e9}.vmdk\"\n";
+        assert_eq!(decode_text(utf8.as_bytes()), utf8);
+        assert_eq!(
+            Descriptor::parse(utf8).unwrap().to_bytes(),
+            Descriptor::parse(utf8).unwrap().render().into_bytes()
+        );
+        assert_eq!(decode_text(b"a\xe9b"), "a\u{e9}b");
+    }
+
+    #[test]
+    fn types_we_do_not_read_are_not_supported_and_named() {
+        for (text, needle) in [
+            (
+                "version=1\ncreateType=\"vmfsRDM\"\nRW 8 VMFSRDM \"a\"\n",
+                "vmfsRDM",
+            ),
+            (
+                "version=1\ncreateType=\"vsanSparse\"\nRW 8 VSANSPARSE \"a\"\n",
+                "vsanSparse",
+            ),
+            (
+                "version=1\ncreateType=\"someday\"\nRW 8 FLAT \"a\" 0\n",
+                "someday",
+            ),
+            ("version=1\nRW 8 VMFSRAW \"a\"\n", "VMFSRAW"),
+            (
+                "version=1\nencryption.keySafe = \"x\"\n",
+                "encryption.keySafe",
+            ),
+        ] {
+            match Descriptor::parse(text) {
+                Err(Error::NotSupported(m)) => assert!(m.contains(needle), "{m}"),
+                other => panic!("{needle}: {other:?}"),
+            }
+        }
+        // Garbage in the type column is damage, not a type.
+        assert!(matches!(
+            Descriptor::parse("version=1\nRW 8 \u{fffd}\u{fffd} \"a\"\n"),
+            Err(Error::InvalidDisk(_))
+        ));
+        assert!(
+            Descriptor::parse("version=1\ncreateType=\"seSparse\"\nRW 8 SESPARSE \"a\"\n").is_ok()
+        );
     }
 
     #[test]

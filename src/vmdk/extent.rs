@@ -1,4 +1,4 @@
-//! One extent of a link: sparse, flat or zero, positioned at a start sector of the virtual disk.
+//! One extent of a link: sparse, COWD, seSparse, flat or zero, positioned at a start sector of the virtual disk.
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -8,6 +8,7 @@ use super::cowd::CowdExtent;
 use super::descriptor::{Access, ExtentKind};
 use super::fd_cache::CachedFile;
 use super::fileio::{read_flat_at, write_all_at};
+use super::sesparse::SeSparseExtent;
 use super::sparse::{GrainMap, SparseExtent};
 use crate::error::{Error, Result};
 
@@ -28,6 +29,8 @@ pub enum ExtentStore {
     Zero,
     /// ESX COWD sparse file (read-only).
     Cowd(Box<CowdExtent>),
+    /// ESXi seSparse file (read-only).
+    SeSparse(Box<SeSparseExtent>),
 }
 
 /// An extent and its place in the virtual disk.
@@ -124,6 +127,18 @@ impl Extent {
                 };
                 (m, n)
             }
+            ExtentStore::SeSparse(se) => {
+                let (m, n) = se.map(rel, max)?;
+                let m = match m {
+                    GrainMap::Data(offset) => Mapping::Data {
+                        extent: index,
+                        offset,
+                    },
+                    GrainMap::Zero => Mapping::Zero,
+                    _ => Mapping::Unallocated,
+                };
+                (m, n)
+            }
         })
     }
 
@@ -134,7 +149,7 @@ impl Extent {
         Ok(match &self.store {
             ExtentStore::Sparse(sp) => Some((sp.file().get()?, sp.path())),
             ExtentStore::Flat { path, file, .. } => Some((file.get()?, path)),
-            ExtentStore::Cowd(_) | ExtentStore::Zero => None,
+            ExtentStore::Cowd(_) | ExtentStore::SeSparse(_) | ExtentStore::Zero => None,
         })
     }
 
@@ -143,7 +158,7 @@ impl Extent {
         match &self.store {
             ExtentStore::Sparse(sp) => Some(sp.path()),
             ExtentStore::Flat { path, .. } => Some(path),
-            ExtentStore::Cowd(_) | ExtentStore::Zero => None,
+            ExtentStore::Cowd(_) | ExtentStore::SeSparse(_) | ExtentStore::Zero => None,
         }
     }
 
@@ -152,7 +167,7 @@ impl Extent {
         match &self.store {
             ExtentStore::Sparse(sp) => sp.file().note_written(),
             ExtentStore::Flat { file, .. } => file.note_written(),
-            ExtentStore::Cowd(_) | ExtentStore::Zero => {}
+            ExtentStore::Cowd(_) | ExtentStore::SeSparse(_) | ExtentStore::Zero => {}
         }
     }
 
@@ -189,7 +204,7 @@ impl Extent {
                 }
                 Ok(true)
             }
-            ExtentStore::Cowd(_) | ExtentStore::Zero => Ok(false),
+            ExtentStore::Cowd(_) | ExtentStore::SeSparse(_) | ExtentStore::Zero => Ok(false),
         }
     }
 
@@ -198,6 +213,7 @@ impl Extent {
         match &self.store {
             ExtentStore::Sparse(sp) => sp.read_data(buf, offset),
             ExtentStore::Cowd(c) => c.read_data(buf, offset),
+            ExtentStore::SeSparse(se) => se.read_data(buf, offset),
             ExtentStore::Flat { path, file, .. } => read_flat_at(&*file.get()?, path, buf, offset),
             ExtentStore::Zero => {
                 buf.fill(0);
@@ -249,6 +265,9 @@ impl Extent {
             ExtentStore::Cowd(_) => Err(Error::NotSupported(
                 "vmfsSparse (COWD) extents are read-only here".into(),
             )),
+            ExtentStore::SeSparse(_) => Err(Error::NotSupported(
+                "seSparse extents are read-only here".into(),
+            )),
             ExtentStore::Flat { path, file, offset } => {
                 write_all_at(&*file.writing()?, path, data, offset + rel * 512)
             }
@@ -274,6 +293,7 @@ impl Extent {
         match &self.store {
             ExtentStore::Sparse(sp) => sp.for_each_allocated(start, end, visit),
             ExtentStore::Cowd(c) => c.for_each_allocated(start, end, visit),
+            ExtentStore::SeSparse(se) => se.for_each_allocated(start, end, visit),
             ExtentStore::Flat { .. } => {
                 if start < end {
                     visit(start, end - start);
@@ -288,7 +308,7 @@ impl Extent {
     pub fn flush(&self) -> Result<()> {
         match &self.store {
             ExtentStore::Sparse(sp) => sp.flush_metadata(),
-            ExtentStore::Cowd(_) => Ok(()),
+            ExtentStore::Cowd(_) | ExtentStore::SeSparse(_) => Ok(()),
             ExtentStore::Flat { file, .. } => file.sync_data(),
             ExtentStore::Zero => Ok(()),
         }

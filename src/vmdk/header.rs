@@ -68,6 +68,16 @@ fn u64_at(b: &[u8], off: usize) -> u64 {
     u64::from_le_bytes(b[off..off + 8].try_into().expect("8 bytes"))
 }
 
+/// True if a header shows what a text tool does to a binary file: the newline detector is not
+/// `"\n \r\n"` and bytes >= 0x80 became U+FFFD (EF BF BD), shifting every field after them.
+/// (Damaged detector bytes alone are repairable in place: CheckRepair restores them.)
+pub(crate) fn looks_text_mangled(bytes: &[u8]) -> bool {
+    let header = &bytes[..HEADER_SIZE.min(bytes.len())];
+    header.len() >= 77
+        && header[73..77] != *b"\n \r\n"
+        && header.windows(3).any(|w| w == [0xef, 0xbf, 0xbd])
+}
+
 impl SparseHeader {
     /// True if `bytes` starts with the sparse extent magic.
     pub fn has_magic(bytes: &[u8]) -> bool {
@@ -100,6 +110,15 @@ impl SparseHeader {
 
     fn validate(&self, bytes: &[u8], file_sectors: u64) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidDisk(m));
+        if looks_text_mangled(bytes) {
+            // Checked first: the shifted bytes make every later field nonsense, and the
+            // message for those (an unknown version, compression or grain size) would hide
+            // the real cause.
+            return bad(
+                "newline detector bytes damaged and bytes replaced by U+FFFD (text-mode transfer?)"
+                    .into(),
+            );
+        }
         if !(1..=3).contains(&self.version) {
             return Err(Error::UnsupportedVersion(format!(
                 "sparse extent version {}",

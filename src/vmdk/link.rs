@@ -6,14 +6,19 @@ use std::sync::Mutex;
 
 use super::cowd::CowdExtent;
 use super::descriptor::{
-    Access, Descriptor, ExtentKind, ExtentLine, MAX_DESCRIPTOR_BYTES, NO_PARENT_CID,
+    Access, Descriptor, ExtentKind, ExtentLine, MAX_DESCRIPTOR_BYTES, NO_PARENT_CID, decode_text,
+    is_raw_disk_type,
 };
 use super::extent::{DirectFill, Extent, ExtentStore, Mapping};
 pub use super::fileio::dir_of;
 use super::fileio::{file_len, random_cid, read_exact_at, sync_data, write_all_at};
 use super::header::{HEADER_SIZE, SparseHeader};
 pub(crate) use super::link_files::MAX_CAPACITY_SECTORS;
-use super::link_files::{extent_path, lock_file, open_extent, open_file};
+use super::link_files::{
+    ALLOW_RAW_DEVICES_KEY, extent_path, lock_file, open_extent, open_file, open_raw_disk_extent,
+    raw_devices_allowed,
+};
+use super::sesparse::SeSparseHeader;
 use super::sparse::SparseExtent;
 use crate::error::{Error, Result};
 
@@ -93,6 +98,11 @@ impl Link {
             Self::open_monolithic(path, file, &first, writable)
         } else if CowdExtent::has_magic(&first) {
             Self::open_legacy_cowd(path, file, writable)
+        } else if SeSparseHeader::has_magic(&first) {
+            Err(Error::NotSupported(format!(
+                "{}: a seSparse extent must be opened through its descriptor file",
+                path.display()
+            )))
         } else {
             Self::open_descriptor_file(path, file, len, writable)
         }
@@ -278,6 +288,11 @@ impl Link {
                         "{path}: vmfsSparse (COWD) links are read-only here; create a child to write"
                     )));
                 }
+                ExtentStore::SeSparse(_) => {
+                    return Some(Error::NotSupported(format!(
+                        "{path}: seSparse links are read-only here; create a child to write"
+                    )));
+                }
                 _ => {}
             }
         }
@@ -447,7 +462,7 @@ impl Link {
 
     /// Persists `d` as this link's descriptor (in place: the lock lives on this file).
     pub fn write_descriptor(&self, d: &Descriptor) -> Result<()> {
-        let text = d.render();
+        let text = d.to_bytes();
         match self.home {
             DescriptorHome::Embedded { offset, size } => {
                 if text.len() as u64 > size {
@@ -456,7 +471,7 @@ impl Link {
                         text.len()
                     )));
                 }
-                let mut area = text.into_bytes();
+                let mut area = text;
                 area.resize(size as usize, 0);
                 write_all_at(&self.file, &self.path, &area, offset)?;
             }
@@ -471,7 +486,7 @@ impl Link {
                 // with newlines over the old one first, so a crash before the truncation
                 // leaves blank lines, never stale extent or key lines.
                 let old_len = file_len(&self.file, &self.path)? as usize;
-                let mut bytes = text.into_bytes();
+                let mut bytes = text;
                 let len = bytes.len();
                 if len < old_len {
                     bytes.resize(old_len, b'\n');

@@ -18,6 +18,7 @@ pub mod link_files;
 pub mod markers;
 pub mod peek;
 pub mod rewrite;
+pub mod sesparse;
 pub mod sparse;
 pub mod stream_append;
 pub mod stream_read;

@@ -7,7 +7,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use super::cowd::CowdExtent;
-use super::descriptor::{Descriptor, MAX_DESCRIPTOR_BYTES, NO_PARENT_CID};
+use super::descriptor::{Descriptor, MAX_DESCRIPTOR_BYTES, NO_PARENT_CID, decode_text};
 use super::fileio::read_exact_at;
 use super::header::{HEADER_SIZE, SparseHeader};
 
@@ -47,7 +47,7 @@ pub fn peek_link(path: &Path) -> Option<LinkIdentity> {
         let size = (h.descriptor_size * 512).min(MAX_DESCRIPTOR_BYTES as u64) as usize;
         let mut text = vec![0u8; size];
         read_exact_at(&file, path, &mut text, h.descriptor_offset * 512).ok()?;
-        return identity(&Descriptor::parse(&String::from_utf8_lossy(&text)).ok()?);
+        return identity(&Descriptor::parse(&decode_text(&text)).ok()?);
     }
     if CowdExtent::has_magic(&first) {
         let parent = CowdExtent::open(super::fd_cache::CachedFile::pinned(
@@ -69,7 +69,7 @@ pub fn peek_link(path: &Path) -> Option<LinkIdentity> {
     }
     let mut text = Vec::with_capacity(len as usize);
     (&file).take(len).read_to_end(&mut text).ok()?;
-    identity(&Descriptor::parse(&String::from_utf8_lossy(&text)).ok()?)
+    identity(&Descriptor::parse(&decode_text(&text)).ok()?)
 }
 
 fn identity(d: &Descriptor) -> Option<LinkIdentity> {

@@ -246,3 +246,117 @@ pub fn cowd_file(sectors: u32, grain: u32, parent: Option<&str>, data: &[(u32, u
     file[28..32].copy_from_slice(&free.to_le_bytes());
     file
 }
+
+/// What a grain-table entry of a hand-built seSparse file holds (see `write_sesparse`).
+#[derive(Debug, Clone, Copy)]
+pub enum SeGrain {
+    /// Allocated: grain number `index` of the grain area, filled with `fill`.
+    Data {
+        /// Grain number in the grain area (stored rotated in the entry).
+        index: u64,
+        /// Byte the grain is filled with.
+        fill: u8,
+    },
+    /// Zeroed grain (type 2): reads as zeros, hiding the parent.
+    Zero,
+    /// Unmapped (discarded) grain (type 1): reads as zeros too.
+    Unmapped,
+    /// Any raw entry value (hostile files).
+    Raw(u64),
+}
+
+/// Writes an ESXi seSparse extent file the way ESXi lays it out: constant header at sector 0,
+/// volatile header at 1, journal header and journal, grain directory, grain tables (numbered in
+/// the order grains need them), free bitmap, backmap, then 4 KiB grains. `grains` maps virtual
+/// grain numbers (8 sectors each) to entries. Data grains are written at their index, so a big
+/// index makes a big (sparse) file.
+pub fn write_sesparse(path: &Path, capacity: u64, grains: &[(u64, SeGrain)]) {
+    use std::os::unix::fs::FileExt;
+    let w = |h: &mut [u8], word: usize, v: u64| {
+        h[word * 8..word * 8 + 8].copy_from_slice(&v.to_le_bytes())
+    };
+    let gd_entries = capacity.div_ceil(4096 * 8);
+    let gd_sectors = (gd_entries * 8).div_ceil(512).max(1);
+    let mut tables: Vec<u64> = Vec::new(); // gd index of each table, in allocation order
+    for &(g, _) in grains {
+        if !tables.contains(&(g / 4096)) {
+            tables.push(g / 4096);
+        }
+    }
+    let gd_off = 8;
+    let gt_off = gd_off + gd_sectors;
+    let gt_size = 64 * (tables.len() as u64).max(1);
+    let bitmap_off = gt_off + gt_size;
+    let backmap_off = bitmap_off + 1;
+    let grains_off = (backmap_off + 1).next_multiple_of(8);
+    let mut h = vec![0u8; 512];
+    for (word, v) in [
+        (0, 0xcafe_babe),
+        (1, 0x2_0000_0001),
+        (2, capacity),
+        (3, 8),
+        (4, 64),
+        (10, 1),
+        (11, 1),
+        (12, 2),
+        (13, 2),
+        (14, 4),
+        (15, 4),
+        (16, gd_off),
+        (17, gd_sectors),
+        (18, gt_off),
+        (19, gt_size),
+        (20, bitmap_off),
+        (21, 1),
+        (22, backmap_off),
+        (23, 1),
+        (24, grains_off),
+        (25, capacity),
+    ] {
+        w(&mut h, word, v);
+    }
+    let mut v = vec![0u8; 512];
+    w(&mut v, 0, 0xcafe_cafe);
+    w(&mut v, 1, tables.len() as u64);
+    w(&mut v, 2, 1);
+    let mut gd = vec![0u8; (gd_sectors * 512) as usize];
+    for (n, &gdi) in tables.iter().enumerate() {
+        w(&mut gd, gdi as usize, 0x1000_0000_0000_0000 | n as u64);
+    }
+    let mut gts = vec![0u8; (gt_size * 512) as usize];
+    let f = std::fs::File::create(path).expect("create seSparse file");
+    f.set_len(grains_off * 512).expect("size seSparse file");
+    for &(g, grain) in grains {
+        let t = tables.iter().position(|&x| x == g / 4096).unwrap();
+        let entry = match grain {
+            SeGrain::Data { index, fill } => {
+                f.write_all_at(&[fill; 4096], (grains_off + index * 8) * 512)
+                    .expect("write grain");
+                0x3000_0000_0000_0000 | ((index & 0xfff) << 48) | (index >> 12)
+            }
+            SeGrain::Zero => 0x2000_0000_0000_0000,
+            SeGrain::Unmapped => 0x1000_0000_0000_0000,
+            SeGrain::Raw(e) => e,
+        };
+        w(&mut gts, t * 4096 + (g % 4096) as usize, entry);
+    }
+    f.write_all_at(&h, 0).unwrap();
+    f.write_all_at(&v, 512).unwrap();
+    f.write_all_at(&gd, gd_off * 512).unwrap();
+    f.write_all_at(&gts, gt_off * 512).unwrap();
+}
+
+/// An ESXi-style seSparse descriptor: `createType="seSparse"`, one SESPARSE extent, and a
+/// parent when `parent` names one (with its CID).
+pub fn sesparse_descriptor(capacity: u64, extent: &str, parent: Option<(&str, u32)>) -> String {
+    let (pcid, hint) = match parent {
+        Some((name, cid)) => (
+            format!("{cid:08x}"),
+            format!("parentFileNameHint=\"{name}\"\n"),
+        ),
+        None => ("ffffffff".to_string(), String::new()),
+    };
+    format!(
+        "# Disk DescriptorFile\nversion=1\nencoding=\"UTF-8\"\nCID=5a5e5e01\nparentCID={pcid}\ncreateType=\"seSparse\"\n{hint}\n# Extent description\nRW {capacity} SESPARSE \"{extent}\"\n\n# The Disk Data Base\n#DDB\n\nddb.adapterType = \"lsilogic\"\nddb.virtualHWVersion = \"14\"\nddb.grain = \"8\"\nddb.longContentID = \"0c8c8a5b1a7e0e7c5a5e5e01ffffffff\"\n"
+    )
+}

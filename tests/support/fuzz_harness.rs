@@ -16,6 +16,7 @@ use vixDiskLib::vmdk::check::{Outcome, check_disk};
 use vixDiskLib::vmdk::cowd::CowdExtent;
 use vixDiskLib::vmdk::descriptor::Descriptor;
 use vixDiskLib::vmdk::header::SparseHeader;
+use vixDiskLib::vmdk::sesparse::SeSparseExtent;
 use vixDiskLib::vmdk::sparse::{GrainMap, SparseExtent};
 use vixDiskLib::vmdk::stream_read::inflate_grain;
 
@@ -27,6 +28,7 @@ pub const TARGETS: &[&str] = &[
     "sparse_extent",
     "stream",
     "cowd",
+    "sesparse",
     "chain_open",
 ];
 
@@ -71,6 +73,7 @@ pub fn run(target: &str, work: &Path, data: &[u8]) {
         "sparse_extent" => sparse_extent(work, data),
         "stream" => stream(work, data),
         "cowd" => cowd(work, data),
+        "sesparse" => sesparse(work, data),
         "chain_open" => chain_open(work, data),
         other => panic!("unknown fuzz target {other:?}"),
     }
@@ -285,6 +288,40 @@ pub fn cowd(work: &Path, data: &[u8]) {
             );
         });
     });
+}
+
+/// An ESXi seSparse extent: both headers, the directory, tables (every entry checked), reads
+/// and an allocation walk.
+pub fn sesparse(work: &Path, data: &[u8]) {
+    let Some((path, file)) = single_file(work, "sesparse.vmdk", data) else {
+        return;
+    };
+    let Ok(se) = SeSparseExtent::open(&path, file) else {
+        return;
+    };
+    let capacity = se.capacity();
+    for sector in probe_points(capacity, pick_of(data)) {
+        if sector >= capacity {
+            continue;
+        }
+        let max = READ_SECTORS.min(capacity - sector);
+        if let Ok((map, len)) = se.map(sector, max) {
+            assert!(len >= 1 && len <= max, "seSparse map gave {len} of {max}");
+            if let GrainMap::Data(offset) = map {
+                let mut buf = vec![0u8; (len * 512) as usize];
+                let _ = se.read_data(&mut buf, offset);
+            }
+        }
+    }
+    walk_allocated(capacity, &mut |start, end| {
+        let _ = se.for_each_allocated(start, end, &mut |s, n| {
+            assert!(
+                n > 0 && s + n <= capacity,
+                "seSparse run {s}+{n} past {capacity}"
+            );
+        });
+    });
+    let _ = se.check_all();
 }
 
 /// Splits a `chain_open` input into files: parts separated by `FILE_SEPARATOR`, each

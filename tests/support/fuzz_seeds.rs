@@ -12,9 +12,10 @@ use vixDiskLib::vmdk::create::{CreateSpec, DiskKind, create};
 use vixDiskLib::vmdk::descriptor::Descriptor;
 use vixDiskLib::vmdk::geometry::Adapter;
 use vixDiskLib::vmdk::header::SparseHeader;
+use vixDiskLib::vmdk::sesparse::SeSparseHeader;
 use vixDiskLib::vmdk::sparse::{GrainMap, SparseExtent};
 
-use crate::common::{cowd_file, have_qemu, sh};
+use crate::common::{SeGrain, cowd_file, have_qemu, sesparse_descriptor, sh, write_sesparse};
 use crate::fuzz_harness::{pack_files, unpack_files};
 
 /// The files of one disk (name, bytes); the first is the one to open.
@@ -415,6 +416,60 @@ const BULKY: &[&str] = &[
     "qemu-zeroed",
 ];
 /// Bulky disks whose sparse extent is kept for `sparse_extent` anyway.
+/// The bytes of a hand-built seSparse extent (`common::write_sesparse`).
+fn sesparse_bytes(capacity: u64, grains: &[(u64, SeGrain)]) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x-sesparse.vmdk");
+    write_sesparse(&path, capacity, grains);
+    std::fs::read(&path).unwrap()
+}
+
+/// ESXi seSparse snapshots: over a flat base, and over another seSparse snapshot.
+fn sesparse_disks() -> Vec<(String, DiskFiles)> {
+    let f = |n: &str, b: Vec<u8>| (n.to_string(), b);
+    let data = |index, fill| SeGrain::Data { index, fill };
+    let base_desc = descriptor_text(0x5a5e5e00, None, "vmfs", "RW 64 VMFS \"b-flat.vmdk\"");
+    let flat: Vec<u8> = (0..64 * 512).map(|i| (i % 251) as u8).collect();
+    let snap1 = sesparse_descriptor(64, "s1-sesparse.vmdk", Some(("b.vmdk", 0x5a5e5e00)));
+    // Both snapshots of this chain carry the CID sesparse_descriptor writes (5a5e5e01).
+    let snap2 = sesparse_descriptor(64, "s2-sesparse.vmdk", Some(("s1.vmdk", 0x5a5e5e01)));
+    let s1 = sesparse_bytes(
+        64,
+        &[
+            (0, data(2, 0xa1)),
+            (1, SeGrain::Zero),
+            (3, SeGrain::Unmapped),
+            (6, data(0, 0xa2)),
+        ],
+    );
+    let s2 = sesparse_bytes(
+        64,
+        &[(1, data(1, 0xb1)), (6, SeGrain::Zero), (7, data(0, 0xb2))],
+    );
+    vec![
+        (
+            "hand-sesparse".into(),
+            vec![
+                f("s1.vmdk", snap1.clone().into_bytes()),
+                f("s1-sesparse.vmdk", s1.clone()),
+                f("b.vmdk", base_desc.clone().into_bytes()),
+                f("b-flat.vmdk", flat.clone()),
+            ],
+        ),
+        (
+            "hand-sesparse-chain".into(),
+            vec![
+                f("s2.vmdk", snap2.into_bytes()),
+                f("s2-sesparse.vmdk", s2),
+                f("s1.vmdk", snap1.into_bytes()),
+                f("s1-sesparse.vmdk", s1),
+                f("b.vmdk", base_desc.into_bytes()),
+                f("b-flat.vmdk", flat),
+            ],
+        ),
+    ]
+}
+
 const SPARSE_KEPT: &[&str] = &["engine-monosparse", "qemu-zeroed"];
 
 /// Writes every target's seeds into `corpus/<target>/seed-*` (old seeds are replaced;
@@ -424,6 +479,7 @@ pub fn write_all(corpus: &Path) {
     let mut disks = engine_disks(scratch.path());
     disks.extend(qemu_disks(scratch.path()));
     disks.extend(hand_disks());
+    disks.extend(sesparse_disks());
 
     let mut seeds: Vec<(&str, String, Vec<u8>)> = Vec::new();
     for (label, files) in &disks {
@@ -444,6 +500,9 @@ pub fn write_all(corpus: &Path) {
             }
             if CowdExtent::has_magic(bytes) {
                 seeds.push(("cowd", tag.clone(), bytes.clone()));
+            }
+            if SeSparseHeader::has_magic(bytes) {
+                seeds.push(("sesparse", tag.clone(), bytes.clone()));
             }
             if !is_sparse(bytes) {
                 continue;
@@ -503,6 +562,26 @@ pub fn write_all(corpus: &Path) {
         cowd_file(4096, 64, Some("p.vmdk"), &[(1, 3)]),
     ));
     seeds.push(("cowd", "hand-empty".into(), cowd_file(100, 1, None, &[])));
+    // seSparse shapes: two tables, a damaged entry, and
+    // an empty extent.
+    seeds.push((
+        "sesparse",
+        "hand-two-tables".into(),
+        sesparse_bytes(
+            4096 * 8 * 2,
+            &[
+                (0, SeGrain::Data { index: 1, fill: 1 }),
+                (4097, SeGrain::Data { index: 0, fill: 2 }),
+                (4098, SeGrain::Zero),
+            ],
+        ),
+    ));
+    seeds.push((
+        "sesparse",
+        "hand-bad-entry".into(),
+        sesparse_bytes(64, &[(1, SeGrain::Raw(0x5000_0000_0000_0001))]),
+    ));
+    seeds.push(("sesparse", "hand-empty".into(), sesparse_bytes(100, &[])));
 
     for target in crate::fuzz_harness::TARGETS {
         let dir = corpus.join(target);

@@ -7,7 +7,7 @@ use std::path::Path;
 use super::header::{HeaderState, layout_fits};
 use super::{DescriptorWrite, FilePlan, Findings, Parsed, ProblemKind, show};
 use crate::error::{Error, Result};
-use crate::vmdk::descriptor::{Descriptor, NO_PARENT_CID};
+use crate::vmdk::descriptor::{Descriptor, NO_PARENT_CID, is_raw_disk_type};
 use crate::vmdk::fileio::read_at_zero_fill;
 
 /// How many damaged lines a finding quotes.
@@ -130,6 +130,24 @@ fn salvage(text: &str, extent: Option<(u64, String)>) -> Result<Salvaged> {
     Ok(Ok((d, dropped, added)))
 }
 
+/// A descriptor of a kind we do not read (a createType, an extent type, encryption, a version)
+/// is not damage: the check itself fails with that error, and nothing is salvaged from it.
+pub(super) fn refuse_unsupported(path: &Path, text: &str) -> Result<()> {
+    match Descriptor::parse(text) {
+        Err(Error::NotSupported(m)) => Err(Error::NotSupported(format!("{}: {m}", show(path)))),
+        Err(Error::UnsupportedVersion(m)) => {
+            Err(Error::UnsupportedVersion(format!("{}: {m}", show(path))))
+        }
+        // Extents on host devices: nothing here to check, and nothing to repair.
+        Ok(d) if is_raw_disk_type(&d.create_type) => Err(Error::NotSupported(format!(
+            "{}: checking raw-disk descriptors (createType \"{}\") is not supported",
+            show(path),
+            d.create_type
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Parses `text`; if it does not parse, salvages it. Records the finding; `None` if nothing
 /// usable can be recovered (a fatal finding then). A descriptor naming something we do not
 /// support is that error (`VIX_E_NOT_SUPPORTED` or the version error), never damage.
@@ -207,11 +225,12 @@ pub(super) fn check_embedded(
     let area = h.descriptor_size * 512;
     let mut bytes = vec![0u8; area as usize];
     read_at_zero_fill(file, path, &mut bytes, offset)?;
-    let text = String::from_utf8_lossy(&bytes);
+    let text = crate::vmdk::descriptor::decode_text(&bytes);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    refuse_unsupported(path, &text)?;
     let Some((mut d, mut rewrite)) = parse_or_salvage(path, &text, Some((h.capacity, name)), f)?
     else {
         return Ok(false);

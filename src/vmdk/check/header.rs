@@ -9,7 +9,7 @@ use crate::vmdk::header::{
     FLAG_COMPRESSED, FLAG_MARKERS, FLAG_USE_REDUNDANT, GD_AT_END, HEADER_SIZE, SparseHeader,
 };
 
-use crate::vmdk::header::{MAX_GRAIN_SECTORS, MAX_GTES_PER_GT};
+use crate::vmdk::header::{MAX_GRAIN_SECTORS, MAX_GTES_PER_GT, looks_text_mangled};
 
 /// The newline-detector bytes at offset 73.
 const NEWLINES: &[u8; 4] = b"\n \r\n";
@@ -116,6 +116,15 @@ pub(super) fn check(
         f.fatal(ProblemKind::Header, format!("{p}: header: {what}"));
         Ok(None)
     };
+    // A text tool replaced bytes and shifted every field after them: nothing here can be
+    // trusted or put back (the replaced bytes are gone), and the version or flags it now shows
+    // are not a newer format.
+    if looks_text_mangled(first) {
+        return fatal(
+            "newline detector and bytes >= 0x80 mangled (text-mode transfer?); the original bytes are lost"
+                .into(),
+        );
+    }
     // A newer version, an unknown incompatible flag or compression algorithm is a format we do
     // not know, refused as the opener refuses it (VIX_E_DISK_UNSUPPORTEDDISKVERSION): calling it
     // damage would invite a "repair" of a disk that is fine for the program that wrote it.

@@ -41,7 +41,8 @@ use super::descriptor::{Descriptor, ExtentKind, MAX_DESCRIPTOR_BYTES};
 use super::fileio::{file_len, open_regular, read_at_zero_fill};
 use super::header::{HEADER_SIZE, SparseHeader};
 use super::link::dir_of;
-use super::link_files::{MAX_CAPACITY_SECTORS, extent_path};
+use super::link_files::{MAX_CAPACITY_SECTORS, extent_path, lock_file};
+use super::sesparse::{SeSparseExtent, SeSparseHeader};
 use crate::error::{Error, Result};
 use crate::log;
 
@@ -240,9 +241,6 @@ impl Findings {
     }
 }
 
-/// Lock attempts, 10 ms apart, before reporting the disk as in use.
-const LOCK_ATTEMPTS: u32 = 20;
-
 /// Where a rewritten descriptor goes.
 pub(crate) enum DescriptorWrite {
     /// Embedded in a sparse file: `area` bytes at byte `offset`, NUL padded.
@@ -308,9 +306,9 @@ pub fn check_disk_force_share(path: &Path) -> Result<CheckReport> {
 }
 
 fn check_link(path: &Path, repair: bool, take_lock: bool) -> Result<CheckReport> {
-    let lock_file = open_regular(path, false)?;
+    let lock_holder = open_regular(path, false)?;
     if take_lock {
-        lock(&lock_file, path, repair)?;
+        lock_file(&lock_holder, path, repair)?;
     }
     log::info(format!(
         "checking {}{}",
@@ -373,26 +371,8 @@ fn check_link(path: &Path, repair: bool, take_lock: bool) -> Result<CheckReport>
             ..p
         });
     }
-    drop(lock_file);
+    drop(lock_holder);
     Ok(report)
-}
-
-/// Takes the lock the engine's openers take (exclusive to repair, shared to check). A few
-/// retries cover the window in which a process forked by another thread still holds a copy of
-/// a descriptor that was just closed (flock locks follow open file descriptions).
-fn lock(file: &File, path: &Path, exclusive: bool) -> Result<()> {
-    for _ in 0..LOCK_ATTEMPTS {
-        let locked = if exclusive {
-            file.try_lock()
-        } else {
-            file.try_lock_shared()
-        };
-        if locked.is_ok() {
-            return Ok(());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    Err(Error::Locked(path.to_path_buf()))
 }
 
 /// Reads the link without changing it: what is wrong, and the writes that would fix it.
@@ -410,6 +390,11 @@ fn analyze(path: &Path) -> Result<(Findings, Vec<FilePlan>)> {
     } else if first.starts_with(b"COWD") {
         return Err(Error::NotSupported(format!(
             "{}: checking vmfsSparse (COWD) extents is not supported",
+            path.display()
+        )));
+    } else if SeSparseHeader::has_magic(&first) {
+        return Err(Error::NotSupported(format!(
+            "{}: a seSparse extent is checked through its descriptor file",
             path.display()
         )));
     } else {
@@ -499,8 +484,9 @@ fn check_descriptor_file(
         );
         return Ok(());
     }
-    let text = String::from_utf8_lossy(&bytes);
+    let text = super::descriptor::decode_text(&bytes);
     let mut plan = FilePlan::new(path);
+    descriptor::refuse_unsupported(path, &text)?;
     let Some(d) = descriptor::parse_or_salvage(path, &text, None, f)? else {
         return Ok(());
     };
@@ -591,12 +577,37 @@ fn check_descriptor_file(
                     epath.display()
                 )));
             }
+            ExtentKind::SeSparse => check_sesparse(&epath, efile, line.sectors, f)?,
             ExtentKind::Zero => {}
         }
         plans.push(eplan);
     }
     // The descriptor file goes last: extents are made sound before it names them again.
     plans.push(plan);
+    Ok(())
+}
+
+/// Checks a seSparse extent read-only: both headers, the directory, every table entry, every
+/// grain inside the file. Damage is reported, never repaired (we do not write seSparse); a
+/// variant we do not read (version, journal to replay) fails the check itself.
+fn check_sesparse(path: &Path, file: File, sectors: u64, f: &mut Findings) -> Result<()> {
+    let found = SeSparseExtent::open(path, file).and_then(|se| {
+        se.check_all()?;
+        Ok(se.capacity())
+    });
+    match found {
+        Ok(capacity) if capacity < sectors => f.fatal(
+            ProblemKind::CapacityMismatch,
+            format!(
+                "{}: seSparse extent holds {capacity} sectors but the descriptor says {sectors}",
+                path.display()
+            ),
+        ),
+        Ok(_) => {}
+        Err(Error::InvalidDisk(m)) => f.fatal(ProblemKind::Header, m),
+        Err(Error::Corrupt(m)) => f.fatal(ProblemKind::DirectoryEntry, m),
+        Err(e) => return Err(e),
+    }
     Ok(())
 }
 

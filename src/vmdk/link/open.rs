@@ -22,7 +22,7 @@ impl Link {
         let (descriptor, home) = if h.descriptor_offset != 0 && h.descriptor_size != 0 {
             let mut text = vec![0u8; (h.descriptor_size * 512) as usize];
             read_exact_at(&file, path, &mut text, h.descriptor_offset * 512)?;
-            let d = Descriptor::parse(&String::from_utf8_lossy(&text)).map_err(|e| match e {
+            let d = Descriptor::parse(&decode_text(&text)).map_err(|e| match e {
                 Error::InvalidDisk(m) => Error::InvalidDisk(format!("{}: {m}", path.display())),
                 other => other,
             })?;
@@ -77,16 +77,28 @@ impl Link {
         }
         let mut text = vec![0u8; len as usize];
         read_exact_at(&file, path, &mut text, 0)?;
-        let descriptor =
-            Descriptor::parse(&String::from_utf8_lossy(&text)).map_err(|e| match e {
-                Error::InvalidDisk(m) => Error::InvalidDisk(format!("{}: {m}", path.display())),
-                other => other,
-            })?;
+        let descriptor = Descriptor::parse(&decode_text(&text)).map_err(|e| match e {
+            Error::InvalidDisk(m) => Error::InvalidDisk(format!("{}: {m}", path.display())),
+            Error::NotSupported(m) => Error::NotSupported(format!("{}: {m}", path.display())),
+            other => other,
+        })?;
         let dir = dir_of(path);
+        let raw_disk = is_raw_disk_type(&descriptor.create_type);
+        if raw_disk && !raw_devices_allowed() {
+            return Err(Error::NotSupported(format!(
+                "{}: createType \"{}\" (a raw host disk) is only opened when the InitEx config file sets {ALLOW_RAW_DEVICES_KEY} = \"TRUE\"",
+                path.display(),
+                descriptor.create_type
+            )));
+        }
         let mut extents = Vec::with_capacity(descriptor.extents.len());
         let mut start = 0u64;
         for line in &descriptor.extents {
-            extents.push(open_extent(&dir, line, start, writable)?);
+            extents.push(if raw_disk {
+                open_raw_disk_extent(&dir, line, start)?
+            } else {
+                open_extent(&dir, line, start, writable)?
+            });
             start = start
                 .checked_add(line.sectors)
                 .filter(|&end| end <= MAX_CAPACITY_SECTORS)
