@@ -28,11 +28,6 @@ pub struct Connection {
     settings: RemoteSettings,
 }
 
-/// Copies of the chain at a time: as many as the machine has cores.
-fn worker_threads() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
-}
-
 impl Connection {
     /// Disks on this host.
     ///
@@ -100,6 +95,10 @@ impl Connection {
     pub fn open(&self, path: impl AsRef<Path>, opts: &OpenOptions) -> Result<Disk> {
         let path = path.as_ref();
         match &self.remote {
+            None if opts.force_share => Ok(Disk::local(Arc::new(chain::Disk::open_force_share(
+                path,
+                opts.single_link,
+            )?))),
             None => {
                 let disk = chain::Disk::open(
                     path,
@@ -180,13 +179,7 @@ impl Connection {
                 ..Default::default()
             },
         )?;
-        source.local_chain("Clone")?.clone_to(
-            dst.as_ref(),
-            &opts.spec(),
-            overwrite,
-            worker_threads(),
-            progress,
-        )
+        source.clone_to(dst, opts, overwrite, progress, &|| false)
     }
 
     /// Grows the closed base disk at `path` to `capacity` sectors; `update_geometry`

@@ -5,13 +5,19 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::types::{Area, ChangeId, Info};
+use super::inspect::{LinkInfo, MapRun, link_info, walk};
+use super::types::{Area, ChangeId, CreateOptions, Info};
 use crate::backend::DiskBackend;
 use crate::chain;
 use crate::error::{Error, Result};
 use crate::log;
 use crate::remote::disk::NbdDisk;
 use crate::vmdk::create::DiskKind;
+
+/// Copies of the chain at a time: as many as the machine has cores.
+fn worker_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
 
 enum Backend {
     Local(Arc<chain::Disk>),
@@ -271,6 +277,24 @@ impl Disk {
         ))
     }
 
+    /// One flag per 64 KiB grain (128 sectors) of the disk: does any link of the chain hold
+    /// data there?
+    ///
+    /// ```
+    /// # use vixDiskLib::{Connection, CreateOptions, DiskKind};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("d.vmdk");
+    /// # let conn = Connection::local();
+    /// # conn.create(&path, &CreateOptions::new(DiskKind::MonolithicSparse, 1024), &mut |_| {})?;
+    /// let disk = conn.open(&path, &Default::default())?;
+    /// disk.write(300, &[1; 512])?;
+    /// assert_eq!(disk.allocated_grains()?, [false, false, true, false, false, false, false, false]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn allocated_grains(&self) -> Result<Vec<bool>> {
+        self.local_chain("allocated_grains")?.allocated_grains()
+    }
+
     /// The areas of `[start, start + count)` that may have changed since `since` was issued
     /// ([`ChangeId::all`]: every allocated area).
     ///
@@ -339,7 +363,6 @@ impl Disk {
         progress(0);
         disk.create_child(path.as_ref(), kind)?;
         progress(100);
-        log::info(format!("created child {}", path.as_ref().display()));
         Ok(())
     }
 
@@ -390,7 +413,7 @@ impl Disk {
     }
 
     /// Releases the grains of this (writable, sparse) leaf that hold only zeros and hide no
-    /// parent data; content and capacity stay the same.
+    /// parent data; content and capacity stay the same. Returns the number of grains released.
     ///
     /// ```
     /// # use vixDiskLib::{Connection, CreateOptions, DiskKind};
@@ -404,12 +427,12 @@ impl Disk {
     /// assert!(disk.allocated_areas(0, 4096, 128)?.is_empty());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn shrink(&self, progress: &mut dyn FnMut(u32)) -> Result<()> {
+    pub fn shrink(&self, progress: &mut dyn FnMut(u32)) -> Result<u64> {
         let disk = self.local_chain("Shrink")?;
         progress(0);
-        disk.compact(true)?;
+        let released = disk.compact(true)?;
         progress(100);
-        Ok(())
+        Ok(released)
     }
 
     /// Rewrites this (writable) sparse leaf's grains in sector order; a flat disk is left as
@@ -436,6 +459,100 @@ impl Disk {
         disk.compact(false)?;
         progress(100);
         Ok(())
+    }
+
+    /// The links of the chain, leaf first.
+    ///
+    /// ```
+    /// # use vixDiskLib::{Connection, CreateOptions, DiskKind};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let (base, redo) = (dir.path().join("base.vmdk"), dir.path().join("redo.vmdk"));
+    /// let conn = Connection::local();
+    /// conn.create(&base, &CreateOptions::new(DiskKind::MonolithicSparse, 2048), &mut |_| {})?;
+    /// conn.open(&base, &Default::default())?
+    ///     .create_child(&redo, DiskKind::MonolithicSparse, &mut |_| {})?;
+    /// let links = conn.open(&redo, &Default::default())?.links()?;
+    /// assert_eq!(links.len(), 2);
+    /// assert_eq!(links[0].parent_cid, Some(links[1].cid));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn links(&self) -> Result<Vec<LinkInfo>> {
+        let chain = self.local_chain("links")?.chain();
+        Ok(chain.links.iter().map(link_info).collect())
+    }
+
+    /// Which link holds each run of `[start, start + count)`, in sector order.
+    ///
+    /// ```
+    /// # use vixDiskLib::{Connection, CreateOptions, DiskKind, Mapped};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("d.vmdk");
+    /// # let conn = Connection::local();
+    /// # conn.create(&path, &CreateOptions::new(DiskKind::MonolithicSparse, 2048), &mut |_| {})?;
+    /// let disk = conn.open(&path, &Default::default())?;
+    /// assert_eq!(disk.map(0, 2048)?[0].mapped, Mapped::Unallocated);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn map(&self, start: u64, count: u64) -> Result<Vec<MapRun>> {
+        let disk = self.local_chain("map")?;
+        disk.check_range(start, count)?;
+        let chain = disk.chain();
+        let mut out = Vec::new();
+        walk(&chain.links, 0, start, count, &mut out)?;
+        Ok(out)
+    }
+
+    /// True if the leaf tracks changes (even if its tracking file is damaged).
+    ///
+    /// ```
+    /// # use vixDiskLib::{Connection, CreateOptions, DiskKind};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("d.vmdk");
+    /// # let conn = Connection::local();
+    /// # conn.create(&path, &CreateOptions::new(DiskKind::MonolithicSparse, 2048), &mut |_| {})?;
+    /// assert!(!conn.open(&path, &Default::default())?.is_change_tracked());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn is_change_tracked(&self) -> bool {
+        match &self.backend {
+            Backend::Local(d) => d.is_tracked(),
+            Backend::Remote(_) => false,
+        }
+    }
+
+    /// Copies this disk's content into a new disk at `dst` of the layout in `opts` (capacity:
+    /// this disk's), replacing `dst` if `overwrite`. Stops between runs once `cancelled()`
+    /// says so: the partial target is removed and an interrupted I/O error returned.
+    ///
+    /// ```
+    /// # use vixDiskLib::{Connection, CreateOptions, DiskKind};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let (src, dst) = (dir.path().join("a.vmdk"), dir.path().join("b.vmdk"));
+    /// let conn = Connection::local();
+    /// conn.create(&src, &CreateOptions::new(DiskKind::MonolithicSparse, 2048), &mut |_| {})?;
+    /// let disk = conn.open(&src, &Default::default())?;
+    /// let opts = CreateOptions::new(DiskKind::MonolithicFlat, 0);
+    /// assert!(disk.clone_to(&dst, &opts, false, &mut |_| {}, &|| true).is_err());
+    /// assert!(!dst.exists());
+    /// disk.clone_to(&dst, &opts, false, &mut |_| {}, &|| false)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn clone_to(
+        &self,
+        dst: impl AsRef<Path>,
+        opts: &CreateOptions,
+        overwrite: bool,
+        progress: &mut dyn FnMut(u32),
+        cancelled: &(dyn Fn() -> bool + Sync),
+    ) -> Result<()> {
+        self.local_chain("Clone")?.clone_to_cancellable(
+            dst.as_ref(),
+            &opts.spec(),
+            overwrite,
+            worker_threads(),
+            progress,
+            cancelled,
+        )
     }
 
     /// The bytes a clone of this disk into `kind` needs at most.

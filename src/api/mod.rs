@@ -3,12 +3,14 @@
 mod connection;
 mod cursor;
 mod disk;
+mod inspect;
 mod logging;
 mod types;
 
 pub use connection::Connection;
 pub use cursor::DiskCursor;
 pub use disk::Disk;
+pub use inspect::{LinkInfo, MapRun, Mapped, Tracking};
 pub use logging::{LogLevel, LogSink, log_warning, set_log_sink};
 pub use types::{Area, ChangeId, CreateOptions, Info, OpenOptions, SECTOR_SIZE};
 

@@ -24,6 +24,9 @@ pub struct OpenOptions {
     pub read_only: bool,
     /// Open only the named link, not its parents.
     pub single_link: bool,
+    /// Read a local disk without the lock on its leaf (implies `read_only`): a disk another
+    /// process writes can be inspected, with answers that may be stale.
+    pub force_share: bool,
     /// For an NBD export: the change id whose dirty bitmap
     /// [`Disk::changed_areas`](super::Disk::changed_areas) will be asked about.
     pub change_id: Option<ChangeId>,

@@ -6,12 +6,11 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use vixDiskLib::chain::Disk;
 use vixDiskLib::vmdk::create::{
     CreateSpec, DiskKind, base_ddb, create_unpublished, new_descriptor,
 };
 use vixDiskLib::vmdk::stream_writer::write_stream_optimized;
-use vixDiskLib::{Connection, Error, Result};
+use vixDiskLib::{Connection, Disk, Error, Result};
 
 use super::{close, open};
 use crate::failure::{CmdResult, Failure, OnFile};

@@ -8,9 +8,6 @@ use super::{close, open, with_disk};
 use crate::failure::{CmdResult, Failure, OnFile};
 use crate::units::DiskType;
 
-/// A descriptor's parentCID when the link has no parent.
-const NO_PARENT_CID: u32 = 0xffff_ffff;
-
 /// Creates a redo log at `child` over the disk at `parent` (which stays unchanged).
 pub fn child(parent: &Path, child: &Path, disk_type: DiskType) -> CmdResult {
     let kind = match disk_type {
@@ -24,7 +21,7 @@ pub fn child(parent: &Path, child: &Path, disk_type: DiskType) -> CmdResult {
     super::target_dir_exists(child)?;
     // Read-only: a shared lock, refused while someone writes the parent.
     with_disk(open(parent, true, false)?, parent, |disk| {
-        disk.create_child(child, kind).on(child)
+        disk.create_child(child, kind, &mut |_| {}).on(child)
     })?;
     say!("created {} over {}", child.display(), parent.display());
     Ok(())
@@ -46,8 +43,7 @@ pub fn discard(child: &Path) -> CmdResult {
 /// a redo log. Checked before the engine takes its exclusive locks.
 fn require_parent(child: &Path, why: &str) -> CmdResult {
     let disk = open(child, true, true)?;
-    let d = disk.chain().links[0].descriptor();
-    let has_parent = d.parent_cid != NO_PARENT_CID && d.parent_hint.is_some();
+    let has_parent = disk.links().on(child)?[0].parent_cid.is_some();
     close(disk, child)?;
     if has_parent {
         return Ok(());
@@ -94,12 +90,10 @@ pub fn change_id(disk: &Path, on: bool, off: bool) -> CmdResult {
 pub fn attach(parent: &Path, child: &Path) -> CmdResult {
     let p = open(parent, true, false)?;
     let c = open(child, false, true)?;
-    let result = p.attach_under(&c).on(child);
-    // After a successful attach the parent's links belong to the child; closing both is safe.
-    let closed_parent = close(p, parent);
+    // The parent handle is consumed: after a successful attach its links belong to the child.
+    let result = p.attach(&c).on(child);
     let closed_child = close(c, child);
     result?;
-    closed_parent?;
     closed_child?;
     say!("attached {} to {}", child.display(), parent.display());
     Ok(())

@@ -28,8 +28,8 @@ fn open(uri: &Path, change_id: Option<&str>) -> CmdResult<Disk> {
             "",
             &OpenOptions {
                 read_only: true,
-                single_link: false,
                 change_id: change_id.map(ChangeId::new),
+                ..Default::default()
             },
         )
         .on(uri)

@@ -23,7 +23,11 @@ pub fn grow(path: &Path, size: u64, keep_geometry: bool) -> CmdResult {
 /// The engine replaces each extent file atomically, so an interruption leaves the old file.
 pub fn compact(path: &Path, drop_zeros: bool) -> CmdResult {
     let released = with_disk(open(path, false, false)?, path, |disk| {
-        disk.compact(drop_zeros).on(path)
+        if drop_zeros {
+            disk.shrink(&mut |_| {}).on(path)
+        } else {
+            disk.defragment(&mut |_| {}).on(path).map(|()| 0)
+        }
     })?;
     if drop_zeros {
         say!("shrank {}: released {released} grain(s)", path.display());
