@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::remote::disk::{NbdDisk, NbdOpen};
 use crate::remote::settings::RemoteSettings;
 use crate::remote::target::{Target, parse_target};
-use crate::vmdk::check::{Outcome, check_disk};
+use crate::vmdk::check::{CheckReport, Outcome, check_disk, check_disk_force_share};
 use crate::vmdk::create::DiskKind;
 
 /// Where disks live: [`Connection::local`] for VMDK files on this host, [`Connection::nbd`]
@@ -268,6 +268,36 @@ impl Connection {
             Outcome::NeedsRepair => Err(Error::Corrupt(summary())),
             Outcome::CantRepair => Err(Error::Unrepairable(summary())),
             Outcome::Invalid => Err(Error::InvalidDisk(summary())),
+        }
+    }
+
+    /// Checks the disk link at `path` like [`Connection::check`] but returns the whole
+    /// report (every problem, every repair, what a stream salvage keeps) whatever the verdict.
+    /// With `force_share` the link is read without its lock (never repaired): a disk another
+    /// process writes can be checked, with findings that may be that writer's half-done work.
+    ///
+    /// ```
+    /// # use vixDiskLib::{CheckOutcome, Connection, CreateOptions, DiskKind};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("c.vmdk");
+    /// let conn = Connection::local();
+    /// conn.create(&path, &CreateOptions::new(DiskKind::MonolithicSparse, 2048), &mut |_| {})?;
+    /// let report = conn.check_report(&path, false, false)?;
+    /// assert_eq!(report.outcome(), CheckOutcome::Clean);
+    /// assert!(report.problems.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn check_report(
+        &self,
+        path: impl AsRef<Path>,
+        repair: bool,
+        force_share: bool,
+    ) -> Result<CheckReport> {
+        self.local_only("CheckRepair")?;
+        if force_share {
+            check_disk_force_share(path.as_ref())
+        } else {
+            check_disk(path.as_ref(), repair)
         }
     }
 

@@ -16,5 +16,8 @@ pub use types::{Area, ChangeId, CreateOptions, Info, OpenOptions, SECTOR_SIZE};
 
 pub use crate::error::{Error, Result};
 pub use crate::error_kind::ErrorKind;
+pub use crate::vmdk::check::{
+    CheckReport, Outcome as CheckOutcome, Problem, ProblemKind, SalvageCounts,
+};
 pub use crate::vmdk::create::DiskKind;
 pub use crate::vmdk::geometry::{Adapter, Geometry};
