@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::disk::Disk;
+use super::staged::{self, StagedDisk};
 use super::types::{CreateOptions, OpenOptions};
 use crate::chain;
 use crate::error::{Error, Result};
@@ -147,6 +148,57 @@ impl Connection {
     ) -> Result<()> {
         self.local_only("Create")?;
         crate::vmdk::create::create(path.as_ref(), &opts.spec(), progress)
+    }
+
+    /// Creates a new disk at `path` that appears there only when published: fill it through
+    /// [`StagedDisk::fill_path`] first (see [`StagedDisk`]).
+    ///
+    /// ```
+    /// # use vixDiskLib::{Connection, CreateOptions, DiskKind};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("n.vmdk");
+    /// let staged = Connection::local()
+    ///     .create_staged(&path, &CreateOptions::new(DiskKind::MonolithicSparse, 2048))?;
+    /// assert!(staged.fill_path().exists() && !path.exists());
+    /// staged.discard();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn create_staged(
+        &self,
+        path: impl AsRef<Path>,
+        opts: &CreateOptions,
+    ) -> Result<StagedDisk> {
+        self.local_only("Create")?;
+        staged::create_staged(path.as_ref(), opts)
+    }
+
+    /// Writes a new streamOptimized disk of `opts.capacity` sectors at `path` in one pass:
+    /// `read_grain(index, buf)` fills one 64 KiB grain (shorter at a short end) and returns
+    /// false to leave it out; it is called from several threads. The disk appears at `path`
+    /// only when complete; on any error (`read_grain`'s too) nothing is left there.
+    ///
+    /// ```
+    /// # use vixDiskLib::{Connection, CreateOptions, DiskKind};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("s.vmdk");
+    /// let conn = Connection::local();
+    /// let opts = CreateOptions::new(DiskKind::StreamOptimized, 1024);
+    /// conn.create_stream(&path, &opts, &|g, buf| { buf.fill(g as u8 + 1); Ok(g == 2) },
+    ///     &mut |_| {})?;
+    /// let mut back = [0; 512];
+    /// conn.open(&path, &Default::default())?.read(256, &mut back)?;
+    /// assert_eq!(back, [3; 512]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn create_stream(
+        &self,
+        path: impl AsRef<Path>,
+        opts: &CreateOptions,
+        read_grain: &(dyn Fn(u64, &mut [u8]) -> Result<bool> + Sync),
+        progress: &mut dyn FnMut(u32),
+    ) -> Result<()> {
+        self.local_only("Create")?;
+        staged::create_stream(path.as_ref(), opts, read_grain, progress)
     }
 
     /// Copies the flattened content of the disk at `src` into a new disk at `dst` of the

@@ -5,6 +5,7 @@ mod cursor;
 mod disk;
 mod inspect;
 mod logging;
+mod staged;
 mod types;
 
 pub use connection::Connection;
@@ -12,6 +13,7 @@ pub use cursor::DiskCursor;
 pub use disk::Disk;
 pub use inspect::{LinkInfo, MapRun, Mapped, Tracking};
 pub use logging::{LogLevel, LogSink, log_warning, set_log_sink};
+pub use staged::StagedDisk;
 pub use types::{Area, ChangeId, CreateOptions, Info, OpenOptions, SECTOR_SIZE};
 
 pub use crate::error::{Error, Result};

@@ -3,8 +3,7 @@
 use std::path::Path;
 
 use vixDiskLib::Disk;
-use vixDiskLib::vmdk::create::{CreateSpec, DiskKind};
-use vixDiskLib::{Adapter, CreateOptions};
+use vixDiskLib::{Adapter, CreateOptions, DiskKind};
 
 use super::copy::{DiskSource, RawSource, TargetSpec, write_target};
 use super::{close, open};
@@ -28,7 +27,7 @@ pub fn target_spec(format: &FormatArgs, source: Option<&Disk>, overwrite: bool) 
     };
     TargetSpec {
         disk_type: format.disk_type,
-        create: CreateSpec {
+        create: CreateOptions {
             kind,
             capacity: 0,
             adapter: format
@@ -87,15 +86,9 @@ fn convert_disk(
     // VMDK to VMDK: the engine's clone (kernel copies, parallel compression), cancellable.
     // The engine reports percent; the bar shows them as bytes of the disk, with rate and ETA.
     let bar = Progress::bytes("convert", disk.capacity() * SECTOR, quiet);
-    let create = CreateOptions {
-        kind: spec.create.kind,
-        capacity: spec.create.capacity,
-        adapter: spec.create.adapter,
-        hw_version: spec.create.hw_version,
-    };
     let result = disk.clone_to(
         target,
-        &create,
+        &spec.create,
         overwrite,
         &mut |p| bar.set_percent(p),
         &interrupt::requested,
