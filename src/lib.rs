@@ -39,11 +39,23 @@ mod api;
 
 pub use api::*;
 
+// The engine's modules stay `pub` for the integration tests in tests/ (which test the
+// layers themselves) and for the C ABI's exports; they are hidden from the documentation,
+// which shows the facade only. Front ends use the facade (tests/layering.rs checks the CLI).
+
+#[doc(hidden)]
 pub mod backend;
+#[doc(hidden)]
 pub mod chain;
+#[doc(hidden)]
 pub mod error;
+#[doc(hidden)]
 pub mod error_kind;
+#[doc(hidden)]
 pub mod ffi;
+#[doc(hidden)]
 pub mod log;
+#[doc(hidden)]
 pub mod remote;
+#[doc(hidden)]
 pub mod vmdk;
