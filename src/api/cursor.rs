@@ -9,7 +9,9 @@ use crate::error::{Error, Result};
 
 /// A byte position over an open [`Disk`], with `std::io::{Read, Write, Seek}` and
 /// positional [`read_at`](DiskCursor::read_at) / [`write_at`](DiskCursor::write_at).
-/// Reads stop at the end of the disk; writes past it fail.
+/// Reads stop at the end of the disk; writes past it fail. A write of part of a sector reads
+/// the sector and writes it back whole: two cursors writing parts of one sector at the same
+/// time may lose one's bytes.
 ///
 /// ```
 /// use std::io::{Read, Seek, SeekFrom, Write};
