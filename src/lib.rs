@@ -11,7 +11,7 @@
 //! - [`Error`] is the engine's one error type; [`Error::kind`] gives its [`ErrorKind`], whose
 //!   `code()` and `name()` are VixDiskLib's error code and name.
 //!
-//! Sectors are 512 bytes ([`SECTOR_SIZE`]); sector calls take whole-sector buffers.
+//! Sectors are 512 bytes ([`Disk::SECTOR_SIZE`]); sector calls take whole-sector buffers.
 //!
 //! ```
 //! use vixDiskLib::{Connection, CreateOptions, DiskKind, OpenOptions};

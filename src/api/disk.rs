@@ -45,6 +45,13 @@ pub struct Disk {
 }
 
 impl Disk {
+    /// Bytes in a sector: every sector address and count of the API is in these units.
+    ///
+    /// ```
+    /// assert_eq!(vixDiskLib::Disk::SECTOR_SIZE, 512);
+    /// ```
+    pub const SECTOR_SIZE: u64 = super::types::SECTOR_SIZE;
+
     pub(super) fn local(disk: Arc<chain::Disk>) -> Disk {
         Disk {
             backend: Backend::Local(disk),

@@ -14,7 +14,7 @@ pub use disk::Disk;
 pub use inspect::{LinkInfo, MapRun, Mapped, Tracking};
 pub use logging::{LogLevel, LogSink, log_warning, set_log_sink};
 pub use staged::StagedDisk;
-pub use types::{Area, ChangeId, CreateOptions, Info, OpenOptions, SECTOR_SIZE};
+pub use types::{Area, ChangeId, CreateOptions, Info, OpenOptions};
 
 pub use crate::error::{Error, Result};
 pub use crate::error_kind::ErrorKind;

@@ -5,12 +5,9 @@ use std::fmt;
 use crate::vmdk::create::DiskKind;
 use crate::vmdk::geometry::{Adapter, Geometry};
 
-/// Bytes in a sector, the unit of every sector address and count.
-///
-/// ```
-/// assert_eq!(vixDiskLib::SECTOR_SIZE, 512);
-/// ```
-pub const SECTOR_SIZE: u64 = 512;
+/// Bytes in a sector (the facade's one unit; see [`Disk::SECTOR_SIZE`](super::Disk::SECTOR_SIZE)).
+/// Not a `pub const`: cbindgen would put any public constant into the C header.
+pub(crate) const SECTOR_SIZE: u64 = 512;
 
 /// How [`Connection::open`](super::Connection::open) opens a disk.
 ///
