@@ -15,7 +15,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{have_qemu, sh};
+use common::{have_qemu, open_ro, open_rw, sh};
 use vixDiskLib::chain::commit::commit;
 use vixDiskLib::chain::tracking::set_change_tracking;
 use vixDiskLib::chain::{Disk, OpenOptions};
@@ -66,21 +66,6 @@ fn split_spec(capacity: u64) -> CreateSpec {
     }
 }
 
-fn rw(path: &Path) -> Disk {
-    Disk::open(path, OpenOptions::default()).expect("open rw")
-}
-
-fn ro(path: &Path) -> Disk {
-    Disk::open(
-        path,
-        OpenOptions {
-            read_only: true,
-            single_link: false,
-        },
-    )
-    .expect("open ro")
-}
-
 /// Writes `len` sectors of `byte` at `sector` to the disk and to the raw model.
 fn put(d: &Disk, model: &std::fs::File, sector: u64, len: u64, byte: u8) {
     let data = vec![byte; len as usize * 512];
@@ -120,7 +105,7 @@ fn child_split_disk_scenario() {
     model.set_len(capacity * 512).unwrap();
     let mut written = Vec::new();
     {
-        let d = rw(&base);
+        let d = open_rw(&base);
         let mut w = |s: u64, n: u64, b: u8| {
             put(&d, &model, s, n, b);
             written.push((s, n));
@@ -140,7 +125,7 @@ fn child_split_disk_scenario() {
         d.close().expect("close");
     }
     // Every extent read again under the limit, and the allocation query.
-    let d = ro(&base);
+    let d = open_ro(&base);
     let (_, evicted_before, _) = fd_cache::stats();
     for _ in 0..4 {
         assert_eq!(sweep(&d, LAST * E), vec![0x33; 65536]);
@@ -173,12 +158,12 @@ fn child_split_disk_scenario() {
 
     // A split child with change tracking, written in extents 2 and 511.
     let child = dir.join("child.vmdk");
-    ro(&base)
+    open_ro(&base)
         .create_child(&child, DiskKind::SplitSparse)
         .expect("create child");
     set_change_tracking(&child, true).expect("track");
     {
-        let d = rw(&child);
+        let d = open_rw(&child);
         let id = d.change_id().expect("change id");
         put(&d, &model, 2 * E, 128, 0x55);
         put(&d, &model, (EXTENTS - 1) * E + 128, 128, 0x66);
@@ -189,7 +174,7 @@ fn child_split_disk_scenario() {
     }
 
     // Eight threads read eight handles of the chain at once.
-    let handles: Vec<Disk> = (0..8).map(|_| ro(&child)).collect();
+    let handles: Vec<Disk> = (0..8).map(|_| open_ro(&child)).collect();
     let model = &model;
     std::thread::scope(|s| {
         for (t, d) in handles.iter().enumerate() {
@@ -210,7 +195,7 @@ fn child_split_disk_scenario() {
     drop(handles);
 
     // Clone the chain into a new split disk, commit the child into the base, grow, check.
-    ro(&child)
+    open_ro(&child)
         .clone_to(
             &dir.join("clone.vmdk"),
             &split_spec(capacity),
@@ -318,7 +303,7 @@ fn child_deep_chain_scenario() {
     let mut leaf = dir.join("link0.vmdk");
     create(&leaf, &split_spec(N * E), &mut |_| {}).expect("create base");
     {
-        let d = rw(&leaf);
+        let d = open_rw(&leaf);
         for e in 0..N {
             put(&d, &model, e * E, 128, 1);
         }
@@ -327,10 +312,10 @@ fn child_deep_chain_scenario() {
     // Eight split children, each writing the start of a few extents.
     for k in 1..=8u64 {
         let child = dir.join(format!("link{k}.vmdk"));
-        ro(&leaf)
+        open_ro(&leaf)
             .create_child(&child, DiskKind::SplitSparse)
             .expect("create child");
-        let d = rw(&child);
+        let d = open_rw(&child);
         for j in 0..4 {
             put(
                 &d,
@@ -344,7 +329,7 @@ fn child_deep_chain_scenario() {
         leaf = child;
     }
     let check_all = |path: &Path| {
-        let d = ro(path);
+        let d = open_ro(path);
         assert_eq!(d.num_links(), 9);
         let mut buf = vec![0u8; 128 * 1024];
         let mut want = vec![0u8; 128 * 1024];
@@ -362,7 +347,7 @@ fn child_deep_chain_scenario() {
     assert!(evictions > 1000, "{evictions} evictions");
     // Commit the leaf into its parent; the parent (now with 8 links) reads the same.
     commit(&leaf, &mut |_| {}).expect("commit");
-    let d = ro(&dir.join("link7.vmdk"));
+    let d = open_ro(&dir.join("link7.vmdk"));
     let mut buf = vec![0u8; 128 * 1024];
     let mut want = vec![0u8; 128 * 1024];
     for e in 0..N {
@@ -422,7 +407,7 @@ fn depth_8_chain_of_split_children_under_ulimit_32() {
 #[ignore = "started by second_writer_is_refused_after_thousands_of_evictions"]
 fn child_holds_the_disk() {
     let Some(dir) = child_dir() else { return };
-    let d = rw(&dir.join("disk.vmdk"));
+    let d = open_rw(&dir.join("disk.vmdk"));
     let give_up = std::time::Instant::now() + std::time::Duration::from_secs(120);
     let (_, before, _) = fd_cache::stats();
     while fd_cache::stats().1 - before < 3000 {
@@ -443,7 +428,7 @@ fn second_writer_is_refused_after_thousands_of_evictions() {
     create(&disk, &split_spec(64 * E), &mut |_| {}).expect("create");
     {
         // Data in every extent, so every sweep of the holder reads every file.
-        let d = rw(&disk);
+        let d = open_rw(&disk);
         for e in 0..64 {
             d.write(e * E, &[1u8; 65536]).unwrap();
         }
@@ -483,7 +468,7 @@ fn second_writer_is_refused_after_thousands_of_evictions() {
     std::fs::write(dir.path().join("done"), b"").unwrap();
     assert!(holder.wait().unwrap().success());
     // Released with the holder: opens work again.
-    rw(&disk).close().unwrap();
+    open_rw(&disk).close().unwrap();
 }
 
 #[test]
@@ -494,13 +479,13 @@ fn replaced_or_vanished_extent_fails_the_io_on_reopen() {
     let disk = dir.path().join("disk.vmdk");
     create(&disk, &split_spec(16 * E), &mut |_| {}).expect("create");
     {
-        let d = rw(&disk);
+        let d = open_rw(&disk);
         d.write(0, &vec![0xaa; 65536]).unwrap();
         d.write(3 * E, &vec![0xbb; 65536]).unwrap();
         d.close().unwrap();
     }
     let extent = |n: u32| dir.path().join(format!("disk-s{n:03}.vmdk"));
-    let d = ro(&disk);
+    let d = open_ro(&disk);
     let mut buf = vec![0u8; 65536];
     d.read(0, &mut buf).unwrap();
     // Replace extent 1 by a copy (same bytes, another inode) and remove extent 4.
@@ -512,7 +497,7 @@ fn replaced_or_vanished_extent_fails_the_io_on_reopen() {
         .map(|i| {
             let p = dir.path().join(format!("filler{i}.vmdk"));
             create(&p, &split_spec(E), &mut |_| {}).unwrap();
-            ro(&p)
+            open_ro(&p)
         })
         .collect();
     for f in &fillers {
