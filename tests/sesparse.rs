@@ -7,7 +7,9 @@ mod common;
 
 use std::path::Path;
 
-use common::{SeGrain, open_ro, open_rw, p, read_all, sesparse_descriptor, sh, write_sesparse};
+use common::{
+    SeGrain, open_ro, open_rw, open_single, p, read_all, sesparse_descriptor, sh, write_sesparse,
+};
 use vixDiskLib::chain::{Disk, OpenOptions};
 use vixDiskLib::error::Error;
 use vixDiskLib::ffi::codes::{VIX_E_DISK_NEEDSREPAIR, VIX_E_NOT_SUPPORTED};
@@ -129,14 +131,7 @@ fn qemu_raw(vmdk: &Path) -> Option<Vec<u8>> {
 
 /// The grains (as sector runs) the named link answers for, merged.
 fn own_allocation(path: &Path) -> Vec<(u64, u64)> {
-    let d = Disk::open(
-        path,
-        OpenOptions {
-            read_only: true,
-            single_link: true,
-        },
-    )
-    .unwrap();
+    let d = open_single(path, false);
     d.allocated_chunks(0, d.capacity(), 128).unwrap()
 }
 

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{have_qemu, sh, sha256};
+use common::{have_qemu, open_single, read_all, sh, sha256};
 use vixDiskLib::error::Error;
 use vixDiskLib::vmdk::check::{CheckReport, Outcome, ProblemKind, SalvageCounts, check_disk};
 use vixDiskLib::vmdk::create::{CreateSpec, DiskKind, base_ddb, new_descriptor};
@@ -785,18 +785,7 @@ fn grains_appended_after_the_last_flush_are_a_note_and_repair_keeps_them() {
 }
 
 fn read_disk(path: &Path) -> Vec<u8> {
-    use vixDiskLib::chain::{Disk, OpenOptions};
-    let d = Disk::open(
-        path,
-        OpenOptions {
-            read_only: true,
-            single_link: true,
-        },
-    )
-    .unwrap();
-    let mut buf = vec![0u8; d.capacity() as usize * 512];
-    d.read(0, &mut buf).unwrap();
-    buf
+    read_all(&open_single(path, false))
 }
 
 #[test]
