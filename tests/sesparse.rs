@@ -8,7 +8,8 @@ mod common;
 use std::path::Path;
 
 use common::{
-    SeGrain, open_ro, open_rw, open_single, p, read_all, sesparse_descriptor, sh, write_sesparse,
+    SeGrain, open_ro, open_rw, open_single, p, qemu_raw, read_all, sesparse_descriptor,
+    write_sesparse,
 };
 use vixDiskLib::chain::{Disk, OpenOptions};
 use vixDiskLib::error::Error;
@@ -112,21 +113,6 @@ fn snapshot_over_vmfs(dir: &Path) -> Vec<u8> {
     let mut model = vec![0x11u8; CAP as usize * 512];
     apply(&mut model, &first_snapshot_grains());
     model
-}
-
-/// qemu-img's raw reading of `vmdk`.
-fn qemu_raw(vmdk: &Path) -> Option<Vec<u8>> {
-    if !common::have_qemu() {
-        return None;
-    }
-    let raw = vmdk.with_extension("qemu.raw");
-    let (code, out) = sh(&format!(
-        "qemu-img convert -O raw '{}' '{}'",
-        vmdk.display(),
-        raw.display()
-    ));
-    assert_eq!(code, 0, "qemu-img convert: {out}");
-    Some(std::fs::read(&raw).unwrap())
 }
 
 /// The grains (as sector runs) the named link answers for, merged.

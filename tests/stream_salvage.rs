@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{have_qemu, open_single, read_all, sh, sha256};
+use common::{have_qemu, open_single, qemu_raw, read_all, sh, sha256};
 use vixDiskLib::error::Error;
 use vixDiskLib::vmdk::check::{CheckReport, Outcome, ProblemKind, SalvageCounts, check_disk};
 use vixDiskLib::vmdk::create::{CreateSpec, DiskKind, base_ddb, new_descriptor};
@@ -152,19 +152,6 @@ fn qemu_check_ok(path: &Path) {
     assert_eq!(code, 0, "qemu-img check {}: {out}", path.display());
 }
 
-fn qemu_raw(path: &Path) -> Vec<u8> {
-    let raw = path.with_extension("out.raw");
-    let (code, out) = sh(&format!(
-        "qemu-img convert -f vmdk -O raw '{}' '{}'",
-        path.display(),
-        raw.display()
-    ));
-    assert_eq!(code, 0, "{out}");
-    let v = std::fs::read(&raw).unwrap();
-    std::fs::remove_file(&raw).unwrap();
-    v
-}
-
 /// What salvaging `whole` cut at `cut` bytes must give: the content (complete grains from
 /// `raw`, zeros elsewhere) and the counts. `tables_survive`: the stream's tables sit before
 /// its grains (qemu's layout), so every grain after the cut is known to be lost; otherwise
@@ -237,7 +224,10 @@ fn sweep(dir: &Path, name: &str, whole: &[u8], raw: &[u8], cuts: &[u64], tables_
             "{name} cut {cut}"
         );
         qemu_check_ok(&path);
-        assert!(qemu_raw(&path) == want, "{name} cut {cut}: content differs");
+        assert!(
+            qemu_raw(&path).expect("qemu-img") == want,
+            "{name} cut {cut}: content differs"
+        );
         std::fs::remove_file(&path).unwrap();
     }
 }
@@ -474,7 +464,7 @@ fn corpus_streams_check_clean_and_the_truncated_ovftool_stream_is_salvaged() {
     assert_eq!(r.outcome(), Outcome::Repaired, "{:?}", r.problems);
     assert_eq!(r.salvage, Some(counts));
     qemu_check_ok(&path);
-    let got = qemu_raw(&path);
+    let got = qemu_raw(&path).expect("qemu-img");
     // Every complete grain of the original, inflated by this test, reads back as it was.
     let mut complete = 0;
     for g in walk_prefix(&whole) {

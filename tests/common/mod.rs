@@ -392,3 +392,20 @@ pub fn wait_for_file(path: &Path, step_ms: u64) {
         std::thread::sleep(std::time::Duration::from_millis(step_ms));
     }
 }
+
+/// qemu-img's raw reading of `vmdk` (its oracle for content), or None where qemu-img is absent.
+pub fn qemu_raw(vmdk: &Path) -> Option<Vec<u8>> {
+    if !have_qemu() {
+        return None;
+    }
+    let raw = vmdk.with_extension("qemu.raw");
+    let (code, out) = sh(&format!(
+        "qemu-img convert -f vmdk -O raw '{}' '{}'",
+        vmdk.display(),
+        raw.display()
+    ));
+    assert_eq!(code, 0, "qemu-img convert {}: {out}", vmdk.display());
+    let v = std::fs::read(&raw).unwrap();
+    std::fs::remove_file(&raw).unwrap();
+    Some(v)
+}
