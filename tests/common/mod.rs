@@ -409,3 +409,14 @@ pub fn qemu_raw(vmdk: &Path) -> Option<Vec<u8>> {
     std::fs::remove_file(&raw).unwrap();
     Some(v)
 }
+
+/// xorshift64 seeded from `seed`: deterministic filler, the same for the same seed.
+pub fn xorshift_rng(seed: u64) -> impl FnMut() -> u64 {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
+}
