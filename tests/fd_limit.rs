@@ -53,6 +53,15 @@ fn run_child(name: &str, nofile: u32, dir: &Path) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// Runs scenario `name` in a child under `ulimit -n nofile` in a new directory, asserts that
+/// it succeeded and printed `done_marker`, and returns the directory it left.
+fn child_scenario(name: &str, nofile: u32, done_marker: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out) = run_child(name, nofile, dir.path());
+    assert!(ok && out.contains(done_marker), "child failed:\n{out}");
+    dir
+}
+
 fn child_dir() -> Option<PathBuf> {
     std::env::var_os("FD_LIMIT_DIR").map(PathBuf::from)
 }
@@ -273,12 +282,7 @@ fn split_disk_of_256_extents_under_ulimit_64() {
     if !have_qemu() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let (ok, out) = run_child("child_split_disk_scenario", 64, dir.path());
-    assert!(
-        ok && out.contains("descriptor cache:"),
-        "child failed:\n{out}"
-    );
+    let dir = child_scenario("child_split_disk_scenario", 64, "descriptor cache:");
     let model = dir.path().join("model.raw");
     for disk in ["clone.vmdk", "base.vmdk"] {
         let vmdk = dir.path().join(disk);
@@ -369,12 +373,7 @@ fn depth_8_chain_of_split_children_under_ulimit_32() {
     if !have_qemu() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let (ok, out) = run_child("child_deep_chain_scenario", 32, dir.path());
-    assert!(
-        ok && out.contains("deep chain done"),
-        "child failed:\n{out}"
-    );
+    let dir = child_scenario("child_deep_chain_scenario", 32, "deep chain done");
     // qemu-img (normal limit) reads the 8-link chain left after the commit like the model.
     let ranges = (0..64u64).map(|e| (e * E, 256)).collect();
     assert!(qemu_reads_match_in(
