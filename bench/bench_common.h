@@ -100,9 +100,13 @@ bench_create_disk(const char *prog, VixDiskLibConnection conn, const char *path,
    return bench_failed(prog, VixDiskLib_Create(conn, path, &cp, NULL, NULL), "Create");
 }
 
-/* AllocateConnectParams, InitEx (6.5) and a local ConnectEx; 0 on success. */
+/*
+ * AllocateConnectParams, InitEx (6.5) with CONFIG (a config file path, or
+ * NULL for none) and a local ConnectEx; 0 on success.
+ */
 static inline int
-bench_connect(const char *prog, VixDiskLibConnectParams **params, VixDiskLibConnection *conn)
+bench_connect_config(const char *prog, const char *config, VixDiskLibConnectParams **params,
+                     VixDiskLibConnection *conn)
 {
    *params = VixDiskLib_AllocateConnectParams();
    if (*params == NULL) {
@@ -111,12 +115,19 @@ bench_connect(const char *prog, VixDiskLibConnectParams **params, VixDiskLibConn
    }
    if (bench_failed(prog,
                     VixDiskLib_InitEx(6, 5, bench_quiet, bench_to_stderr, bench_to_stderr, NULL,
-                                      NULL),
+                                      config),
                     "InitEx") ||
        bench_failed(prog, VixDiskLib_ConnectEx(*params, FALSE, NULL, NULL, conn), "ConnectEx")) {
       return 1;
    }
    return 0;
+}
+
+/* bench_connect_config without a config file. */
+static inline int
+bench_connect(const char *prog, VixDiskLibConnectParams **params, VixDiskLibConnection *conn)
+{
+   return bench_connect_config(prog, NULL, params, conn);
 }
 
 /* Undo bench_connect. */

@@ -277,12 +277,7 @@ main(int argc, char **argv)
    if (argc < 3 || argc > 6) {
       return usage();
    }
-   params = VixDiskLib_AllocateConnectParams();
-   if (params == NULL ||
-       failed(VixDiskLib_InitEx(6, 5, bench_quiet, bench_to_stderr, bench_to_stderr, NULL,
-                                getenv("EXTENTS_CONFIG")),
-              "InitEx") ||
-       failed(VixDiskLib_ConnectEx(params, FALSE, NULL, NULL, &conn), "ConnectEx")) {
+   if (bench_connect_config(PROG, getenv("EXTENTS_CONFIG"), &params, &conn)) {
       return 1;
    }
    if (strcmp(argv[1], "create") == 0 && argc == 4) {

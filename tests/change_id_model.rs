@@ -425,12 +425,7 @@ impl Run {
                     .stderr(Stdio::null())
                     .spawn()
                     .unwrap();
-                for _ in 0..2000 {
-                    if started.exists() {
-                        break;
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(2));
-                }
+                wait_for_file(&started, 2);
                 std::thread::sleep(std::time::Duration::from_millis(delay_ms));
                 worker.kill().unwrap();
                 worker.wait().unwrap();

@@ -15,23 +15,6 @@ use vixDiskLib::chain::tracking::set_change_tracking;
 use vixDiskLib::error::Error;
 use vixDiskLib::vmdk::create::DiskKind;
 
-const GRAIN: usize = 64 << 10;
-
-fn grains_of(runs: &[(u64, u64)]) -> BTreeSet<u64> {
-    runs.iter()
-        .flat_map(|&(s, n)| (s / 128)..(s + n).div_ceil(128))
-        .collect()
-}
-
-fn differing(a: &[u8], b: &[u8]) -> BTreeSet<u64> {
-    a.chunks(GRAIN)
-        .zip(b.chunks(GRAIN))
-        .enumerate()
-        .filter(|(_, (x, y))| x != y)
-        .map(|(i, _)| i as u64)
-        .collect()
-}
-
 /// The id `id` of content `then`, asked on `disk` whose content is `now`: refused, or an
 /// answer covering every differing grain.
 fn refused_or_covers(disk: &Disk, id: &str, then: &[u8], now: &[u8]) -> Option<BTreeSet<u64>> {
@@ -77,7 +60,7 @@ fn a_snapshot_id_is_never_issued_again_for_other_content() {
     drop(h);
     let c = open_rw(&child);
     assert_eq!(read_all(&c), frozen);
-    c.write(4096, &[2u8; GRAIN]).unwrap();
+    c.write(4096, &[2u8; CHANGE_GRAIN]).unwrap();
     let child_id = c.change_id().unwrap();
     assert_ne!(
         child_id, snap_id,
@@ -204,12 +187,7 @@ fn a_foreign_write_after_a_crashed_session_is_not_missed() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    for _ in 0..2000 {
-        if started.exists() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    wait_for_file(&started, 5);
     worker.kill().unwrap();
     worker.wait().unwrap();
     assert!(started.exists(), "the worker never wrote");

@@ -16,23 +16,6 @@ use vixDiskLib::chain::tracking::set_change_tracking;
 use vixDiskLib::error::Error;
 use vixDiskLib::vmdk::create::DiskKind;
 
-const GRAIN: usize = 64 << 10;
-
-fn grains_of(runs: &[(u64, u64)]) -> BTreeSet<u64> {
-    runs.iter()
-        .flat_map(|&(s, n)| (s / 128)..(s + n).div_ceil(128))
-        .collect()
-}
-
-fn differing(a: &[u8], b: &[u8]) -> BTreeSet<u64> {
-    a.chunks(GRAIN)
-        .zip(b.chunks(GRAIN))
-        .enumerate()
-        .filter(|(_, (x, y))| x != y)
-        .map(|(i, _)| i as u64)
-        .collect()
-}
-
 /// One id and what the disk held then, plus the grains written since.
 struct Issued {
     id: String,
@@ -336,12 +319,7 @@ fn ids_survive_kill_9_mid_writes() {
             .spawn()
             .unwrap();
         // The kill lands a while after the first write, however loaded the machine is.
-        for _ in 0..2000 {
-            if started.exists() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
+        wait_for_file(&started, 5);
         std::thread::sleep(std::time::Duration::from_millis(60 + 40 * round));
         child.kill().unwrap();
         child.wait().unwrap();

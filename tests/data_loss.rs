@@ -49,6 +49,37 @@ fn hashes(files: &[PathBuf]) -> Vec<String> {
     files.iter().map(|f| sha256(f)).collect()
 }
 
+/// Check and CheckRepair of `desc` both fail with an error `expected` accepts, and leave every
+/// file in `files` as it was.
+fn refused_untouched(desc: &Path, files: &[PathBuf], expected: fn(&Error) -> bool) {
+    let before = hashes(files);
+    for repair in [false, true] {
+        let r = check_disk(desc, repair);
+        assert!(r.as_ref().is_err_and(expected), "repair={repair}: {r:?}");
+        assert_eq!(hashes(files), before, "repair={repair} changed the disk");
+    }
+}
+
+/// Check and CheckRepair of `desc` both run and answer CantRepair without repairing anything,
+/// and leave every file in `files` as it was. `what` names the case in messages.
+fn cant_repair_untouched(desc: &Path, files: &[PathBuf], what: &str) {
+    let before = hashes(files);
+    for repair in [false, true] {
+        let r = check_disk(desc, repair).expect("check runs");
+        assert_eq!(
+            r.outcome(),
+            Outcome::CantRepair,
+            "{what} repair={repair}: {r:?}"
+        );
+        assert!(r.repaired.is_empty());
+        assert_eq!(
+            hashes(files),
+            before,
+            "{what} repair={repair} changed the disk"
+        );
+    }
+}
+
 #[test]
 fn an_unknown_extent_type_is_not_supported_and_never_repaired_away() {
     let dir = tempfile::tempdir().unwrap();
@@ -97,14 +128,7 @@ fn an_unknown_extent_type_inside_a_damaged_descriptor_is_still_not_supported() {
             "garbled line without an equals sign",
         ],
     );
-    let before = hashes(&files);
-    for repair in [false, true] {
-        assert!(
-            matches!(check_disk(&desc, repair), Err(Error::NotSupported(_))),
-            "repair={repair}"
-        );
-        assert_eq!(hashes(&files), before, "repair={repair} changed the disk");
-    }
+    refused_untouched(&desc, &files, |e| matches!(e, Error::NotSupported(_)));
 }
 
 #[test]
@@ -115,13 +139,7 @@ fn a_damaged_middle_extent_line_is_never_dropped() {
         dir.path(),
         &["RW 2048 SPARSE", "RW 2048 FLAT \"a-f003.vmdk\" 0"],
     );
-    let before = hashes(&files);
-    for repair in [false, true] {
-        let r = check_disk(&desc, repair).expect("check runs");
-        assert_eq!(r.outcome(), Outcome::CantRepair, "repair={repair}: {r:?}");
-        assert!(r.repaired.is_empty());
-        assert_eq!(hashes(&files), before, "repair={repair} changed the disk");
-    }
+    cant_repair_untouched(&desc, &files, "");
 }
 
 #[test]
@@ -130,14 +148,7 @@ fn a_newer_descriptor_version_is_unsupported_not_rewritten_as_version_1() {
     let (desc, files) = split_disk(dir.path(), &[]);
     let text = std::fs::read_to_string(&desc).unwrap();
     std::fs::write(&desc, text.replace("version=1", "version=4")).unwrap();
-    let before = hashes(&files);
-    for repair in [false, true] {
-        assert!(
-            matches!(check_disk(&desc, repair), Err(Error::UnsupportedVersion(_))),
-            "repair={repair}"
-        );
-        assert_eq!(hashes(&files), before, "repair={repair} changed the disk");
-    }
+    refused_untouched(&desc, &files, |e| matches!(e, Error::UnsupportedVersion(_)));
 }
 
 #[test]
@@ -148,14 +159,9 @@ fn a_newer_sparse_header_version_is_unsupported_not_damaged() {
     let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
     std::os::unix::fs::FileExt::write_all_at(&f, &4u32.to_le_bytes(), 4).unwrap();
     drop(f);
-    let before = sha256(&path);
-    for repair in [false, true] {
-        assert!(
-            matches!(check_disk(&path, repair), Err(Error::UnsupportedVersion(_))),
-            "repair={repair}"
-        );
-        assert_eq!(sha256(&path), before);
-    }
+    refused_untouched(&path, std::slice::from_ref(&path), |e| {
+        matches!(e, Error::UnsupportedVersion(_))
+    });
 }
 
 #[test]
@@ -401,21 +407,7 @@ fn an_extent_line_past_the_largest_disk_is_unrepairable_not_a_crash() {
     ] {
         let dir = tempfile::tempdir().unwrap();
         let (desc, files) = split_disk(dir.path(), &[mid, "RW 2048 FLAT \"a-f003.vmdk\" 0"]);
-        let before = hashes(&files);
-        for repair in [false, true] {
-            let r = check_disk(&desc, repair).expect("check runs");
-            assert_eq!(
-                r.outcome(),
-                Outcome::CantRepair,
-                "{mid} repair={repair}: {r:?}"
-            );
-            assert!(r.repaired.is_empty());
-            assert_eq!(
-                hashes(&files),
-                before,
-                "{mid} repair={repair} changed the disk"
-            );
-        }
+        cant_repair_untouched(&desc, &files, mid);
     }
 }
 

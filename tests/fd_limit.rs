@@ -15,7 +15,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{have_qemu, sh};
+use common::{have_qemu, open_ro, open_rw, sh};
 use vixDiskLib::chain::commit::commit;
 use vixDiskLib::chain::tracking::set_change_tracking;
 use vixDiskLib::chain::{Disk, OpenOptions};
@@ -53,6 +53,15 @@ fn run_child(name: &str, nofile: u32, dir: &Path) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// Runs scenario `name` in a child under `ulimit -n nofile` in a new directory, asserts that
+/// it succeeded and printed `done_marker`, and returns the directory it left.
+fn child_scenario(name: &str, nofile: u32, done_marker: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out) = run_child(name, nofile, dir.path());
+    assert!(ok && out.contains(done_marker), "child failed:\n{out}");
+    dir
+}
+
 fn child_dir() -> Option<PathBuf> {
     std::env::var_os("FD_LIMIT_DIR").map(PathBuf::from)
 }
@@ -64,21 +73,6 @@ fn split_spec(capacity: u64) -> CreateSpec {
         adapter: Adapter::LsiLogic,
         hw_version: 7,
     }
-}
-
-fn rw(path: &Path) -> Disk {
-    Disk::open(path, OpenOptions::default()).expect("open rw")
-}
-
-fn ro(path: &Path) -> Disk {
-    Disk::open(
-        path,
-        OpenOptions {
-            read_only: true,
-            single_link: false,
-        },
-    )
-    .expect("open ro")
 }
 
 /// Writes `len` sectors of `byte` at `sector` to the disk and to the raw model.
@@ -120,7 +114,7 @@ fn child_split_disk_scenario() {
     model.set_len(capacity * 512).unwrap();
     let mut written = Vec::new();
     {
-        let d = rw(&base);
+        let d = open_rw(&base);
         let mut w = |s: u64, n: u64, b: u8| {
             put(&d, &model, s, n, b);
             written.push((s, n));
@@ -140,7 +134,7 @@ fn child_split_disk_scenario() {
         d.close().expect("close");
     }
     // Every extent read again under the limit, and the allocation query.
-    let d = ro(&base);
+    let d = open_ro(&base);
     let (_, evicted_before, _) = fd_cache::stats();
     for _ in 0..4 {
         assert_eq!(sweep(&d, LAST * E), vec![0x33; 65536]);
@@ -173,12 +167,12 @@ fn child_split_disk_scenario() {
 
     // A split child with change tracking, written in extents 2 and 511.
     let child = dir.join("child.vmdk");
-    ro(&base)
+    open_ro(&base)
         .create_child(&child, DiskKind::SplitSparse)
         .expect("create child");
     set_change_tracking(&child, true).expect("track");
     {
-        let d = rw(&child);
+        let d = open_rw(&child);
         let id = d.change_id().expect("change id");
         put(&d, &model, 2 * E, 128, 0x55);
         put(&d, &model, (EXTENTS - 1) * E + 128, 128, 0x66);
@@ -189,7 +183,7 @@ fn child_split_disk_scenario() {
     }
 
     // Eight threads read eight handles of the chain at once.
-    let handles: Vec<Disk> = (0..8).map(|_| ro(&child)).collect();
+    let handles: Vec<Disk> = (0..8).map(|_| open_ro(&child)).collect();
     let model = &model;
     std::thread::scope(|s| {
         for (t, d) in handles.iter().enumerate() {
@@ -210,7 +204,7 @@ fn child_split_disk_scenario() {
     drop(handles);
 
     // Clone the chain into a new split disk, commit the child into the base, grow, check.
-    ro(&child)
+    open_ro(&child)
         .clone_to(
             &dir.join("clone.vmdk"),
             &split_spec(capacity),
@@ -246,11 +240,17 @@ fn probe_ranges() -> Vec<(u64, u64)> {
 /// run of equal bytes. qemu-img compare would be the natural oracle, but over a 1 TiB disk of
 /// 256 files it takes half a minute; the reads take under a second.
 fn qemu_reads_match(vmdk: &Path, model: &Path) -> bool {
+    qemu_reads_match_in(vmdk, model, probe_ranges())
+}
+
+/// qemu-io (normal fd limit) reads the sector ranges `(start, sectors)` of `vmdk` as they
+/// stand in the raw `model`.
+fn qemu_reads_match_in(vmdk: &Path, model: &Path, ranges: Vec<(u64, u64)>) -> bool {
     let model = std::fs::File::open(model).unwrap();
     let model_len = model.metadata().unwrap().len();
     let mut cmd = Command::new("qemu-io");
     cmd.args(["-r", "-f", "vmdk"]);
-    for (s, n) in probe_ranges() {
+    for (s, n) in ranges {
         let mut bytes = vec![0u8; n as usize * 512];
         if s * 512 < model_len {
             model.read_exact_at(&mut bytes, s * 512).unwrap();
@@ -282,12 +282,7 @@ fn split_disk_of_256_extents_under_ulimit_64() {
     if !have_qemu() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let (ok, out) = run_child("child_split_disk_scenario", 64, dir.path());
-    assert!(
-        ok && out.contains("descriptor cache:"),
-        "child failed:\n{out}"
-    );
+    let dir = child_scenario("child_split_disk_scenario", 64, "descriptor cache:");
     let model = dir.path().join("model.raw");
     for disk in ["clone.vmdk", "base.vmdk"] {
         let vmdk = dir.path().join(disk);
@@ -318,7 +313,7 @@ fn child_deep_chain_scenario() {
     let mut leaf = dir.join("link0.vmdk");
     create(&leaf, &split_spec(N * E), &mut |_| {}).expect("create base");
     {
-        let d = rw(&leaf);
+        let d = open_rw(&leaf);
         for e in 0..N {
             put(&d, &model, e * E, 128, 1);
         }
@@ -327,10 +322,10 @@ fn child_deep_chain_scenario() {
     // Eight split children, each writing the start of a few extents.
     for k in 1..=8u64 {
         let child = dir.join(format!("link{k}.vmdk"));
-        ro(&leaf)
+        open_ro(&leaf)
             .create_child(&child, DiskKind::SplitSparse)
             .expect("create child");
-        let d = rw(&child);
+        let d = open_rw(&child);
         for j in 0..4 {
             put(
                 &d,
@@ -344,7 +339,7 @@ fn child_deep_chain_scenario() {
         leaf = child;
     }
     let check_all = |path: &Path| {
-        let d = ro(path);
+        let d = open_ro(path);
         assert_eq!(d.num_links(), 9);
         let mut buf = vec![0u8; 128 * 1024];
         let mut want = vec![0u8; 128 * 1024];
@@ -362,7 +357,7 @@ fn child_deep_chain_scenario() {
     assert!(evictions > 1000, "{evictions} evictions");
     // Commit the leaf into its parent; the parent (now with 8 links) reads the same.
     commit(&leaf, &mut |_| {}).expect("commit");
-    let d = ro(&dir.join("link7.vmdk"));
+    let d = open_ro(&dir.join("link7.vmdk"));
     let mut buf = vec![0u8; 128 * 1024];
     let mut want = vec![0u8; 128 * 1024];
     for e in 0..N {
@@ -378,42 +373,14 @@ fn depth_8_chain_of_split_children_under_ulimit_32() {
     if !have_qemu() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let (ok, out) = run_child("child_deep_chain_scenario", 32, dir.path());
-    assert!(
-        ok && out.contains("deep chain done"),
-        "child failed:\n{out}"
-    );
+    let dir = child_scenario("child_deep_chain_scenario", 32, "deep chain done");
     // qemu-img (normal limit) reads the 8-link chain left after the commit like the model.
-    let link7 = dir.path().join("link7.vmdk");
-    let model = std::fs::File::open(dir.path().join("model.raw")).unwrap();
-    let mut cmd = Command::new("qemu-io");
-    cmd.args(["-r", "-f", "vmdk"]);
-    for e in 0..64u64 {
-        let mut bytes = vec![0u8; 256 * 512];
-        model.read_exact_at(&mut bytes, e * E * 512).unwrap();
-        let mut at = 0;
-        while at < bytes.len() {
-            let b = bytes[at];
-            let mut end = at + 512;
-            while end < bytes.len() && bytes[end] == b {
-                end += 512;
-            }
-            cmd.arg("-c").arg(format!(
-                "read -P {b} {} {}",
-                e * E * 512 + at as u64,
-                end - at
-            ));
-            at = end;
-        }
-    }
-    let out = cmd.arg(&link7).output().expect("qemu-io");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && !text.contains("failed"),
-        "{}",
-        &text[..text.len().min(4000)]
-    );
+    let ranges = (0..64u64).map(|e| (e * E, 256)).collect();
+    assert!(qemu_reads_match_in(
+        &dir.path().join("link7.vmdk"),
+        &dir.path().join("model.raw"),
+        ranges
+    ));
 }
 
 /// Opens the disk for writing and sweeps it until thousands of descriptors were evicted,
@@ -422,7 +389,7 @@ fn depth_8_chain_of_split_children_under_ulimit_32() {
 #[ignore = "started by second_writer_is_refused_after_thousands_of_evictions"]
 fn child_holds_the_disk() {
     let Some(dir) = child_dir() else { return };
-    let d = rw(&dir.join("disk.vmdk"));
+    let d = open_rw(&dir.join("disk.vmdk"));
     let give_up = std::time::Instant::now() + std::time::Duration::from_secs(120);
     let (_, before, _) = fd_cache::stats();
     while fd_cache::stats().1 - before < 3000 {
@@ -443,7 +410,7 @@ fn second_writer_is_refused_after_thousands_of_evictions() {
     create(&disk, &split_spec(64 * E), &mut |_| {}).expect("create");
     {
         // Data in every extent, so every sweep of the holder reads every file.
-        let d = rw(&disk);
+        let d = open_rw(&disk);
         for e in 0..64 {
             d.write(e * E, &[1u8; 65536]).unwrap();
         }
@@ -483,7 +450,7 @@ fn second_writer_is_refused_after_thousands_of_evictions() {
     std::fs::write(dir.path().join("done"), b"").unwrap();
     assert!(holder.wait().unwrap().success());
     // Released with the holder: opens work again.
-    rw(&disk).close().unwrap();
+    open_rw(&disk).close().unwrap();
 }
 
 #[test]
@@ -494,13 +461,13 @@ fn replaced_or_vanished_extent_fails_the_io_on_reopen() {
     let disk = dir.path().join("disk.vmdk");
     create(&disk, &split_spec(16 * E), &mut |_| {}).expect("create");
     {
-        let d = rw(&disk);
+        let d = open_rw(&disk);
         d.write(0, &vec![0xaa; 65536]).unwrap();
         d.write(3 * E, &vec![0xbb; 65536]).unwrap();
         d.close().unwrap();
     }
     let extent = |n: u32| dir.path().join(format!("disk-s{n:03}.vmdk"));
-    let d = ro(&disk);
+    let d = open_ro(&disk);
     let mut buf = vec![0u8; 65536];
     d.read(0, &mut buf).unwrap();
     // Replace extent 1 by a copy (same bytes, another inode) and remove extent 4.
@@ -512,7 +479,7 @@ fn replaced_or_vanished_extent_fails_the_io_on_reopen() {
         .map(|i| {
             let p = dir.path().join(format!("filler{i}.vmdk"));
             create(&p, &split_spec(E), &mut |_| {}).unwrap();
-            ro(&p)
+            open_ro(&p)
         })
         .collect();
     for f in &fillers {

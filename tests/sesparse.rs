@@ -7,7 +7,10 @@ mod common;
 
 use std::path::Path;
 
-use common::{SeGrain, open_ro, open_rw, p, read_all, sesparse_descriptor, sh, write_sesparse};
+use common::{
+    SeGrain, open_ro, open_rw, open_single, p, qemu_raw, read_all, sesparse_descriptor,
+    write_sesparse,
+};
 use vixDiskLib::chain::{Disk, OpenOptions};
 use vixDiskLib::error::Error;
 use vixDiskLib::ffi::codes::{VIX_E_DISK_NEEDSREPAIR, VIX_E_NOT_SUPPORTED};
@@ -112,31 +115,9 @@ fn snapshot_over_vmfs(dir: &Path) -> Vec<u8> {
     model
 }
 
-/// qemu-img's raw reading of `vmdk`.
-fn qemu_raw(vmdk: &Path) -> Option<Vec<u8>> {
-    if !common::have_qemu() {
-        return None;
-    }
-    let raw = vmdk.with_extension("qemu.raw");
-    let (code, out) = sh(&format!(
-        "qemu-img convert -O raw '{}' '{}'",
-        vmdk.display(),
-        raw.display()
-    ));
-    assert_eq!(code, 0, "qemu-img convert: {out}");
-    Some(std::fs::read(&raw).unwrap())
-}
-
 /// The grains (as sector runs) the named link answers for, merged.
 fn own_allocation(path: &Path) -> Vec<(u64, u64)> {
-    let d = Disk::open(
-        path,
-        OpenOptions {
-            read_only: true,
-            single_link: true,
-        },
-    )
-    .unwrap();
+    let d = open_single(path, false);
     d.allocated_chunks(0, d.capacity(), 128).unwrap()
 }
 

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{have_qemu, sh, sha256};
+use common::{have_qemu, open_single, qemu_raw, read_all, sh, sha256, xorshift_rng};
 use vixDiskLib::error::Error;
 use vixDiskLib::vmdk::check::{CheckReport, Outcome, ProblemKind, SalvageCounts, check_disk};
 use vixDiskLib::vmdk::create::{CreateSpec, DiskKind, base_ddb, new_descriptor};
@@ -21,21 +21,10 @@ use vixDiskLib::vmdk::stream_writer::write_stream_optimized;
 const GRAIN: usize = 65536;
 const GRAIN_SECTORS: u64 = 128;
 
-/// xorshift64: deterministic filler.
-fn rng(seed: u64) -> impl FnMut() -> u64 {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    }
-}
-
 /// Source content: every third grain empty, the others half random (so grains compress to
 /// different sizes), half a repeated byte.
 fn content(bytes: usize, seed: u64) -> Vec<u8> {
-    let mut r = rng(seed);
+    let mut r = xorshift_rng(seed);
     let mut v = vec![0u8; bytes];
     for (g, grain) in v.chunks_mut(GRAIN).enumerate() {
         if g % 3 == 1 {
@@ -152,19 +141,6 @@ fn qemu_check_ok(path: &Path) {
     assert_eq!(code, 0, "qemu-img check {}: {out}", path.display());
 }
 
-fn qemu_raw(path: &Path) -> Vec<u8> {
-    let raw = path.with_extension("out.raw");
-    let (code, out) = sh(&format!(
-        "qemu-img convert -f vmdk -O raw '{}' '{}'",
-        path.display(),
-        raw.display()
-    ));
-    assert_eq!(code, 0, "{out}");
-    let v = std::fs::read(&raw).unwrap();
-    std::fs::remove_file(&raw).unwrap();
-    v
-}
-
 /// What salvaging `whole` cut at `cut` bytes must give: the content (complete grains from
 /// `raw`, zeros elsewhere) and the counts. `tables_survive`: the stream's tables sit before
 /// its grains (qemu's layout), so every grain after the cut is known to be lost; otherwise
@@ -237,7 +213,10 @@ fn sweep(dir: &Path, name: &str, whole: &[u8], raw: &[u8], cuts: &[u64], tables_
             "{name} cut {cut}"
         );
         qemu_check_ok(&path);
-        assert!(qemu_raw(&path) == want, "{name} cut {cut}: content differs");
+        assert!(
+            qemu_raw(&path).expect("qemu-img") == want,
+            "{name} cut {cut}: content differs"
+        );
         std::fs::remove_file(&path).unwrap();
     }
 }
@@ -247,7 +226,7 @@ fn cuts(whole: &[u8], seed: u64, tail_edges: bool) -> Vec<u64> {
     let grains = walk(whole);
     let len = whole.len() as u64;
     let first = grains[0].start;
-    let mut r = rng(seed);
+    let mut r = xorshift_rng(seed);
     let mut v: Vec<u64> = (0..10).map(|_| first + r() % (len - first)).collect();
     let g = grains[grains.len() / 2];
     v.extend([
@@ -310,7 +289,7 @@ fn our_streams_with_tables_between_spans_are_salvaged_wherever_cut() {
     // Around the first grain of the second span: its table is just before it.
     let second = grains.iter().find(|g| g.lba >= 32 * 2048).unwrap().start;
     let mut at = vec![second - 2048, second - 1500, second - 1, second + 700];
-    let mut r = rng(4);
+    let mut r = xorshift_rng(4);
     let first = grains[0].start;
     at.extend((0..2).map(|_| first + r() % (whole.len() as u64 - first)));
     at.sort_unstable();
@@ -474,7 +453,7 @@ fn corpus_streams_check_clean_and_the_truncated_ovftool_stream_is_salvaged() {
     assert_eq!(r.outcome(), Outcome::Repaired, "{:?}", r.problems);
     assert_eq!(r.salvage, Some(counts));
     qemu_check_ok(&path);
-    let got = qemu_raw(&path);
+    let got = qemu_raw(&path).expect("qemu-img");
     // Every complete grain of the original, inflated by this test, reads back as it was.
     let mut complete = 0;
     for g in walk_prefix(&whole) {
@@ -527,7 +506,7 @@ fn salvage_killed_at_any_moment_leaves_the_original_or_the_salvaged_stream() {
     let salvaged = sha256(&path);
     assert_ne!(original, salvaged);
     qemu_check_ok(&path);
-    let mut r = rng(9);
+    let mut r = xorshift_rng(9);
     let mut seen = (0, 0);
     for _ in 0..10 {
         std::fs::write(&path, cut).unwrap();
@@ -625,7 +604,7 @@ fn random_damage_to_a_stream_never_panics_and_never_half_repairs() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(23);
-    let mut r = rng(seed);
+    let mut r = xorshift_rng(seed);
     let mut tally: BTreeMap<String, u32> = BTreeMap::new();
     let mut qemu_checked = 0;
     for round in 0..160 {
@@ -785,18 +764,7 @@ fn grains_appended_after_the_last_flush_are_a_note_and_repair_keeps_them() {
 }
 
 fn read_disk(path: &Path) -> Vec<u8> {
-    use vixDiskLib::chain::{Disk, OpenOptions};
-    let d = Disk::open(
-        path,
-        OpenOptions {
-            read_only: true,
-            single_link: true,
-        },
-    )
-    .unwrap();
-    let mut buf = vec![0u8; d.capacity() as usize * 512];
-    d.read(0, &mut buf).unwrap();
-    buf
+    read_all(&open_single(path, false))
 }
 
 #[test]

@@ -16,7 +16,7 @@ mod common;
 use std::io::Write;
 use std::path::Path;
 
-use common::{have_qemu, open_ro, open_rw, p, read_all, sh};
+use common::{have_qemu, open_ro, open_rw, p, qemu_raw, read_all};
 use vixDiskLib::chain::{Disk, OpenOptions};
 use vixDiskLib::ffi::codes::VIX_E_DISK_INVALIDDISK;
 use vixDiskLib::ffi::errors::to_vix;
@@ -167,21 +167,6 @@ fn vmware_split_extent(capacity: u64, grains: &[(u64, u8)]) -> Vec<u8> {
         }
     }
     f
-}
-
-/// qemu-img's raw reading of `path`.
-fn qemu_raw(path: &Path) -> Option<Vec<u8>> {
-    if !have_qemu() {
-        return None;
-    }
-    let raw = path.with_extension("qemu-raw");
-    let (code, out) = sh(&format!(
-        "qemu-img convert -f vmdk -O raw '{}' '{}'",
-        path.display(),
-        raw.display()
-    ));
-    assert_eq!(code, 0, "qemu-img convert {}: {out}", path.display());
-    Some(std::fs::read(&raw).unwrap())
 }
 
 /// Reads `path` with the library and qemu-img; both must equal `expected`, and the link must

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-const SOURCE_MIB: usize = 96;
+/// Large enough that no command finishes between the target appearing and the signal, even on a
+/// loaded machine (at 96 MiB a busy CI core could miss the window).
+const SOURCE_MIB: usize = 256;
 
 fn entries(dir: &Path) -> BTreeSet<PathBuf> {
     std::fs::read_dir(dir)
@@ -131,7 +133,7 @@ fn sigterm_during_commit_finishes_the_commit() {
     let (raw, base) = full_source(d.path(), SOURCE_MIB);
     let child = d.path().join("child.vmdk");
     ok(&["child", s(&base), s(&child)]);
-    // New data in the child over the whole disk, so the commit has 96 MiB to move.
+    // New data in the child over the whole disk, so the commit has SOURCE_MIB MiB to move.
     let pattern: Vec<u8> = (0..1 << 20).map(|i| (i % 241 + 7) as u8).collect();
     let expected = d.path().join("expected.raw");
     std::fs::write(&expected, pattern.repeat(SOURCE_MIB)).unwrap();

@@ -2,6 +2,7 @@
 //! expected content, and the qemu-img/qemu-io oracles.
 #![allow(dead_code)]
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -359,4 +360,63 @@ pub fn sesparse_descriptor(capacity: u64, extent: &str, parent: Option<(&str, u3
     format!(
         "# Disk DescriptorFile\nversion=1\nencoding=\"UTF-8\"\nCID=5a5e5e01\nparentCID={pcid}\ncreateType=\"seSparse\"\n{hint}\n# Extent description\nRW {capacity} SESPARSE \"{extent}\"\n\n# The Disk Data Base\n#DDB\n\nddb.adapterType = \"lsilogic\"\nddb.virtualHWVersion = \"14\"\nddb.grain = \"8\"\nddb.longContentID = \"0c8c8a5b1a7e0e7c5a5e5e01ffffffff\"\n"
     )
+}
+
+/// Change tracking granularity, in bytes: answers are checked grain by grain.
+pub const CHANGE_GRAIN: usize = 64 << 10;
+
+/// The 64 KiB grains that changed-area runs `(sector, sectors)` touch.
+pub fn grains_of(runs: &[(u64, u64)]) -> BTreeSet<u64> {
+    runs.iter()
+        .flat_map(|&(s, n)| (s / 128)..(s + n).div_ceil(128))
+        .collect()
+}
+
+/// The 64 KiB grains in which two contents differ.
+pub fn differing(a: &[u8], b: &[u8]) -> BTreeSet<u64> {
+    a.chunks(CHANGE_GRAIN)
+        .zip(b.chunks(CHANGE_GRAIN))
+        .enumerate()
+        .filter(|(_, (x, y))| x != y)
+        .map(|(i, _)| i as u64)
+        .collect()
+}
+
+/// Polls for `path` up to 2000 times, `step_ms` apart (a child process creates it once it has
+/// started); the caller asserts on `path.exists()` where it matters.
+pub fn wait_for_file(path: &Path, step_ms: u64) {
+    for _ in 0..2000 {
+        if path.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(step_ms));
+    }
+}
+
+/// qemu-img's raw reading of `vmdk` (its oracle for content), or None where qemu-img is absent.
+pub fn qemu_raw(vmdk: &Path) -> Option<Vec<u8>> {
+    if !have_qemu() {
+        return None;
+    }
+    let raw = vmdk.with_extension("qemu.raw");
+    let (code, out) = sh(&format!(
+        "qemu-img convert -f vmdk -O raw '{}' '{}'",
+        vmdk.display(),
+        raw.display()
+    ));
+    assert_eq!(code, 0, "qemu-img convert {}: {out}", vmdk.display());
+    let v = std::fs::read(&raw).unwrap();
+    std::fs::remove_file(&raw).unwrap();
+    Some(v)
+}
+
+/// xorshift64 seeded from `seed`: deterministic filler, the same for the same seed.
+pub fn xorshift_rng(seed: u64) -> impl FnMut() -> u64 {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
 }
