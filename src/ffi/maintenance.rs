@@ -9,14 +9,9 @@ use super::handles::{DISKS, local_connection, writable_connection};
 use super::library::require_init;
 use super::progress::progress_reporter;
 use super::types::*;
-use crate::Connection;
-use crate::chain::{Disk, OpenOptions};
 use crate::log;
-use crate::vmdk::create::{CreateSpec, DiskKind};
-
-fn worker_threads() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
-}
+use crate::vmdk::create::DiskKind;
+use crate::{Connection, CreateOptions};
 
 /// Copies the flattened content of the chain at `srcPath` into a new disk at `dstPath` of the
 /// type, adapter and hardware version in `vixCreateParams` (its capacity is taken from the
@@ -40,21 +35,14 @@ pub extern "C" fn VixDiskLib_Clone(
         let dst = path_arg(dstPath, "dstPath")?;
         let src = path_arg(srcPath, "srcPath")?;
         let (disk_type, adapter_type, hw, _) = create_params(vixCreateParams)?;
-        let spec = CreateSpec {
+        let spec = CreateOptions {
             kind: disk_kind(disk_type)?,
             capacity: 0,
             adapter: adapter_from_c(adapter_type)?,
             hw_version: hw,
         };
-        let source = Disk::open(
-            &src,
-            OpenOptions {
-                read_only: true,
-                single_link: false,
-            },
-        )?;
         let mut progress = progress_reporter(progressFunc, progressCallbackData);
-        source.clone_to(&dst, &spec, overWrite != 0, worker_threads(), &mut progress)?;
+        Connection::local().clone_disk(&src, &dst, &spec, overWrite != 0, &mut progress)?;
         log::info(format!(
             "cloned {} to {} ({:?})",
             src.display(),
