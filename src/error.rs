@@ -7,6 +7,12 @@ use std::path::{Path, PathBuf};
 ///
 /// Variants are nouns describing the failure; each carries the detail that goes into the log
 /// line, while the C caller only sees the mapped VixError code.
+///
+/// ```
+/// let err = vixDiskLib::Error::InvalidArg("capacity is 0".into());
+/// assert_eq!(err.to_string(), "invalid argument: capacity is 0");
+/// assert_eq!(err.kind(), vixDiskLib::ErrorKind::InvalidArg);
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An operating-system I/O error on a named file.

@@ -9,6 +9,12 @@ use crate::error::Error;
 macro_rules! kinds {
     ($($(#[$doc:meta])* $kind:ident = $code:literal, $name:literal;)*) => {
         /// The kinds of failure the engine reports, one per VixError code it uses.
+        ///
+        /// ```
+        /// use vixDiskLib::ErrorKind;
+        /// assert_eq!(ErrorKind::FileNotFound.code(), 4);
+        /// assert!(ErrorKind::ALL.contains(&ErrorKind::InvalidArg));
+        /// ```
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum ErrorKind {
             $($(#[$doc])* $kind,)*
@@ -16,9 +22,17 @@ macro_rules! kinds {
 
         impl ErrorKind {
             /// Every kind.
+            ///
+            /// ```
+            /// assert!(vixDiskLib::ErrorKind::ALL.len() > 10);
+            /// ```
             pub const ALL: &'static [ErrorKind] = &[$(ErrorKind::$kind,)*];
 
             /// The VixError code (values as VMware's header).
+            ///
+            /// ```
+            /// assert_eq!(vixDiskLib::ErrorKind::InvalidArg.code(), 3);
+            /// ```
             pub fn code(self) -> u64 {
                 match self {
                     $(ErrorKind::$kind => $code,)*
@@ -26,6 +40,10 @@ macro_rules! kinds {
             }
 
             /// The code's constant name, e.g. `VIX_E_FILE_NOT_FOUND`.
+            ///
+            /// ```
+            /// assert_eq!(vixDiskLib::ErrorKind::FileNotFound.name(), "VIX_E_FILE_NOT_FOUND");
+            /// ```
             pub fn name(self) -> &'static str {
                 match self {
                     $(ErrorKind::$kind => $name,)*
@@ -106,6 +124,17 @@ kinds! {
 
 impl Error {
     /// What kind of failure this is (the VixError a VDDK client expects for it).
+    ///
+    /// ```
+    /// # use vixDiskLib::{Connection, ErrorKind};
+    /// # let dir = tempfile::tempdir()?;
+    /// let err = Connection::local()
+    ///     .open(dir.path().join("missing.vmdk"), &Default::default())
+    ///     .err().unwrap();
+    /// assert_eq!(err.kind(), ErrorKind::FileNotFound);
+    /// assert_eq!(err.kind().name(), "VIX_E_FILE_NOT_FOUND");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Io { source, .. } => io_kind(source),

@@ -3,6 +3,11 @@
 use std::sync::RwLock;
 
 /// Severity of a message, ordered like VDDK's `vixDiskLib.transport.LogLevel` (0 panic … 6 trivia).
+///
+/// ```
+/// use vixDiskLib::LogLevel;
+/// assert!(LogLevel::Warning < LogLevel::Info && LogLevel::Info < LogLevel::Verbose);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
     /// Something failed; the caller will get an error.

@@ -8,6 +8,8 @@
 //! - src/vmdk/ uses `crate::chain` or `crate::ffi`, or src/chain/ uses `crate::ffi`;
 //! - anything outside src/ffi/ uses `ffi` (the C ABI is a front end, not a library): the engine
 //!   in src/, the CLI (cli/src/) and the fuzz targets (fuzz/, tests/support/fuzz_harness.rs);
+//! - the CLI (cli/src/) names anything of the crate but the facade its root re-exports (an
+//!   engine module declared in src/lib.rs);
 //! - a module of src/vmdk/ uses one of a higher layer in `VMDK_LAYERS`, or is missing from it;
 //! - `unsafe` appears outside src/ffi/ (the C ABI) and src/remote/sys/ (libnbd and the system
 //!   calls of the NBD client): the rest of the engine is safe Rust.
@@ -125,18 +127,17 @@ const FRONT_ENDS: &[&str] = &[
     "tests/support/fuzz_harness.rs",
 ];
 
-/// How often a source names the crate's `ffi` module: `vixDiskLib::ffi` in a path or `use`, or
-/// `ffi` at the top of a `use vixDiskLib::{..}` group.
-fn ffi_uses(toks: &[Tok]) -> usize {
+/// The names a source takes from the crate's root: `X` of every `vixDiskLib::X` path or
+/// `use`, and the top-level items of every `use vixDiskLib::{..}` group.
+fn crate_items(toks: &[Tok]) -> Vec<String> {
     let krate = Tok::Ident("vixDiskLib".into());
-    let ffi = Tok::Ident("ffi".into());
-    let mut n = 0;
+    let mut out = Vec::new();
     for (i, w) in toks.windows(3).enumerate() {
         if w[0] != krate || w[1] != Tok::Sep {
             continue;
         }
-        if w[2] == ffi {
-            n += 1;
+        if let Tok::Ident(name) = &w[2] {
+            out.push(name.clone());
         } else if w[2] == Tok::Punct('{') {
             // Top-level items of the group: after its `{` or a `,` at depth 1.
             let mut depth = 0;
@@ -149,10 +150,10 @@ fn ffi_uses(toks: &[Tok]) -> usize {
                             break;
                         }
                     }
-                    _ if *t == ffi && depth == 1 => {
+                    Tok::Ident(name) if depth == 1 => {
                         let before = &toks[i + 2 + j - 1];
                         if matches!(before, Tok::Punct('{') | Tok::Punct(',')) {
-                            n += 1;
+                            out.push(name.clone());
                         }
                     }
                     _ => {}
@@ -160,7 +161,71 @@ fn ffi_uses(toks: &[Tok]) -> usize {
             }
         }
     }
-    n
+    out
+}
+
+/// How often a source names the crate's `ffi` module.
+fn ffi_uses(toks: &[Tok]) -> usize {
+    crate_items(toks).iter().filter(|n| *n == "ffi").count()
+}
+
+/// The engine's modules: every `mod` declared in src/lib.rs except the facade's (`api`, whose
+/// items the crate root re-exports).
+fn engine_modules(root: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(root.join("src/lib.rs")).expect("readable lib.rs");
+    let toks = lex(&text);
+    toks.windows(2)
+        .filter_map(|w| match (&w[0], &w[1]) {
+            (Tok::Ident(m), Tok::Ident(name)) if m == "mod" && name != "api" => Some(name.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Front ends held to the facade: they may name only what the crate root re-exports. The
+/// fuzz targets are not among them: they feed bytes to the on-disk parsers themselves
+/// (header, descriptor, grain tables), which the facade rightly does not expose.
+const FACADE_ONLY: &[&str] = &["cli/src"];
+
+#[test]
+fn the_cli_uses_only_the_facade() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let modules = engine_modules(root);
+    for m in ["vmdk", "chain", "ffi", "remote", "backend", "error", "log"] {
+        assert!(modules.iter().any(|x| x == m), "lib.rs declares no `{m}`");
+    }
+    let mut found = Vec::new();
+    for front_end in FACADE_ONLY {
+        let mut files = Vec::new();
+        collect_rs(&root.join(front_end), &mut files);
+        assert!(!files.is_empty(), "no sources under {front_end}");
+        for file in files {
+            let text = std::fs::read_to_string(&file).expect("readable source");
+            for name in crate_items(&lex(&text)) {
+                if modules.contains(&name) {
+                    found.push(format!(
+                        "{} uses vixDiskLib::{name}: front ends use only the facade at the crate root",
+                        file.strip_prefix(root).unwrap_or(&file).display()
+                    ));
+                }
+            }
+        }
+    }
+    // Guards the guard: the scan must see what it looks for.
+    let seen = |text: &str| {
+        crate_items(&lex(text))
+            .into_iter()
+            .filter(|n| modules.contains(n))
+            .count()
+    };
+    assert_eq!(seen("use vixDiskLib::vmdk::create::DiskKind;"), 1);
+    assert_eq!(seen("use vixDiskLib::{Disk, chain::files};"), 1);
+    assert_eq!(seen("let k = vixDiskLib::error::Error::OutOfMemory;"), 1);
+    assert_eq!(
+        seen("use vixDiskLib::{Disk, DiskKind};\n// vixDiskLib::vmdk"),
+        0
+    );
+    assert!(found.is_empty(), "{}", found.join("\n"));
 }
 
 #[test]

@@ -199,7 +199,7 @@ pub struct ForceShare {
 /// A `--changed-since` value: `*`, or a change id as `vixdisk changeid` prints it
 /// ("UUID/number"). Anything else is bad usage (exit 2) before any disk is opened.
 fn parse_change_id(text: &str) -> Result<String, String> {
-    if text == "*" || vixDiskLib::vmdk::track::ChangeId::parse(text).is_some() {
+    if vixDiskLib::ChangeId::parse(text).is_some() {
         Ok(text.to_string())
     } else {
         Err(format!(

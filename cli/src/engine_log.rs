@@ -4,14 +4,14 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use vixDiskLib::log::{self, Level};
+use vixDiskLib::{LogLevel as Level, set_log_sink};
 
 static MUTED: AtomicBool = AtomicBool::new(false);
 
 /// Sends the engine's log lines to stderr (once, at start-up).
 pub fn install(verbose: bool) {
     let level = if verbose { Level::Info } else { Level::Warning };
-    log::configure(
+    set_log_sink(
         Some(Box::new(|level, msg| {
             if level == Level::Warning && MUTED.load(Ordering::SeqCst) {
                 return;

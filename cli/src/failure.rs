@@ -4,7 +4,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use vixDiskLib::error::Error;
+use vixDiskLib::Error;
 
 /// Exit code: the operation failed (the VixError is printed).
 pub const EXIT_FAILED: u8 = 1;
@@ -98,7 +98,7 @@ pub trait OnFile<T> {
     fn on(self, file: &Path) -> CmdResult<T>;
 }
 
-impl<T> OnFile<T> for vixDiskLib::error::Result<T> {
+impl<T> OnFile<T> for vixDiskLib::Result<T> {
     fn on(self, file: &Path) -> CmdResult<T> {
         self.map_err(|error| Failure::Engine {
             file: file.to_path_buf(),

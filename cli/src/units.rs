@@ -3,8 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use vixDiskLib::vmdk::create::DiskKind;
-use vixDiskLib::vmdk::geometry::Adapter as EngineAdapter;
+use vixDiskLib::Adapter as EngineAdapter;
+use vixDiskLib::DiskKind;
 
 /// Bytes per sector.
 pub const SECTOR: u64 = 512;

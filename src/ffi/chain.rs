@@ -9,7 +9,7 @@ use super::handles::{DISKS, retire, writable_connection};
 use super::library::require_init;
 use super::progress::progress_reporter;
 use super::types::*;
-use crate::chain::files;
+use crate::Connection;
 use crate::error::{Error, Result};
 use crate::log;
 
@@ -118,7 +118,7 @@ pub extern "C" fn VixDiskLib_Unlink(
         require_init()?;
         writable_connection(connection as usize, "Unlink")?;
         let path = path_arg(path, "path")?;
-        files::unlink(&path)
+        Connection::local().unlink(&path)
     })
 }
 
@@ -133,6 +133,6 @@ pub extern "C" fn VixDiskLib_Rename(
         require_init()?;
         let src = path_arg(srcFileName, "srcFileName")?;
         let dst = path_arg(dstFileName, "dstFileName")?;
-        files::rename(&src, &dst)
+        Connection::local().rename(&src, &dst)
     })
 }

@@ -14,11 +14,12 @@ use super::handles::{self, DISKS, DiskHandle, Pending, take_retired, writable_co
 use super::library::{remote_settings, require_init, scratch_dir};
 use super::progress::progress_reporter;
 use super::types::*;
+use crate::CreateOptions;
 use crate::chain::{Disk, OpenOptions};
 use crate::error::{Error, Result};
 use crate::log;
 use crate::remote::disk::{NbdDisk, NbdOpen};
-use crate::vmdk::create::{CreateSpec, DiskKind, create};
+use crate::vmdk::create::DiskKind;
 use crate::vmdk::geometry::{Adapter, Geometry};
 
 /// Maps a C disk type to the engine's.
@@ -125,13 +126,13 @@ pub extern "C" fn VixDiskLib_Create(
         let (disk_type, adapter_type, hw, capacity) = create_params(createParams)?;
         let (logical, physical) = requested_sector_sizes(createParams);
         warn_about_sector_sizes(logical, physical);
-        let spec = CreateSpec {
+        let spec = CreateOptions {
             kind: disk_kind(disk_type)?,
             capacity,
             adapter: adapter_from_c(adapter_type)?,
             hw_version: hw,
         };
-        create(
+        crate::Connection::local().create(
             &path,
             &spec,
             &mut progress_reporter(progressFunc, progressCallbackData),

@@ -12,8 +12,7 @@ use super::progress::progress_reporter;
 use super::types::{
     Bool, VixDiskLibConnection, VixDiskLibHandle, VixDiskLibProgressFunc, VixError,
 };
-use crate::chain::commit::commit;
-use crate::chain::tracking::set_change_tracking;
+use crate::Connection;
 use crate::log;
 
 /// Open flag for `VixDiskLib_Open`: a nonpersistent open. The handle is writable, but every
@@ -49,7 +48,7 @@ pub extern "C" fn VixDiskLibExt_Commit(
         require_init()?;
         writable_connection(connection as usize, "Commit")?;
         let path = path_arg(childPath, "childPath")?;
-        commit(
+        Connection::local().commit(
             &path,
             &mut progress_reporter(progressFunc, progressCallbackData),
         )?;
@@ -74,7 +73,7 @@ pub extern "C" fn VixDiskLibExt_SetChangeTracking(
         require_init()?;
         writable_connection(connection as usize, "SetChangeTracking")?;
         let path = path_arg(path, "path")?;
-        set_change_tracking(&path, enable != 0)
+        Connection::local().set_change_tracking(&path, enable != 0)
     })
 }
 

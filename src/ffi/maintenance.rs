@@ -9,16 +9,9 @@ use super::handles::{DISKS, local_connection, writable_connection};
 use super::library::require_init;
 use super::progress::progress_reporter;
 use super::types::*;
-use crate::chain::{Disk, OpenOptions};
-use crate::error::Error;
 use crate::log;
-use crate::vmdk::check::{Outcome, check_disk};
-use crate::vmdk::create::{CreateSpec, DiskKind};
-use crate::vmdk::grow::grow;
-
-fn worker_threads() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
-}
+use crate::vmdk::create::DiskKind;
+use crate::{Connection, CreateOptions};
 
 /// Copies the flattened content of the chain at `srcPath` into a new disk at `dstPath` of the
 /// type, adapter and hardware version in `vixCreateParams` (its capacity is taken from the
@@ -42,21 +35,14 @@ pub extern "C" fn VixDiskLib_Clone(
         let dst = path_arg(dstPath, "dstPath")?;
         let src = path_arg(srcPath, "srcPath")?;
         let (disk_type, adapter_type, hw, _) = create_params(vixCreateParams)?;
-        let spec = CreateSpec {
+        let spec = CreateOptions {
             kind: disk_kind(disk_type)?,
             capacity: 0,
             adapter: adapter_from_c(adapter_type)?,
             hw_version: hw,
         };
-        let source = Disk::open(
-            &src,
-            OpenOptions {
-                read_only: true,
-                single_link: false,
-            },
-        )?;
         let mut progress = progress_reporter(progressFunc, progressCallbackData);
-        source.clone_to(&dst, &spec, overWrite != 0, worker_threads(), &mut progress)?;
+        Connection::local().clone_disk(&src, &dst, &spec, overWrite != 0, &mut progress)?;
         log::info(format!(
             "cloned {} to {} ({:?})",
             src.display(),
@@ -110,11 +96,7 @@ pub extern "C" fn VixDiskLib_Grow(
         writable_connection(connection as usize, "Grow")?;
         let path = path_arg(path, "path")?;
         let mut progress = progress_reporter(progressFunc, progressCallbackData);
-        progress(0);
-        grow(&path, capacity, updateGeometry != 0)?;
-        crate::chain::tracking::grow_history(&path)?;
-        progress(100);
-        Ok(())
+        Connection::local().grow(&path, capacity, updateGeometry != 0, &mut progress)
     })
 }
 
@@ -181,14 +163,7 @@ pub extern "C" fn VixDiskLib_CheckRepair(
             local_connection(connection as usize, "CheckRepair")?;
         }
         let path = path_arg(filename, "filename")?;
-        let report = check_disk(&path, repair != 0)?;
-        // check_disk has logged every problem and every repair it made.
-        let summary = || format!("{}: {} problem(s)", path.display(), report.problems.len());
-        match report.outcome() {
-            Outcome::Clean | Outcome::Repaired => Ok(()),
-            Outcome::NeedsRepair => Err(Error::Corrupt(summary())),
-            Outcome::CantRepair => Err(Error::Unrepairable(summary())),
-            Outcome::Invalid => Err(Error::InvalidDisk(summary())),
-        }
+        // The check logs every problem and every repair it made.
+        Connection::local().check(&path, repair != 0)
     })
 }

@@ -16,6 +16,12 @@ use super::sparse::write_new_extent;
 use crate::error::{Error, Result};
 
 /// The disk layouts VixDiskLib can ask for.
+///
+/// ```
+/// use vixDiskLib::{CreateOptions, DiskKind};
+/// let opts = CreateOptions::new(DiskKind::SplitSparse, 1 << 20);
+/// assert_eq!(opts.kind, DiskKind::SplitSparse);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DiskKind {
     /// One sparse file with an embedded descriptor.

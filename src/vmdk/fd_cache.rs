@@ -80,7 +80,7 @@ pub fn default_limit() -> usize {
     *DEFAULT
 }
 
-/// The soft "Max open files" of a /proc/<pid>/limits text ("unlimited" counts as 1 << 20).
+/// The soft "Max open files" of a `/proc/<pid>/limits` text ("unlimited" counts as 1 << 20).
 fn soft_nofile(limits: &str) -> Option<usize> {
     let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
     let soft = line["Max open files".len()..].split_whitespace().next()?;

@@ -1,6 +1,12 @@
 //! Disk geometry and adapter names: how a new disk's CHS values are derived from its capacity.
 
 /// Virtual controller a disk is attached to (stored as `ddb.adapterType`).
+///
+/// ```
+/// let opts = vixDiskLib::CreateOptions { adapter: vixDiskLib::Adapter::Ide,
+///     ..vixDiskLib::CreateOptions::new(vixDiskLib::DiskKind::MonolithicSparse, 2048) };
+/// assert_eq!(opts.adapter.ddb_name(), "ide");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Adapter {
     /// IDE.
@@ -15,6 +21,10 @@ pub enum Adapter {
 
 impl Adapter {
     /// The DDB spelling.
+    ///
+    /// ```
+    /// assert_eq!(vixDiskLib::Adapter::LsiLogic.ddb_name(), "lsilogic");
+    /// ```
     pub fn ddb_name(self) -> &'static str {
         match self {
             Adapter::Ide => "ide",
@@ -25,6 +35,12 @@ impl Adapter {
     }
 
     /// Parses a DDB value (case-insensitive).
+    ///
+    /// ```
+    /// use vixDiskLib::Adapter;
+    /// assert_eq!(Adapter::from_ddb("BusLogic"), Some(Adapter::BusLogic));
+    /// assert_eq!(Adapter::from_ddb("floppy"), None);
+    /// ```
     pub fn from_ddb(v: &str) -> Option<Adapter> {
         Some(match v.to_ascii_lowercase().as_str() {
             "ide" => Adapter::Ide,
@@ -37,6 +53,12 @@ impl Adapter {
 }
 
 /// Cylinders/heads/sectors.
+///
+/// ```
+/// use vixDiskLib::{Adapter, Geometry};
+/// let g = Geometry::for_capacity(2048, Adapter::Ide);
+/// assert_eq!((g.heads, g.sectors), (16, 63));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Geometry {
     /// Cylinders.
@@ -50,6 +72,11 @@ pub struct Geometry {
 impl Geometry {
     /// The geometry VMware products give a new disk: IDE uses 16 heads × 63 sectors with at
     /// most 16383 cylinders; SCSI uses 64×32 below 1 GiB, 128×32 below 2 GiB, else 255×63.
+    ///
+    /// ```
+    /// let g = vixDiskLib::Geometry::for_capacity(1 << 21, vixDiskLib::Adapter::LsiLogic);
+    /// assert_eq!((g.heads, g.sectors), (128, 32));
+    /// ```
     pub fn for_capacity(capacity: u64, adapter: Adapter) -> Geometry {
         let (heads, sectors, max_cyl) = match adapter {
             Adapter::Ide => (16, 63, 16383),

@@ -3,8 +3,8 @@
 use std::path::Path;
 
 use serde::Serialize;
-use vixDiskLib::error::Error;
-use vixDiskLib::vmdk::check::{Outcome, SalvageCounts, check_disk, check_disk_force_share};
+use vixDiskLib::Error;
+use vixDiskLib::{CheckOutcome as Outcome, Connection, SalvageCounts};
 
 use crate::failure::{CmdResult, Failure, OnFile};
 
@@ -59,9 +59,11 @@ pub fn run(path: &Path, repair: bool, json: bool, force_share: bool) -> CmdResul
     // The report below lists every problem; the engine's warnings would say each one again.
     let report = if force_share {
         super::warn_force_share(path);
-        crate::engine_log::without_warnings(|| check_disk_force_share(path))
+        crate::engine_log::without_warnings(|| Connection::local().check_report(path, false, true))
     } else {
-        crate::engine_log::without_warnings(|| check_disk(path, repair))
+        crate::engine_log::without_warnings(|| {
+            Connection::local().check_report(path, repair, false)
+        })
     }
     .on(path)?;
     let outcome = report.outcome();

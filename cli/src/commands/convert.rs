@@ -2,9 +2,8 @@
 
 use std::path::Path;
 
-use vixDiskLib::chain::Disk;
-use vixDiskLib::vmdk::create::{CreateSpec, DiskKind};
-use vixDiskLib::vmdk::geometry::Adapter;
+use vixDiskLib::Disk;
+use vixDiskLib::{Adapter, CreateOptions, DiskKind};
 
 use super::copy::{DiskSource, RawSource, TargetSpec, write_target};
 use super::{close, open};
@@ -20,7 +19,7 @@ pub fn target_spec(format: &FormatArgs, source: Option<&Disk>, overwrite: bool) 
         .and_then(|d| d.info().adapter)
         .filter(|a| *a != Adapter::LegacyEsx);
     let source_hw = source
-        .and_then(|d| d.ddb_lookup("virtualHWVersion"))
+        .and_then(|d| d.metadata("virtualHWVersion").ok().flatten())
         .and_then(|v| v.trim().parse().ok());
     let kind = match format.disk_type {
         DiskType::Vmdk(k) => k,
@@ -28,7 +27,7 @@ pub fn target_spec(format: &FormatArgs, source: Option<&Disk>, overwrite: bool) 
     };
     TargetSpec {
         disk_type: format.disk_type,
-        create: CreateSpec {
+        create: CreateOptions {
             kind,
             capacity: 0,
             adapter: format
@@ -87,12 +86,10 @@ fn convert_disk(
     // VMDK to VMDK: the engine's clone (kernel copies, parallel compression), cancellable.
     // The engine reports percent; the bar shows them as bytes of the disk, with rate and ETA.
     let bar = Progress::bytes("convert", disk.capacity() * SECTOR, quiet);
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let result = disk.clone_to_cancellable(
+    let result = disk.clone_to(
         target,
         &spec.create,
         overwrite,
-        threads,
         &mut |p| bar.set_percent(p),
         &interrupt::requested,
     );

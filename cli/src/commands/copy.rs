@@ -6,12 +6,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use vixDiskLib::chain::{Disk, files};
-use vixDiskLib::error::{Error, Result};
-use vixDiskLib::vmdk::create::{
-    CreateSpec, DiskKind, base_ddb, create_unpublished, new_descriptor,
-};
-use vixDiskLib::vmdk::stream_writer::write_stream_optimized;
+use vixDiskLib::{Connection, CreateOptions, Disk, DiskKind, Error, Result};
 
 use super::{close, open};
 use crate::failure::{CmdResult, Failure, OnFile};
@@ -184,14 +179,14 @@ pub struct TargetSpec {
     /// VMDK type or raw.
     pub disk_type: DiskType,
     /// Adapter and hardware version for a VMDK target (the capacity comes from the source).
-    pub create: CreateSpec,
+    pub create: CreateOptions,
     /// Replace an existing target.
     pub overwrite: bool,
 }
 
 /// Removes an existing target (every file of a VMDK, or a plain file).
 fn remove_existing(target: &Path) -> CmdResult {
-    if files::unlink(target).is_err() {
+    if Connection::local().unlink(target).is_err() {
         std::fs::remove_file(target).on(target)?;
     }
     Ok(())
@@ -212,7 +207,7 @@ pub fn write_target(
             error: Error::FileExists(target.to_path_buf()),
         });
     }
-    let create = CreateSpec {
+    let create = CreateOptions {
         capacity: source.capacity(),
         ..spec.create
     };
@@ -235,7 +230,13 @@ pub fn write_target(
             if exists {
                 remove_existing(target)?;
             }
-            write_vmdk(source, target, &CreateSpec { kind, ..create }, total, quiet)
+            write_vmdk(
+                source,
+                target,
+                &CreateOptions { kind, ..create },
+                total,
+                quiet,
+            )
         }
     }
 }
@@ -243,16 +244,16 @@ pub fn write_target(
 fn write_vmdk(
     source: &dyn Source,
     target: &Path,
-    spec: &CreateSpec,
+    spec: &CreateOptions,
     total: u64,
     quiet: bool,
 ) -> CmdResult {
     // Filled under a temporary name and published only once complete and closed: a kill -9
     // midway leaves no disk at `target` that looks like a finished copy (the next create of
     // the same name removes the leftovers).
-    let new = create_unpublished(target, spec, &mut |_| {}).on(target)?;
+    let new = Connection::local().create_staged(target, spec).on(target)?;
     let result = (|| {
-        let disk = open(&new.tmp, false, true)?;
+        let disk = open(new.fill_path(), false, true)?;
         let bar = Progress::bytes("copy", total, quiet);
         let copied = pump(source, &bar, &mut |s, data| disk.write(s, data).on(target));
         // Close even after a failure, so the half-made disk is consistent until removed.
@@ -269,13 +270,17 @@ fn write_vmdk(
     }
 }
 
-fn write_stream(source: &dyn Source, target: &Path, spec: &CreateSpec, quiet: bool) -> CmdResult {
+fn write_stream(
+    source: &dyn Source,
+    target: &Path,
+    spec: &CreateOptions,
+    quiet: bool,
+) -> CmdResult {
     let grains = source.capacity().div_ceil(GRAIN) as usize;
     let mut allocated = vec![false; grains];
     for (s, n) in source.runs().on(source.path())? {
         allocated[(s / GRAIN) as usize..(s + n).div_ceil(GRAIN) as usize].fill(true);
     }
-    let descriptor = new_descriptor("streamOptimized", Vec::new(), base_ddb(spec));
     let read_grain = |g: u64, buf: &mut [u8]| -> Result<bool> {
         if interrupt::requested() {
             return Err(interrupted(target));
@@ -291,16 +296,9 @@ fn write_stream(source: &dyn Source, target: &Path, spec: &CreateSpec, quiet: bo
         Ok(data)
     };
     let bar = Progress::bytes("compress", spec.capacity * SECTOR, quiet);
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     // The writer removes its partial file on any error, ours included.
-    let result = write_stream_optimized(
-        target,
-        spec.capacity,
-        descriptor,
-        &read_grain,
-        threads,
-        &mut |p| bar.set_percent(p),
-    );
+    let result =
+        Connection::local().create_stream(target, spec, &read_grain, &mut |p| bar.set_percent(p));
     interrupt::check()?;
     result.on(target)
 }

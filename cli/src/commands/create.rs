@@ -2,8 +2,7 @@
 
 use std::path::Path;
 
-use vixDiskLib::vmdk::create::{CreateSpec, create};
-use vixDiskLib::vmdk::geometry::Adapter;
+use vixDiskLib::{Adapter, Connection, CreateOptions};
 
 use crate::cli::FormatArgs;
 use crate::failure::{CmdResult, Failure, OnFile};
@@ -17,7 +16,7 @@ pub fn run(path: &Path, size: u64, format: &FormatArgs, quiet: bool) -> CmdResul
             "create makes VMDK disks; for a raw image use truncate(1)".into(),
         ));
     };
-    let spec = CreateSpec {
+    let spec = CreateOptions {
         kind,
         capacity: size / SECTOR,
         adapter: format.adapter.map_or(Adapter::LsiLogic, |a| a.0),
@@ -25,7 +24,9 @@ pub fn run(path: &Path, size: u64, format: &FormatArgs, quiet: bool) -> CmdResul
     };
     super::target_dir_exists(path)?;
     let bar = Progress::percent("create", quiet);
-    create(path, &spec, &mut |p| bar.set(p.into())).on(path)?;
+    Connection::local()
+        .create(path, &spec, &mut |p| bar.set(p.into()))
+        .on(path)?;
     bar.finish();
     say!(
         "created {} ({}, {size} bytes)",

@@ -4,15 +4,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use serde::Serialize;
-use vixDiskLib::vmdk::extent::ExtentStore;
-use vixDiskLib::vmdk::link::Link;
 
 use super::{open_to_read, with_disk};
-use crate::failure::CmdResult;
+use crate::failure::{CmdResult, OnFile};
 use crate::units::{SECTOR, human_bytes};
-
-/// A descriptor's parentCID when the link has no parent.
-const NO_PARENT_CID: u32 = 0xffff_ffff;
 
 #[derive(Serialize)]
 struct LinkInfo {
@@ -52,46 +47,23 @@ struct DiskReport {
     chain: Vec<LinkInfo>,
 }
 
-/// "on" when the link tracks changes our way, "unsupported" when it carries VMware's
-/// change-tracking state (which we cannot use), else "off".
-fn change_tracking(link: &Link) -> &'static str {
-    if link.tracking_file().is_some() {
-        return "on";
-    }
-    let tracked_extent = link.extents().iter().any(|e| match &e.store {
-        ExtentStore::Sparse(sp) => sp.header().version == 3 && !sp.header().is_compressed(),
-        _ => false,
-    });
-    let ctk_file = link
-        .descriptor()
-        .extra_header
-        .iter()
-        .any(|l| l.trim_start().starts_with("changeTrackPath"));
-    if tracked_extent || ctk_file {
-        "unsupported"
-    } else {
-        "off"
-    }
-}
-
-fn link_info(link: &Link) -> LinkInfo {
-    let d = link.descriptor();
-    let files = link.files();
-    let disk_usage = files
+/// One link as `info` reports it (sizes on disk measured here).
+fn link_info(link: &vixDiskLib::LinkInfo) -> LinkInfo {
+    let disk_usage = link
+        .files
         .iter()
         .filter_map(|f| std::fs::metadata(f).ok())
         .map(|m| m.blocks() * 512)
         .sum();
-    let has_parent = d.parent_cid != NO_PARENT_CID && d.parent_hint.is_some();
     LinkInfo {
-        path: link.path().display().to_string(),
-        create_type: d.create_type.clone(),
-        cid: format!("{:08x}", d.cid),
-        parent_cid: has_parent.then(|| format!("{:08x}", d.parent_cid)),
-        parent_hint: if has_parent { d.parent_hint } else { None },
-        files: files.iter().map(|f| f.display().to_string()).collect(),
+        path: link.path.display().to_string(),
+        create_type: link.create_type.clone(),
+        cid: format!("{:08x}", link.cid),
+        parent_cid: link.parent_cid.map(|c| format!("{c:08x}")),
+        parent_hint: link.parent_hint.clone(),
+        files: link.files.iter().map(|f| f.display().to_string()).collect(),
         disk_usage,
-        change_tracking: change_tracking(link),
+        change_tracking: link.tracking.name(),
     }
 }
 
@@ -147,9 +119,8 @@ pub fn run(path: &Path, json: bool, force_share: bool) -> CmdResult {
     let disk = open_to_read(path, force_share)?;
     let report = with_disk(disk, path, |disk| {
         let info = disk.info();
-        let chain = disk.chain();
-        let links: Vec<LinkInfo> = chain.links.iter().map(link_info).collect();
-        let tracking = if disk.is_tracked() {
+        let links: Vec<LinkInfo> = disk.links().on(path)?.iter().map(link_info).collect();
+        let tracking = if disk.is_change_tracked() {
             "on"
         } else if links.iter().any(|l| l.change_tracking == "unsupported") {
             "unsupported"
@@ -162,7 +133,7 @@ pub fn run(path: &Path, json: bool, force_share: bool) -> CmdResult {
             capacity: info.capacity * SECTOR,
             capacity_sectors: info.capacity,
             adapter: info.adapter.map(|a| a.ddb_name()),
-            hw_version: disk.ddb_lookup("virtualHWVersion"),
+            hw_version: disk.metadata("virtualHWVersion").on(path)?,
             uuid: info.uuid,
             geometry: Geometry {
                 cylinders: info.geometry.cylinders,

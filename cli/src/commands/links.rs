@@ -2,15 +2,11 @@
 
 use std::path::Path;
 
-use vixDiskLib::chain::files;
-use vixDiskLib::vmdk::create::DiskKind;
+use vixDiskLib::{Connection, DiskKind};
 
 use super::{close, open, with_disk};
 use crate::failure::{CmdResult, Failure, OnFile};
 use crate::units::DiskType;
-
-/// A descriptor's parentCID when the link has no parent.
-const NO_PARENT_CID: u32 = 0xffff_ffff;
 
 /// Creates a redo log at `child` over the disk at `parent` (which stays unchanged).
 pub fn child(parent: &Path, child: &Path, disk_type: DiskType) -> CmdResult {
@@ -25,7 +21,7 @@ pub fn child(parent: &Path, child: &Path, disk_type: DiskType) -> CmdResult {
     super::target_dir_exists(child)?;
     // Read-only: a shared lock, refused while someone writes the parent.
     with_disk(open(parent, true, false)?, parent, |disk| {
-        disk.create_child(child, kind).on(child)
+        disk.create_child(child, kind, &mut |_| {}).on(child)
     })?;
     say!("created {} over {}", child.display(), parent.display());
     Ok(())
@@ -38,7 +34,7 @@ pub fn discard(child: &Path) -> CmdResult {
         child,
         "it is not a redo log (delete a base disk with rm if you mean it)",
     )?;
-    files::unlink(child).on(child)?;
+    Connection::local().unlink(child).on(child)?;
     say!("discarded {}", child.display());
     Ok(())
 }
@@ -47,8 +43,7 @@ pub fn discard(child: &Path) -> CmdResult {
 /// a redo log. Checked before the engine takes its exclusive locks.
 fn require_parent(child: &Path, why: &str) -> CmdResult {
     let disk = open(child, true, true)?;
-    let d = disk.chain().links[0].descriptor();
-    let has_parent = d.parent_cid != NO_PARENT_CID && d.parent_hint.is_some();
+    let has_parent = disk.links().on(child)?[0].parent_cid.is_some();
     close(disk, child)?;
     if has_parent {
         return Ok(());
@@ -65,7 +60,7 @@ pub fn commit(child: &Path, quiet: bool) -> CmdResult {
     // Like `discard`: a disk without a parent is a wrong request (exit 2).
     require_parent(child, "only a redo log (child disk) can be committed")?;
     // Not stoppable halfway: a stop request (Ctrl-C, SIGTERM, SIGHUP) waits for the end.
-    vixDiskLib::chain::commit::commit(child, &mut |_| {}).on(child)?;
+    Connection::local().commit(child, &mut |_| {}).on(child)?;
     say!("committed {} into its parent", child.display());
     if crate::interrupt::requested() {
         eprintln!("vixdisk: asked to stop: finished the commit first (it cannot stop halfway)");
@@ -76,7 +71,7 @@ pub fn commit(child: &Path, quiet: bool) -> CmdResult {
 /// Prints the change id of the disk's content now, after turning tracking on or off if asked.
 pub fn change_id(disk: &Path, on: bool, off: bool) -> CmdResult {
     if on || off {
-        vixDiskLib::chain::tracking::set_change_tracking(disk, on).on(disk)?;
+        Connection::local().set_change_tracking(disk, on).on(disk)?;
         if off {
             say!("change tracking off for {}", disk.display());
             return Ok(());
@@ -95,12 +90,10 @@ pub fn change_id(disk: &Path, on: bool, off: bool) -> CmdResult {
 pub fn attach(parent: &Path, child: &Path) -> CmdResult {
     let p = open(parent, true, false)?;
     let c = open(child, false, true)?;
-    let result = p.attach_under(&c).on(child);
-    // After a successful attach the parent's links belong to the child; closing both is safe.
-    let closed_parent = close(p, parent);
+    // The parent handle is consumed: after a successful attach its links belong to the child.
+    let result = p.attach(&c).on(child);
     let closed_child = close(c, child);
     result?;
-    closed_parent?;
     closed_child?;
     say!("attached {} to {}", child.display(), parent.display());
     Ok(())
@@ -109,7 +102,7 @@ pub fn attach(parent: &Path, child: &Path) -> CmdResult {
 /// Renames a disk and its extent files.
 pub fn rename(source: &Path, target: &Path) -> CmdResult {
     super::target_dir_exists(target)?;
-    files::rename(source, target).on(source)?;
+    Connection::local().rename(source, target).on(source)?;
     say!("renamed {} to {}", source.display(), target.display());
     Ok(())
 }

@@ -4,9 +4,7 @@
 use std::path::Path;
 
 use serde::Serialize;
-use vixDiskLib::error::Result;
-use vixDiskLib::vmdk::extent::Mapping;
-use vixDiskLib::vmdk::link::Link;
+use vixDiskLib::{ChangeId, Disk, Mapped, Result};
 
 use super::{open_to_read, with_disk};
 use crate::failure::{CmdResult, OnFile, since_failure};
@@ -59,49 +57,39 @@ fn push(out: &mut Vec<Area>, area: Area) {
     out.push(area);
 }
 
-/// Maps `[sector, sector + count)` from `links[level]` down, falling through unallocated runs.
-fn walk(links: &[Link], level: usize, sector: u64, count: u64, out: &mut Vec<Area>) -> Result<()> {
-    let link = &links[level];
-    let end = sector + count;
-    let mut s = sector;
-    while s < end {
-        let (m, n) = link.map(s, end - s)?;
+/// The areas of `[sector, sector + count)` as the chain holds them, merged where adjacent.
+fn walk(disk: &Disk, sector: u64, count: u64, out: &mut Vec<Area>) -> Result<()> {
+    for run in disk.map(sector, count)? {
         let mut area = Area {
-            start: s * SECTOR,
-            length: n * SECTOR,
-            depth: level,
+            start: run.start * SECTOR,
+            length: run.sectors * SECTOR,
+            depth: run.depth,
             present: true,
             zero: false,
             data: true,
             compressed: false,
             offset: None,
-            file: link.path().display().to_string(),
+            file: run.link.display().to_string(),
         };
-        match m {
-            Mapping::Data { extent, offset } => {
+        match run.mapped {
+            Mapped::Data { file, offset } => {
                 area.offset = Some(offset);
-                if let Some(p) = link.extents()[extent].data_path() {
+                if let Some(p) = file {
                     area.file = p.display().to_string();
                 }
             }
-            Mapping::Compressed { .. } => area.compressed = true,
-            Mapping::Zero => {
+            Mapped::Compressed => area.compressed = true,
+            Mapped::Zero => {
                 area.zero = true;
                 area.data = false;
             }
-            Mapping::Unallocated if level + 1 < links.len() => {
-                walk(links, level + 1, s, n, out)?;
-                s += n;
-                continue;
-            }
-            Mapping::Unallocated => {
+            Mapped::Unallocated => {
                 area.present = false;
                 area.zero = true;
                 area.data = false;
             }
         }
         push(out, area);
-        s += n;
     }
     Ok(())
 }
@@ -143,13 +131,15 @@ pub fn run(path: &Path, json: bool, changed_since: Option<&str>, force_share: bo
         let runs = match changed_since {
             None => vec![(0, disk.capacity())],
             Some(id) => disk
-                .changed_areas(id, 0, disk.capacity())
-                .map_err(|e| since_failure(path, e))?,
+                .changed_areas(&ChangeId::new(id), 0, disk.capacity())
+                .map_err(|e| since_failure(path, e))?
+                .iter()
+                .map(|a| (a.start, a.sectors))
+                .collect(),
         };
-        let chain = disk.chain();
         let mut areas = Vec::new();
         for (start, count) in runs {
-            walk(&chain.links, 0, start, count, &mut areas).on(path)?;
+            walk(disk, start, count, &mut areas).on(path)?;
         }
         Ok(areas)
     })?;

@@ -2,16 +2,16 @@
 
 use std::path::Path;
 
-use vixDiskLib::error::Error;
+use vixDiskLib::Error;
 
 use super::{open, with_disk};
-use crate::failure::{CmdResult, Failure};
+use crate::failure::{CmdResult, Failure, OnFile};
 
 /// Prints `key = "value"` for every key visible through the chain.
 pub fn list(path: &Path) -> CmdResult {
     with_disk(open(path, true, false)?, path, |disk| {
-        for key in disk.ddb_keys() {
-            let value = disk.ddb_lookup(&key).unwrap_or_default();
+        for key in disk.metadata_keys().on(path)? {
+            let value = disk.metadata(&key).on(path)?.unwrap_or_default();
             say!("{key} = \"{value}\"");
         }
         Ok(())
@@ -21,7 +21,7 @@ pub fn list(path: &Path) -> CmdResult {
 /// Prints the value of `key` (VIX_E_DISK_KEY_NOTFOUND if no link has it).
 pub fn get(path: &Path, key: &str) -> CmdResult {
     with_disk(open(path, true, false)?, path, |disk| {
-        match disk.ddb_lookup(key) {
+        match disk.metadata(key).on(path)? {
             Some(value) => {
                 say!("{value}");
                 Ok(())
@@ -37,9 +37,10 @@ pub fn get(path: &Path, key: &str) -> CmdResult {
 /// Sets `key` in the leaf's descriptor (only the leaf is opened, for writing).
 pub fn set(path: &Path, key: &str, value: &str) -> CmdResult {
     with_disk(open(path, false, true)?, path, |disk| {
-        disk.ddb_set(key, value).map_err(|error| Failure::Engine {
-            file: path.to_path_buf(),
-            error,
-        })
+        disk.set_metadata(key, value)
+            .map_err(|error| Failure::Engine {
+                file: path.to_path_buf(),
+                error,
+            })
     })
 }

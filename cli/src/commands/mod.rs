@@ -14,20 +14,22 @@ pub mod resize;
 
 use std::path::Path;
 
-use vixDiskLib::chain::{Disk, OpenOptions};
+use vixDiskLib::{Connection, Disk, OpenOptions};
 
 use crate::failure::{CmdResult, OnFile};
 
 /// Opens `path` (and its parents unless `single_link`).
 pub fn open(path: &Path, read_only: bool, single_link: bool) -> CmdResult<Disk> {
-    Disk::open(
-        path,
-        OpenOptions {
-            read_only,
-            single_link,
-        },
-    )
-    .on(path)
+    Connection::local()
+        .open(
+            path,
+            &OpenOptions {
+                read_only,
+                single_link,
+                ..Default::default()
+            },
+        )
+        .on(path)
 }
 
 /// Opens `path` and its parents read-only; with `force_share` without the leaf's lock (a
@@ -37,7 +39,16 @@ pub fn open_to_read(path: &Path, force_share: bool) -> CmdResult<Disk> {
         return open(path, true, false);
     }
     warn_force_share(path);
-    Disk::open_force_share(path, false).on(path)
+    Connection::local()
+        .open(
+            path,
+            &OpenOptions {
+                read_only: true,
+                force_share: true,
+                ..Default::default()
+            },
+        )
+        .on(path)
 }
 
 /// The warning every `--force-share` read prints first.
@@ -61,7 +72,7 @@ pub fn target_dir_exists(target: &Path) -> CmdResult {
     }
     Err(crate::failure::Failure::Engine {
         file: target.to_path_buf(),
-        error: vixDiskLib::error::Error::FileNotFound(dir.to_path_buf()),
+        error: vixDiskLib::Error::FileNotFound(dir.to_path_buf()),
     })
 }
 

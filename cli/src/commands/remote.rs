@@ -6,10 +6,7 @@
 use std::path::Path;
 
 use serde::Serialize;
-use vixDiskLib::backend::DiskBackend;
-use vixDiskLib::remote::disk::{NbdDisk, NbdOpen};
-use vixDiskLib::remote::settings::RemoteSettings;
-use vixDiskLib::remote::target::parse_target;
+use vixDiskLib::{ChangeId, Connection, Disk, OpenOptions};
 
 use crate::failure::{CmdResult, OnFile, since_failure};
 use crate::units::{SECTOR, human_bytes};
@@ -24,30 +21,29 @@ pub fn is_uri(disk: &Path) -> bool {
 }
 
 /// Connects read-only; `change_id` names a dirty bitmap to negotiate.
-fn open(uri: &Path, change_id: Option<&str>) -> CmdResult<NbdDisk> {
-    let text = uri.to_string_lossy();
-    let settings = RemoteSettings::default();
-    let target = parse_target(&text, 0, None, settings.has_tls_credentials()).on(uri)?;
-    NbdDisk::open(&NbdOpen {
-        target: &target,
-        settings: &settings,
-        path: "",
-        params_user: None,
-        read_only: true,
-        change_id,
-    })
-    .on(uri)
+fn open(uri: &Path, change_id: Option<&str>) -> CmdResult<Disk> {
+    let connection = Connection::nbd(&uri.to_string_lossy()).on(uri)?;
+    connection
+        .open(
+            "",
+            &OpenOptions {
+                read_only: true,
+                change_id: change_id.map(ChangeId::new),
+                ..Default::default()
+            },
+        )
+        .on(uri)
 }
 
 /// Runs `work` on the export and closes it, reporting the first error.
 fn with_export<T>(
     uri: &Path,
     change_id: Option<&str>,
-    work: impl FnOnce(&NbdDisk) -> CmdResult<T>,
+    work: impl FnOnce(&Disk) -> CmdResult<T>,
 ) -> CmdResult<T> {
     let disk = open(uri, change_id)?;
     let result = work(&disk);
-    let closed = DiskBackend::close(&disk).on(uri);
+    let closed = disk.close().on(uri);
     let value = result?;
     closed?;
     Ok(value)
@@ -66,13 +62,13 @@ struct ExportReport {
 /// `vixdisk info URI`.
 pub fn info(uri: &Path, json: bool) -> CmdResult {
     let report = with_export(uri, None, |disk| {
-        let capacity = DiskBackend::capacity(disk);
+        let capacity = disk.capacity();
         Ok(ExportReport {
             path: uri.display().to_string(),
             kind: "nbd export",
             capacity: capacity * SECTOR,
             capacity_sectors: capacity,
-            transport: DiskBackend::transport(disk).name(),
+            transport: disk.transport(),
         })
     })?;
     if json {
@@ -111,9 +107,10 @@ struct Area {
 pub fn map(uri: &Path, json: bool, changed_since: Option<&str>) -> CmdResult {
     let id = changed_since.unwrap_or("*");
     let (runs, capacity) = with_export(uri, changed_since, |disk| {
-        let capacity = DiskBackend::capacity(disk);
-        let runs =
-            DiskBackend::changed_areas(disk, id, 0, capacity).map_err(|e| since_failure(uri, e))?;
+        let capacity = disk.capacity();
+        let runs = disk
+            .changed_areas(&ChangeId::new(id), 0, capacity)
+            .map_err(|e| since_failure(uri, e))?;
         Ok((runs, capacity))
     })?;
     // Every area with --json as for a local disk (holes too, unless only changes were asked).
@@ -128,7 +125,7 @@ pub fn map(uri: &Path, json: bool, changed_since: Option<&str>) -> CmdResult {
         data: false,
         compressed: false,
     };
-    for (start, count) in runs {
+    for (start, count) in runs.iter().map(|a| (a.start, a.sectors)) {
         if start > at && changed_since.is_none() {
             areas.push(hole(at, start));
         }

@@ -2,8 +2,7 @@
 
 use std::path::Path;
 
-use vixDiskLib::chain::tracking::grow_history;
-use vixDiskLib::vmdk::grow::grow as grow_disk;
+use vixDiskLib::Connection;
 
 use super::{open, with_disk};
 use crate::failure::{CmdResult, OnFile};
@@ -11,10 +10,11 @@ use crate::units::{SECTOR, human_bytes};
 
 /// Grows the base disk at `path` to `size` bytes.
 pub fn grow(path: &Path, size: u64, keep_geometry: bool) -> CmdResult {
-    grow_disk(path, size / SECTOR, !keep_geometry).on(path)?;
-    // The change history must cover the new size (the new sectors count as changed), or the
-    // disk's tracking is unusable from now on, as Grow through the C API keeps it.
-    grow_history(path).on(path)?;
+    // Grow also extends the change history (the new sectors count as changed), as Grow
+    // through the C API does.
+    Connection::local()
+        .grow(path, size / SECTOR, !keep_geometry, &mut |_| {})
+        .on(path)?;
     say!("grew {} to {}", path.display(), human_bytes(size));
     Ok(())
 }
@@ -23,7 +23,11 @@ pub fn grow(path: &Path, size: u64, keep_geometry: bool) -> CmdResult {
 /// The engine replaces each extent file atomically, so an interruption leaves the old file.
 pub fn compact(path: &Path, drop_zeros: bool) -> CmdResult {
     let released = with_disk(open(path, false, false)?, path, |disk| {
-        disk.compact(drop_zeros).on(path)
+        if drop_zeros {
+            disk.shrink(&mut |_| {}).on(path)
+        } else {
+            disk.defragment(&mut |_| {}).on(path).map(|()| 0)
+        }
     })?;
     if drop_zeros {
         say!("shrank {}: released {released} grain(s)", path.display());

@@ -47,6 +47,17 @@ use crate::error::{Error, Result};
 use crate::log;
 
 /// What kind of damage a problem is.
+///
+/// ```
+/// # use vixDiskLib::{Connection, CreateOptions, DiskKind};
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("c.vmdk");
+/// let conn = Connection::local();
+/// conn.create(&path, &CreateOptions::new(DiskKind::MonolithicSparse, 2048), &mut |_| {})?;
+/// let report = conn.check_report(&path, false, false)?;
+/// assert!(report.problems.iter().all(|p| p.kind != vixDiskLib::ProblemKind::StreamMarker));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ProblemKind {
     /// An extent file named by the descriptor does not exist.
@@ -112,6 +123,17 @@ impl ProblemKind {
 }
 
 /// One finding.
+///
+/// ```
+/// # use vixDiskLib::{Connection, CreateOptions, DiskKind};
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("c.vmdk");
+/// let conn = Connection::local();
+/// conn.create(&path, &CreateOptions::new(DiskKind::MonolithicSparse, 2048), &mut |_| {})?;
+/// let report = conn.check_report(&path, false, false)?;
+/// assert!(report.problems.iter().all(|p| p.fixable));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     /// What is wrong.
@@ -123,6 +145,17 @@ pub struct Problem {
 }
 
 /// The verdict of a check, as `VixDiskLib_CheckRepair` reports it.
+///
+/// ```
+/// # use vixDiskLib::{Connection, CreateOptions, DiskKind};
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("c.vmdk");
+/// let conn = Connection::local();
+/// conn.create(&path, &CreateOptions::new(DiskKind::MonolithicSparse, 2048), &mut |_| {})?;
+/// let report = conn.check_report(&path, false, false)?;
+/// assert!(report.outcome().is_ok());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// No problem found (VIX_OK).
@@ -146,6 +179,17 @@ impl Outcome {
 }
 
 /// Result of `check_disk`.
+///
+/// ```
+/// # use vixDiskLib::{Connection, CreateOptions, DiskKind};
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("c.vmdk");
+/// let conn = Connection::local();
+/// conn.create(&path, &CreateOptions::new(DiskKind::MonolithicSparse, 2048), &mut |_| {})?;
+/// let report = conn.check_report(&path, false, false)?;
+/// assert!(report.repaired.is_empty() && !report.unrepairable);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CheckReport {
     /// Everything found, in the order found.
@@ -159,6 +203,17 @@ pub struct CheckReport {
 }
 
 /// What a stream salvage keeps and loses.
+///
+/// ```
+/// # use vixDiskLib::{Connection, CreateOptions, DiskKind};
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("c.vmdk");
+/// let conn = Connection::local();
+/// conn.create(&path, &CreateOptions::new(DiskKind::MonolithicSparse, 2048), &mut |_| {})?;
+/// let report = conn.check_report(&path, false, false)?;
+/// assert!(report.salvage.is_none()); // nothing to salvage
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SalvageCounts {
     /// Complete grains kept.

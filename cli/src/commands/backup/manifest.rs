@@ -8,7 +8,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use vixDiskLib::error::Error;
+use vixDiskLib::Error;
 
 use super::{MANIFEST, STEP, fsync_dir};
 use crate::failure::{CmdResult, Failure, OnFile};

@@ -13,8 +13,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use vixDiskLib::error::{Error, Result};
-use vixDiskLib::vmdk::geometry::Adapter as EngineAdapter;
+use vixDiskLib::Adapter as EngineAdapter;
+use vixDiskLib::{Error, Result};
 
 use super::manifest::{self, Loaded};
 use super::ranges::RangeSet;

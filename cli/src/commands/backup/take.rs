@@ -19,9 +19,9 @@ use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 
-use vixDiskLib::chain::Disk;
-use vixDiskLib::error::{Error, Result};
-use vixDiskLib::vmdk::create::DiskKind;
+use vixDiskLib::Disk;
+use vixDiskLib::{ChangeId, DiskKind};
+use vixDiskLib::{Error, Result};
 
 use super::manifest::{self, Block, Kind, Loaded, Manifest, ParentRef, SourceInfo};
 use super::{DATA, MANIFEST, STEP, fsync_dir, now_unix};
@@ -45,8 +45,8 @@ fn allocated_blocks(disk: &Disk) -> Result<Vec<(u64, u64)>> {
     let mut start = 0;
     while start < whole {
         let count = (whole - start).min(MAX_CHUNKS * CHUNK);
-        for (s, n) in disk.allocated_chunks(start, count, CHUNK)? {
-            push_run(&mut blocks, s, n);
+        for a in disk.allocated_areas(start, count, CHUNK)? {
+            push_run(&mut blocks, a.start, a.sectors);
         }
         start += count;
     }
@@ -63,8 +63,8 @@ fn changed_blocks(disk: &Disk, since: &str) -> Result<Vec<(u64, u64)>> {
     let mut start = 0;
     while start < capacity {
         let end = (start + MAX_CHUNKS * CHUNK).min(capacity);
-        for (s, n) in disk.changed_areas(since, start, end)? {
-            push_run(&mut blocks, s, n);
+        for a in disk.changed_areas(&ChangeId::new(since), start, end - start)? {
+            push_run(&mut blocks, a.start, a.sectors);
         }
         start = end;
     }
@@ -151,19 +151,18 @@ fn copy_blocks(
     Ok(out)
 }
 
-fn source_info(disk: &Disk, path: &Path) -> SourceInfo {
+fn source_info(disk: &Disk, path: &Path) -> CmdResult<SourceInfo> {
     let info = disk.info();
-    let chain = disk.chain();
-    let d = chain.links[0].descriptor();
-    SourceInfo {
+    let links = disk.links().on(path)?;
+    Ok(SourceInfo {
         path: absolute(path).display().to_string(),
-        create_type: d.create_type,
-        cid: format!("{:08x}", d.cid),
-        links: chain.links.len(),
+        create_type: links[0].create_type.clone(),
+        cid: format!("{:08x}", links[0].cid),
+        links: links.len(),
         uuid: info.uuid,
         adapter: info.adapter.map(|a| a.ddb_name().to_string()),
-        hw_version: disk.ddb_lookup("virtualHWVersion"),
-    }
+        hw_version: disk.metadata("virtualHWVersion").on(path)?,
+    })
 }
 
 fn absolute(path: &Path) -> std::path::PathBuf {
@@ -205,7 +204,7 @@ fn open_for_id(disk_path: &Path, id_after_snapshot: Option<&Path>) -> CmdResult<
     let Some(child) = id_after_snapshot else {
         return Ok(disk);
     };
-    disk.create_child(child, DiskKind::MonolithicSparse)
+    disk.create_child(child, DiskKind::MonolithicSparse, &mut |_| {})
         .on(child)?;
     close(disk, disk_path)?;
     open(disk_path, true, false)
@@ -227,12 +226,12 @@ fn plan(
     since: Option<&str>,
     snapshot: Option<&Path>,
 ) -> CmdResult<Plan> {
-    let change_id = match disk.change_id() {
+    let change_id = match disk.change_id().map(|id| id.to_string()) {
         Ok(id) => Some(id),
         Err(e) if since.is_some() => return Err(since_failure(disk_path, e)),
         Err(Error::NotTracked(_)) => None,
         Err(e @ Error::ChangeIdUnknown(_)) => {
-            vixDiskLib::log::warn(format!(
+            vixDiskLib::log_warning(format!(
                 "{e}; this full backup records no change id (`vixdisk changeid --off` then \
                  `--on` starts a new history)"
             ));
@@ -245,13 +244,13 @@ fn plan(
         Some(id) => changed_blocks(disk, id).map_err(|e| since_failure(disk_path, e))?,
     };
     if let Some(child) = snapshot {
-        disk.create_child(child, DiskKind::MonolithicSparse)
+        disk.create_child(child, DiskKind::MonolithicSparse, &mut |_| {})
             .on(child)?;
     }
     Ok(Plan {
         change_id,
         runs,
-        source: source_info(disk, disk_path),
+        source: source_info(disk, disk_path)?,
         capacity: disk.capacity(),
     })
 }

@@ -1,0 +1,591 @@
+//! `Disk`: one open disk, a local chain of VMDK links or an NBD export, behind the engine's
+//! `DiskBackend` trait; calls only a local chain answers refuse an export with
+//! `ErrorKind::NotSupported`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::inspect::{LinkInfo, MapRun, link_info, walk};
+use super::types::{Area, ChangeId, CreateOptions, Info};
+use crate::backend::DiskBackend;
+use crate::chain;
+use crate::error::{Error, Result};
+use crate::log;
+use crate::remote::disk::NbdDisk;
+use crate::vmdk::create::DiskKind;
+
+/// Copies of the chain at a time: as many as the machine has cores.
+fn worker_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+enum Backend {
+    Local(Arc<chain::Disk>),
+    Remote(Arc<NbdDisk>),
+}
+
+/// An open disk, from [`Connection::open`](super::Connection::open). Dropping it closes it
+/// (a failure is then only logged): call [`Disk::close`] to see the error.
+///
+/// ```
+/// # use vixDiskLib::{Connection, CreateOptions, DiskKind};
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("d.vmdk");
+/// let conn = Connection::local();
+/// conn.create(&path, &CreateOptions::new(DiskKind::MonolithicSparse, 4096), &mut |_| {})?;
+/// let disk = conn.open(&path, &Default::default())?;
+/// disk.write(8, &[1; 1024])?;
+/// disk.flush()?;
+/// disk.close()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Disk {
+    backend: Backend,
+    closed: bool,
+}
+
+impl Disk {
+    /// Bytes in a sector: every sector address and count of the API is in these units.
+    ///
+    /// ```
+    /// assert_eq!(vixDiskLib::Disk::SECTOR_SIZE, 512);
+    /// ```
+    pub const SECTOR_SIZE: u64 = super::types::SECTOR_SIZE;
+
+    pub(super) fn local(disk: Arc<chain::Disk>) -> Disk {
+        Disk {
+            backend: Backend::Local(disk),
+            closed: false,
+        }
+    }
+
+    pub(super) fn remote(disk: Arc<NbdDisk>) -> Disk {
+        Disk {
+            backend: Backend::Remote(disk),
+            closed: false,
+        }
+    }
+
+    fn backend(&self) -> &dyn DiskBackend {
+        match &self.backend {
+            Backend::Local(d) => &**d,
+            Backend::Remote(r) => &**r,
+        }
+    }
+
+    /// The local chain, or NotSupported naming `call` for an NBD export.
+    pub(super) fn local_chain(&self, call: &str) -> Result<&chain::Disk> {
+        match &self.backend {
+            Backend::Local(d) => Ok(d),
+            Backend::Remote(_) => Err(Error::NotSupported(format!(
+                "{call} works on local disks only, not on a remote NBD export"
+            ))),
+        }
+    }
+
+    /// Capacity in sectors.
+    ///
+    /// ```
+    /// # use vixDiskLib::{Connection, CreateOptions, DiskKind};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("d.vmdk");
+    /// # let conn = Connection::local();
+    /// # conn.create(&path, &CreateOptions::new(DiskKind::MonolithicSparse, 4096), &mut |_| {})?;
+    /// assert_eq!(conn.open(&path, &Default::default())?.capacity(), 4096);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn capacity(&self) -> u64 {
+        self.backend().capacity()
+    }
+
+    /// True for an NBD export.
+    ///
+    /// ```
+    /// # use vixDiskLib::{Connection, CreateOptions, DiskKind};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("d.vmdk");
+    /// # let conn = Connection::local();
+    /// # conn.create(&path, &CreateOptions::new(DiskKind::MonolithicSparse, 4096), &mut |_| {})?;
+    /// assert!(!conn.open(&path, &Default::default())?.is_remote());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn is_remote(&self) -> bool {
+        matches!(self.backend, Backend::Remote(_))
+    }
+
+    /// How the disk is reached, in VDDK's words: `"file"`, `"nbd"` or `"nbdssl"`.
+    ///
+    /// ```
+    /// # use vixDiskLib::{Connection, CreateOptions, DiskKind};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("d.vmdk");
+    /// # let conn = Connection::local();
+    /// # conn.create(&path, &CreateOptions::new(DiskKind::MonolithicSparse, 4096), &mut |_| {})?;
+    /// assert_eq!(conn.open(&path, &Default::default())?.transport(), "file");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn transport(&self) -> &'static str {
+        self.backend().transport().name()
+    }
+
+    /// Reads whole sectors from `sector` into `buf` (a multiple of 512 bytes).
+    ///
+    /// ```
+    /// # use vixDiskLib::{Connection, CreateOptions, DiskKind};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("d.vmdk");
+    /// # let conn = Connection::local();
+    /// # conn.create(&path, &CreateOptions::new(DiskKind::MonolithicSparse, 4096), &mut |_| {})?;
+    /// let disk = conn.open(&path, &Default::default())?;
+    /// let mut buf = vec![0xff; 1024];
+    /// disk.read(100, &mut buf)?;
+    /// assert!(buf.iter().all(|&b| b == 0)); // never written: zeros
+    /// assert!(disk.read(4095, &mut buf).is_err()); // past the end
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn read(&self, sector: u64, buf: &mut [u8]) -> Result<()> {
+        self.backend().read(sector, buf)
+    }
+
+    /// Writes whole sectors at `sector`.
+    ///
+    /// ```
+    /// # use vixDiskLib::{Connection, CreateOptions, DiskKind};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("d.vmdk");
+    /// # let conn = Connection::local();
+    /// # conn.create(&path, &CreateOptions::new(DiskKind::MonolithicSparse, 4096), &mut |_| {})?;
+    /// let disk = conn.open(&path, &Default::default())?;
+    /// disk.write(0, &[9; 512])?;
+    /// assert!(disk.write(0, &[9; 100]).is_err()); // not a whole sector
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn write(&self, sector: u64, data: &[u8]) -> Result<()> {
+        self.backend().write(sector, data)
+    }
+
+    /// Makes every completed write durable.
+    ///
+    /// ```
+    /// # use vixDiskLib::{Connection, CreateOptions, DiskKind};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("d.vmdk");
+    /// # let conn = Connection::local();
+    /// # conn.create(&path, &CreateOptions::new(DiskKind::MonolithicSparse, 4096), &mut |_| {})?;
+    /// let disk = conn.open(&path, &Default::default())?;
+    /// disk.write(0, &[9; 512])?;
+    /// disk.flush()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn flush(&self) -> Result<()> {
+        self.backend().flush()
+    }
+
+    /// Flushes and closes the disk, reporting any failure.
+    ///
+    /// ```
+    /// # use vixDiskLib::{Connection, CreateOptions, DiskKind};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("d.vmdk");
+    /// # let conn = Connection::local();
+    /// # conn.create(&path, &CreateOptions::new(DiskKind::MonolithicSparse, 4096), &mut |_| {})?;
+    /// conn.open(&path, &Default::default())?.close()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn close(mut self) -> Result<()> {
+        self.closed = true;
+        self.backend().close()
+    }
+
+    /// Capacity, geometry, adapter, number of links, parent hint and uuid.
+    ///
+    /// ```
+    /// # use vixDiskLib::{Connection, CreateOptions, DiskKind};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("d.vmdk");
+    /// # let conn = Connection::local();
+    /// # conn.create(&path, &CreateOptions::new(DiskKind::MonolithicSparse, 4096), &mut |_| {})?;
+    /// let info = conn.open(&path, &Default::default())?.info();
+    /// assert_eq!(info.adapter, Some(vixDiskLib::Adapter::LsiLogic));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn info(&self) -> Info {
+        self.backend().info().into()
+    }
+
+    /// The value of descriptor (DDB) key `key`, looked up from the leaf towards the base.
+    ///
+    /// ```
+    /// # use vixDiskLib::{Connection, CreateOptions, DiskKind};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("d.vmdk");
+    /// # let conn = Connection::local();
+    /// # conn.create(&path, &CreateOptions::new(DiskKind::MonolithicSparse, 4096), &mut |_| {})?;
+    /// let disk = conn.open(&path, &Default::default())?;
+    /// disk.set_metadata("backup.tag", "nightly")?;
+    /// assert_eq!(disk.metadata("backup.tag")?.as_deref(), Some("nightly"));
+    /// assert_eq!(disk.metadata("no.such.key")?, None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn metadata(&self, key: &str) -> Result<Option<String>> {
+        Ok(self.local_chain("ReadMetadata")?.ddb_lookup(key))
+    }
+
+    /// Every descriptor key visible through the chain (leaf first).
+    ///
+    /// ```
+    /// # use vixDiskLib::{Connection, CreateOptions, DiskKind};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("d.vmdk");
+    /// # let conn = Connection::local();
+    /// # conn.create(&path, &CreateOptions::new(DiskKind::MonolithicSparse, 4096), &mut |_| {})?;
+    /// let keys = conn.open(&path, &Default::default())?.metadata_keys()?;
+    /// assert!(keys.iter().any(|k| k == "adapterType"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn metadata_keys(&self) -> Result<Vec<String>> {
+        Ok(self.local_chain("GetMetadataKeys")?.ddb_keys())
+    }
+
+    /// Sets descriptor key `key` in the leaf.
+    ///
+    /// ```
+    /// # use vixDiskLib::{Connection, CreateOptions, DiskKind};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("d.vmdk");
+    /// # let conn = Connection::local();
+    /// # conn.create(&path, &CreateOptions::new(DiskKind::MonolithicSparse, 4096), &mut |_| {})?;
+    /// let disk = conn.open(&path, &Default::default())?;
+    /// assert!(disk.set_metadata("bad\"key", "x").is_err());
+    /// disk.set_metadata("owner", "ops")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_metadata(&self, key: &str, value: &str) -> Result<()> {
+        self.local_chain("WriteMetadata")?.ddb_set(key, value)
+    }
+
+    /// The allocated `chunk`-sector chunks of `[start, start + count)` (VDDK's
+    /// QueryAllocatedBlocks rules: `chunk` a power of two of at least 8 sectors).
+    ///
+    /// ```
+    /// # use vixDiskLib::{Area, Connection, CreateOptions, DiskKind};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("d.vmdk");
+    /// # let conn = Connection::local();
+    /// # conn.create(&path, &CreateOptions::new(DiskKind::MonolithicSparse, 4096), &mut |_| {})?;
+    /// let disk = conn.open(&path, &Default::default())?;
+    /// disk.write(256, &[1; 512])?;
+    /// assert_eq!(disk.allocated_areas(0, 4096, 128)?, vec![Area { start: 256, sectors: 128 }]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn allocated_areas(&self, start: u64, count: u64, chunk: u64) -> Result<Vec<Area>> {
+        Ok(Area::from_runs(
+            self.backend().allocated_chunks(start, count, chunk)?,
+        ))
+    }
+
+    /// One flag per 64 KiB grain (128 sectors) of the disk: does any link of the chain hold
+    /// data there?
+    ///
+    /// ```
+    /// # use vixDiskLib::{Connection, CreateOptions, DiskKind};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("d.vmdk");
+    /// # let conn = Connection::local();
+    /// # conn.create(&path, &CreateOptions::new(DiskKind::MonolithicSparse, 1024), &mut |_| {})?;
+    /// let disk = conn.open(&path, &Default::default())?;
+    /// disk.write(300, &[1; 512])?;
+    /// assert_eq!(disk.allocated_grains()?, [false, false, true, false, false, false, false, false]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn allocated_grains(&self) -> Result<Vec<bool>> {
+        self.local_chain("allocated_grains")?.allocated_grains()
+    }
+
+    /// The areas of `[start, start + count)` that may have changed since `since` was issued
+    /// ([`ChangeId::all`]: every allocated area).
+    ///
+    /// ```
+    /// # use vixDiskLib::{ChangeId, Connection, CreateOptions, DiskKind};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("d.vmdk");
+    /// let conn = Connection::local();
+    /// conn.create(&path, &CreateOptions::new(DiskKind::MonolithicSparse, 4096), &mut |_| {})?;
+    /// conn.set_change_tracking(&path, true)?;
+    /// let disk = conn.open(&path, &Default::default())?;
+    /// let before = disk.change_id()?;
+    /// disk.write(512, &[1; 512])?;
+    /// let changed = disk.changed_areas(&before, 0, 4096)?;
+    /// assert!(changed.iter().any(|a| a.start <= 512 && 512 < a.end()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn changed_areas(&self, since: &ChangeId, start: u64, count: u64) -> Result<Vec<Area>> {
+        let end = start
+            .checked_add(count)
+            .ok_or_else(|| Error::InvalidArg("start + count overflows".into()))?;
+        Ok(Area::from_runs(self.backend().changed_areas(
+            since.as_str(),
+            start,
+            end,
+        )?))
+    }
+
+    /// The change id of the content as it is now (the disk must track changes).
+    ///
+    /// ```
+    /// # use vixDiskLib::{Connection, CreateOptions, DiskKind, ErrorKind};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("d.vmdk");
+    /// let conn = Connection::local();
+    /// conn.create(&path, &CreateOptions::new(DiskKind::MonolithicSparse, 4096), &mut |_| {})?;
+    /// let err = conn.open(&path, &Default::default())?.change_id().unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::DiskNotSupported); // tracking is off
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn change_id(&self) -> Result<ChangeId> {
+        Ok(ChangeId::new(self.local_chain("GetChangeId")?.change_id()?))
+    }
+
+    /// Creates a redo log (child) at `path` over this disk; from now on writes go through the
+    /// child, and this handle refuses them.
+    ///
+    /// ```
+    /// # use vixDiskLib::{Connection, CreateOptions, DiskKind};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let (base, redo) = (dir.path().join("base.vmdk"), dir.path().join("redo.vmdk"));
+    /// let conn = Connection::local();
+    /// conn.create(&base, &CreateOptions::new(DiskKind::MonolithicSparse, 4096), &mut |_| {})?;
+    /// conn.open(&base, &Default::default())?
+    ///     .create_child(&redo, DiskKind::MonolithicSparse, &mut |_| {})?;
+    /// assert_eq!(conn.open(&redo, &Default::default())?.info().links, 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn create_child(
+        &self,
+        path: impl AsRef<Path>,
+        kind: DiskKind,
+        progress: &mut dyn FnMut(u32),
+    ) -> Result<()> {
+        let disk = self.local_chain("CreateChild")?;
+        progress(0);
+        disk.create_child(path.as_ref(), kind)?;
+        progress(100);
+        Ok(())
+    }
+
+    /// Ok if `child` (opened single-link and writable, same capacity) can be attached to this
+    /// disk.
+    ///
+    /// ```
+    /// # use vixDiskLib::{Connection, CreateOptions, DiskKind, OpenOptions};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let (a, b) = (dir.path().join("a.vmdk"), dir.path().join("b.vmdk"));
+    /// let conn = Connection::local();
+    /// conn.create(&a, &CreateOptions::new(DiskKind::MonolithicSparse, 4096), &mut |_| {})?;
+    /// conn.create(&b, &CreateOptions::new(DiskKind::MonolithicSparse, 8192), &mut |_| {})?;
+    /// let parent = conn.open(&a, &Default::default())?;
+    /// let child = conn.open(&b, &OpenOptions { single_link: true, ..Default::default() })?;
+    /// assert!(parent.can_attach(&child).is_err()); // capacities differ
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn can_attach(&self, child: &Disk) -> Result<()> {
+        self.local_chain("IsAttachPossible")?
+            .check_attach(child.local_chain("IsAttachPossible")?)
+    }
+
+    /// Attaches `child` on top of this disk's chain: `child` then reads the combined chain
+    /// and its descriptor names this disk as parent. This handle is consumed either way.
+    ///
+    /// ```
+    /// # use vixDiskLib::{Connection, CreateOptions, DiskKind, OpenOptions};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let (a, b) = (dir.path().join("a.vmdk"), dir.path().join("b.vmdk"));
+    /// let conn = Connection::local();
+    /// conn.create(&a, &CreateOptions::new(DiskKind::MonolithicSparse, 4096), &mut |_| {})?;
+    /// conn.create(&b, &CreateOptions::new(DiskKind::MonolithicSparse, 4096), &mut |_| {})?;
+    /// let parent = conn.open(&a, &Default::default())?;
+    /// let child = conn.open(&b, &OpenOptions { single_link: true, ..Default::default() })?;
+    /// parent.attach(&child)?;
+    /// assert_eq!(child.info().links, 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn attach(self, child: &Disk) -> Result<()> {
+        // Remote disks have no redo logs: refused before anything happens.
+        self.local_chain("Attach")?;
+        child.local_chain("Attach")?;
+        // On success the links moved into the child and Drop's close finds none; on failure
+        // Drop releases them, as the handle is gone.
+        self.local_chain("Attach")?
+            .attach_under(child.local_chain("Attach")?)
+    }
+
+    /// Releases the grains of this (writable, sparse) leaf that hold only zeros and hide no
+    /// parent data; content and capacity stay the same. Returns the number of grains released.
+    ///
+    /// ```
+    /// # use vixDiskLib::{Connection, CreateOptions, DiskKind};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("d.vmdk");
+    /// # let conn = Connection::local();
+    /// # conn.create(&path, &CreateOptions::new(DiskKind::MonolithicSparse, 4096), &mut |_| {})?;
+    /// let disk = conn.open(&path, &Default::default())?;
+    /// disk.write(0, &[0; 65536])?;
+    /// disk.shrink(&mut |_| {})?;
+    /// assert!(disk.allocated_areas(0, 4096, 128)?.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn shrink(&self, progress: &mut dyn FnMut(u32)) -> Result<u64> {
+        let disk = self.local_chain("Shrink")?;
+        progress(0);
+        let released = disk.compact(true)?;
+        progress(100);
+        Ok(released)
+    }
+
+    /// Rewrites this (writable) sparse leaf's grains in sector order; a flat disk is left as
+    /// it is.
+    ///
+    /// ```
+    /// # use vixDiskLib::{Connection, CreateOptions, DiskKind};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("d.vmdk");
+    /// # let conn = Connection::local();
+    /// # conn.create(&path, &CreateOptions::new(DiskKind::MonolithicSparse, 4096), &mut |_| {})?;
+    /// let disk = conn.open(&path, &Default::default())?;
+    /// disk.write(2048, &[2; 512])?;
+    /// disk.write(0, &[1; 512])?;
+    /// disk.defragment(&mut |_| {})?;
+    /// let mut buf = [0; 512];
+    /// disk.read(2048, &mut buf)?;
+    /// assert_eq!(buf, [2; 512]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn defragment(&self, progress: &mut dyn FnMut(u32)) -> Result<()> {
+        let disk = self.local_chain("Defragment")?;
+        progress(0);
+        disk.compact(false)?;
+        progress(100);
+        Ok(())
+    }
+
+    /// The links of the chain, leaf first.
+    ///
+    /// ```
+    /// # use vixDiskLib::{Connection, CreateOptions, DiskKind};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let (base, redo) = (dir.path().join("base.vmdk"), dir.path().join("redo.vmdk"));
+    /// let conn = Connection::local();
+    /// conn.create(&base, &CreateOptions::new(DiskKind::MonolithicSparse, 2048), &mut |_| {})?;
+    /// conn.open(&base, &Default::default())?
+    ///     .create_child(&redo, DiskKind::MonolithicSparse, &mut |_| {})?;
+    /// let links = conn.open(&redo, &Default::default())?.links()?;
+    /// assert_eq!(links.len(), 2);
+    /// assert_eq!(links[0].parent_cid, Some(links[1].cid));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn links(&self) -> Result<Vec<LinkInfo>> {
+        let chain = self.local_chain("links")?.chain();
+        Ok(chain.links.iter().map(link_info).collect())
+    }
+
+    /// Which link holds each run of `[start, start + count)`, in sector order.
+    ///
+    /// ```
+    /// # use vixDiskLib::{Connection, CreateOptions, DiskKind, Mapped};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("d.vmdk");
+    /// # let conn = Connection::local();
+    /// # conn.create(&path, &CreateOptions::new(DiskKind::MonolithicSparse, 2048), &mut |_| {})?;
+    /// let disk = conn.open(&path, &Default::default())?;
+    /// assert_eq!(disk.map(0, 2048)?[0].mapped, Mapped::Unallocated);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn map(&self, start: u64, count: u64) -> Result<Vec<MapRun>> {
+        let disk = self.local_chain("map")?;
+        disk.check_range(start, count)?;
+        let chain = disk.chain();
+        let mut out = Vec::new();
+        walk(&chain.links, 0, start, count, &mut out)?;
+        Ok(out)
+    }
+
+    /// True if the leaf tracks changes (even if its tracking file is damaged).
+    ///
+    /// ```
+    /// # use vixDiskLib::{Connection, CreateOptions, DiskKind};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("d.vmdk");
+    /// # let conn = Connection::local();
+    /// # conn.create(&path, &CreateOptions::new(DiskKind::MonolithicSparse, 2048), &mut |_| {})?;
+    /// assert!(!conn.open(&path, &Default::default())?.is_change_tracked());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn is_change_tracked(&self) -> bool {
+        match &self.backend {
+            Backend::Local(d) => d.is_tracked(),
+            Backend::Remote(_) => false,
+        }
+    }
+
+    /// Copies this disk's content into a new disk at `dst` of the layout in `opts` (capacity:
+    /// this disk's), replacing `dst` if `overwrite`. Stops between runs once `cancelled()`
+    /// says so: the partial target is removed and an interrupted I/O error returned.
+    ///
+    /// ```
+    /// # use vixDiskLib::{Connection, CreateOptions, DiskKind};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let (src, dst) = (dir.path().join("a.vmdk"), dir.path().join("b.vmdk"));
+    /// let conn = Connection::local();
+    /// conn.create(&src, &CreateOptions::new(DiskKind::MonolithicSparse, 2048), &mut |_| {})?;
+    /// let disk = conn.open(&src, &Default::default())?;
+    /// let opts = CreateOptions::new(DiskKind::MonolithicFlat, 0);
+    /// assert!(disk.clone_to(&dst, &opts, false, &mut |_| {}, &|| true).is_err());
+    /// assert!(!dst.exists());
+    /// disk.clone_to(&dst, &opts, false, &mut |_| {}, &|| false)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn clone_to(
+        &self,
+        dst: impl AsRef<Path>,
+        opts: &CreateOptions,
+        overwrite: bool,
+        progress: &mut dyn FnMut(u32),
+        cancelled: &(dyn Fn() -> bool + Sync),
+    ) -> Result<()> {
+        self.local_chain("Clone")?.clone_to_cancellable(
+            dst.as_ref(),
+            &opts.spec(),
+            overwrite,
+            worker_threads(),
+            progress,
+            cancelled,
+        )
+    }
+
+    /// The bytes a clone of this disk into `kind` needs at most.
+    ///
+    /// ```
+    /// # use vixDiskLib::{Connection, CreateOptions, DiskKind};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("d.vmdk");
+    /// # let conn = Connection::local();
+    /// # conn.create(&path, &CreateOptions::new(DiskKind::MonolithicSparse, 4096), &mut |_| {})?;
+    /// let disk = conn.open(&path, &Default::default())?;
+    /// assert!(disk.space_needed_for_clone(DiskKind::MonolithicFlat)? >= 4096 * 512);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn space_needed_for_clone(&self, kind: DiskKind) -> Result<u64> {
+        self.local_chain("SpaceNeededForClone")?
+            .space_needed_for_clone(kind)
+    }
+}
+
+impl Drop for Disk {
+    fn drop(&mut self) {
+        if !self.closed
+            && let Err(e) = self.backend().close()
+        {
+            log::warn(format!("closing a dropped disk: {e}"));
+        }
+    }
+}
