@@ -13,6 +13,8 @@ if grep -nE '\|[[:space:]]*(grep[[:space:]]+(-[A-Za-z]*q|--quiet)|head([[:space:
 fi
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
+# The Rust facade's documentation builds without a warning (its examples run in cargo test).
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --quiet
 cargo test --workspace
 build=${BUILD_DIR:-build}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
