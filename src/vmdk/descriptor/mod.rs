@@ -5,7 +5,14 @@
 //! `parentCID`, no spaces in `createType="…"`/`parentFileNameHint="…"`, then the extent
 //! section, then the DDB. Keys and lines we do not understand are kept verbatim.
 
+mod encoding;
+mod types;
+
 use crate::error::{Error, Result};
+
+pub use encoding::decode_text;
+pub use types::is_raw_disk_type;
+use types::{check_create_type, unsupported_extent_type};
 
 /// `parentCID` of a disk that has no parent.
 pub(crate) const NO_PARENT_CID: u32 = 0xffff_ffff;
@@ -162,85 +169,6 @@ fn parse_extent(line: &str) -> Result<ExtentLine> {
         file,
         offset,
     })
-}
-
-/// An extent type VMware writes that we do not read (raw device mappings, vSAN), or any other
-/// word that looks like a type: NotSupported naming it. None for garbage (then the line is
-/// damage, not a type).
-fn unsupported_extent_type(word: &str) -> Option<Error> {
-    if word.is_empty()
-        || word.len() > 32
-        || !word.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-    {
-        return None;
-    }
-    let what = match word.to_ascii_uppercase().as_str() {
-        "VMFSRDM" => "a raw device mapping",
-        "VMFSRAW" => "a raw VMFS device",
-        "VSANSPARSE" => "a vSAN sparse object",
-        _ => "unknown",
-    };
-    Some(Error::NotSupported(format!(
-        "extent type {word} ({what}) is not supported"
-    )))
-}
-
-/// createType values whose disks we read (raw-disk types need an opt-in, checked when opening).
-const KNOWN_CREATE_TYPES: &[&str] = &[
-    "monolithicSparse",
-    "monolithicFlat",
-    "twoGbMaxExtentSparse",
-    "twoGbMaxExtentFlat",
-    "streamOptimized",
-    "vmfs",
-    "vmfsSparse",
-    "vmfsThin",
-    "vmfsPreallocated",
-    "vmfsEagerZeroedThick",
-    "vmfsThick",
-    "seSparse",
-    "custom",
-    "fullDevice",
-    "partitionedDevice",
-];
-
-/// VMware createTypes we know and do not read, with what they are.
-const UNSUPPORTED_CREATE_TYPES: &[(&str, &str)] = &[
-    ("vmfsRDM", "a raw device mapping"),
-    ("vmfsRawDeviceMap", "a raw device mapping"),
-    (
-        "vmfsPassthroughRawDeviceMap",
-        "a pass-through raw device mapping",
-    ),
-    ("vmfsRaw", "a raw VMFS device"),
-    ("vsanSparse", "a vSAN sparse snapshot"),
-];
-
-/// True for the Workstation raw-disk createTypes (extents on host devices).
-pub fn is_raw_disk_type(create_type: &str) -> bool {
-    ["fullDevice", "partitionedDevice"]
-        .iter()
-        .any(|t| t.eq_ignore_ascii_case(create_type))
-}
-
-/// Refuses a createType we do not read: NotSupported naming it. An absent createType is
-/// accepted (old descriptors), as is every type in `KNOWN_CREATE_TYPES`.
-fn check_create_type(create_type: &str) -> Result<()> {
-    if create_type.is_empty()
-        || KNOWN_CREATE_TYPES
-            .iter()
-            .any(|t| t.eq_ignore_ascii_case(create_type))
-    {
-        return Ok(());
-    }
-    let what = UNSUPPORTED_CREATE_TYPES
-        .iter()
-        .find(|(t, _)| t.eq_ignore_ascii_case(create_type))
-        .map_or("an unknown disk type", |(_, what)| what);
-    let shown: String = create_type.chars().take(64).collect();
-    Err(Error::NotSupported(format!(
-        "createType \"{shown}\" ({what}) is not supported"
-    )))
 }
 
 /// The error for a file whose first bytes are not text: control characters other than tabs
@@ -446,54 +374,6 @@ impl Descriptor {
             Some(entry) => entry.1 = value.to_string(),
             None => self.ddb.push((key.to_string(), value.to_string())),
         }
-    }
-}
-
-/// True if an `encoding=` value names UTF-8 (or is absent, which means UTF-8 or ASCII).
-fn is_utf8_name(encoding: Option<&str>) -> bool {
-    encoding.is_none_or(|e| {
-        let e = e.trim().to_ascii_lowercase();
-        e == "utf-8" || e == "utf8"
-    })
-}
-
-/// The `encoding=` value of raw descriptor bytes, if a line declares one (it is ASCII in every
-/// encoding VMware writes).
-fn declared_encoding(bytes: &[u8]) -> Option<String> {
-    bytes.split(|&b| b == b'\n').find_map(|line| {
-        let line = String::from_utf8_lossy(line);
-        let (key, value) = line.split_once('=')?;
-        key.trim()
-            .eq_ignore_ascii_case("encoding")
-            .then(|| unquote(value.trim_end_matches('\r')).to_string())
-    })
-}
-
-/// Decodes descriptor bytes to text without losing any. UTF-8 text (or text declaring no other
-/// encoding that is valid UTF-8) is taken as is; anything else (Workstation's
-/// `encoding="windows-1252"`, or bytes that are not UTF-8) is read byte for byte as ISO 8859-1,
-/// so `to_bytes` writes every byte back as it was (a lossy decode would turn a non-ASCII extent
-/// or parent name into U+FFFD on the first rewrite, and the descriptor would name another file).
-pub fn decode_text(bytes: &[u8]) -> String {
-    let declared = declared_encoding(bytes);
-    if is_utf8_name(declared.as_deref())
-        && let Ok(text) = std::str::from_utf8(bytes)
-    {
-        return text.to_string();
-    }
-    bytes.iter().map(|&b| char::from(b)).collect()
-}
-
-impl Descriptor {
-    /// The rendered text as bytes in the descriptor's encoding: byte for byte (the inverse of
-    /// `decode_text`) when it declares a non-UTF-8 encoding and every character fits a byte,
-    /// UTF-8 otherwise.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let text = self.render();
-        if !is_utf8_name(self.encoding.as_deref()) && text.chars().all(|c| u32::from(c) <= 0xff) {
-            return text.chars().map(|c| u32::from(c) as u8).collect();
-        }
-        text.into_bytes()
     }
 }
 
