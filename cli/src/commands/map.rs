@@ -13,19 +13,19 @@ use crate::units::SECTOR;
 /// One area, with the fields and meaning of `qemu-img map --output=json` (bytes; `depth` 0 is
 /// the leaf; areas no link stores have the base's depth and `present: false`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-struct Area {
-    start: u64,
-    length: u64,
-    depth: usize,
-    present: bool,
-    zero: bool,
-    data: bool,
-    compressed: bool,
+pub(super) struct Area {
+    pub(super) start: u64,
+    pub(super) length: u64,
+    pub(super) depth: usize,
+    pub(super) present: bool,
+    pub(super) zero: bool,
+    pub(super) data: bool,
+    pub(super) compressed: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    offset: Option<u64>,
+    pub(super) offset: Option<u64>,
     /// The file holding the area (text output only).
     #[serde(skip)]
-    file: String,
+    pub(super) file: String,
 }
 
 impl Area {

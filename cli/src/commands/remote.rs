@@ -8,6 +8,7 @@ use std::path::Path;
 use serde::Serialize;
 use vixDiskLib::{ChangeId, Connection, Disk, OpenOptions};
 
+use super::map::Area;
 use crate::failure::{CmdResult, OnFile, since_failure};
 use crate::units::{SECTOR, human_bytes};
 
@@ -90,18 +91,6 @@ pub fn info(uri: &Path, json: bool) -> CmdResult {
     Ok(())
 }
 
-/// One area of the export, shaped like `qemu-img map --output=json`'s.
-#[derive(Serialize)]
-struct Area {
-    start: u64,
-    length: u64,
-    depth: usize,
-    present: bool,
-    zero: bool,
-    data: bool,
-    compressed: bool,
-}
-
 /// `vixdisk map URI`: the allocated areas (the server's `base:allocation`), or with
 /// `--changed-since` the dirty areas of the bitmap it names (`qemu-nbd -B NAME`).
 pub fn map(uri: &Path, json: bool, changed_since: Option<&str>) -> CmdResult {
@@ -124,6 +113,8 @@ pub fn map(uri: &Path, json: bool, changed_since: Option<&str>) -> CmdResult {
         zero: true,
         data: false,
         compressed: false,
+        offset: None,
+        file: String::new(),
     };
     for (start, count) in runs.iter().map(|a| (a.start, a.sectors)) {
         if start > at && changed_since.is_none() {
@@ -137,6 +128,8 @@ pub fn map(uri: &Path, json: bool, changed_since: Option<&str>) -> CmdResult {
             zero: false,
             data: true,
             compressed: false,
+            offset: None,
+            file: String::new(),
         });
         at = start + count;
     }
