@@ -1,7 +1,7 @@
 //! What every kind of disk answers: one trait (`DiskBackend`) that a local chain of VMDK links
 //! (`chain::Disk`, in `local`) and a remote NBD export (`remote::disk::NbdDisk`) implement.
-//! Front ends hold a disk as this trait and reach kind-specific calls (metadata, redo logs,
-//! compaction, …) only through the concrete type.
+//! The facade's `Disk` holds a disk as this trait and reaches kind-specific calls (metadata,
+//! redo logs, compaction, …) only through the concrete type.
 
 mod local;
 mod pool;
@@ -13,7 +13,8 @@ use crate::error::{Error, Result};
 
 pub use crate::remote::sys::IoBuf;
 
-/// Runs once when an asynchronous request finishes, with its result, on a library thread.
+/// Runs once when an asynchronous request finishes, with its result, on a library thread (the
+/// facade's `Completion`).
 pub type Finish = Box<dyn FnOnce(Result<()>) + Send>;
 
 /// How a disk is reached (what GetTransportMode reports).

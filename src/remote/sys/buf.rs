@@ -8,6 +8,14 @@ use crate::error::{Error, Result};
 
 /// A request's memory. libnbd may use it from another thread until the commands that name it
 /// are retired; for lent slices `IoBuf::lend`/`lend_mut` wait for that before they return.
+/// Asynchronous requests ([`Disk::read_async`](crate::Disk::read_async)) take one made from
+/// a caller's raw buffer.
+///
+/// ```
+/// let mut sector = [0u8; 512];
+/// let len = vixDiskLib::IoBuf::lend_mut(&mut sector, |buf| buf.len());
+/// assert_eq!(len, 512);
+/// ```
 pub struct IoBuf {
     addr: usize,
     len: usize,
@@ -61,6 +69,16 @@ impl Drop for Return {
 impl IoBuf {
     /// A C caller's destination buffer of `len` bytes.
     ///
+    /// ```
+    /// let mut data = vec![0u8; 512];
+    /// // SAFETY: `data` outlives `buf` and nothing else uses it meanwhile.
+    /// let mut buf = unsafe { vixDiskLib::IoBuf::from_raw_mut(data.as_mut_ptr(), data.len()) };
+    /// buf.as_mut_slice()?.fill(1);
+    /// drop(buf);
+    /// assert_eq!(data, [1; 512]);
+    /// # Ok::<(), vixDiskLib::Error>(())
+    /// ```
+    ///
     /// # Safety
     /// `ptr..ptr+len` must be writable memory that nothing else uses until the request this
     /// buffer is given to has finished (its completion ran, or starting it failed).
@@ -75,6 +93,14 @@ impl IoBuf {
 
     /// A C caller's source buffer of `len` bytes.
     ///
+    /// ```
+    /// let data = vec![3u8; 512];
+    /// // SAFETY: `data` outlives `buf` and nothing writes it meanwhile.
+    /// let buf = unsafe { vixDiskLib::IoBuf::from_raw(data.as_ptr(), data.len()) };
+    /// assert_eq!(buf.as_slice()?, &data[..]);
+    /// # Ok::<(), vixDiskLib::Error>(())
+    /// ```
+    ///
     /// # Safety
     /// `ptr..ptr+len` must be readable memory that nothing writes until the request this buffer
     /// is given to has finished (its completion ran, or starting it failed).
@@ -88,11 +114,21 @@ impl IoBuf {
     }
 
     /// Lends `buf` to `f` as a request's destination; returns once no command uses it.
+    ///
+    /// ```
+    /// let mut data = [0u8; 1024];
+    /// vixDiskLib::IoBuf::lend_mut(&mut data, |buf| assert!(buf.as_slice().is_err()));
+    /// ```
     pub fn lend_mut<R>(buf: &mut [u8], f: impl FnOnce(&IoBuf) -> R) -> R {
         Self::lend_raw(buf.as_mut_ptr() as usize, buf.len(), true, f)
     }
 
     /// Lends `buf` to `f` as a request's source; returns once no command uses it.
+    ///
+    /// ```
+    /// let data = [9u8; 512];
+    /// vixDiskLib::IoBuf::lend(&data, |buf| assert_eq!(buf.as_slice().unwrap()[0], 9));
+    /// ```
     pub fn lend<R>(buf: &[u8], f: impl FnOnce(&IoBuf) -> R) -> R {
         Self::lend_raw(buf.as_ptr() as usize, buf.len(), false, f)
     }
@@ -110,16 +146,28 @@ impl IoBuf {
     }
 
     /// Its length in bytes.
+    ///
+    /// ```
+    /// assert_eq!(vixDiskLib::IoBuf::lend(&[0u8; 512], |buf| buf.len()), 512);
+    /// ```
     pub fn len(&self) -> usize {
         self.len
     }
 
     /// Whether it is empty.
+    ///
+    /// ```
+    /// assert!(vixDiskLib::IoBuf::lend(&[], |buf| buf.is_empty()));
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// A source buffer's bytes; refused for a destination, which commands may be filling.
+    ///
+    /// ```
+    /// vixDiskLib::IoBuf::lend(&[4u8; 512], |buf| assert_eq!(buf.as_slice().unwrap(), &[4; 512]));
+    /// ```
     pub fn as_slice(&self) -> Result<&[u8]> {
         if self.writable {
             return Err(Error::InvalidArg(
@@ -135,6 +183,13 @@ impl IoBuf {
     }
 
     /// Its bytes, to fill; refused for a source buffer.
+    ///
+    /// ```
+    /// let data = [0u8; 512];
+    /// // SAFETY: `data` outlives `buf`.
+    /// let mut buf = unsafe { vixDiskLib::IoBuf::from_raw(data.as_ptr(), data.len()) };
+    /// assert!(buf.as_mut_slice().is_err()); // a write's source is never written
+    /// ```
     pub fn as_mut_slice(&mut self) -> Result<&mut [u8]> {
         if !self.writable {
             return Err(Error::InvalidArg("the buffer is read-only".into()));
