@@ -10,6 +10,7 @@
 //! - [`DiskCursor`] is a byte-addressed `std::io::{Read, Write, Seek}` view of a whole disk.
 //! - [`Error`] is the engine's one error type; [`Error::kind`] gives its [`ErrorKind`], whose
 //!   `code()` and `name()` are VixDiskLib's error code and name.
+//! - [`fuzz`] runs one fuzz target (a parser fed arbitrary bytes), for the fuzz front ends.
 //!
 //! Sectors are 512 bytes ([`Disk::SECTOR_SIZE`]); sector calls take whole-sector buffers.
 //!
@@ -41,7 +42,8 @@ pub use api::*;
 
 // The engine's modules stay `pub` for the integration tests in tests/ (which test the
 // layers themselves) and for the C ABI's exports; they are hidden from the documentation,
-// which shows the facade only. Front ends use the facade (tests/layering.rs checks the CLI).
+// which shows the facade only. Front ends use the facade (tests/layering.rs checks the CLI
+// and the fuzz front ends, which reach the parsers through `fuzz`).
 
 #[doc(hidden)]
 pub mod backend;

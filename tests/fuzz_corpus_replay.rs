@@ -1,18 +1,14 @@
-//! Replays the committed fuzz corpus (fuzz/corpus/<target>/) through the same harness the
-//! cargo-fuzz targets use, so every seed and every reproducer of a fixed bug keeps being
-//! checked by the normal test suite without cargo-fuzz or libFuzzer. See docs/fuzzing.md.
+//! Replays the committed fuzz corpus (fuzz/corpus/<target>/) through the same entry point the
+//! cargo-fuzz targets use (`vixDiskLib::fuzz::run`), so every seed and every reproducer of a
+//! fixed bug keeps being checked by the normal test suite without cargo-fuzz or libFuzzer.
+//! Like the fuzz targets, this front end uses only the crate's facade (tests/layering.rs
+//! checks). See docs/fuzzing.md.
 //!
-//! `cargo test --test fuzz_corpus_replay -- --ignored write_seed_corpus` regenerates the seeds
-//! (engine- and qemu-made disks plus hand-built ones); reproducers (`crash-*`, `oom-*`,
-//! `timeout-*`) are kept as they are.
-
-mod common;
-#[path = "support/fuzz_harness.rs"]
-mod fuzz_harness;
-#[path = "support/fuzz_seeds.rs"]
-mod fuzz_seeds;
+//! The seeds are written by tests/fuzz_seed_corpus.rs.
 
 use std::path::{Path, PathBuf};
+
+use vixDiskLib::{Connection, OpenOptions, fuzz};
 
 fn corpus_dir(target: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -36,14 +32,14 @@ fn replay(target: &str) {
     let work = tempfile::tempdir().expect("scratch directory");
     for file in &files {
         let data = std::fs::read(file).expect("read seed");
-        let run = std::panic::catch_unwind(|| fuzz_harness::run(target, work.path(), &data));
+        let run = std::panic::catch_unwind(|| fuzz::run(target, work.path(), &data));
         assert!(run.is_ok(), "{target}: {} panicked", file.display());
     }
 }
 
 #[test]
 fn every_target_has_a_corpus() {
-    for target in fuzz_harness::TARGETS {
+    for target in fuzz::TARGETS {
         assert!(corpus_dir(target).is_dir(), "no corpus for {target}");
     }
 }
@@ -83,6 +79,34 @@ fn chain_open_corpus() {
     replay("chain_open");
 }
 
+/// True if a packed `chain_open` input opens read-only with its parents and its first sector
+/// reads.
+fn opens_and_reads(work: &Path, data: &[u8]) -> bool {
+    let _ = std::fs::remove_dir_all(work);
+    std::fs::create_dir_all(work).expect("scratch");
+    let files = fuzz::unpack_files(data);
+    for (name, content) in &files {
+        std::fs::write(work.join(name), content).expect("write file");
+    }
+    let Some((first, _)) = files.first() else {
+        return false;
+    };
+    let opts = OpenOptions {
+        read_only: true,
+        ..OpenOptions::default()
+    };
+    match Connection::local().open(work.join(first), &opts) {
+        Ok(d) => {
+            let mut buf = vec![0u8; 512];
+            d.read(0, &mut buf).is_ok()
+        }
+        Err(e) => {
+            eprintln!("{first}: {e}");
+            false
+        }
+    }
+}
+
 /// The seeds open as real disks: a harness that refused everything would still "pass" the
 /// replay, so check that the chain seeds made from real disks open and read.
 #[test]
@@ -97,7 +121,7 @@ fn chain_seeds_open_as_disks() {
             continue;
         }
         let data = std::fs::read(&path).expect("read seed");
-        if fuzz_seeds::opens_and_reads(work.path(), &data) {
+        if opens_and_reads(work.path(), &data) {
             opened += 1;
         } else {
             panic!("seed {name} does not open as a disk");
@@ -115,23 +139,13 @@ fn packed_files_unpack_to_the_same_files() {
         let b: Vec<u8> = (0..len)
             .map(|i| if i % 50 == 49 { b'\n' } else { 0 })
             .collect();
-        let packed = fuzz_harness::pack_files(&[("a.vmdk", &a), ("b-flat.vmdk", &b), ("c", b"")]);
-        let files = fuzz_harness::unpack_files(&packed);
+        let packed = fuzz::pack_files(&[("a.vmdk", &a), ("b-flat.vmdk", &b), ("c", b"")]);
+        let files = fuzz::unpack_files(&packed);
         let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["a.vmdk", "b-flat.vmdk", "c"], "len {len}");
         assert_eq!(files[0].1, &a[..], "len {len}");
         assert_eq!(files[1].1, &b[..], "len {len}");
         assert!(files[2].1.is_empty());
     }
-    assert!(fuzz_harness::unpack_files(b"../x\ndata").is_empty());
-}
-
-#[test]
-#[ignore = "regenerates fuzz/corpus seeds; run by hand"]
-fn write_seed_corpus() {
-    let dir = std::env::var_os("VDL_SEED_DIR").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus"),
-        PathBuf::from,
-    );
-    fuzz_seeds::write_all(&dir);
+    assert!(fuzz::unpack_files(b"../x\ndata").is_empty());
 }

@@ -7,9 +7,11 @@
 //!   uses it back);
 //! - src/vmdk/ uses `crate::chain` or `crate::ffi`, or src/chain/ uses `crate::ffi`;
 //! - anything outside src/ffi/ uses `ffi` (the C ABI is a front end, not a library): the engine
-//!   in src/, the CLI (cli/src/) and the fuzz targets (fuzz/, tests/support/fuzz_harness.rs);
-//! - the CLI (cli/src/) names anything of the crate but the facade its root re-exports (an
-//!   engine module declared in src/lib.rs);
+//!   in src/, the CLI (cli/src/) and the fuzz front ends (fuzz/fuzz_targets/,
+//!   tests/fuzz_corpus_replay.rs);
+//! - the CLI (cli/src/) or a fuzz front end names anything of the crate but the facade its
+//!   root re-exports (an engine module declared in src/lib.rs): the fuzz targets reach the
+//!   parsers through `vixDiskLib::fuzz` (src/api/fuzz/);
 //! - a module of src/vmdk/ uses one of a higher layer in `VMDK_LAYERS`, or is missing from it;
 //! - `unsafe` appears outside src/ffi/ (the C ABI) and src/remote/sys/ (libnbd and the system
 //!   calls of the NBD client): the rest of the engine is safe Rust.
@@ -124,7 +126,7 @@ fn unsafe_code_is_confined_to_ffi_and_the_libnbd_module() {
 const FRONT_ENDS: &[&str] = &[
     "cli/src",
     "fuzz/fuzz_targets",
-    "tests/support/fuzz_harness.rs",
+    "tests/fuzz_corpus_replay.rs",
 ];
 
 /// The names a source takes from the crate's root: `X` of every `vixDiskLib::X` path or
@@ -182,35 +184,56 @@ fn engine_modules(root: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Front ends held to the facade: they may name only what the crate root re-exports. The
-/// fuzz targets are not among them: they feed bytes to the on-disk parsers themselves
-/// (header, descriptor, grain tables), which the facade rightly does not expose.
-const FACADE_ONLY: &[&str] = &["cli/src"];
+/// The Rust sources of a front end: every `.rs` file under a directory, or the one file. A
+/// front end that is missing or empty is an error (the checks would pass vacuously).
+fn front_end_sources(root: &Path, front_end: &str) -> Vec<PathBuf> {
+    let path = root.join(front_end);
+    let mut files = Vec::new();
+    if path.is_dir() {
+        collect_rs(&path, &mut files);
+    } else if path.is_file() {
+        files.push(path);
+    }
+    assert!(!files.is_empty(), "no sources under {front_end}");
+    files
+}
 
-#[test]
-fn the_cli_uses_only_the_facade() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+/// The engine modules (see `engine_modules`) each source of `front_end` names, as messages.
+fn engine_items_used(root: &Path, front_end: &str, modules: &[String]) -> Vec<String> {
+    let mut found = Vec::new();
+    for file in front_end_sources(root, front_end) {
+        let text = std::fs::read_to_string(&file).expect("readable source");
+        for name in crate_items(&lex(&text)) {
+            if modules.contains(&name) {
+                found.push(format!(
+                    "{} uses vixDiskLib::{name}: front ends use only the facade at the crate root",
+                    file.strip_prefix(root).unwrap_or(&file).display()
+                ));
+            }
+        }
+    }
+    found
+}
+
+/// The engine modules declared in src/lib.rs, checked to include the known ones (so a change
+/// to how lib.rs declares them cannot make the facade checks pass vacuously).
+fn known_engine_modules(root: &Path) -> Vec<String> {
     let modules = engine_modules(root);
     for m in ["vmdk", "chain", "ffi", "remote", "backend", "error", "log"] {
         assert!(modules.iter().any(|x| x == m), "lib.rs declares no `{m}`");
     }
-    let mut found = Vec::new();
-    for front_end in FACADE_ONLY {
-        let mut files = Vec::new();
-        collect_rs(&root.join(front_end), &mut files);
-        assert!(!files.is_empty(), "no sources under {front_end}");
-        for file in files {
-            let text = std::fs::read_to_string(&file).expect("readable source");
-            for name in crate_items(&lex(&text)) {
-                if modules.contains(&name) {
-                    found.push(format!(
-                        "{} uses vixDiskLib::{name}: front ends use only the facade at the crate root",
-                        file.strip_prefix(root).unwrap_or(&file).display()
-                    ));
-                }
-            }
-        }
-    }
+    assert!(
+        !modules.iter().any(|x| x == "fuzz"),
+        "`fuzz` is part of the facade (src/api/fuzz/), not an engine module"
+    );
+    modules
+}
+
+#[test]
+fn the_cli_uses_only_the_facade() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let modules = known_engine_modules(root);
+    let found = engine_items_used(root, "cli/src", &modules);
     // Guards the guard: the scan must see what it looks for.
     let seen = |text: &str| {
         crate_items(&lex(text))
@@ -228,19 +251,47 @@ fn the_cli_uses_only_the_facade() {
     assert!(found.is_empty(), "{}", found.join("\n"));
 }
 
+/// The fuzz front ends: the cargo-fuzz targets and the corpus replay test. They reach the
+/// parsers through the facade's `vixDiskLib::fuzz`, never through `vmdk`, `chain` or `log`.
+const FUZZ_FRONT_ENDS: &[&str] = &["fuzz/fuzz_targets", "tests/fuzz_corpus_replay.rs"];
+
+#[test]
+fn the_fuzz_targets_use_only_the_facade() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let modules = known_engine_modules(root);
+    let mut found = Vec::new();
+    for front_end in FUZZ_FRONT_ENDS {
+        found.extend(engine_items_used(root, front_end, &modules));
+        // Guards the guard: every source is seen going through `vixDiskLib::fuzz` (a target
+        // that reached the engine another way, or a scan that saw nothing, fails here).
+        for file in front_end_sources(root, front_end) {
+            let text = std::fs::read_to_string(&file).expect("readable source");
+            if !crate_items(&lex(&text)).iter().any(|n| n == "fuzz") {
+                found.push(format!(
+                    "{} does not use vixDiskLib::fuzz",
+                    file.strip_prefix(root).unwrap_or(&file).display()
+                ));
+            }
+        }
+    }
+    // One target file per bin of fuzz/Cargo.toml, and at least one.
+    let manifest = std::fs::read_to_string(root.join("fuzz/Cargo.toml")).expect("fuzz manifest");
+    let bins = manifest.matches("[[bin]]").count();
+    let targets = front_end_sources(root, "fuzz/fuzz_targets").len();
+    assert!(targets > 0, "no fuzz targets found under fuzz/fuzz_targets");
+    assert_eq!(
+        targets, bins,
+        "fuzz/fuzz_targets and fuzz/Cargo.toml disagree"
+    );
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}
+
 #[test]
 fn front_ends_do_not_use_the_c_abi() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut found = Vec::new();
     for front_end in FRONT_ENDS {
-        let path = root.join(front_end);
-        let mut files = Vec::new();
-        if path.is_dir() {
-            collect_rs(&path, &mut files);
-        } else if path.exists() {
-            files.push(path);
-        }
-        for file in files {
+        for file in front_end_sources(root, front_end) {
             let text = std::fs::read_to_string(&file).expect("readable source");
             if ffi_uses(&lex(&text)) > 0 {
                 found.push(format!(
@@ -743,6 +794,7 @@ fn scanner_sees_known_references_and_ignores_comments_and_strings() {
         ("vmdk::link", "vmdk::extent"),
         ("chain", "vmdk::link"),
         ("ffi::boundary", "ffi::errors"),
+        ("api::fuzz", "vmdk::descriptor"),
     ] {
         assert!(
             graph.edges.get(from).is_some_and(|t| t.contains(to)),

@@ -1,9 +1,8 @@
-//! Fuzz target `chain_open`: see `tests/support/fuzz_harness.rs` for what it exercises.
+//! Fuzz target `chain_open`: see `vixDiskLib::fuzz` (src/api/fuzz/) for what it exercises.
 #![no_main]
 
-#[path = "../../tests/support/fuzz_harness.rs"]
-mod fuzz_harness;
+use vixDiskLib::fuzz;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    fuzz_harness::run("chain_open", &fuzz_harness::scratch_dir("chain_open"), data);
+    fuzz::run("chain_open", &fuzz::scratch_dir("chain_open"), data);
 });

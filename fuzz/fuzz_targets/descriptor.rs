@@ -1,9 +1,8 @@
-//! Fuzz target `descriptor`: see `tests/support/fuzz_harness.rs` for what it exercises.
+//! Fuzz target `descriptor`: see `vixDiskLib::fuzz` (src/api/fuzz/) for what it exercises.
 #![no_main]
 
-#[path = "../../tests/support/fuzz_harness.rs"]
-mod fuzz_harness;
+use vixDiskLib::fuzz;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    fuzz_harness::run("descriptor", &fuzz_harness::scratch_dir("descriptor"), data);
+    fuzz::run("descriptor", &fuzz::scratch_dir("descriptor"), data);
 });

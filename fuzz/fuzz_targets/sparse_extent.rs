@@ -1,9 +1,8 @@
-//! Fuzz target `sparse_extent`: see `tests/support/fuzz_harness.rs` for what it exercises.
+//! Fuzz target `sparse_extent`: see `vixDiskLib::fuzz` (src/api/fuzz/) for what it exercises.
 #![no_main]
 
-#[path = "../../tests/support/fuzz_harness.rs"]
-mod fuzz_harness;
+use vixDiskLib::fuzz;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    fuzz_harness::run("sparse_extent", &fuzz_harness::scratch_dir("sparse_extent"), data);
+    fuzz::run("sparse_extent", &fuzz::scratch_dir("sparse_extent"), data);
 });

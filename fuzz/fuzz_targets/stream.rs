@@ -1,9 +1,8 @@
-//! Fuzz target `stream`: see `tests/support/fuzz_harness.rs` for what it exercises.
+//! Fuzz target `stream`: see `vixDiskLib::fuzz` (src/api/fuzz/) for what it exercises.
 #![no_main]
 
-#[path = "../../tests/support/fuzz_harness.rs"]
-mod fuzz_harness;
+use vixDiskLib::fuzz;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    fuzz_harness::run("stream", &fuzz_harness::scratch_dir("stream"), data);
+    fuzz::run("stream", &fuzz::scratch_dir("stream"), data);
 });

@@ -3,6 +3,7 @@
 mod connection;
 mod cursor;
 mod disk;
+pub mod fuzz;
 mod inspect;
 mod logging;
 mod settings;

@@ -1,12 +1,13 @@
 //! Seeds for the fuzz corpus (fuzz/corpus/<target>/seed-*): small real disks made by the
 //! engine and by qemu-img, plus hand-built files for what neither makes (COWD, tiny grains,
 //! odd descriptors). Every target gets the parts of these disks it parses. Written by the
-//! ignored test `write_seed_corpus` in tests/fuzz_corpus_replay.rs.
+//! ignored test `write_seed_corpus` in tests/fuzz_seed_corpus.rs.
 #![allow(dead_code)]
 
 use std::path::Path;
 
 use vixDiskLib::chain::{Disk, OpenOptions};
+use vixDiskLib::fuzz::{TARGETS, pack_files};
 use vixDiskLib::vmdk::cowd::CowdExtent;
 use vixDiskLib::vmdk::create::{CreateSpec, DiskKind, create};
 use vixDiskLib::vmdk::descriptor::Descriptor;
@@ -16,37 +17,9 @@ use vixDiskLib::vmdk::sesparse::SeSparseHeader;
 use vixDiskLib::vmdk::sparse::{GrainMap, SparseExtent};
 
 use crate::common::{SeGrain, cowd_file, have_qemu, sesparse_descriptor, sh, write_sesparse};
-use crate::fuzz_harness::{pack_files, unpack_files};
 
 /// The files of one disk (name, bytes); the first is the one to open.
 type DiskFiles = Vec<(String, Vec<u8>)>;
-
-/// True if a packed `chain_open` input opens read-only and its first sector reads.
-pub fn opens_and_reads(work: &Path, data: &[u8]) -> bool {
-    let _ = std::fs::remove_dir_all(work);
-    std::fs::create_dir_all(work).expect("scratch");
-    let files = unpack_files(data);
-    for (name, content) in &files {
-        std::fs::write(work.join(name), content).expect("write file");
-    }
-    let opts = OpenOptions {
-        read_only: true,
-        single_link: false,
-    };
-    let Some((first, _)) = files.first() else {
-        return false;
-    };
-    match Disk::open(&work.join(first), opts) {
-        Ok(d) => {
-            let mut buf = vec![0u8; 512];
-            d.read(0, &mut buf).is_ok()
-        }
-        Err(e) => {
-            eprintln!("{first}: {e}");
-            false
-        }
-    }
-}
 
 /// Reads every file of `dir` (sorted, `first` first) into a disk file set.
 fn collect(dir: &Path, first: &str) -> DiskFiles {
@@ -583,7 +556,7 @@ pub fn write_all(corpus: &Path) {
     ));
     seeds.push(("sesparse", "hand-empty".into(), sesparse_bytes(100, &[])));
 
-    for target in crate::fuzz_harness::TARGETS {
+    for target in TARGETS {
         let dir = corpus.join(target);
         std::fs::create_dir_all(&dir).unwrap();
         for entry in std::fs::read_dir(&dir).unwrap() {

@@ -1,87 +1,29 @@
-//! The fuzz harness, shared by the cargo-fuzz targets (fuzz/fuzz_targets/) and by the corpus
-//! replay test (tests/fuzz_corpus_replay.rs), so both exercise exactly the same code.
-//!
-//! Each target takes arbitrary bytes and a scratch directory, hands the bytes to one engine
-//! parser or opener and uses what it returns. Errors are the expected answer to garbage; the
-//! property is that nothing panics, hangs or allocates without bound. A few cheap consistency
-//! checks (a header re-encodes to itself, a rendered descriptor re-parses) also panic on
-//! failure, since they are engine bugs too.
-#![allow(dead_code)]
+//! The targets behind [`super::run`], one function per parser or opener. Each feeds the bytes
+//! to the engine, then uses what came back (maps, reads, allocation walks) so that a bad table
+//! or offset the parser let through is found as well.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use vixDiskLib::chain::{Disk, OpenOptions};
-use vixDiskLib::vmdk::check::{Outcome, check_disk};
-use vixDiskLib::vmdk::cowd::CowdExtent;
-use vixDiskLib::vmdk::descriptor::Descriptor;
-use vixDiskLib::vmdk::header::SparseHeader;
-use vixDiskLib::vmdk::sesparse::SeSparseExtent;
-use vixDiskLib::vmdk::sparse::{GrainMap, SparseExtent};
-use vixDiskLib::vmdk::stream_read::inflate_grain;
+use super::pack::unpack_files;
+use crate::chain::{Disk, OpenOptions};
+use crate::vmdk::check::{Outcome, check_disk};
+use crate::vmdk::cowd::CowdExtent;
+use crate::vmdk::descriptor::Descriptor;
+use crate::vmdk::fd_cache::CachedFile;
+use crate::vmdk::header::SparseHeader;
+use crate::vmdk::sesparse::SeSparseExtent;
+use crate::vmdk::sparse::{GrainMap, SparseExtent};
+use crate::vmdk::stream_read::inflate_grain;
 
-/// The fuzz targets, by the name used for `fuzz/fuzz_targets/<name>.rs` and
-/// `fuzz/corpus/<name>/`.
-pub const TARGETS: &[&str] = &[
-    "descriptor",
-    "sparse_header",
-    "sparse_extent",
-    "stream",
-    "cowd",
-    "sesparse",
-    "chain_open",
-];
-
-/// Separates the files packed into one `chain_open` input (see `unpack_files`).
-pub const FILE_SEPARATOR: &[u8] = b"\n@@VDLFILE@@";
-/// Most files one `chain_open` input may unpack into.
-const MAX_FILES: usize = 6;
-/// Longest file name accepted in a packed input.
-const MAX_NAME: usize = 40;
 /// Sectors a target reads per request: enough to cross grain boundaries, small enough to stay
 /// fast.
 const READ_SECTORS: u64 = 16;
 
-/// Silences the engine's log (warnings go to stderr by default, which would slow the fuzzer
-/// and bury its output). Cheap to call every time.
-pub fn quiet() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        vixDiskLib::log::configure(Some(Box::new(|_, _| {})), vixDiskLib::log::Level::Warning)
-    });
-}
-
-/// A per-process scratch directory for `target` on tmpfs when there is one (the targets write
-/// their input to files on every run).
-pub fn scratch_dir(target: &str) -> PathBuf {
-    let shm = Path::new("/dev/shm");
-    let base = if shm.is_dir() {
-        shm.to_path_buf()
-    } else {
-        std::env::temp_dir()
-    };
-    base.join(format!("vdl-fuzz-{target}-{}", std::process::id()))
-}
-
-/// Runs `target` on `data` with `work` as scratch directory (created if missing; its content
-/// is replaced). Panics on an unknown target name.
-pub fn run(target: &str, work: &Path, data: &[u8]) {
-    quiet();
-    match target {
-        "descriptor" => descriptor(data),
-        "sparse_header" => sparse_header(data),
-        "sparse_extent" => sparse_extent(work, data),
-        "stream" => stream(work, data),
-        "cowd" => cowd(work, data),
-        "sesparse" => sesparse(work, data),
-        "chain_open" => chain_open(work, data),
-        other => panic!("unknown fuzz target {other:?}"),
-    }
-}
-
 /// Descriptor text: parse; a parsed descriptor must render to text that parses again and
 /// renders identically (rewrites of a descriptor must never lose or corrupt it).
-pub fn descriptor(data: &[u8]) {
+pub(super) fn descriptor(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let Ok(d) = Descriptor::parse(&text) else {
         return;
@@ -95,7 +37,7 @@ pub fn descriptor(data: &[u8]) {
 
 /// The 512-byte sparse header: decode against a file length taken from the input; a decoded
 /// header must encode back to a header that decodes to the same values.
-pub fn sparse_header(data: &[u8]) {
+pub(super) fn sparse_header(data: &[u8]) {
     if data.len() < 512 {
         return;
     }
@@ -180,7 +122,7 @@ fn pick_of(data: &[u8]) -> u64 {
 
 /// A hosted sparse extent file: header, grain directories and tables, then reads and an
 /// allocation walk.
-pub fn sparse_extent(work: &Path, data: &[u8]) {
+pub(super) fn sparse_extent(work: &Path, data: &[u8]) {
     if data.len() < 512 {
         return;
     }
@@ -188,7 +130,7 @@ pub fn sparse_extent(work: &Path, data: &[u8]) {
         return;
     };
     let Ok(sp) = SparseExtent::open(
-        vixDiskLib::vmdk::fd_cache::CachedFile::pinned(std::sync::Arc::new(file), &path, false),
+        CachedFile::pinned(Arc::new(file), &path, false),
         &data[..512],
     ) else {
         return;
@@ -211,7 +153,7 @@ pub fn sparse_extent(work: &Path, data: &[u8]) {
 /// input starts with the marker; its first byte, part of the marker's unused LBA high bits
 /// here, picks the grain size), then the whole input opened as a stream extent (footer,
 /// tables, markers) and read.
-pub fn stream(work: &Path, data: &[u8]) {
+pub(super) fn stream(work: &Path, data: &[u8]) {
     if data.is_empty() {
         return;
     }
@@ -225,7 +167,7 @@ pub fn stream(work: &Path, data: &[u8]) {
         return;
     }
     if let Ok(sp) = SparseExtent::open(
-        vixDiskLib::vmdk::fd_cache::CachedFile::pinned(std::sync::Arc::new(file), &path, false),
+        CachedFile::pinned(Arc::new(file), &path, false),
         &data[..512],
     ) {
         let capacity = sp.header().capacity;
@@ -254,15 +196,11 @@ fn check_stream(path: &Path) {
 }
 
 /// An ESX COWD (vmfsSparse) extent: header, directory, tables, reads and an allocation walk.
-pub fn cowd(work: &Path, data: &[u8]) {
+pub(super) fn cowd(work: &Path, data: &[u8]) {
     let Some((path, file)) = single_file(work, "cowd.vmdk", data) else {
         return;
     };
-    let Ok(c) = CowdExtent::open(vixDiskLib::vmdk::fd_cache::CachedFile::pinned(
-        std::sync::Arc::new(file),
-        &path,
-        false,
-    )) else {
+    let Ok(c) = CowdExtent::open(CachedFile::pinned(Arc::new(file), &path, false)) else {
         return;
     };
     let _ = c.legacy_parent_name();
@@ -292,7 +230,7 @@ pub fn cowd(work: &Path, data: &[u8]) {
 
 /// An ESXi seSparse extent: both headers, the directory, tables (every entry checked), reads
 /// and an allocation walk.
-pub fn sesparse(work: &Path, data: &[u8]) {
+pub(super) fn sesparse(work: &Path, data: &[u8]) {
     let Some((path, file)) = single_file(work, "sesparse.vmdk", data) else {
         return;
     };
@@ -324,93 +262,10 @@ pub fn sesparse(work: &Path, data: &[u8]) {
     let _ = se.check_all();
 }
 
-/// Splits a `chain_open` input into files: parts separated by `FILE_SEPARATOR`, each
-/// `name\n` then the content. Names are plain file names (letters, digits, `.`, `-`, `_`);
-/// parts with any other name are skipped. The first valid part is the disk to open.
-pub fn unpack_files(data: &[u8]) -> Vec<(String, &[u8])> {
-    let mut out: Vec<(String, &[u8])> = Vec::new();
-    let mut rest = data;
-    while out.len() < MAX_FILES {
-        let (part, next) = match find(rest, FILE_SEPARATOR) {
-            Some(at) => (&rest[..at], Some(&rest[at + FILE_SEPARATOR.len()..])),
-            None => (rest, None),
-        };
-        if let Some(nl) = find_newline(part) {
-            let name = &part[..nl];
-            let ok = !name.is_empty()
-                && name.len() <= MAX_NAME
-                && name != b"."
-                && name != b".."
-                && name
-                    .iter()
-                    .all(|&b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-            if ok {
-                let name = String::from_utf8_lossy(name).into_owned();
-                out.retain(|(n, _)| *n != name);
-                out.push((name, &part[nl + 1..]));
-            }
-        }
-        match next {
-            Some(n) => rest = n,
-            None => break,
-        }
-    }
-    out
-}
-
-/// Packs files into one `chain_open` input (the inverse of `unpack_files`), for making seeds.
-pub fn pack_files(files: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (i, (name, content)) in files.iter().enumerate() {
-        if i > 0 {
-            out.extend_from_slice(FILE_SEPARATOR);
-        }
-        out.extend_from_slice(name.as_bytes());
-        out.push(b'\n');
-        out.extend_from_slice(content);
-    }
-    out
-}
-
-/// Where `needle` (which starts with a newline) first occurs in `hay`.
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    let mut from = 0;
-    while let Some(nl) = find_newline(&hay[from..]) {
-        let at = from + nl;
-        if hay[at..].starts_with(needle) {
-            return Some(at);
-        }
-        from = at + 1;
-    }
-    None
-}
-
-/// Position of the first newline. Tests 64 bytes per step with word arithmetic: the fuzzer
-/// records every comparison, and one per byte made packed inputs of 100+ KiB (mostly zeros)
-/// spend most of their time just being split.
-fn find_newline(hay: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let mut at = 0;
-    while let Some(block) = hay.get(at..at + 64) {
-        let mut hit = 0u64;
-        for word in block.chunks_exact(8) {
-            let x =
-                u64::from_ne_bytes(word.try_into().expect("8 bytes")) ^ (ONES * u64::from(b'\n'));
-            hit |= x.wrapping_sub(ONES) & !x & HIGHS;
-        }
-        if hit != 0 {
-            break;
-        }
-        at += 64;
-    }
-    hay[at..].iter().position(|&b| b == b'\n').map(|p| at + p)
-}
-
 /// A whole disk from several files (descriptor, extents, parents): unpack them into `work`,
 /// open the first read-only with its chain, read the start, the end and a picked sector, and
 /// ask which chunks are allocated.
-pub fn chain_open(work: &Path, data: &[u8]) {
+pub(super) fn chain_open(work: &Path, data: &[u8]) {
     let files = unpack_files(data);
     let Some((first, _)) = files.first() else {
         return;
