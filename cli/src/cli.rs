@@ -46,8 +46,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
         /// Only the areas changed since a change ID (`vixdisk changeid`, a backup manifest's
-        /// `change_id`; `*` = the allocated areas).
-        #[arg(long, value_name = "CHANGE_ID", value_parser = parse_change_id)]
+        /// `change_id`; `*` = the allocated areas). For an NBD export: the name of a dirty
+        /// bitmap the server exports (`qemu-nbd -B NAME`).
+        #[arg(long, value_name = "CHANGE_ID")]
         changed_since: Option<String>,
         #[command(flatten)]
         share: ForceShare,
@@ -97,16 +98,19 @@ pub enum Command {
         /// The child link (same capacity) that will point at the parent.
         child: PathBuf,
     },
-    /// Copy a disk (its whole chain, flattened) into a new disk of any type, or raw.
+    /// Copy a disk (its whole chain, flattened) or an NBD export into a new disk of any type,
+    /// or raw.
     #[command(visible_alias = "clone")]
     Convert {
-        /// The source disk.
+        /// The source: a disk, a raw image (-f raw), or an NBD export named by a URI
+        /// (nbd://host[:port]/export, nbd+unix:///export?socket=PATH, nbds://... with TLS), of
+        /// which the allocated areas are copied.
         source: PathBuf,
-        /// The new disk.
+        /// The new disk (a local path).
         target: PathBuf,
-        /// Format of the source: vmdk (default) or raw.
-        #[arg(short = 'f', long = "source-format", default_value = "vmdk")]
-        source_format: SourceFormat,
+        /// Format of the source file: vmdk (the default) or raw; not for an NBD export.
+        #[arg(short = 'f', long = "source-format")]
+        source_format: Option<SourceFormat>,
         #[command(flatten)]
         format: FormatArgs,
         /// Replace the target if it exists.
@@ -194,18 +198,6 @@ pub struct ForceShare {
     /// takes no lock, so the answer may be stale or inconsistent.
     #[arg(short = 'U', long)]
     pub force_share: bool,
-}
-
-/// A `--changed-since` value: `*`, or a change id as `vixdisk changeid` prints it
-/// ("UUID/number"). Anything else is bad usage (exit 2) before any disk is opened.
-fn parse_change_id(text: &str) -> Result<String, String> {
-    if vixDiskLib::ChangeId::parse(text).is_some() {
-        Ok(text.to_string())
-    } else {
-        Err(format!(
-            "{text:?} is not a change id (\"UUID/number\" as `vixdisk changeid` prints it, or \"*\")"
-        ))
-    }
 }
 
 /// Type and controller of a disk being created.
