@@ -353,6 +353,29 @@ fn convert_reads_everything_when_the_server_has_no_map() {
     assert_eq!(vmdk_data(&copy), vmdk_data(&src));
 }
 
+/// An export whose size ends in a partial sector (nbdkit serves a file's exact size) cannot
+/// be copied whole: convert and backup refuse it (exit 1) and make nothing, rather than
+/// dropping its last bytes.
+#[test]
+fn an_export_ending_in_a_partial_sector_is_not_copied() {
+    if missing(&["nbdkit"]) {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let image = d.path().join("odd.raw");
+    std::fs::write(&image, vec![0x42u8; (1 << 20) + 100]).unwrap();
+    let server = Server::nbdkit(d.path(), &image, &[]);
+    let uri = server.1.as_str();
+    let out = d.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let err = fails(&["convert", uri, s(&out.join("c.vmdk"))], 1);
+    assert!(err.contains("VIX_E_NOT_SUPPORTED"), "{err}");
+    assert!(err.contains("its last 100 bytes cannot be read"), "{err}");
+    let err = fails(&["backup", "full", uri, s(&out.join("bk"))], 1);
+    assert!(err.contains("its last 100 bytes cannot be read"), "{err}");
+    assert_eq!(entries(&out), BTreeSet::new(), "nothing was made");
+}
+
 #[test]
 fn a_full_backup_of_an_export_restores_byte_exact() {
     if missing(&["qemu-nbd"]) {

@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use serde::Serialize;
-use vixDiskLib::{ChangeId, Connection, Disk, OpenOptions};
+use vixDiskLib::{ChangeId, Connection, Disk, Error, OpenOptions};
 
 use super::map::Area;
 use crate::failure::{CmdResult, Failure, OnFile, since_failure};
@@ -47,9 +47,23 @@ pub fn refuse_flag(uri: &Path, given: bool, flag: &str, why: &str) -> CmdResult 
     )))
 }
 
-/// Connects read-only to the export, to copy from it.
+/// Connects read-only to the export, to copy from it. An export whose size ends in a partial
+/// sector is refused: sector reads cannot reach those bytes, and a copy without them would
+/// look complete.
 pub fn open_source(uri: &Path) -> CmdResult<Disk> {
-    open(uri, None)
+    let disk = open(uri, None)?;
+    let size = disk.size_bytes();
+    let tail = size % Disk::SECTOR_SIZE;
+    if tail == 0 {
+        return Ok(disk);
+    }
+    let _ = disk.close();
+    Err(Error::NotSupported(format!(
+        "the export's size, {size} bytes, is not a multiple of {}: its last {tail} bytes \
+         cannot be read, so it cannot be copied whole",
+        Disk::SECTOR_SIZE
+    )))
+    .on(uri)
 }
 
 /// Connects read-only; `change_id` names a dirty bitmap to negotiate.
