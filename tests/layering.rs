@@ -758,3 +758,46 @@ fn scanner_sees_known_references_and_ignores_comments_and_strings() {
     let used: Vec<String> = uses.iter().map(|(_, to)| to.join("::")).collect();
     assert_eq!(used, ["sibling::g", "a"]);
 }
+
+/// The C ABI is a front end like the CLI: src/ffi/ may name, through `crate::`, only the facade
+/// the crate root re-exports (and its own modules, `crate::ffi`), never an engine module.
+#[test]
+fn the_c_abi_uses_only_the_facade() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let modules = engine_modules(root);
+    // `crate::X` read as `vixDiskLib::X`, so the CLI's reading of paths applies unchanged.
+    let items = |text: &str| {
+        let toks: Vec<Tok> = lex(text)
+            .into_iter()
+            .map(|t| match t {
+                Tok::Ident(name) if name == "crate" => Tok::Ident("vixDiskLib".into()),
+                other => other,
+            })
+            .collect();
+        crate_items(&toks)
+            .into_iter()
+            .filter(|n| n != "ffi" && modules.contains(n))
+            .collect::<Vec<_>>()
+    };
+    let mut files = Vec::new();
+    collect_rs(&root.join("src/ffi"), &mut files);
+    assert!(files.len() > 10, "the C ABI's sources were not found");
+    let mut found = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).expect("readable source");
+        for name in items(&text) {
+            found.push(format!(
+                "{} uses crate::{name}: the C ABI uses only the facade at the crate root",
+                file.strip_prefix(root).unwrap_or(file).display()
+            ));
+        }
+    }
+    // Guards the guard.
+    assert_eq!(items("use crate::chain::Disk;"), ["chain"]);
+    assert_eq!(
+        items("use crate::{Disk, error::Error};\nlet x = crate::log::warn;"),
+        ["error", "log"]
+    );
+    assert!(items("use crate::{Disk, Error};\nuse crate::ffi::types::Bool;").is_empty());
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}

@@ -5,13 +5,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::disk::Disk;
+use super::settings::Settings;
 use super::staged::{self, StagedDisk};
 use super::types::{CreateOptions, OpenOptions};
 use crate::chain;
 use crate::error::{Error, Result};
+use crate::log;
 use crate::remote::disk::{NbdDisk, NbdOpen};
-use crate::remote::settings::RemoteSettings;
-use crate::remote::target::{Target, parse_target};
+use crate::remote::target::{Target, TlsPolicy, parse_target};
 use crate::vmdk::check::{CheckReport, Outcome, check_disk, check_disk_force_share};
 use crate::vmdk::create::DiskKind;
 
@@ -25,8 +26,14 @@ use crate::vmdk::create::DiskKind;
 /// ```
 #[derive(Debug)]
 pub struct Connection {
-    remote: Option<Target>,
-    settings: RemoteSettings,
+    remote: Option<Remote>,
+}
+
+/// An NBD server: where opens connect, and a user name that may pick the PSK identity.
+#[derive(Debug)]
+struct Remote {
+    target: Target,
+    user: Option<String>,
 }
 
 impl Connection {
@@ -37,10 +44,7 @@ impl Connection {
     /// # let _ = conn;
     /// ```
     pub fn local() -> Connection {
-        Connection {
-            remote: None,
-            settings: RemoteSettings::default(),
-        }
+        Connection { remote: None }
     }
 
     /// An NBD server, named by an `nbd://`, `nbds://` or `nbd+unix://` URI (or a host name):
@@ -53,13 +57,61 @@ impl Connection {
     /// assert_eq!(err.kind(), vixDiskLib::ErrorKind::InvalidArg);
     /// ```
     pub fn nbd(uri: &str) -> Result<Connection> {
-        let settings = RemoteSettings::default();
-        let target = parse_target(uri, 0, None, settings.has_tls_credentials())?;
+        Connection::nbd_server(uri, 0, None, None)
+    }
+
+    /// An NBD server named the way VixDiskLib's connect params name it: `server` an `nbd://`,
+    /// `nbds://`, `nbd+unix://` or `nbds+unix://` URI or a host name, `port` (0: the URI's or
+    /// 10809), `transport_modes` a colon-separated list of `nbd` and `nbdssl` (None: both,
+    /// TLS first if [`Settings`] give credentials), and `user` a name that picks the PSK
+    /// identity when the PSK file has a key for it. libnbd is loaded now.
+    ///
+    /// ```
+    /// // Transports that cannot reach an NBD server are refused before anything is loaded.
+    /// let err = vixDiskLib::Connection::nbd_server("nbd://backup", 0, Some("san:hotadd"), None)
+    ///     .unwrap_err();
+    /// assert_eq!(err.kind(), vixDiskLib::ErrorKind::NotSupported);
+    /// ```
+    pub fn nbd_server(
+        server: &str,
+        port: u32,
+        transport_modes: Option<&str>,
+        user: Option<&str>,
+    ) -> Result<Connection> {
+        let settings = Settings::current();
+        let target = parse_target(
+            server,
+            port,
+            transport_modes,
+            settings.nbd().has_tls_credentials(),
+        )?;
+        // The first NBD connection loads libnbd: a machine without it is told now.
         crate::remote::sys::ensure_loaded()?;
+        log::info(format!(
+            "connection to NBD server {} ({})",
+            target.describe(),
+            match target.tls {
+                TlsPolicy::Off => "nbd",
+                TlsPolicy::Allow => "nbdssl, else nbd",
+                TlsPolicy::Require => "nbdssl",
+            },
+        ));
         Ok(Connection {
-            remote: Some(target),
-            settings,
+            remote: Some(Remote {
+                target,
+                user: user.map(str::to_owned),
+            }),
         })
+    }
+
+    /// The NBD server, for messages (`"nbd://host:port"`; never key material); None for a
+    /// local connection.
+    ///
+    /// ```
+    /// assert_eq!(vixDiskLib::Connection::local().server(), None);
+    /// ```
+    pub fn server(&self) -> Option<String> {
+        self.remote.as_ref().map(|r| r.target.describe())
     }
 
     /// True for an NBD connection.
@@ -71,10 +123,18 @@ impl Connection {
         self.remote.is_some()
     }
 
-    fn local_only(&self, call: &str) -> Result<()> {
-        if self.remote.is_some() {
+    /// Ok for a local connection; `ErrorKind::NotSupported` naming `call` and the server for
+    /// an NBD one (calls that name files cannot reach a server's exports).
+    ///
+    /// ```
+    /// vixDiskLib::Connection::local().require_local("Grow")?;
+    /// # Ok::<(), vixDiskLib::Error>(())
+    /// ```
+    pub fn require_local(&self, call: &str) -> Result<()> {
+        if let Some(r) = &self.remote {
             return Err(Error::NotSupported(format!(
-                "{call} works on local disks only, not on an NBD server"
+                "{call} works on local disks only; the connection is to the NBD server {}",
+                r.target.describe()
             )));
         }
         Ok(())
@@ -95,36 +155,26 @@ impl Connection {
     /// ```
     pub fn open(&self, path: impl AsRef<Path>, opts: &OpenOptions) -> Result<Disk> {
         let path = path.as_ref();
-        match &self.remote {
-            None if opts.force_share => Ok(Disk::local(Arc::new(chain::Disk::open_force_share(
-                path,
-                opts.single_link,
-            )?))),
-            None => {
-                let disk = chain::Disk::open(
-                    path,
-                    chain::OpenOptions {
-                        read_only: opts.read_only,
-                        single_link: opts.single_link,
-                    },
-                )?;
-                Ok(Disk::local(Arc::new(disk)))
-            }
-            Some(target) => {
-                let export = path.to_str().ok_or_else(|| {
-                    Error::InvalidArg(format!("export name {path:?} is not UTF-8"))
-                })?;
-                let disk = NbdDisk::open(&NbdOpen {
-                    target,
-                    settings: &self.settings,
-                    path: export,
-                    params_user: None,
-                    read_only: opts.read_only,
-                    change_id: opts.change_id.as_ref().map(|c| c.as_str()),
-                })?;
-                Ok(Disk::remote(Arc::new(disk)))
-            }
+        let Some(remote) = &self.remote else {
+            return Ok(Disk::local(Arc::new(open_local(path, opts)?)));
+        };
+        if opts.nonpersistent && !opts.read_only {
+            return Err(Error::NotSupported(
+                "nonpersistent opens work on local disks only, not on NBD exports".into(),
+            ));
         }
+        let export = path
+            .to_str()
+            .ok_or_else(|| Error::InvalidArg(format!("export name {path:?} is not UTF-8")))?;
+        let disk = NbdDisk::open(&NbdOpen {
+            target: &remote.target,
+            settings: Settings::current().nbd(),
+            path: export,
+            params_user: remote.user.as_deref(),
+            read_only: opts.read_only,
+            change_id: opts.change_id.as_ref().map(|c| c.as_str()),
+        })?;
+        Ok(Disk::remote(Arc::new(disk)))
     }
 
     /// Creates a new disk at `path` (which must not exist). `progress(percent)` rises to 100.
@@ -146,7 +196,7 @@ impl Connection {
         opts: &CreateOptions,
         progress: &mut dyn FnMut(u32),
     ) -> Result<()> {
-        self.local_only("Create")?;
+        self.require_local("Create")?;
         crate::vmdk::create::create(path.as_ref(), &opts.spec(), progress)
     }
 
@@ -168,7 +218,7 @@ impl Connection {
         path: impl AsRef<Path>,
         opts: &CreateOptions,
     ) -> Result<StagedDisk> {
-        self.local_only("Create")?;
+        self.require_local("Create")?;
         staged::create_staged(path.as_ref(), opts)
     }
 
@@ -197,7 +247,7 @@ impl Connection {
         read_grain: &(dyn Fn(u64, &mut [u8]) -> Result<bool> + Sync),
         progress: &mut dyn FnMut(u32),
     ) -> Result<()> {
-        self.local_only("Create")?;
+        self.require_local("Create")?;
         staged::create_stream(path.as_ref(), opts, read_grain, progress)
     }
 
@@ -223,7 +273,7 @@ impl Connection {
         overwrite: bool,
         progress: &mut dyn FnMut(u32),
     ) -> Result<()> {
-        self.local_only("Clone")?;
+        self.require_local("Clone")?;
         let source = self.open(
             src,
             &OpenOptions {
@@ -254,7 +304,7 @@ impl Connection {
         update_geometry: bool,
         progress: &mut dyn FnMut(u32),
     ) -> Result<()> {
-        self.local_only("Grow")?;
+        self.require_local("Grow")?;
         let path = path.as_ref();
         progress(0);
         crate::vmdk::grow::grow(path, capacity, update_geometry)?;
@@ -276,7 +326,7 @@ impl Connection {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn rename(&self, src: impl AsRef<Path>, dst: impl AsRef<Path>) -> Result<()> {
-        self.local_only("Rename")?;
+        self.require_local("Rename")?;
         chain::files::rename(src.as_ref(), dst.as_ref())
     }
 
@@ -293,7 +343,7 @@ impl Connection {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn unlink(&self, path: impl AsRef<Path>) -> Result<()> {
-        self.local_only("Unlink")?;
+        self.require_local("Unlink")?;
         chain::files::unlink(path.as_ref())
     }
 
@@ -311,7 +361,7 @@ impl Connection {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn check(&self, path: impl AsRef<Path>, repair: bool) -> Result<()> {
-        self.local_only("CheckRepair")?;
+        self.require_local("CheckRepair")?;
         let path = path.as_ref();
         let report = check_disk(path, repair)?;
         let summary = || format!("{}: {} problem(s)", path.display(), report.problems.len());
@@ -345,7 +395,7 @@ impl Connection {
         repair: bool,
         force_share: bool,
     ) -> Result<CheckReport> {
-        self.local_only("CheckRepair")?;
+        self.require_local("CheckRepair")?;
         if force_share {
             check_disk_force_share(path.as_ref())
         } else {
@@ -375,7 +425,7 @@ impl Connection {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn commit(&self, child: impl AsRef<Path>, progress: &mut dyn FnMut(u32)) -> Result<()> {
-        self.local_only("Commit")?;
+        self.require_local("Commit")?;
         chain::commit::commit(child.as_ref(), progress)
     }
 
@@ -393,7 +443,7 @@ impl Connection {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn set_change_tracking(&self, path: impl AsRef<Path>, enable: bool) -> Result<()> {
-        self.local_only("ChangeTracking")?;
+        self.require_local("ChangeTracking")?;
         chain::tracking::set_change_tracking(path.as_ref(), enable)
     }
 
@@ -409,7 +459,7 @@ impl Connection {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn space_needed_for_clone(&self, src: impl AsRef<Path>, kind: DiskKind) -> Result<u64> {
-        self.local_only("SpaceNeededForClone")?;
+        self.require_local("SpaceNeededForClone")?;
         self.open(
             src,
             &OpenOptions {
@@ -419,4 +469,37 @@ impl Connection {
         )?
         .space_needed_for_clone(kind)
     }
+}
+
+/// Opens a local chain the way `opts` asks, and logs how.
+fn open_local(path: &Path, opts: &OpenOptions) -> Result<chain::Disk> {
+    let read_only = opts.read_only || opts.force_share;
+    let nonpersistent = opts.nonpersistent && !read_only;
+    let disk = if opts.force_share {
+        chain::Disk::open_force_share(path, opts.single_link)?
+    } else if nonpersistent {
+        let scratch = Settings::current().tmp_directory();
+        chain::Disk::open_nonpersistent(path, opts.single_link, &scratch)?
+    } else {
+        chain::Disk::open(
+            path,
+            chain::OpenOptions {
+                read_only,
+                single_link: opts.single_link,
+            },
+        )?
+    };
+    log::info(format!(
+        "opened {} ({} link(s), {}, {} sectors)",
+        path.display(),
+        disk.num_links(),
+        match (read_only, nonpersistent) {
+            (true, _) if opts.force_share => "read-only, unlocked",
+            (true, _) => "read-only",
+            (false, true) => "nonpersistent",
+            (false, false) => "read-write",
+        },
+        disk.capacity()
+    ));
+    Ok(disk)
 }

@@ -39,3 +39,21 @@ pub fn set_log_sink(sink: Option<LogSink>, max_level: LogLevel) {
 pub fn log_warning(msg: impl AsRef<str>) {
     crate::log::warn(msg);
 }
+
+/// Logs `msg` as information (shown at [`LogLevel::Info`] and more verbose).
+///
+/// ```
+/// vixDiskLib::log_info("nightly backup started");
+/// ```
+pub fn log_info(msg: impl AsRef<str>) {
+    crate::log::info(msg);
+}
+
+/// Logs `msg` as debugging detail (shown at [`LogLevel::Verbose`]).
+///
+/// ```
+/// vixDiskLib::log_verbose("read 128 sectors at 0");
+/// ```
+pub fn log_verbose(msg: impl AsRef<str>) {
+    crate::log::verbose(msg);
+}

@@ -5,19 +5,22 @@ mod cursor;
 mod disk;
 mod inspect;
 mod logging;
+mod settings;
 mod staged;
 mod types;
 
 pub use connection::Connection;
 pub use cursor::DiskCursor;
-pub use disk::Disk;
+pub use disk::{Completion, Disk};
 pub use inspect::{LinkInfo, MapRun, Mapped, Tracking};
-pub use logging::{LogLevel, LogSink, log_warning, set_log_sink};
+pub use logging::{LogLevel, LogSink, log_info, log_verbose, log_warning, set_log_sink};
+pub use settings::Settings;
 pub use staged::StagedDisk;
 pub use types::{Area, ChangeId, CreateOptions, Info, OpenOptions};
 
 pub use crate::error::{Error, Result};
 pub use crate::error_kind::ErrorKind;
+pub use crate::remote::sys::IoBuf;
 pub use crate::vmdk::check::{
     CheckReport, Outcome as CheckOutcome, Problem, ProblemKind, SalvageCounts,
 };

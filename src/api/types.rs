@@ -24,6 +24,12 @@ pub struct OpenOptions {
     /// Read a local disk without the lock on its leaf (implies `read_only`): a disk another
     /// process writes can be inspected, with answers that may be stale.
     pub force_share: bool,
+    /// Writable, but every write goes to a private, temporary redo log (in
+    /// [`Settings::tmp_directory`](super::Settings::tmp_directory)) that vanishes at close and
+    /// when the process dies; the disk itself is opened read-only with shared locks, so any
+    /// number of nonpersistent and read-only users share it. `read_only` wins. Local disks
+    /// only.
+    pub nonpersistent: bool,
     /// For an NBD export: the change id whose dirty bitmap
     /// [`Disk::changed_areas`](super::Disk::changed_areas) will be asked about.
     pub change_id: Option<ChangeId>,

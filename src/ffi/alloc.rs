@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crate::error::Error;
+use crate::Error;
 
 /// What an allocation holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 use std::ffi::{CStr, c_char};
 use std::path::PathBuf;
 
-use crate::error::{Error, Result};
+use crate::{Error, Result};
 
 /// A required C string argument as UTF-8 text.
 pub fn str_arg<'a>(p: *const c_char, what: &str) -> Result<&'a str> {

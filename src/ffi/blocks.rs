@@ -9,8 +9,7 @@ use super::codes::VIX_E_INVALID_ARG;
 use super::handles::DISKS;
 use super::library::require_init;
 use super::types::*;
-use crate::error::{Error, Result};
-use crate::log;
+use crate::{Area, Error, Result, log_warning};
 
 /// Lists the chunks of `[startSector, startSector + numSectors)` that hold data, as ascending
 /// merged blocks in sectors. On a full chain a chunk counts if any link holds data in it; with
@@ -29,28 +28,30 @@ pub extern "C" fn VixDiskLib_QueryAllocatedBlocks(
         require_init()?;
         let out = out_arg(blockList, "blockList")?;
         let h = DISKS.get(diskHandle as usize)?;
-        let runs = h
-            .disk
-            .allocated_chunks(startSector, numSectors, chunkSize)?;
-        let list = block_list(runs)?;
+        let areas = h.disk.allocated_areas(startSector, numSectors, chunkSize)?;
+        let list = block_list(&areas)?;
         store(out, list);
         Ok(())
     })
 }
 
-/// Allocates a C block list (freed by FreeBlockList) holding `runs` (sector, length).
-pub fn block_list(runs: Vec<(u64, u64)>) -> Result<*mut VixDiskLibBlockList> {
+/// Allocates a C block list (freed by FreeBlockList) holding `areas`.
+pub fn block_list(areas: &[Area]) -> Result<*mut VixDiskLibBlockList> {
     let count =
-        u32::try_from(runs.len()).map_err(|_| Error::InvalidArg("too many blocks".into()))?;
-    let bytes = size_of::<VixDiskLibBlockList>() + size_of::<VixDiskLibBlock>() * runs.len().max(1);
+        u32::try_from(areas.len()).map_err(|_| Error::InvalidArg("too many blocks".into()))?;
+    let bytes =
+        size_of::<VixDiskLibBlockList>() + size_of::<VixDiskLibBlock>() * areas.len().max(1);
     let list = calloc_owned(bytes, Kind::BlockList)?.cast::<VixDiskLibBlockList>();
     // SAFETY: `list` points at `bytes` zeroed bytes, room for the header and `runs.len()`
     // blocks (the struct's one inline block plus the extra ones allocated after it).
     unsafe {
         (*list).numBlocks = count;
         let blocks = std::ptr::addr_of_mut!((*list).blocks).cast::<VixDiskLibBlock>();
-        for (i, (offset, length)) in runs.into_iter().enumerate() {
-            blocks.add(i).write(VixDiskLibBlock { offset, length });
+        for (i, area) in areas.iter().enumerate() {
+            blocks.add(i).write(VixDiskLibBlock {
+                offset: area.start,
+                length: area.sectors,
+            });
         }
     }
     Ok(list)
@@ -62,7 +63,7 @@ pub extern "C" fn VixDiskLib_FreeBlockList(blockList: *mut VixDiskLibBlockList) 
     if free_owned(blockList.cast(), Kind::BlockList) {
         0
     } else {
-        log::warn("VixDiskLib_FreeBlockList: not a block list from QueryAllocatedBlocks");
+        log_warning("VixDiskLib_FreeBlockList: not a block list from QueryAllocatedBlocks");
         VIX_E_INVALID_ARG
     }
 }

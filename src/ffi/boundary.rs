@@ -6,8 +6,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use super::codes::{VIX_E_FAIL, VIX_OK};
 use super::errors::to_vix;
 use super::types::VixError;
-use crate::error::Error;
-use crate::log;
+use crate::Error;
+use crate::{log_verbose, log_warning};
 
 /// Runs `f`; maps its error to a VixError (logging it with the function name) and turns a
 /// panic into VIX_E_FAIL.
@@ -23,14 +23,14 @@ pub fn guard_code(name: &str, f: impl FnOnce() -> Result<VixError, Error>) -> Vi
             let code = to_vix(&e);
             if matches!(e, Error::BufferTooSmall { .. }) {
                 // Size probing (NULL buffer first) is the normal calling pattern, not a failure.
-                log::verbose(format!("{name}: {e}"));
+                log_verbose(format!("{name}: {e}"));
             } else {
-                log::warn(format!("{name}: {e}"));
+                log_warning(format!("{name}: {e}"));
             }
             code
         }
         Err(panic) => {
-            log::warn(format!("{name}: internal error: {}", panic_text(&panic)));
+            log_warning(format!("{name}: internal error: {}", panic_text(&panic)));
             VIX_E_FAIL
         }
     }
@@ -39,7 +39,7 @@ pub fn guard_code(name: &str, f: impl FnOnce() -> Result<VixError, Error>) -> Vi
 /// For functions that return a pointer: a panic yields NULL.
 pub fn guard_ptr<T>(name: &str, f: impl FnOnce() -> *mut T) -> *mut T {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
-        log::warn(format!("{name}: internal error: {}", panic_text(&panic)));
+        log_warning(format!("{name}: internal error: {}", panic_text(&panic)));
         std::ptr::null_mut()
     })
 }
@@ -47,7 +47,7 @@ pub fn guard_ptr<T>(name: &str, f: impl FnOnce() -> *mut T) -> *mut T {
 /// For functions that return nothing: a panic is logged and swallowed.
 pub fn guard_void(name: &str, f: impl FnOnce()) {
     if let Err(panic) = catch_unwind(AssertUnwindSafe(f)) {
-        log::warn(format!("{name}: internal error: {}", panic_text(&panic)));
+        log_warning(format!("{name}: internal error: {}", panic_text(&panic)));
     }
 }
 

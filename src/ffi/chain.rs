@@ -1,17 +1,16 @@
 //! Chain management: CreateChild, Attach, IsAttachPossible, Unlink, Rename.
 
 use std::ffi::{c_char, c_void};
+use std::sync::Arc;
 
 use super::args::path_arg;
 use super::boundary::guard;
 use super::disk::disk_kind;
-use super::handles::{DISKS, retire, writable_connection};
+use super::handles::{DISKS, DiskHandle, retire, writable_connection};
 use super::library::require_init;
 use super::progress::progress_reporter;
 use super::types::*;
-use crate::Connection;
-use crate::error::{Error, Result};
-use crate::log;
+use crate::{Error, Result, log_info};
 
 /// Creates a sparse child (redo log) over the open disk's leaf at `childPath`. The child
 /// records the leaf's CID and a parent hint relative to itself. Afterwards the parent handle
@@ -28,15 +27,12 @@ pub extern "C" fn VixDiskLib_CreateChild(
     guard("VixDiskLib_CreateChild", || {
         require_init()?;
         let h = DISKS.get(diskHandle as usize)?;
-        let disk = h.disk.local("CreateChild")?;
         let path = path_arg(childPath, "childPath")?;
         let kind = disk_kind(diskType)?;
         let mut progress = progress_reporter(progressFunc, progressCallbackData);
-        progress(0);
         h.pending.wait_idle();
-        disk.create_child(&path, kind)?;
-        progress(100);
-        log::info(format!("created child {}", path.display()));
+        h.disk.create_child(&path, kind, &mut progress)?;
+        log_info(format!("created child {}", path.display()));
         Ok(())
     })
 }
@@ -49,9 +45,7 @@ fn attach_pair(parent: VixDiskLibHandle, child: VixDiskLibHandle) -> Result<()> 
     }
     let p = DISKS.get(parent as usize)?;
     let c = DISKS.get(child as usize)?;
-    p.disk
-        .local("IsAttachPossible")?
-        .check_attach(c.disk.local("IsAttachPossible")?)
+    p.disk.can_attach(&c.disk)
 }
 
 /// VIX_OK if `child` (opened SINGLE_LINK, writable, same capacity) can be attached to `parent`.
@@ -81,30 +75,35 @@ pub extern "C" fn VixDiskLib_Attach(parent: VixDiskLibHandle, child: VixDiskLibH
         }
         // Remote disks have no redo logs: refused before anything is consumed.
         for h in [parent, child] {
-            if let Ok(d) = DISKS.get(h as usize) {
-                d.disk.local("Attach")?;
+            if let Ok(d) = DISKS.get(h as usize)
+                && d.disk.is_remote()
+            {
+                return Err(Error::NotSupported(
+                    "Attach works on local disks only, not on a remote NBD export".into(),
+                ));
             }
         }
         // From here on the parent handle is consumed, whatever happens (as in VDDK).
         let p = DISKS.remove(parent as usize)?;
         retire(parent as usize);
         p.pending.wait_idle();
-        let result = DISKS.get(child as usize).and_then(|c| {
+        let c = DISKS.get(child as usize);
+        if let Ok(c) = &c {
             c.pending.wait_idle();
-            p.disk
-                .local("Attach")?
-                .attach_under(c.disk.local("Attach")?)
-        });
-        if result.is_err() {
-            // The parent's links stayed with it: release them now, as its handle is gone.
-            if let Err(e) = p.disk.close() {
-                log::warn(format!(
-                    "VixDiskLib_Attach: closing the parent after failure: {e}"
-                ));
-            }
         }
-        result
+        // The parent's disk moves into the attach, which consumes it: on failure its links
+        // are released with it, as its handle is gone.
+        let parent_disk = take_disk(p)?;
+        parent_disk.attach(&c?.disk)
     })
+}
+
+/// The disk of a handle that was taken out of `DISKS`, to consume. Fails if another thread is
+/// inside a call on the same handle (then the disk is released when that call returns).
+fn take_disk(h: Arc<DiskHandle>) -> Result<crate::Disk> {
+    Arc::try_unwrap(h)
+        .map(|h| h.disk)
+        .map_err(|_| Error::InUse("the parent handle is in use by another thread".into()))
 }
 
 /// Deletes every file of the disk link at `path` (which must not be open). A parent's
@@ -116,9 +115,9 @@ pub extern "C" fn VixDiskLib_Unlink(
 ) -> VixError {
     guard("VixDiskLib_Unlink", || {
         require_init()?;
-        writable_connection(connection as usize, "Unlink")?;
+        let conn = writable_connection(connection as usize, "Unlink")?;
         let path = path_arg(path, "path")?;
-        Connection::local().unlink(&path)
+        conn.reach.unlink(&path)
     })
 }
 
@@ -133,6 +132,6 @@ pub extern "C" fn VixDiskLib_Rename(
         require_init()?;
         let src = path_arg(srcFileName, "srcFileName")?;
         let dst = path_arg(dstFileName, "dstFileName")?;
-        Connection::local().rename(&src, &dst)
+        crate::Connection::local().rename(&src, &dst)
     })
 }

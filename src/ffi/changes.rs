@@ -11,8 +11,7 @@ use super::disk::open_disk;
 use super::handles::DISKS;
 use super::library::require_init;
 use super::types::*;
-use crate::error::Error;
-use crate::log;
+use crate::{ChangeId, Error, log_verbose, log_warning};
 
 /// Most sectors one QueryChangedAreas answer covers (2^31 sectors, 1 TiB), so the area list
 /// of one answer stays bounded however large the disk is.
@@ -47,7 +46,7 @@ pub extern "C" fn VixDiskLib_OpenEx(
         let path = str_arg(path, "openParams->path")?;
         let change_id = opt_str_arg(change_id, "openParams->changeId")?
             .filter(|id| !id.is_empty())
-            .map(str::to_owned);
+            .map(ChangeId::new);
         let token = open_disk(connection, path, flags, change_id)?;
         store(out, token as VixDiskLibHandle);
         Ok(())
@@ -78,7 +77,7 @@ pub extern "C" fn VixDiskLib_QueryChangedAreas(
         // SAFETY: `queryParams` is non-NULL and, by the API contract, points at a caller
         // VixDiskLibQueryChangedAreaParams for the duration of the call.
         let start = unsafe { std::ptr::addr_of!((*queryParams).startOffset).read() };
-        let Some(since) = h.change_id.as_deref() else {
+        let Some(since) = h.change_id.as_ref() else {
             return Err(Error::InvalidArg(
                 "the disk was not opened with a change id (OpenEx with openParams->changeId)"
                     .into(),
@@ -91,13 +90,13 @@ pub extern "C" fn VixDiskLib_QueryChangedAreas(
             )));
         }
         let length = (capacity - start).min(CHANGED_AREAS_PIECE_SECTORS);
-        let runs = h.disk.changed_areas(since, start, start + length)?;
-        log::verbose(format!(
+        let runs = h.disk.changed_areas(since, start, length)?;
+        log_verbose(format!(
             "changed areas since {since} in [{start}, {}): {} run(s)",
             start + length,
             runs.len()
         ));
-        let areas = block_list(runs)?;
+        let areas = block_list(&runs)?;
         let info = match calloc_owned(size_of::<VixDiskLibDiskChangeInfo>(), Kind::ChangeInfo) {
             Ok(p) => p.cast::<VixDiskLibDiskChangeInfo>(),
             Err(e) => {
@@ -127,7 +126,7 @@ pub extern "C" fn VixDiskLib_FreeChangedAreas(changeList: *mut VixDiskLibDiskCha
             return;
         }
         if !is_owned(changeList.cast(), Kind::ChangeInfo) {
-            log::warn("VixDiskLib_FreeChangedAreas: not an answer of QueryChangedAreas; ignored");
+            log_warning("VixDiskLib_FreeChangedAreas: not an answer of QueryChangedAreas; ignored");
             return;
         }
         // SAFETY: `changeList` is a live VixDiskLibDiskChangeInfo this library allocated.

@@ -9,14 +9,12 @@ use std::mem::size_of;
 use super::alloc::{Kind, calloc_owned, free_owned};
 use super::args::{opt_str_arg, out_arg, store, store_opt};
 use super::boundary::{guard, guard_ptr, guard_void};
-use super::handles::{CONNECTIONS, Connection, DISKS, RemoteServer};
-use super::library::{remote_settings, require_init};
+use super::handles::{CONNECTIONS, Connection, DISKS, RemoteParams, close_disk};
+use super::library::require_init;
 use super::types::{
     Bool, CredTypeArg, VixDiskLibConnectParams, VixDiskLibConnection, VixDiskLibCredType, VixError,
 };
-use crate::error::{Error, Result};
-use crate::log;
-use crate::remote::target::{TlsPolicy, parse_target};
+use crate::{Error, Result, log_warning};
 
 /// The params' `serverName`, `port` and (for user/password credentials) `userName`. Only
 /// fields of the oldest layout (72 bytes, VDDK 6.0) are read, so every caller is safe.
@@ -58,7 +56,7 @@ fn connect(
     out: *mut VixDiskLibConnection,
 ) -> Result<()> {
     let out = out_arg(out, "connection")?;
-    let remote = match server_fields(params)? {
+    let (reach, remote) = match server_fields(params)? {
         None => {
             if let Some(modes) = modes
                 && !modes
@@ -69,32 +67,23 @@ fn connect(
                     "transport modes {modes:?}: local disks are reached with \"file\""
                 )));
             }
-            None
+            (crate::Connection::local(), None)
         }
         Some((server, port, params_user)) => {
-            let settings = remote_settings();
-            let target = parse_target(&server, port, modes, settings.has_tls_credentials())?;
-            // The first NBD connection loads libnbd: a machine without it is told now.
-            crate::remote::sys::ensure_loaded()?;
-            log::info(format!(
-                "connection to NBD server {} ({}{})",
-                target.describe(),
-                match target.tls {
-                    TlsPolicy::Off => "nbd",
-                    TlsPolicy::Allow => "nbdssl, else nbd",
-                    TlsPolicy::Require => "nbdssl",
-                },
-                if read_only { ", read-only" } else { "" }
-            ));
-            Some(RemoteServer {
-                target,
-                params_user,
+            let reach =
+                crate::Connection::nbd_server(&server, port, modes, params_user.as_deref())?;
+            let params = RemoteParams {
                 server_name: server,
                 port,
-            })
+            };
+            (reach, Some(params))
         }
     };
-    let token = CONNECTIONS.insert(Connection { read_only, remote });
+    let token = CONNECTIONS.insert(Connection {
+        reach,
+        read_only,
+        remote,
+    });
     store(out, token as VixDiskLibConnection);
     Ok(())
 }
@@ -114,7 +103,7 @@ pub extern "C" fn VixDiskLib_AllocateConnectParams() -> *mut VixDiskLibConnectPa
 pub extern "C" fn VixDiskLib_FreeConnectParams(connectParams: *mut VixDiskLibConnectParams) {
     guard_void("VixDiskLib_FreeConnectParams", || {
         if !connectParams.is_null() && !free_owned(connectParams.cast(), Kind::ConnectParams) {
-            log::warn(
+            log_warning(
                 "VixDiskLib_FreeConnectParams: pointer was not allocated by this library; ignored",
             );
         }
@@ -164,11 +153,10 @@ pub extern "C" fn VixDiskLib_Disconnect(connection: VixDiskLibConnection) -> Vix
         // Close every disk left open on it, even if one fails, and report the first failure.
         let mut result = Ok(());
         for h in DISKS.remove_where(|d| d.connection == token) {
-            log::warn(format!(
+            log_warning(format!(
                 "VixDiskLib_Disconnect: closing a disk left open on {token:#x}"
             ));
-            h.pending.wait_idle();
-            let closed = h.disk.close();
+            let closed = close_disk(h);
             if result.is_ok() {
                 result = closed;
             }

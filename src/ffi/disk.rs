@@ -2,25 +2,22 @@
 
 use std::ffi::{c_char, c_int, c_void};
 use std::mem::size_of;
-use std::path::Path;
 use std::sync::Arc;
 
 use super::alloc::{Kind, calloc_owned, free_owned, is_owned};
 use super::args::{free_cstring, malloc_cstring, out_arg, path_arg, store, str_arg};
-use super::backend::Backend;
 use super::boundary::{guard, guard_void};
 use super::ext::VIXDISKLIBEXT_FLAG_OPEN_NONPERSISTENT;
-use super::handles::{self, DISKS, DiskHandle, Pending, take_retired, writable_connection};
-use super::library::{remote_settings, require_init, scratch_dir};
+use super::handles::{
+    self, DISKS, DiskHandle, Pending, close_disk, take_retired, writable_connection,
+};
+use super::library::require_init;
 use super::progress::progress_reporter;
 use super::types::*;
-use crate::CreateOptions;
-use crate::chain::{Disk, OpenOptions};
-use crate::error::{Error, Result};
-use crate::log;
-use crate::remote::disk::{NbdDisk, NbdOpen};
-use crate::vmdk::create::DiskKind;
-use crate::vmdk::geometry::{Adapter, Geometry};
+use crate::{
+    Adapter, ChangeId, CreateOptions, DiskKind, Error, Geometry, OpenOptions, Result, log_info,
+    log_verbose, log_warning,
+};
 
 /// Maps a C disk type to the engine's.
 pub fn disk_kind(t: DiskTypeArg) -> Result<DiskKind> {
@@ -100,7 +97,7 @@ fn warn_about_sector_sizes(logical: u32, physical: u32) {
     if matches!(logical, 0 | 512) && matches!(physical, 0 | 512) {
         return;
     }
-    log::warn(format!(
+    log_warning(format!(
         "VixDiskLib_Create: logicalSectorSize {logical} / physicalSectorSize {physical} requested; \
          the disk is created with 512-byte sectors (the only size hosted VMDKs have)"
     ));
@@ -121,7 +118,7 @@ pub extern "C" fn VixDiskLib_Create(
 ) -> VixError {
     guard("VixDiskLib_Create", || {
         require_init()?;
-        writable_connection(connection as usize, "Create")?;
+        let conn = writable_connection(connection as usize, "Create")?;
         let path = path_arg(path, "path")?;
         let (disk_type, adapter_type, hw, capacity) = create_params(createParams)?;
         let (logical, physical) = requested_sector_sizes(createParams);
@@ -132,12 +129,12 @@ pub extern "C" fn VixDiskLib_Create(
             adapter: adapter_from_c(adapter_type)?,
             hw_version: hw,
         };
-        crate::Connection::local().create(
+        conn.reach.create(
             &path,
             &spec,
             &mut progress_reporter(progressFunc, progressCallbackData),
         )?;
-        log::info(format!(
+        log_info(format!(
             "created {} ({:?}, {capacity} sectors)",
             path.display(),
             spec.kind
@@ -176,65 +173,26 @@ pub fn open_disk(
     connection: VixDiskLibConnection,
     path: &str,
     flags: u32,
-    change_id: Option<String>,
+    change_id: Option<ChangeId>,
 ) -> Result<usize> {
     let conn = handles::connection(connection as usize)?;
-    let read_only = flags & VIXDISKLIB_FLAG_OPEN_READ_ONLY != 0 || conn.read_only;
-    let disk = match &conn.remote {
-        Some(server) => {
-            if flags & VIXDISKLIBEXT_FLAG_OPEN_NONPERSISTENT != 0 {
-                return Err(Error::NotSupported(
-                    "nonpersistent opens work on local disks only, not on NBD exports".into(),
-                ));
-            }
-            Backend::Remote(Arc::new(NbdDisk::open(&NbdOpen {
-                target: &server.target,
-                settings: &remote_settings(),
-                path,
-                params_user: server.params_user.as_deref(),
-                read_only,
-                change_id: change_id.as_deref(),
-            })?))
-        }
-        None => {
-            if path.is_empty() {
-                return Err(Error::InvalidArg("path is empty".into()));
-            }
-            Backend::Local(Arc::new(open_local(Path::new(path), flags, read_only)?))
-        }
+    if !conn.reach.is_remote() && path.is_empty() {
+        return Err(Error::InvalidArg("path is empty".into()));
+    }
+    let opts = OpenOptions {
+        read_only: flags & VIXDISKLIB_FLAG_OPEN_READ_ONLY != 0 || conn.read_only,
+        single_link: flags & VIXDISKLIB_FLAG_OPEN_SINGLE_LINK != 0,
+        force_share: false,
+        nonpersistent: flags & VIXDISKLIBEXT_FLAG_OPEN_NONPERSISTENT != 0,
+        change_id: change_id.clone(),
     };
+    let disk = conn.reach.open(path, &opts)?;
     Ok(DISKS.insert(DiskHandle {
         disk,
         connection: connection as usize,
-        pending: Pending::default(),
+        pending: Arc::new(Pending::default()),
         change_id,
     }))
-}
-
-/// Opens a local chain for `open_disk`.
-fn open_local(path: &Path, flags: u32, read_only: bool) -> Result<Disk> {
-    let opts = OpenOptions {
-        read_only,
-        single_link: flags & VIXDISKLIB_FLAG_OPEN_SINGLE_LINK != 0,
-    };
-    let nonpersistent = flags & VIXDISKLIBEXT_FLAG_OPEN_NONPERSISTENT != 0 && !read_only;
-    let disk = if nonpersistent {
-        Disk::open_nonpersistent(path, opts.single_link, &scratch_dir())?
-    } else {
-        Disk::open(path, opts)?
-    };
-    log::info(format!(
-        "opened {} ({} link(s), {}, {} sectors)",
-        path.display(),
-        disk.num_links(),
-        match (read_only, nonpersistent) {
-            (true, _) => "read-only",
-            (false, true) => "nonpersistent",
-            (false, false) => "read-write",
-        },
-        disk.capacity()
-    ));
-    Ok(disk)
 }
 
 /// Closes a disk after its asynchronous requests finish; flushes and clears the
@@ -244,13 +202,20 @@ pub extern "C" fn VixDiskLib_Close(diskHandle: VixDiskLibHandle) -> VixError {
     guard("VixDiskLib_Close", || {
         require_init()?;
         if take_retired(diskHandle as usize) {
-            log::verbose("VixDiskLib_Close: handle was attached under a child; nothing to do");
+            log_verbose("VixDiskLib_Close: handle was attached under a child; nothing to do");
             return Ok(());
         }
-        let h = DISKS.remove(diskHandle as usize)?;
-        h.pending.wait_idle();
-        h.disk.close()
+        close_disk(DISKS.remove(diskHandle as usize)?)
     })
+}
+
+/// `transport` NUL-terminated, in static memory (GetTransportMode's answer is not freed).
+fn transport_name(transport: &str) -> &'static [u8] {
+    match transport {
+        "nbd" => b"nbd\0",
+        "nbdssl" => b"nbdssl\0",
+        _ => b"file\0",
+    }
 }
 
 fn geometry_to_c(g: Geometry) -> VixDiskLibGeometry {
@@ -278,7 +243,7 @@ pub extern "C" fn VixDiskLib_GetInfo(
             physGeo: geometry_to_c(i.geometry),
             capacity: i.capacity,
             adapterType: adapter_to_c(i.adapter),
-            numLinks: i.num_links as c_int,
+            numLinks: i.links as c_int,
             parentFileNameHint: i
                 .parent_hint
                 .as_deref()
@@ -304,7 +269,7 @@ pub extern "C" fn VixDiskLib_FreeInfo(info: *mut VixDiskLibInfo) {
             return;
         }
         if !is_owned(info.cast(), Kind::Info) {
-            log::warn("VixDiskLib_FreeInfo: pointer was not allocated by this library; ignored");
+            log_warning("VixDiskLib_FreeInfo: pointer was not allocated by this library; ignored");
             return;
         }
         // SAFETY: `info` is a live VixDiskLibInfo this library allocated in GetInfo.
@@ -320,7 +285,7 @@ pub extern "C" fn VixDiskLib_FreeInfo(info: *mut VixDiskLibInfo) {
 #[unsafe(no_mangle)]
 pub extern "C" fn VixDiskLib_GetTransportMode(diskHandle: VixDiskLibHandle) -> *const c_char {
     match require_init().and_then(|()| DISKS.get(diskHandle as usize)) {
-        Ok(h) => h.disk.transport_name().as_ptr().cast(),
+        Ok(h) => transport_name(h.disk.transport()).as_ptr().cast(),
         Err(_) => std::ptr::null(),
     }
 }

@@ -349,7 +349,7 @@ pub extern "C" fn VixDiskLib_FreeErrorText(errMsg: *mut c_char) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error_kind::ErrorKind;
+    use crate::ErrorKind;
     use std::collections::HashSet;
 
     /// The engine's kinds (what the CLI prints, what `to_vix` returns) name the C codes.

@@ -2,7 +2,7 @@
 //! `error_texts`).
 
 use super::types::VixError;
-use crate::error::Error;
+use crate::Error;
 
 /// Maps an engine error to the VixError a VDDK client expects for it (the engine's
 /// `ErrorKind`; `error_texts`' tests check each kind's code against the C name table).

@@ -12,8 +12,7 @@ use super::progress::progress_reporter;
 use super::types::{
     Bool, VixDiskLibConnection, VixDiskLibHandle, VixDiskLibProgressFunc, VixError,
 };
-use crate::Connection;
-use crate::log;
+use crate::log_info;
 
 /// Open flag for `VixDiskLib_Open`: a nonpersistent open. The handle is writable, but every
 /// write goes to a private, temporary redo log (in the `tmpDirectory` of the InitEx config
@@ -46,13 +45,13 @@ pub extern "C" fn VixDiskLibExt_Commit(
 ) -> VixError {
     guard("VixDiskLibExt_Commit", || {
         require_init()?;
-        writable_connection(connection as usize, "Commit")?;
+        let conn = writable_connection(connection as usize, "Commit")?;
         let path = path_arg(childPath, "childPath")?;
-        Connection::local().commit(
+        conn.reach.commit(
             &path,
             &mut progress_reporter(progressFunc, progressCallbackData),
         )?;
-        log::info(format!("committed {} into its parent", path.display()));
+        log_info(format!("committed {} into its parent", path.display()));
         Ok(())
     })
 }
@@ -71,9 +70,9 @@ pub extern "C" fn VixDiskLibExt_SetChangeTracking(
 ) -> VixError {
     guard("VixDiskLibExt_SetChangeTracking", || {
         require_init()?;
-        writable_connection(connection as usize, "SetChangeTracking")?;
+        let conn = writable_connection(connection as usize, "SetChangeTracking")?;
         let path = path_arg(path, "path")?;
-        Connection::local().set_change_tracking(&path, enable != 0)
+        conn.reach.set_change_tracking(&path, enable != 0)
     })
 }
 
@@ -96,8 +95,8 @@ pub extern "C" fn VixDiskLibExt_GetChangeId(
         let out = out_arg(changeId, "changeId")?;
         store(out, std::ptr::null_mut());
         let h = DISKS.get(diskHandle as usize)?;
-        let id = h.disk.local("GetChangeId")?.change_id()?;
-        store(out, malloc_cstring(&id));
+        let id = h.disk.change_id()?;
+        store(out, malloc_cstring(id.as_str()));
         Ok(())
     })
 }

@@ -6,9 +6,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
-use super::backend::Backend;
-use crate::error::{Error, Result};
-use crate::remote::target::Target;
+use crate::{Disk, Error, Result};
 
 /// A registry of live objects keyed by the token handed to C.
 pub struct Registry<T> {
@@ -120,14 +118,9 @@ impl Pending {
     }
 }
 
-/// A remote connection's server: where Open connects, and the connect params' user name
-/// (a PSK identity candidate). Other remote fields of the params mean nothing to NBD.
-pub struct RemoteServer {
-    /// The parsed `serverName` / `port` / `transportModes`.
-    pub target: Target,
-    /// `creds.uid.userName`, if the params had one.
-    pub params_user: Option<String>,
-    /// `serverName` as given (GetConnectParams returns it).
+/// What GetConnectParams gives back of a remote connection's params.
+pub struct RemoteParams {
+    /// `serverName` as given.
     pub server_name: String,
     /// `port` as given.
     pub port: u32,
@@ -135,22 +128,42 @@ pub struct RemoteServer {
 
 /// A connection: local (files) or remote (an NBD server).
 pub struct Connection {
+    /// Where its disks are reached.
+    pub reach: crate::Connection,
     /// ConnectEx's readOnly: every disk opened through it is read-only.
     pub read_only: bool,
-    /// The NBD server, for a remote connection.
-    pub remote: Option<RemoteServer>,
+    /// The params of a remote connection, for GetConnectParams.
+    pub remote: Option<RemoteParams>,
 }
 
 /// An open disk handle.
 pub struct DiskHandle {
     /// The disk: a local chain or a remote export.
-    pub disk: Backend,
+    pub disk: Disk,
     /// Token of the connection it was opened through.
     pub connection: usize,
-    /// Asynchronous requests in flight.
-    pub pending: Pending,
+    /// Asynchronous requests in flight (shared with their completions, which hold this and
+    /// not the handle, so Close can take the disk back once they finished).
+    pub pending: Arc<Pending>,
     /// The change id given to OpenEx, which QueryChangedAreas compares against.
-    pub change_id: Option<String>,
+    pub change_id: Option<crate::ChangeId>,
+}
+
+/// Closes a handle taken out of `DISKS`, after its asynchronous requests finished. If another
+/// thread is inside a call on the same handle (a caller's race), the disk is flushed now and
+/// released when that call returns.
+pub fn close_disk(h: Arc<DiskHandle>) -> Result<()> {
+    h.pending.wait_idle();
+    match Arc::try_unwrap(h) {
+        Ok(h) => h.disk.close(),
+        Err(shared) => {
+            crate::log_warning(
+                "closing a disk handle that another thread is still using: flushed now, \
+                 released when that call returns",
+            );
+            shared.disk.flush()
+        }
+    }
 }
 
 /// Live connections.
@@ -167,12 +180,7 @@ pub fn connection(token: usize) -> Result<Arc<Connection>> {
 /// CheckRepair, …): a remote connection is refused with VIX_E_NOT_SUPPORTED.
 pub fn local_connection(token: usize, call: &str) -> Result<Arc<Connection>> {
     let c = connection(token)?;
-    if let Some(r) = &c.remote {
-        return Err(Error::NotSupported(format!(
-            "{call} works on local disks only; the connection is to the NBD server {}",
-            r.target.describe()
-        )));
-    }
+    c.reach.require_local(call)?;
     Ok(c)
 }
 

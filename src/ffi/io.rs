@@ -10,9 +10,7 @@ use super::errors::to_vix;
 use super::handles::{DISKS, DiskHandle};
 use super::library::require_init;
 use super::types::{VixDiskLibCompletionCB, VixDiskLibHandle, VixDiskLibSectorType, VixError};
-use crate::backend::{Finish, IoBuf};
-use crate::error::Error;
-use crate::log;
+use crate::{Completion, Error, IoBuf, log_warning};
 
 /// Reads `numSectors` sectors from `startSector` into `readBuffer` (numSectors × 512 bytes).
 /// Unallocated sectors read as zeros; sectors past the end give VIX_E_DISK_OUTOFRANGE.
@@ -49,24 +47,24 @@ pub extern "C" fn VixDiskLib_Write(
     })
 }
 
-/// Starts an asynchronous request on the handle's backend (`start` gets the completion to
-/// hand it) and adapts its completion to the C callback: `callback(cbData, result)` runs
-/// exactly once, on a library thread, unless starting fails (then it never runs).
+/// Starts an asynchronous request on the handle's disk (`start` gets the completion to hand
+/// it) and adapts its completion to the C callback: `callback(cbData, result)` runs exactly
+/// once, on a library thread, unless starting fails (then it never runs).
 fn start_async(
     name: &'static str,
     h: Arc<DiskHandle>,
     callback: VixDiskLibCompletionCB,
     cb_data: *mut c_void,
-    start: impl FnOnce(&DiskHandle, Finish) -> Result<(), Error>,
+    start: impl FnOnce(&DiskHandle, Completion) -> Result<(), Error>,
 ) -> Result<VixError, Error> {
     let cb_data = cb_data as usize;
     h.pending.begin();
-    let done = Arc::clone(&h);
-    let finish: Finish = Box::new(move |result| {
+    let pending = Arc::clone(&h.pending);
+    let finish: Completion = Box::new(move |result| {
         let code = match result {
             Ok(()) => VIX_OK,
             Err(e) => {
-                log::warn(format!("{name}: {e}"));
+                log_warning(format!("{name}: {e}"));
                 to_vix(&e)
             }
         };
@@ -74,7 +72,7 @@ fn start_async(
             // SAFETY: the caller registered this callback and data for this request.
             unsafe { cb(cb_data as *mut c_void, code) };
         }
-        done.pending.end();
+        pending.end();
     });
     match start(&h, finish) {
         Ok(()) => Ok(VIX_ASYNC),
@@ -107,7 +105,7 @@ pub extern "C" fn VixDiskLib_ReadAsync(
         // VDDK's contract keeps it valid and untouched until the callback ran.
         let out = unsafe { IoBuf::from_raw_mut(readBuffer, len) };
         start_async("VixDiskLib_ReadAsync", h, callback, cbData, |h, f| {
-            h.disk.shared().read_async(startSector, out, f)
+            h.disk.read_async(startSector, out, f)
         })
     })
 }
@@ -132,7 +130,7 @@ pub extern "C" fn VixDiskLib_WriteAsync(
         // VDDK's contract keeps it valid and unchanged until the callback ran.
         let data = unsafe { IoBuf::from_raw(writeBuffer, len) };
         start_async("VixDiskLib_WriteAsync", h, callback, cbData, |h, f| {
-            h.disk.shared().write_async(startSector, data, f)
+            h.disk.write_async(startSector, data, f)
         })
     })
 }

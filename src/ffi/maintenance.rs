@@ -9,9 +9,7 @@ use super::handles::{DISKS, local_connection, writable_connection};
 use super::library::require_init;
 use super::progress::progress_reporter;
 use super::types::*;
-use crate::log;
-use crate::vmdk::create::DiskKind;
-use crate::{Connection, CreateOptions};
+use crate::{CreateOptions, DiskKind, log_info};
 
 /// Copies the flattened content of the chain at `srcPath` into a new disk at `dstPath` of the
 /// type, adapter and hardware version in `vixCreateParams` (its capacity is taken from the
@@ -30,7 +28,7 @@ pub extern "C" fn VixDiskLib_Clone(
 ) -> VixError {
     guard("VixDiskLib_Clone", || {
         require_init()?;
-        writable_connection(dstConnection as usize, "Clone")?;
+        let dst_conn = writable_connection(dstConnection as usize, "Clone")?;
         local_connection(srcConnection as usize, "Clone")?;
         let dst = path_arg(dstPath, "dstPath")?;
         let src = path_arg(srcPath, "srcPath")?;
@@ -42,8 +40,10 @@ pub extern "C" fn VixDiskLib_Clone(
             hw_version: hw,
         };
         let mut progress = progress_reporter(progressFunc, progressCallbackData);
-        Connection::local().clone_disk(&src, &dst, &spec, overWrite != 0, &mut progress)?;
-        log::info(format!(
+        dst_conn
+            .reach
+            .clone_disk(&src, &dst, &spec, overWrite != 0, &mut progress)?;
+        log_info(format!(
             "cloned {} to {} ({:?})",
             src.display(),
             dst.display(),
@@ -70,12 +70,7 @@ pub extern "C" fn VixDiskLib_SpaceNeededForClone(
         } else {
             disk_kind(cloneDiskType)?
         };
-        store(
-            out,
-            h.disk
-                .local("SpaceNeededForClone")?
-                .space_needed_for_clone(kind)?,
-        );
+        store(out, h.disk.space_needed_for_clone(kind)?);
         Ok(())
     })
 }
@@ -93,10 +88,11 @@ pub extern "C" fn VixDiskLib_Grow(
 ) -> VixError {
     guard("VixDiskLib_Grow", || {
         require_init()?;
-        writable_connection(connection as usize, "Grow")?;
+        let conn = writable_connection(connection as usize, "Grow")?;
         let path = path_arg(path, "path")?;
         let mut progress = progress_reporter(progressFunc, progressCallbackData);
-        Connection::local().grow(&path, capacity, updateGeometry != 0, &mut progress)
+        conn.reach
+            .grow(&path, capacity, updateGeometry != 0, &mut progress)
     })
 }
 
@@ -111,13 +107,9 @@ pub extern "C" fn VixDiskLib_Shrink(
     guard("VixDiskLib_Shrink", || {
         require_init()?;
         let h = DISKS.get(diskHandle as usize)?;
-        let disk = h.disk.local("Shrink")?;
         h.pending.wait_idle();
         let mut progress = progress_reporter(progressFunc, progressCallbackData);
-        progress(0);
-        disk.compact(true)?;
-        progress(100);
-        Ok(())
+        h.disk.shrink(&mut progress).map(drop)
     })
 }
 
@@ -131,13 +123,9 @@ pub extern "C" fn VixDiskLib_Defragment(
     guard("VixDiskLib_Defragment", || {
         require_init()?;
         let h = DISKS.get(diskHandle as usize)?;
-        let disk = h.disk.local("Defragment")?;
         h.pending.wait_idle();
         let mut progress = progress_reporter(progressFunc, progressCallbackData);
-        progress(0);
-        disk.compact(false)?;
-        progress(100);
-        Ok(())
+        h.disk.defragment(&mut progress)
     })
 }
 
@@ -157,13 +145,13 @@ pub extern "C" fn VixDiskLib_CheckRepair(
 ) -> VixError {
     guard("VixDiskLib_CheckRepair", || {
         require_init()?;
-        if repair != 0 {
-            writable_connection(connection as usize, "CheckRepair")?;
+        let conn = if repair != 0 {
+            writable_connection(connection as usize, "CheckRepair")?
         } else {
-            local_connection(connection as usize, "CheckRepair")?;
-        }
+            local_connection(connection as usize, "CheckRepair")?
+        };
         let path = path_arg(filename, "filename")?;
         // The check logs every problem and every repair it made.
-        Connection::local().check(&path, repair != 0)
+        conn.reach.check(&path, repair != 0)
     })
 }

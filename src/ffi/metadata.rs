@@ -7,7 +7,7 @@ use super::boundary::guard;
 use super::handles::DISKS;
 use super::library::require_init;
 use super::types::{VixDiskLibHandle, VixError};
-use crate::error::{Error, Result};
+use crate::{Error, Result};
 
 /// Copies `bytes` into a caller buffer of `max_len`, or reports the size needed.
 fn copy_out(bytes: &[u8], out: *mut c_char, max_len: usize, required: *mut usize) -> Result<()> {
@@ -35,7 +35,7 @@ pub extern "C" fn VixDiskLib_GetMetadataKeys(
         require_init()?;
         let h = DISKS.get(diskHandle as usize)?;
         let mut bytes = Vec::new();
-        for k in h.disk.local("GetMetadataKeys")?.ddb_keys() {
+        for k in h.disk.metadata_keys()? {
             bytes.extend_from_slice(k.as_bytes());
             bytes.push(0);
         }
@@ -60,8 +60,7 @@ pub extern "C" fn VixDiskLib_ReadMetadata(
         let key = str_arg(key, "key")?;
         let value = h
             .disk
-            .local("ReadMetadata")?
-            .ddb_lookup(key)
+            .metadata(key)?
             .ok_or_else(|| Error::KeyNotFound(key.to_string()))?;
         let mut bytes = value.into_bytes();
         bytes.push(0);
@@ -82,6 +81,6 @@ pub extern "C" fn VixDiskLib_WriteMetadata(
         let h = DISKS.get(diskHandle as usize)?;
         let key = str_arg(key, "key")?;
         let val = str_arg(val, "val")?;
-        h.disk.local("WriteMetadata")?.ddb_set(key, val)
+        h.disk.set_metadata(key, val)
     })
 }

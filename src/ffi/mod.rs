@@ -7,7 +7,6 @@
 
 pub mod alloc;
 pub mod args;
-pub mod backend;
 pub mod blocks;
 pub mod boundary;
 pub mod chain;
