@@ -30,7 +30,8 @@ pub struct Cli {
 pub enum Command {
     /// Type, capacity, adapter and the chain of links (CIDs, parent hints) of a disk.
     Info {
-        /// The disk (its parents are found through their hints).
+        /// The disk (its parents are found through their hints), or an NBD export URI
+        /// (nbd://host[:port]/export, nbd+unix:///export?socket=PATH, nbds://... with TLS).
         disk: PathBuf,
         /// Print JSON instead of text.
         #[arg(long)]
@@ -40,14 +41,15 @@ pub enum Command {
     },
     /// The allocated areas of a disk and the link of the chain that owns each.
     Map {
-        /// The disk (its parents are found through their hints).
+        /// The disk (its parents are found through their hints), or an NBD export URI.
         disk: PathBuf,
         /// Print JSON shaped like `qemu-img map --output=json` (every area, allocated or not).
         #[arg(long)]
         json: bool,
         /// Only the areas changed since a change ID (`vixdisk changeid`, a backup manifest's
-        /// `change_id`; `*` = the allocated areas).
-        #[arg(long, value_name = "CHANGE_ID", value_parser = parse_change_id)]
+        /// `change_id`; `*` = the allocated areas). For an NBD export: the name of a dirty
+        /// bitmap the server exports (`qemu-nbd -B NAME`).
+        #[arg(long, value_name = "CHANGE_ID")]
         changed_since: Option<String>,
         #[command(flatten)]
         share: ForceShare,
@@ -97,16 +99,19 @@ pub enum Command {
         /// The child link (same capacity) that will point at the parent.
         child: PathBuf,
     },
-    /// Copy a disk (its whole chain, flattened) into a new disk of any type, or raw.
+    /// Copy a disk (its whole chain, flattened) or an NBD export into a new disk of any type,
+    /// or raw.
     #[command(visible_alias = "clone")]
     Convert {
-        /// The source disk.
+        /// The source: a disk, a raw image (-f raw), or an NBD export named by a URI
+        /// (nbd://host[:port]/export, nbd+unix:///export?socket=PATH, nbds://... with TLS), of
+        /// which the allocated areas are copied.
         source: PathBuf,
-        /// The new disk.
+        /// The new disk (a local path).
         target: PathBuf,
-        /// Format of the source: vmdk (default) or raw.
-        #[arg(short = 'f', long = "source-format", default_value = "vmdk")]
-        source_format: SourceFormat,
+        /// Format of the source file: vmdk (the default) or raw; not for an NBD export.
+        #[arg(short = 'f', long = "source-format")]
+        source_format: Option<SourceFormat>,
         #[command(flatten)]
         format: FormatArgs,
         /// Replace the target if it exists.
@@ -146,7 +151,8 @@ pub enum Command {
         #[command(subcommand)]
         action: MetaAction,
     },
-    /// Back up a disk into a directory (data file + JSON manifest).
+    /// Back up a disk (or, full backups only, an NBD export) into a directory (data file +
+    /// JSON manifest).
     Backup {
         #[command(subcommand)]
         kind: BackupKind,
@@ -155,7 +161,7 @@ pub enum Command {
     Restore {
         /// The newest backup directory to restore (made by `vixdisk backup`).
         backup: PathBuf,
-        /// The new disk.
+        /// The new disk (a local path).
         target: PathBuf,
         #[command(flatten)]
         format: FormatArgs,
@@ -191,21 +197,9 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct ForceShare {
     /// Read the disk even while another process holds it open for writing (qemu-img's -U);
-    /// takes no lock, so the answer may be stale or inconsistent.
+    /// takes no lock, so the answer may be stale or inconsistent. Not for an NBD export.
     #[arg(short = 'U', long)]
     pub force_share: bool,
-}
-
-/// A `--changed-since` value: `*`, or a change id as `vixdisk changeid` prints it
-/// ("UUID/number"). Anything else is bad usage (exit 2) before any disk is opened.
-fn parse_change_id(text: &str) -> Result<String, String> {
-    if vixDiskLib::ChangeId::parse(text).is_some() {
-        Ok(text.to_string())
-    } else {
-        Err(format!(
-            "{text:?} is not a change id (\"UUID/number\" as `vixdisk changeid` prints it, or \"*\")"
-        ))
-    }
 }
 
 /// Type and controller of a disk being created.
@@ -285,9 +279,11 @@ pub enum MetaAction {
 
 #[derive(Debug, Subcommand)]
 pub enum BackupKind {
-    /// Copy every allocated block of the disk's chain and record its change ID.
+    /// Copy every allocated block of the disk's chain (or of an NBD export) and record its
+    /// change ID.
     Full {
-        /// The disk.
+        /// The disk, or an NBD export URI (nbd://, nbds://, nbd+unix://; read-only, no
+        /// snapshot, no change ID recorded).
         disk: PathBuf,
         /// The backup directory (created; must not exist or be empty).
         dir: PathBuf,
@@ -296,7 +292,7 @@ pub enum BackupKind {
     },
     /// Copy the blocks changed since an earlier backup (of any kind) and record the change ID.
     Incremental {
-        /// The disk.
+        /// The disk (local: an NBD export has no change IDs).
         disk: PathBuf,
         /// The backup directory (created; must not exist or be empty).
         dir: PathBuf,
@@ -308,7 +304,7 @@ pub enum BackupKind {
     },
     /// Copy the blocks changed since the last full backup and record the change ID.
     Differential {
-        /// The disk.
+        /// The disk (local: an NBD export has no change IDs).
         disk: PathBuf,
         /// The backup directory (created; must not exist or be empty).
         dir: PathBuf,
@@ -325,7 +321,7 @@ pub enum BackupKind {
 pub struct SnapshotArg {
     /// First freeze the disk under a new redo log CHILD (CreateChild): the disk's writer
     /// continues on CHILD while the frozen disk is backed up; `vixdisk commit CHILD` deletes
-    /// the snapshot afterwards.
+    /// the snapshot afterwards. Not for an NBD export.
     #[arg(long, value_name = "CHILD")]
     pub snapshot: Option<PathBuf>,
     /// Take the change id after the snapshot, from a new read-only open of the frozen disk

@@ -126,6 +126,12 @@ impl NbdDisk {
         self.info.size / 512
     }
 
+    /// The export's size in bytes as the server reports it (it may end in a partial sector,
+    /// which sector reads cannot reach).
+    pub fn size_bytes(&self) -> u64 {
+        self.info.size
+    }
+
     /// nbdssl or nbd.
     pub fn transport(&self) -> Transport {
         if self.info.tls {

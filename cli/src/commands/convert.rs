@@ -1,4 +1,5 @@
-//! `vixdisk convert` (alias `clone`): any type to any type, raw images included.
+//! `vixdisk convert` (alias `clone`): any type to any type, raw images included; the source
+//! may also be an NBD export (its allocated areas are copied).
 
 use std::path::Path;
 
@@ -6,7 +7,7 @@ use vixDiskLib::Disk;
 use vixDiskLib::{Adapter, CreateOptions, DiskKind};
 
 use super::copy::{DiskSource, RawSource, TargetSpec, write_target};
-use super::{close, open};
+use super::{close, open, remote};
 use crate::cli::{FormatArgs, SourceFormat};
 use crate::failure::{CmdResult, Failure, OnFile};
 use crate::interrupt;
@@ -41,17 +42,43 @@ pub fn target_spec(format: &FormatArgs, source: Option<&Disk>, overwrite: bool) 
     }
 }
 
-/// Copies `source` into a new disk at `target`.
+/// Copies `source` (a disk, a raw image or an NBD export) into a new disk at `target`.
 pub fn run(
     source: &Path,
-    source_format: SourceFormat,
+    source_format: Option<SourceFormat>,
     target: &Path,
     format: &FormatArgs,
     overwrite: bool,
     quiet: bool,
 ) -> CmdResult {
+    remote::refuse_uri(target, "the convert target")?;
+    if remote::is_uri(source) {
+        remote::refuse_flag(
+            source,
+            source_format.is_some(),
+            "-f/--source-format",
+            "an export is read as the disk the server presents, whatever its file's format",
+        )?;
+    }
     super::target_dir_exists(target)?;
-    if source_format == SourceFormat::Raw {
+    if remote::is_uri(source) {
+        let disk = remote::open_source(source)?;
+        let spec = target_spec(format, Some(&disk), overwrite);
+        // Our copy loop over the export's allocated areas (the engine's clone reads local
+        // chains only); it stops on Ctrl-C and removes the partial target like any other.
+        let result = write_target(
+            &DiskSource {
+                disk: &disk,
+                path: source,
+            },
+            target,
+            &spec,
+            quiet,
+        );
+        let closed = close(disk, source);
+        result?;
+        closed?;
+    } else if source_format == Some(SourceFormat::Raw) {
         let raw = RawSource::open(source)?;
         write_target(&raw, target, &target_spec(format, None, overwrite), quiet)?;
     } else {

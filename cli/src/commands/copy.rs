@@ -18,6 +18,39 @@ use crate::units::{DiskType, SECTOR};
 pub const GRAIN: u64 = 128;
 /// Sectors read per step of the copy loop (1 MiB): the interrupt flag is checked this often.
 const CHUNK: u64 = 2048;
+/// QueryAllocatedBlocks' smallest chunk, as the seed's backup uses.
+pub const ALLOCATION_CHUNK: u64 = 128;
+/// Most chunks one allocation (or change) query covers.
+pub const MAX_CHUNKS: u64 = 512 * 1024;
+
+/// The seed's block list for a full backup (and what is copied from an NBD export):
+/// QueryAllocatedBlocks' chunks, window by window, plus the tail past the last whole chunk,
+/// which counts as allocated. An export whose server reports no allocation is all allocated.
+pub fn allocated_blocks(disk: &Disk) -> Result<Vec<(u64, u64)>> {
+    let capacity = disk.capacity();
+    let whole = capacity / ALLOCATION_CHUNK * ALLOCATION_CHUNK;
+    let mut blocks: Vec<(u64, u64)> = Vec::new();
+    let mut start = 0;
+    while start < whole {
+        let count = (whole - start).min(MAX_CHUNKS * ALLOCATION_CHUNK);
+        for a in disk.allocated_areas(start, count, ALLOCATION_CHUNK)? {
+            push_run(&mut blocks, a.start, a.sectors);
+        }
+        start += count;
+    }
+    if whole < capacity {
+        blocks.push((whole, capacity - whole));
+    }
+    Ok(blocks)
+}
+
+/// Appends the run `(s, n)`, merged into the last one when it continues it.
+pub fn push_run(runs: &mut Vec<(u64, u64)>, s: u64, n: u64) {
+    match runs.last_mut() {
+        Some((bs, bl)) if *bs + *bl == s => *bl += n,
+        _ => runs.push((s, n)),
+    }
+}
 
 /// Something to copy from.
 pub trait Source: Sync {
@@ -34,7 +67,7 @@ pub trait Source: Sync {
     fn wrote(&self, _sector: u64, _bytes: u64) {}
 }
 
-/// An open VMDK chain.
+/// An open VMDK chain or NBD export.
 pub struct DiskSource<'a> {
     pub disk: &'a Disk,
     pub path: &'a Path,
@@ -48,6 +81,10 @@ impl Source for DiskSource<'_> {
         self.disk.capacity()
     }
     fn runs(&self) -> Result<Vec<(u64, u64)>> {
+        if self.disk.is_remote() {
+            // The server's block status (`base:allocation`), as a backup reads it.
+            return allocated_blocks(self.disk);
+        }
         let capacity = self.disk.capacity();
         let mut runs: Vec<(u64, u64)> = Vec::new();
         for (g, _) in self
@@ -58,11 +95,7 @@ impl Source for DiskSource<'_> {
             .filter(|(_, a)| **a)
         {
             let start = g as u64 * GRAIN;
-            let len = GRAIN.min(capacity - start);
-            match runs.last_mut() {
-                Some((s, l)) if *s + *l == start => *l += len,
-                _ => runs.push((start, len)),
-            }
+            push_run(&mut runs, start, GRAIN.min(capacity - start));
         }
         Ok(runs)
     }

@@ -114,7 +114,7 @@ fn print_text(r: &DiskReport) {
 /// Prints what is known about the disk at `path` and its chain.
 pub fn run(path: &Path, json: bool, force_share: bool) -> CmdResult {
     if super::remote::is_uri(path) {
-        return super::remote::info(path, json);
+        return super::remote::info(path, json, force_share);
     }
     let disk = open_to_read(path, force_share)?;
     let report = with_disk(disk, path, |disk| {

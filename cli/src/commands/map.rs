@@ -7,7 +7,7 @@ use serde::Serialize;
 use vixDiskLib::{ChangeId, Disk, Mapped, Result};
 
 use super::{open_to_read, with_disk};
-use crate::failure::{CmdResult, OnFile, since_failure};
+use crate::failure::{CmdResult, Failure, OnFile, since_failure};
 use crate::units::SECTOR;
 
 /// One area, with the fields and meaning of `qemu-img map --output=json` (bytes; `depth` 0 is
@@ -121,10 +121,26 @@ fn print_text(areas: &[Area], all: bool) {
     }
 }
 
+/// A `--changed-since` value for a local disk: `*`, or a change id as `vixdisk changeid`
+/// prints it ("UUID/number"). Anything else is bad usage (exit 2) before the disk is opened.
+/// (Not a clap value parser: for an NBD export the value names a dirty bitmap instead.)
+fn check_change_id(text: &str) -> CmdResult {
+    if vixDiskLib::ChangeId::parse(text).is_some() {
+        Ok(())
+    } else {
+        Err(Failure::Usage(format!(
+            "{text:?} is not a change id (\"UUID/number\" as `vixdisk changeid` prints it, or \"*\")"
+        )))
+    }
+}
+
 /// Prints the map of the disk at `path`, or of the areas changed since `changed_since`.
 pub fn run(path: &Path, json: bool, changed_since: Option<&str>, force_share: bool) -> CmdResult {
     if super::remote::is_uri(path) {
-        return super::remote::map(path, json, changed_since);
+        return super::remote::map(path, json, changed_since, force_share);
+    }
+    if let Some(id) = changed_since {
+        check_change_id(id)?;
     }
     let disk = open_to_read(path, force_share)?;
     let areas = with_disk(disk, path, |disk| {

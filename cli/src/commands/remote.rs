@@ -1,15 +1,17 @@
-//! `info` and `map` of a remote NBD export, named by a URI (`nbd://host[:port]/export`,
+//! A remote NBD export named by a URI (`nbd://host[:port]/export`,
 //! `nbd+unix:///export?socket=PATH`, and the `nbds` forms with TLS), read through the engine's
-//! NBD backend with the same flags as a local disk. Settings are the library's defaults (no
-//! InitEx config file); TLS credentials may come in the URI's query.
+//! NBD backend: `info` and `map` here, and the opening and flag checks `convert` and `backup`
+//! use to read one as their source. Settings are the library's defaults (no InitEx config
+//! file); TLS credentials may come in the URI's query. An export is only ever a source: it is
+//! opened read-only, and a URI where a new local file is to be made is refused.
 
 use std::path::Path;
 
 use serde::Serialize;
-use vixDiskLib::{ChangeId, Connection, Disk, OpenOptions};
+use vixDiskLib::{ChangeId, Connection, Disk, Error, OpenOptions};
 
 use super::map::Area;
-use crate::failure::{CmdResult, OnFile, since_failure};
+use crate::failure::{CmdResult, Failure, OnFile, since_failure};
 use crate::units::{SECTOR, human_bytes};
 
 /// URI schemes of NBD exports.
@@ -19,6 +21,49 @@ const SCHEMES: &[&str] = &["nbd://", "nbds://", "nbd+unix://", "nbds+unix://"];
 pub fn is_uri(disk: &Path) -> bool {
     let text = disk.to_string_lossy();
     SCHEMES.iter().any(|s| text.starts_with(s))
+}
+
+/// Bad usage unless `path`, where `role` (e.g. "the convert target") is made or read as a
+/// local file, is not a URI: exports are read, never written.
+pub fn refuse_uri(path: &Path, role: &str) -> CmdResult {
+    if !is_uri(path) {
+        return Ok(());
+    }
+    Err(Failure::Usage(format!(
+        "{role} must be a local path, not {}: an NBD export can only be read, as the source \
+         of info, map, convert or backup",
+        path.display()
+    )))
+}
+
+/// Bad usage if `given`: `flag` has no meaning for the export `uri` (`why` says so).
+pub fn refuse_flag(uri: &Path, given: bool, flag: &str, why: &str) -> CmdResult {
+    if !given {
+        return Ok(());
+    }
+    Err(Failure::Usage(format!(
+        "{flag} cannot be used with the NBD export {}: {why}",
+        uri.display()
+    )))
+}
+
+/// Connects read-only to the export, to copy from it. An export whose size ends in a partial
+/// sector is refused: sector reads cannot reach those bytes, and a copy without them would
+/// look complete.
+pub fn open_source(uri: &Path) -> CmdResult<Disk> {
+    let disk = open(uri, None)?;
+    let size = disk.size_bytes();
+    let tail = size % Disk::SECTOR_SIZE;
+    if tail == 0 {
+        return Ok(disk);
+    }
+    let _ = disk.close();
+    Err(Error::NotSupported(format!(
+        "the export's size, {size} bytes, is not a multiple of {}: its last {tail} bytes \
+         cannot be read, so it cannot be copied whole",
+        Disk::SECTOR_SIZE
+    )))
+    .on(uri)
 }
 
 /// Connects read-only; `change_id` names a dirty bitmap to negotiate.
@@ -50,6 +95,10 @@ fn with_export<T>(
     Ok(value)
 }
 
+/// Why `--force-share` does not apply to an export.
+pub const FORCE_SHARE_WHY: &str =
+    "it reads a local disk without taking its lock; who may share an export is up to the server";
+
 #[derive(Serialize)]
 struct ExportReport {
     path: String,
@@ -61,7 +110,8 @@ struct ExportReport {
 }
 
 /// `vixdisk info URI`.
-pub fn info(uri: &Path, json: bool) -> CmdResult {
+pub fn info(uri: &Path, json: bool, force_share: bool) -> CmdResult {
+    refuse_flag(uri, force_share, "--force-share", FORCE_SHARE_WHY)?;
     let report = with_export(uri, None, |disk| {
         let capacity = disk.capacity();
         Ok(ExportReport {
@@ -93,7 +143,13 @@ pub fn info(uri: &Path, json: bool) -> CmdResult {
 
 /// `vixdisk map URI`: the allocated areas (the server's `base:allocation`), or with
 /// `--changed-since` the dirty areas of the bitmap it names (`qemu-nbd -B NAME`).
-pub fn map(uri: &Path, json: bool, changed_since: Option<&str>) -> CmdResult {
+pub fn map(uri: &Path, json: bool, changed_since: Option<&str>, force_share: bool) -> CmdResult {
+    refuse_flag(uri, force_share, "--force-share", FORCE_SHARE_WHY)?;
+    if changed_since.is_some_and(|n| n.trim().is_empty()) {
+        return Err(Failure::Usage(
+            "--changed-since needs the name of a dirty bitmap the server exports".into(),
+        ));
+    }
     let id = changed_since.unwrap_or("*");
     let (runs, capacity) = with_export(uri, changed_since, |disk| {
         let capacity = disk.capacity();

@@ -105,6 +105,27 @@ impl Disk {
         self.backend().capacity()
     }
 
+    /// Size in bytes: the capacity's sectors for a local disk; for an NBD export the size the
+    /// server reports, which may end in a partial sector that [`Disk::read`] cannot reach
+    /// (the capacity leaves it out): a copy of such an export would lose those bytes.
+    ///
+    /// ```
+    /// # use vixDiskLib::{Connection, CreateOptions, DiskKind};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("d.vmdk");
+    /// # let conn = Connection::local();
+    /// # conn.create(&path, &CreateOptions::new(DiskKind::MonolithicSparse, 4096), &mut |_| {})?;
+    /// let disk = conn.open(&path, &Default::default())?;
+    /// assert_eq!(disk.size_bytes(), disk.capacity() * vixDiskLib::Disk::SECTOR_SIZE);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn size_bytes(&self) -> u64 {
+        match &self.backend {
+            Backend::Local(d) => d.capacity() * Self::SECTOR_SIZE,
+            Backend::Remote(r) => r.size_bytes(),
+        }
+    }
+
     /// True for an NBD export.
     ///
     /// ```

@@ -21,6 +21,7 @@ use super::ranges::RangeSet;
 use crate::cli::FormatArgs;
 use crate::commands::convert::target_spec;
 use crate::commands::copy::{Source, write_target};
+use crate::commands::remote;
 use crate::failure::CmdResult;
 use crate::units::{Adapter, SECTOR};
 
@@ -151,6 +152,9 @@ impl Source for PlanSource {
 
 /// Restores the backup in `dir` (and those it builds on) into a new disk at `target`.
 pub fn restore(dir: &Path, target: &Path, format: &FormatArgs, quiet: bool) -> CmdResult {
+    // A backup of an export is restored into a local disk (then served again if need be).
+    remote::refuse_uri(dir, "the backup directory")?;
+    remote::refuse_uri(target, "the restore target")?;
     crate::commands::target_dir_exists(target)?;
     let chain = manifest::load(dir)?.chain()?;
     let files = chain

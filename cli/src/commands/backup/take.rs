@@ -25,36 +25,15 @@ use vixDiskLib::{Error, Result};
 
 use super::manifest::{self, Block, Kind, Loaded, Manifest, ParentRef, SourceInfo};
 use super::{DATA, MANIFEST, STEP, fsync_dir, now_unix};
-use crate::commands::{close, open, with_disk};
+use crate::commands::copy::{ALLOCATION_CHUNK, MAX_CHUNKS, allocated_blocks, push_run};
+use crate::commands::{close, open, remote, with_disk};
 use crate::failure::{CmdResult, Failure, OnFile, since_failure};
 use crate::interrupt;
 use crate::progress::Progress;
 use crate::units::SECTOR;
 
 /// QueryAllocatedBlocks' smallest chunk, as the seed's backup uses.
-const CHUNK: u64 = 128;
-/// Most chunks one allocation (or change) query covers.
-const MAX_CHUNKS: u64 = 512 * 1024;
-
-/// The seed's block list for a full backup: allocated chunks, window by window, plus the
-/// unaligned tail.
-fn allocated_blocks(disk: &Disk) -> Result<Vec<(u64, u64)>> {
-    let capacity = disk.capacity();
-    let whole = capacity / CHUNK * CHUNK;
-    let mut blocks: Vec<(u64, u64)> = Vec::new();
-    let mut start = 0;
-    while start < whole {
-        let count = (whole - start).min(MAX_CHUNKS * CHUNK);
-        for a in disk.allocated_areas(start, count, CHUNK)? {
-            push_run(&mut blocks, a.start, a.sectors);
-        }
-        start += count;
-    }
-    if whole < capacity {
-        blocks.push((whole, capacity - whole));
-    }
-    Ok(blocks)
-}
+const CHUNK: u64 = ALLOCATION_CHUNK;
 
 /// The areas changed since `since`, window by window as QueryChangedAreas answers them.
 fn changed_blocks(disk: &Disk, since: &str) -> Result<Vec<(u64, u64)>> {
@@ -69,13 +48,6 @@ fn changed_blocks(disk: &Disk, since: &str) -> Result<Vec<(u64, u64)>> {
         start = end;
     }
     Ok(blocks)
-}
-
-fn push_run(runs: &mut Vec<(u64, u64)>, s: u64, n: u64) {
-    match runs.last_mut() {
-        Some((bs, bl)) if *bs + *bl == s => *bl += n,
-        _ => runs.push((s, n)),
-    }
 }
 
 /// VIX_E_FILE_ALREADY_EXISTS unless `dir` is missing or an empty directory.
@@ -165,6 +137,19 @@ fn source_info(disk: &Disk, path: &Path) -> CmdResult<SourceInfo> {
     })
 }
 
+/// The manifest's `source` for an NBD export: its URI, and none of a VMDK's details.
+fn export_info(uri: &Path) -> SourceInfo {
+    SourceInfo {
+        path: uri.display().to_string(),
+        create_type: "nbd export".into(),
+        cid: String::new(),
+        links: 1,
+        uuid: None,
+        adapter: None,
+        hw_version: None,
+    }
+}
+
 fn absolute(path: &Path) -> std::path::PathBuf {
     std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
@@ -194,6 +179,27 @@ fn base_of(kind: Kind, base: Option<&Path>) -> CmdResult<Option<(Loaded, String)
         });
     };
     Ok(Some((parent, id)))
+}
+
+/// Bad usage for what a backup of an NBD export cannot do. An export has no change ids, so
+/// there is nothing an incremental or differential backup could be relative to (a dirty
+/// bitmap, which `vixdisk map --changed-since NAME URI` lists, is tied to no backup); and a
+/// snapshot is a local redo log.
+fn refuse_remote(kind: Kind, uri: &Path, snapshot: Option<&Path>) -> CmdResult {
+    if kind != Kind::Full {
+        return Err(Failure::Usage(format!(
+            "{} backups cannot be taken of the NBD export {}: an export has no change ids to \
+             relate one to an earlier backup (only `backup full` reads an export)",
+            kind.name(),
+            uri.display()
+        )));
+    }
+    remote::refuse_flag(
+        uri,
+        snapshot.is_some(),
+        "--snapshot",
+        "a snapshot is a local redo log over a VMDK; freeze the export on the server instead",
+    )
 }
 
 /// Opens the disk read-only (a shared lock: no writer until the backup ends; a read-only
@@ -226,6 +232,15 @@ fn plan(
     since: Option<&str>,
     snapshot: Option<&Path>,
 ) -> CmdResult<Plan> {
+    if disk.is_remote() {
+        // `take` let only a full backup without a snapshot through.
+        return Ok(Plan {
+            change_id: None,
+            runs: allocated_blocks(disk).on(disk_path)?,
+            source: export_info(disk_path),
+            capacity: disk.capacity(),
+        });
+    }
     let change_id = match disk.change_id().map(|id| id.to_string()) {
         Ok(id) => Some(id),
         Err(e) if since.is_some() => return Err(since_failure(disk_path, e)),
@@ -265,6 +280,10 @@ pub fn take(
     id_after_snapshot: bool,
     quiet: bool,
 ) -> CmdResult {
+    remote::refuse_uri(dir, "the backup directory")?;
+    if remote::is_uri(disk_path) {
+        refuse_remote(kind, disk_path, snapshot)?;
+    }
     // A directory that is not empty is refused before anything is printed or snapshotted
     // (prepare_dir checks again when it makes the directory).
     refuse_used_dir(dir)?;
@@ -278,7 +297,11 @@ pub fn take(
             parent.dir.display()
         );
     }
-    let disk = open_for_id(disk_path, snapshot.filter(|_| id_after_snapshot))?;
+    let disk = if remote::is_uri(disk_path) {
+        remote::open_source(disk_path)?
+    } else {
+        open_for_id(disk_path, snapshot.filter(|_| id_after_snapshot))?
+    };
     let since = base.as_ref().map(|(_, id)| id.as_str());
     // Read-only from here to the end: the writer continues on the snapshot (whose open takes
     // the shared lock on this disk too) while we read the frozen disk.
@@ -294,7 +317,13 @@ pub fn take(
         }
         say!(
             "change id: {}",
-            p.change_id.as_deref().unwrap_or("none (not tracked)")
+            p.change_id
+                .as_deref()
+                .unwrap_or(if remote::is_uri(disk_path) {
+                    "none (an NBD export has no change ids)"
+                } else {
+                    "none (not tracked)"
+                })
         );
         say!(
             "blocks: {} area(s), {} sectors {}",
