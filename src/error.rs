@@ -145,11 +145,24 @@ pub enum Error {
 }
 
 /// Result alias used throughout the engine.
+///
+/// ```
+/// fn capacity(path: &std::path::Path) -> vixDiskLib::Result<u64> {
+///     Ok(vixDiskLib::Connection::local().open(path, &Default::default())?.capacity())
+/// }
+/// assert!(capacity(std::path::Path::new("/nonexistent.vmdk")).is_err());
+/// ```
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     /// Wraps an `io::Error` with the path it happened on, turning the common kinds into the
     /// dedicated variants so callers get the right VixError.
+    ///
+    /// ```
+    /// use vixDiskLib::{Error, ErrorKind};
+    /// let e = Error::io("/backup/disk.vmdk", std::io::ErrorKind::NotFound.into());
+    /// assert_eq!(e.kind(), ErrorKind::FileNotFound);
+    /// ```
     pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Error {
         let path = path.into();
         match source.kind() {

@@ -56,6 +56,11 @@ pub struct CreateOptions {
 
 impl CreateOptions {
     /// `kind` and `capacity` sectors, on an LSI Logic adapter, hardware version 7.
+    ///
+    /// ```
+    /// let o = vixDiskLib::CreateOptions::new(vixDiskLib::DiskKind::MonolithicFlat, 2048);
+    /// assert_eq!(o.hw_version, 7);
+    /// ```
     pub fn new(kind: DiskKind, capacity: u64) -> CreateOptions {
         CreateOptions {
             kind,
@@ -89,11 +94,20 @@ pub struct ChangeId(String);
 
 impl ChangeId {
     /// The id spelled `id` (as a previous [`Disk::change_id`](super::Disk::change_id) gave).
+    ///
+    /// ```
+    /// let kept = "52 3c-1/4".to_string(); // from the last backup's manifest
+    /// assert_eq!(vixDiskLib::ChangeId::new(kept).as_str(), "52 3c-1/4");
+    /// ```
     pub fn new(id: impl Into<String>) -> ChangeId {
         ChangeId(id.into())
     }
 
     /// `"*"`: every allocated area counts as changed (a full backup).
+    ///
+    /// ```
+    /// assert_eq!(vixDiskLib::ChangeId::all().as_str(), "*");
+    /// ```
     pub fn all() -> ChangeId {
         ChangeId("*".into())
     }
@@ -115,6 +129,10 @@ impl ChangeId {
     }
 
     /// The id's text.
+    ///
+    /// ```
+    /// assert_eq!(vixDiskLib::ChangeId::new("x/1").as_str(), "x/1");
+    /// ```
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -142,6 +160,10 @@ pub struct Area {
 
 impl Area {
     /// The sector after the last one.
+    ///
+    /// ```
+    /// assert_eq!(vixDiskLib::Area { start: 0, sectors: 128 }.end(), 128);
+    /// ```
     pub fn end(&self) -> u64 {
         self.start + self.sectors
     }

@@ -127,6 +127,11 @@ pub enum Outcome {
 
 impl Outcome {
     /// True if the call succeeded from the caller's point of view (VIX_OK).
+    ///
+    /// ```
+    /// use vixDiskLib::CheckOutcome;
+    /// assert!(CheckOutcome::Repaired.is_ok() && !CheckOutcome::NeedsRepair.is_ok());
+    /// ```
     pub fn is_ok(self) -> bool {
         matches!(self, Outcome::Clean | Outcome::Repaired)
     }
@@ -186,6 +191,13 @@ impl CheckReport {
     /// (the check has just verified what the flag asks a reader to verify), and, with it,
     /// redundant grain tables that lag behind their primaries (a Flush stopped between the
     /// two copies). They give `Clean`; repair still clears the flag and copies the tables.
+    ///
+    /// ```
+    /// use vixDiskLib::{CheckOutcome, CheckReport};
+    /// assert_eq!(CheckReport::default().outcome(), CheckOutcome::Clean);
+    /// let gave_up = CheckReport { unrepairable: true, ..Default::default() };
+    /// assert_eq!(gave_up.outcome(), CheckOutcome::CantRepair);
+    /// ```
     pub fn outcome(&self) -> Outcome {
         if self.unrepairable && self.problems.iter().any(|p| p.kind.means_invalid()) {
             Outcome::Invalid
@@ -201,6 +213,10 @@ impl CheckReport {
     }
 
     /// True if a problem other than the marks of an interrupted session was found.
+    ///
+    /// ```
+    /// assert!(!vixDiskLib::CheckReport::default().is_damaged());
+    /// ```
     pub fn is_damaged(&self) -> bool {
         let interrupted = self.has(ProblemKind::UncleanShutdown);
         self.problems.iter().any(|p| match p.kind {
@@ -211,6 +227,11 @@ impl CheckReport {
     }
 
     /// True if a problem of `kind` was found.
+    ///
+    /// ```
+    /// use vixDiskLib::{CheckReport, ProblemKind};
+    /// assert!(!CheckReport::default().has(ProblemKind::UncleanShutdown));
+    /// ```
     pub fn has(&self, kind: ProblemKind) -> bool {
         self.problems.iter().any(|p| p.kind == kind)
     }
