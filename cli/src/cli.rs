@@ -31,7 +31,7 @@ pub enum Command {
     /// Type, capacity, adapter and the chain of links (CIDs, parent hints) of a disk.
     Info {
         /// The disk (its parents are found through their hints), or an NBD export URI
-        /// (nbd://host[:port]/export, nbd+unix:///export?socket=PATH, nbds://... with TLS).
+        /// (nbd://HOST:PORT/EXPORT, port optional, nbd+unix:///export?socket=PATH, nbds://... with TLS).
         disk: PathBuf,
         /// Print JSON instead of text.
         #[arg(long)]
@@ -104,7 +104,7 @@ pub enum Command {
     #[command(visible_alias = "clone")]
     Convert {
         /// The source: a disk, a raw image (-f raw), or an NBD export named by a URI
-        /// (nbd://host[:port]/export, nbd+unix:///export?socket=PATH, nbds://... with TLS), of
+        /// (nbd://HOST:PORT/EXPORT, port optional, nbd+unix:///export?socket=PATH, nbds://... with TLS), of
         /// which the allocated areas are copied.
         source: PathBuf,
         /// The new disk (a local path).
