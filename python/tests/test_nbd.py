@@ -294,6 +294,47 @@ def test_maintenance_and_metadata_calls_refuse_remote_disks(dll, vix, tmp_path, 
         assert dll.VixDiskLib_Disconnect(conn) == V.VIX_OK
 
 
+def test_create_child_refuses_a_remote_disk_before_its_other_arguments(dll, vix, tmp_path, logs):
+    """A remote handle is refused with VIX_E_NOT_SUPPORTED whatever CreateChild's other
+    arguments are, like every call only a local chain answers (so it was before the C ABI
+    moved onto the facade, issue 17)."""
+    with nbdkit(["memory", "8M"], sock=tmp_path / "m.sock") as srv:
+        _, conn = connect(dll, remote_params(srv.uri))
+        _, h = open_disk(dll, conn)
+        ns = V.VIX_E_NOT_SUPPORTED
+        child = str(tmp_path / "c.vmdk").encode()
+        assert dll.VixDiskLib_CreateChild(h, None, V.VIXDISKLIB_DISK_MONOLITHIC_SPARSE, None, None) == ns
+        assert dll.VixDiskLib_CreateChild(h, child, 12345, None, None) == ns
+        assert not (tmp_path / "c.vmdk").exists()
+        assert any("CreateChild works on local disks only" in m for m in logs["warn"])
+        assert dll.VixDiskLib_Close(h) == V.VIX_OK
+        assert dll.VixDiskLib_Disconnect(conn) == V.VIX_OK
+
+
+def test_nonpersistent_open_of_an_export(dll, vix, tmp_path):
+    """VIXDISKLIBEXT_FLAG_OPEN_NONPERSISTENT on an NBD connection: refused (no private redo log
+    over an export), unless READ_ONLY or a read-only connection wins, as for a local disk: then
+    the open is plain read-only (docs/decisions.md, issue 17)."""
+    nonpersistent = 1 << 24
+    ro = V.VIXDISKLIB_FLAG_OPEN_READ_ONLY
+    with nbdkit(["memory", "8M"], sock=tmp_path / "m.sock") as srv:
+        _, conn = connect(dll, remote_params(srv.uri))
+        err, h = open_disk(dll, conn, flags=nonpersistent)
+        assert err == V.VIX_E_NOT_SUPPORTED and not h.value
+        err, h = open_disk(dll, conn, flags=nonpersistent | ro)
+        assert err == V.VIX_OK
+        assert write(dll, h, 0, bytes(512)) == V.VIX_E_FILE_READ_ONLY
+        assert read(dll, h, 0, 1) == (V.VIX_OK, bytes(512))
+        assert dll.VixDiskLib_Close(h) == V.VIX_OK
+        assert dll.VixDiskLib_Disconnect(conn) == V.VIX_OK
+        _, conn = connect(dll, remote_params(srv.uri), read_only=True)
+        err, h = open_disk(dll, conn, flags=nonpersistent)
+        assert err == V.VIX_OK
+        assert write(dll, h, 0, bytes(512)) == V.VIX_E_FILE_READ_ONLY
+        assert dll.VixDiskLib_Close(h) == V.VIX_OK
+        assert dll.VixDiskLib_Disconnect(conn) == V.VIX_OK
+
+
 def test_tls_with_a_psk(dll, vix, tmp_path):
     if not shutil.which("psktool"):
         pytest.skip("psktool missing: apt-get install gnutls-bin (scripts/setup.sh)")
