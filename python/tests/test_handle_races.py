@@ -23,16 +23,18 @@ def _raw_handle(disk: V.Disk):
     return h
 
 
-def _inside_a_call(dll, h, hold: float = HOLD):
+def _inside_a_call(dll, h, hold: float = HOLD, release: threading.Event | None = None):
     """Starts a thread that calls Defragment on `h` and stays inside that call (in its first
-    progress callback) for `hold` seconds; returns once the thread is inside."""
+    progress callback) for `hold` seconds, or until `release` is set; returns once the thread
+    is inside."""
     entered = threading.Event()
+    release = release or threading.Event()
     result: list[int] = []
 
     def progress(_data, _percent):
         if not entered.is_set():
             entered.set()
-            time.sleep(hold)
+            release.wait(hold)
         return 1
 
     cb = V.VixDiskLibProgressFunc(progress)
@@ -89,9 +91,12 @@ def test_close_while_a_call_stays_inside_flushes_and_the_disk_closes_when_it_ret
     d.write(16, b"\x33" * 4096)
     h = _raw_handle(d)
     warned = len(logs["warn"])
-    t, result, _cb = _inside_a_call(dll, h, hold=7.0)
+    release = threading.Event()
+    t, result, _cb = _inside_a_call(dll, h, hold=60.0, release=release)
     assert dll.VixDiskLib_Close(h) == V.VIX_OK
     assert [m for m in logs["warn"][warned:] if "another thread is still using" in m], logs["warn"][warned:]
+    assert sparse_header(path)["unclean"] == 1  # the other thread is still inside
+    release.set()
     t.join(30)
     assert result == [V.VIX_OK]
     assert sparse_header(path)["unclean"] == 0
