@@ -17,7 +17,7 @@ import pytest
 import vixdisklib as V
 from nbd_servers import (capacity, connect, free_port, nbdkit, open_disk, qemu_nbd, read, remote_params,
                          require_nbd_tools, write)
-from vdl_helpers import MiB, qemu_io, run
+from vdl_helpers import MiB, qemu_io, run, run_child
 
 pytestmark = pytest.mark.usefixtures("nbd_tools")
 
@@ -364,6 +364,43 @@ def test_tls_with_a_psk(dll, vix, tmp_path):
         err, h = open_disk(dll, conn)
         assert err == V.VIX_E_NET_HTTP_SSL_CONNECT_ERROR, err
         dll.VixDiskLib_Disconnect(conn)
+
+
+def test_tls_psk_from_the_initex_config_file_until_exit(lib_path, tmp_path):
+    """InitEx's config file (`vixDiskLib.nbd.tlsPskFile`) reaches ConnectEx (TLS is tried, as
+    there are credentials) and Open (the key), through the facade's `Settings` since issue 17;
+    Exit drops it: after a plain Init the same connect meets the TLS-only server unarmed."""
+    if not shutil.which("psktool"):
+        pytest.skip("psktool missing: apt-get install gnutls-bin (scripts/setup.sh)")
+    keys = tmp_path / "keys.psk"
+    run(["psktool", "-u", "alice", "-p", str(keys)])
+    cfg = tmp_path / "vddk.conf"
+    cfg.write_text(f'vixDiskLib.nbd.tlsPskFile = "{keys}"\n')
+    port = free_port()
+    with nbdkit(["memory", "16M"], port=port, extra=["--tls=require", f"--tls-psk={keys}"]):
+        res = run_child(lib_path, f"""
+            sys.path.insert(0, {str(Path(__file__).parent)!r})
+            from nbd_servers import connect, open_disk, read, remote_params, write
+
+            def session(config):
+                lib.init(log=LOGS.append, warn=LOGS.append, panic=LOGS.append, config=config)
+                _, conn = connect(dll, remote_params("nbd://127.0.0.1:{port}"), modes=None)
+                err, h = open_disk(dll, conn)
+                out = [err]
+                if err == V.VIX_OK:
+                    out.append(dll.VixDiskLib_GetTransportMode(h).decode())
+                    out.append(write(dll, h, 8, b"\\x5c" * 512))
+                    out.append(read(dll, h, 8, 1) == (V.VIX_OK, b"\\x5c" * 512))
+                    out.append(dll.VixDiskLib_Close(h))
+                dll.VixDiskLib_Disconnect(conn)
+                lib.exit()
+                return out
+
+            result["config"] = session({str(cfg)!r})
+            result["after_exit"] = session(None)
+        """, init=False)
+    assert res == {"config": [V.VIX_OK, "nbdssl", V.VIX_OK, True, V.VIX_OK],
+                   "after_exit": [V.VIX_E_NET_HTTP_SSL_CONNECT_ERROR]}, res
 
 
 def test_nbd_transport_needs_an_nbd_mode(dll, vix):
