@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -13,13 +12,6 @@ use common::*;
 /// loaded machine (at 96 MiB a busy CI core could miss the window).
 const SOURCE_MIB: usize = 256;
 
-fn entries(dir: &Path) -> BTreeSet<PathBuf> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect()
-}
-
 /// Starts `vixdisk ARGS`, sends SIGINT as soon as something new appears in `dir` (the target
 /// being made), and checks the exit code, the message and that `dir` is as it was.
 fn interrupt(dir: &Path, args: &[&str]) {
@@ -27,29 +19,6 @@ fn interrupt(dir: &Path, args: &[&str]) {
 }
 
 /// `interrupt` with another signal (`-TERM`, `-HUP`).
-fn signal(dir: &Path, args: &[&str], sig: &str) {
-    let before = entries(dir);
-    let mut child = vixdisk()
-        .args(args)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while entries(dir) == before {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "{args:?} ended before making its target"
-        );
-        assert!(Instant::now() < deadline, "{args:?} never made its target");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    tool("kill", &[sig, &child.id().to_string()]);
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{args:?} {sig}: {stderr}");
-    assert!(stderr.contains("interrupted"), "{stderr}");
-    assert_eq!(entries(dir), before, "{args:?} left files behind");
-}
 
 #[test]
 fn ctrl_c_removes_the_target_and_leaves_the_source_intact() {

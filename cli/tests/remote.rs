@@ -511,40 +511,6 @@ fn flags_and_targets_an_export_cannot_take_are_refused() {
     assert_eq!(left, BTreeSet::from([local]), "nothing was made");
 }
 
-fn entries(dir: &Path) -> BTreeSet<PathBuf> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect()
-}
-
-/// Starts `vixdisk ARGS`, sends `sig` as soon as something appears in `dir` (the target being
-/// made), and checks exit code 130, the message and that `dir` is as it was.
-fn signal(dir: &Path, args: &[&str], sig: &str) {
-    let before = entries(dir);
-    let mut child = vixdisk()
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while entries(dir) == before {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "{args:?} ended before making its target"
-        );
-        assert!(Instant::now() < deadline, "{args:?} never made its target");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    tool("kill", &[sig, &child.id().to_string()]);
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{args:?} {sig}: {stderr}");
-    assert!(stderr.contains("interrupted"), "{stderr}");
-    assert_eq!(entries(dir), before, "{args:?} left files behind");
-}
-
 /// Ctrl-C or SIGTERM while copying from an export: exit 130, no half-made target.
 #[test]
 fn signals_while_reading_an_export_leave_no_target() {

@@ -1,8 +1,10 @@
 //! Helpers for driving the `vixdisk` binary and checking results with qemu-img/qemu-io.
 #![allow(dead_code)]
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// The binary under test.
 pub fn vixdisk() -> Command {
@@ -113,7 +115,7 @@ pub fn json(text: &str) -> serde_json::Value {
 
 /// A qemu-made chain in `dir`: base.vmdk (4 MiB, data at 0 and 1 MiB) and child.vmdk over it
 /// (data at 1 MiB and 3 MiB). Returns the child.
-pub fn qemu_chain(dir: &Path) -> std::path::PathBuf {
+pub fn qemu_chain(dir: &Path) -> PathBuf {
     let base = dir.join("base.vmdk");
     let child = dir.join("child.vmdk");
     tool("qemu-img", &["create", "-q", "-f", "vmdk", s(&base), "4M"]);
@@ -136,4 +138,40 @@ pub fn qemu_chain(dir: &Path) -> std::path::PathBuf {
     qemu_write(&child, 3, 1 << 20, 65536);
     qemu_write(&child, 4, 3 << 20, 65536);
     child
+}
+
+/// The entries of `dir`.
+pub fn entries(dir: &Path) -> BTreeSet<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect()
+}
+
+/// Starts `vixdisk ARGS`, sends `sig` (`-INT`, `-TERM`, …) as soon as something new appears in
+/// `dir` (the target being made), and checks exit code 130, the message and that `dir` is as
+/// it was.
+pub fn signal(dir: &Path, args: &[&str], sig: &str) {
+    let before = entries(dir);
+    let mut child = vixdisk()
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while entries(dir) == before {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{args:?} ended before making its target"
+        );
+        assert!(Instant::now() < deadline, "{args:?} never made its target");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    tool("kill", &[sig, &child.id().to_string()]);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{args:?} {sig}: {stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert_eq!(entries(dir), before, "{args:?} left files behind");
 }
