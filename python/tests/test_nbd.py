@@ -17,7 +17,7 @@ import pytest
 import vixdisklib as V
 from nbd_servers import (capacity, connect, free_port, nbdkit, open_disk, qemu_nbd, read, remote_params,
                          require_nbd_tools, write)
-from vdl_helpers import MiB, qemu_io, run
+from vdl_helpers import MiB, qemu_io, run, run_child
 
 pytestmark = pytest.mark.usefixtures("nbd_tools")
 
@@ -294,6 +294,47 @@ def test_maintenance_and_metadata_calls_refuse_remote_disks(dll, vix, tmp_path, 
         assert dll.VixDiskLib_Disconnect(conn) == V.VIX_OK
 
 
+def test_create_child_refuses_a_remote_disk_before_its_other_arguments(dll, vix, tmp_path, logs):
+    """A remote handle is refused with VIX_E_NOT_SUPPORTED whatever CreateChild's other
+    arguments are, like every call only a local chain answers (so it was before the C ABI
+    moved onto the facade, issue 17)."""
+    with nbdkit(["memory", "8M"], sock=tmp_path / "m.sock") as srv:
+        _, conn = connect(dll, remote_params(srv.uri))
+        _, h = open_disk(dll, conn)
+        ns = V.VIX_E_NOT_SUPPORTED
+        child = str(tmp_path / "c.vmdk").encode()
+        assert dll.VixDiskLib_CreateChild(h, None, V.VIXDISKLIB_DISK_MONOLITHIC_SPARSE, None, None) == ns
+        assert dll.VixDiskLib_CreateChild(h, child, 12345, None, None) == ns
+        assert not (tmp_path / "c.vmdk").exists()
+        assert any("CreateChild works on local disks only" in m for m in logs["warn"])
+        assert dll.VixDiskLib_Close(h) == V.VIX_OK
+        assert dll.VixDiskLib_Disconnect(conn) == V.VIX_OK
+
+
+def test_nonpersistent_open_of_an_export(dll, vix, tmp_path):
+    """VIXDISKLIBEXT_FLAG_OPEN_NONPERSISTENT on an NBD connection: refused (no private redo log
+    over an export), unless READ_ONLY or a read-only connection wins, as for a local disk: then
+    the open is plain read-only (docs/decisions.md, issue 17)."""
+    nonpersistent = 1 << 24
+    ro = V.VIXDISKLIB_FLAG_OPEN_READ_ONLY
+    with nbdkit(["memory", "8M"], sock=tmp_path / "m.sock") as srv:
+        _, conn = connect(dll, remote_params(srv.uri))
+        err, h = open_disk(dll, conn, flags=nonpersistent)
+        assert err == V.VIX_E_NOT_SUPPORTED and not h.value
+        err, h = open_disk(dll, conn, flags=nonpersistent | ro)
+        assert err == V.VIX_OK
+        assert write(dll, h, 0, bytes(512)) == V.VIX_E_FILE_READ_ONLY
+        assert read(dll, h, 0, 1) == (V.VIX_OK, bytes(512))
+        assert dll.VixDiskLib_Close(h) == V.VIX_OK
+        assert dll.VixDiskLib_Disconnect(conn) == V.VIX_OK
+        _, conn = connect(dll, remote_params(srv.uri), read_only=True)
+        err, h = open_disk(dll, conn, flags=nonpersistent)
+        assert err == V.VIX_OK
+        assert write(dll, h, 0, bytes(512)) == V.VIX_E_FILE_READ_ONLY
+        assert dll.VixDiskLib_Close(h) == V.VIX_OK
+        assert dll.VixDiskLib_Disconnect(conn) == V.VIX_OK
+
+
 def test_tls_with_a_psk(dll, vix, tmp_path):
     if not shutil.which("psktool"):
         pytest.skip("psktool missing: apt-get install gnutls-bin (scripts/setup.sh)")
@@ -323,6 +364,43 @@ def test_tls_with_a_psk(dll, vix, tmp_path):
         err, h = open_disk(dll, conn)
         assert err == V.VIX_E_NET_HTTP_SSL_CONNECT_ERROR, err
         dll.VixDiskLib_Disconnect(conn)
+
+
+def test_tls_psk_from_the_initex_config_file_until_exit(lib_path, tmp_path):
+    """InitEx's config file (`vixDiskLib.nbd.tlsPskFile`) reaches ConnectEx (TLS is tried, as
+    there are credentials) and Open (the key), through the facade's `Settings` since issue 17;
+    Exit drops it: after a plain Init the same connect meets the TLS-only server unarmed."""
+    if not shutil.which("psktool"):
+        pytest.skip("psktool missing: apt-get install gnutls-bin (scripts/setup.sh)")
+    keys = tmp_path / "keys.psk"
+    run(["psktool", "-u", "alice", "-p", str(keys)])
+    cfg = tmp_path / "vddk.conf"
+    cfg.write_text(f'vixDiskLib.nbd.tlsPskFile = "{keys}"\n')
+    port = free_port()
+    with nbdkit(["memory", "16M"], port=port, extra=["--tls=require", f"--tls-psk={keys}"]):
+        res = run_child(lib_path, f"""
+            sys.path.insert(0, {str(Path(__file__).parent)!r})
+            from nbd_servers import connect, open_disk, read, remote_params, write
+
+            def session(config):
+                lib.init(log=LOGS.append, warn=LOGS.append, panic=LOGS.append, config=config)
+                _, conn = connect(dll, remote_params("nbd://127.0.0.1:{port}"), modes=None)
+                err, h = open_disk(dll, conn)
+                out = [err]
+                if err == V.VIX_OK:
+                    out.append(dll.VixDiskLib_GetTransportMode(h).decode())
+                    out.append(write(dll, h, 8, b"\\x5c" * 512))
+                    out.append(read(dll, h, 8, 1) == (V.VIX_OK, b"\\x5c" * 512))
+                    out.append(dll.VixDiskLib_Close(h))
+                dll.VixDiskLib_Disconnect(conn)
+                lib.exit()
+                return out
+
+            result["config"] = session({str(cfg)!r})
+            result["after_exit"] = session(None)
+        """, init=False)
+    assert res == {"config": [V.VIX_OK, "nbdssl", V.VIX_OK, True, V.VIX_OK],
+                   "after_exit": [V.VIX_E_NET_HTTP_SSL_CONNECT_ERROR]}, res
 
 
 def test_nbd_transport_needs_an_nbd_mode(dll, vix):

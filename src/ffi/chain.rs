@@ -6,7 +6,9 @@ use std::sync::Arc;
 use super::args::path_arg;
 use super::boundary::guard;
 use super::disk::disk_kind;
-use super::handles::{DISKS, DiskHandle, retire, writable_connection};
+use super::handles::{
+    DISKS, DiskHandle, require_local_disk, retire, sole_owner, writable_connection,
+};
 use super::library::require_init;
 use super::progress::progress_reporter;
 use super::types::*;
@@ -27,6 +29,7 @@ pub extern "C" fn VixDiskLib_CreateChild(
     guard("VixDiskLib_CreateChild", || {
         require_init()?;
         let h = DISKS.get(diskHandle as usize)?;
+        require_local_disk(&h, "CreateChild")?;
         let path = path_arg(childPath, "childPath")?;
         let kind = disk_kind(diskType)?;
         let mut progress = progress_reporter(progressFunc, progressCallbackData);
@@ -75,12 +78,8 @@ pub extern "C" fn VixDiskLib_Attach(parent: VixDiskLibHandle, child: VixDiskLibH
         }
         // Remote disks have no redo logs: refused before anything is consumed.
         for h in [parent, child] {
-            if let Ok(d) = DISKS.get(h as usize)
-                && d.disk.is_remote()
-            {
-                return Err(Error::NotSupported(
-                    "Attach works on local disks only, not on a remote NBD export".into(),
-                ));
+            if let Ok(d) = DISKS.get(h as usize) {
+                require_local_disk(&d, "Attach")?;
             }
         }
         // From here on the parent handle is consumed, whatever happens (as in VDDK).
@@ -98,10 +97,11 @@ pub extern "C" fn VixDiskLib_Attach(parent: VixDiskLibHandle, child: VixDiskLibH
     })
 }
 
-/// The disk of a handle that was taken out of `DISKS`, to consume. Fails if another thread is
-/// inside a call on the same handle (then the disk is released when that call returns).
+/// The disk of a handle that was taken out of `DISKS`, to consume, once other threads left
+/// their calls on it (`sole_owner`). Fails if one stays inside past that wait (then the disk is
+/// released when that call returns).
 fn take_disk(h: Arc<DiskHandle>) -> Result<crate::Disk> {
-    Arc::try_unwrap(h)
+    sole_owner(h)
         .map(|h| h.disk)
         .map_err(|_| Error::InUse("the parent handle is in use by another thread".into()))
 }

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::{Disk, Error, Result};
 
@@ -149,21 +150,59 @@ pub struct DiskHandle {
     pub change_id: Option<crate::ChangeId>,
 }
 
-/// Closes a handle taken out of `DISKS`, after its asynchronous requests finished. If another
-/// thread is inside a call on the same handle (a caller's race), the disk is flushed now and
-/// released when that call returns.
+/// How long Close and Attach wait for other threads to leave their calls on the handle.
+const LEAVE_WAIT: Duration = Duration::from_secs(5);
+
+/// The handle taken out of `DISKS`, once no other thread is inside a call on it. Another
+/// thread there is a caller's race; it usually leaves within microseconds (a call that just
+/// started an asynchronous request, a Wait that just saw it finish), and before the C ABI used
+/// the facade the engine's locks made Close and Attach wait for its disk work anyway. The wait
+/// is bounded (`LEAVE_WAIT`): a call that stays inside (a progress callback that blocks, a
+/// thread of the parent in a forked child) gets the handle back as `Err`.
+pub fn sole_owner(mut h: Arc<DiskHandle>) -> std::result::Result<DiskHandle, Arc<DiskHandle>> {
+    let deadline = Instant::now() + LEAVE_WAIT;
+    let mut pause = Duration::from_micros(50);
+    loop {
+        match Arc::try_unwrap(h) {
+            Ok(h) => return Ok(h),
+            Err(shared) if Instant::now() >= deadline => return Err(shared),
+            Err(shared) => {
+                h = shared;
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(5));
+            }
+        }
+    }
+}
+
+/// Closes a handle taken out of `DISKS`, after its asynchronous requests finished and other
+/// threads left their calls on it (`sole_owner`), so Close returns with the disk closed and
+/// its error reported. If a call stays inside past the wait, the disk is flushed now (durable,
+/// error reported) and released when that call returns.
 pub fn close_disk(h: Arc<DiskHandle>) -> Result<()> {
     h.pending.wait_idle();
-    match Arc::try_unwrap(h) {
+    match sole_owner(h) {
         Ok(h) => h.disk.close(),
         Err(shared) => {
-            crate::log_warning(
-                "closing a disk handle that another thread is still using: flushed now, \
-                 released when that call returns",
-            );
+            crate::log_warning(format!(
+                "closing a disk handle that another thread is still using after {} s: \
+                 flushed now, released when that call returns",
+                LEAVE_WAIT.as_secs()
+            ));
             shared.disk.flush()
         }
     }
+}
+
+/// VIX_E_NOT_SUPPORTED naming `call` for an NBD export: calls only a local chain answers
+/// refuse one before they look at their other arguments or wait for its requests.
+pub fn require_local_disk(h: &DiskHandle, call: &str) -> Result<()> {
+    if h.disk.is_remote() {
+        return Err(Error::NotSupported(format!(
+            "{call} works on local disks only, not on a remote NBD export"
+        )));
+    }
+    Ok(())
 }
 
 /// Live connections.
