@@ -197,12 +197,7 @@ pub fn close_disk(h: Arc<DiskHandle>) -> Result<()> {
 /// VIX_E_NOT_SUPPORTED naming `call` for an NBD export: calls only a local chain answers
 /// refuse one before they look at their other arguments or wait for its requests.
 pub fn require_local_disk(h: &DiskHandle, call: &str) -> Result<()> {
-    if h.disk.is_remote() {
-        return Err(Error::NotSupported(format!(
-            "{call} works on local disks only, not on a remote NBD export"
-        )));
-    }
-    Ok(())
+    h.disk.require_local(call)
 }
 
 /// Live connections.

@@ -126,6 +126,22 @@ impl Disk {
         }
     }
 
+    /// Ok for a local disk; `ErrorKind::NotSupported` naming `call` for an NBD export (the
+    /// refusal every local-only call gives, for front ends that check before anything else).
+    ///
+    /// ```
+    /// # use vixDiskLib::{Connection, CreateOptions, DiskKind};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("d.vmdk");
+    /// # let conn = Connection::local();
+    /// # conn.create(&path, &CreateOptions::new(DiskKind::MonolithicSparse, 4096), &mut |_| {})?;
+    /// conn.open(&path, &Default::default())?.require_local("CreateChild")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn require_local(&self, call: &str) -> Result<()> {
+        self.local_chain(call).map(drop)
+    }
+
     /// True for an NBD export.
     ///
     /// ```
