@@ -14,7 +14,7 @@ use super::library::require_init;
 use super::types::{
     Bool, CredTypeArg, VixDiskLibConnectParams, VixDiskLibConnection, VixDiskLibCredType, VixError,
 };
-use crate::{Error, Result, log_warning};
+use crate::{Error, Result, log_info, log_warning};
 
 /// The params' `serverName`, `port` and (for user/password credentials) `userName`. Only
 /// fields of the oldest layout (72 bytes, VDDK 6.0) are read, so every caller is safe.
@@ -72,6 +72,12 @@ fn connect(
         Some((server, port, params_user)) => {
             let reach =
                 crate::Connection::nbd_server(&server, port, modes, params_user.as_deref())?;
+            if read_only {
+                log_info(format!(
+                    "connection to NBD server {} is read-only (ConnectEx readOnly)",
+                    reach.server().unwrap_or_default()
+                ));
+            }
             let params = RemoteParams {
                 server_name: server,
                 port,
