@@ -14,7 +14,16 @@ use crate::error::{Error, Result};
 pub use crate::remote::sys::IoBuf;
 
 /// Runs once when an asynchronous request finishes, with its result, on a library thread (the
-/// facade's `Completion`).
+/// facade re-exports it as `Completion`).
+///
+/// ```
+/// let done: vixDiskLib::Completion = Box::new(|result| {
+///     if let Err(e) = result {
+///         eprintln!("request failed: {e}");
+///     }
+/// });
+/// # drop(done);
+/// ```
 pub type Finish = Box<dyn FnOnce(Result<()>) + Send>;
 
 /// How a disk is reached (what GetTransportMode reports).

@@ -6,9 +6,7 @@ use std::sync::Arc;
 use super::args::path_arg;
 use super::boundary::guard;
 use super::disk::disk_kind;
-use super::handles::{
-    DISKS, DiskHandle, require_local_disk, retire, sole_owner, writable_connection,
-};
+use super::handles::{DISKS, DiskHandle, retire, sole_owner, writable_connection};
 use super::library::require_init;
 use super::progress::progress_reporter;
 use super::types::*;
@@ -29,7 +27,8 @@ pub extern "C" fn VixDiskLib_CreateChild(
     guard("VixDiskLib_CreateChild", || {
         require_init()?;
         let h = DISKS.get(diskHandle as usize)?;
-        require_local_disk(&h, "CreateChild")?;
+        // A remote disk is refused before the other arguments are looked at.
+        h.disk.require_local("CreateChild")?;
         let path = path_arg(childPath, "childPath")?;
         let kind = disk_kind(diskType)?;
         let mut progress = progress_reporter(progressFunc, progressCallbackData);
@@ -79,7 +78,7 @@ pub extern "C" fn VixDiskLib_Attach(parent: VixDiskLibHandle, child: VixDiskLibH
         // Remote disks have no redo logs: refused before anything is consumed.
         for h in [parent, child] {
             if let Ok(d) = DISKS.get(h as usize) {
-                require_local_disk(&d, "Attach")?;
+                d.disk.require_local("Attach")?;
             }
         }
         // From here on the parent handle is consumed, whatever happens (as in VDDK).

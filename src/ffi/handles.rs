@@ -194,12 +194,6 @@ pub fn close_disk(h: Arc<DiskHandle>) -> Result<()> {
     }
 }
 
-/// VIX_E_NOT_SUPPORTED naming `call` for an NBD export: calls only a local chain answers
-/// refuse one before they look at their other arguments or wait for its requests.
-pub fn require_local_disk(h: &DiskHandle, call: &str) -> Result<()> {
-    h.disk.require_local(call)
-}
-
 /// Live connections.
 pub static CONNECTIONS: Registry<Connection> = Registry::new("connection");
 

@@ -5,7 +5,7 @@ use std::ffi::{c_char, c_void};
 use super::args::{out_arg, path_arg, store};
 use super::boundary::guard;
 use super::disk::{adapter_from_c, create_params, disk_kind};
-use super::handles::{DISKS, local_connection, require_local_disk, writable_connection};
+use super::handles::{DISKS, local_connection, writable_connection};
 use super::library::require_init;
 use super::progress::progress_reporter;
 use super::types::*;
@@ -107,7 +107,7 @@ pub extern "C" fn VixDiskLib_Shrink(
     guard("VixDiskLib_Shrink", || {
         require_init()?;
         let h = DISKS.get(diskHandle as usize)?;
-        require_local_disk(&h, "Shrink")?;
+        h.disk.require_local("Shrink")?;
         h.pending.wait_idle();
         let mut progress = progress_reporter(progressFunc, progressCallbackData);
         h.disk.shrink(&mut progress).map(drop)
@@ -124,7 +124,7 @@ pub extern "C" fn VixDiskLib_Defragment(
     guard("VixDiskLib_Defragment", || {
         require_init()?;
         let h = DISKS.get(diskHandle as usize)?;
-        require_local_disk(&h, "Defragment")?;
+        h.disk.require_local("Defragment")?;
         h.pending.wait_idle();
         let mut progress = progress_reporter(progressFunc, progressCallbackData);
         h.disk.defragment(&mut progress)

@@ -160,14 +160,18 @@ pub fn run(path: &Path, json: bool, changed_since: Option<&str>, force_share: bo
         Ok(areas)
     })?;
     if json {
-        // One object per line inside the array, as qemu-img prints it.
-        let lines: Vec<String> = areas
-            .iter()
-            .map(|a| serde_json::to_string(a).expect("plain data serializes"))
-            .collect();
-        say!("[{}]", lines.join(",\n"));
+        print_json(&areas);
     } else {
         print_text(&areas, changed_since.is_some());
     }
     Ok(())
+}
+
+/// `areas` as qemu-img map's JSON: one object per line inside the array.
+pub(super) fn print_json(areas: &[Area]) {
+    let lines: Vec<String> = areas
+        .iter()
+        .map(|a| serde_json::to_string(a).expect("plain data serializes"))
+        .collect();
+    say!("[{}]", lines.join(",\n"));
 }

@@ -10,7 +10,7 @@ use std::path::Path;
 use serde::Serialize;
 use vixDiskLib::{ChangeId, Connection, Disk, Error, OpenOptions};
 
-use super::map::Area;
+use super::map::{Area, print_json};
 use crate::failure::{CmdResult, Failure, OnFile, since_failure};
 use crate::units::{SECTOR, human_bytes};
 
@@ -193,11 +193,7 @@ pub fn map(uri: &Path, json: bool, changed_since: Option<&str>, force_share: boo
         areas.push(hole(at, capacity));
     }
     if json {
-        let lines: Vec<String> = areas
-            .iter()
-            .map(|a| serde_json::to_string(a).expect("plain data serializes"))
-            .collect();
-        say!("[{}]", lines.join(",\n"));
+        print_json(&areas);
     } else {
         say!(
             "{:<16}{:<16}{:<16}{:<7}File",

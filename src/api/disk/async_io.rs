@@ -6,38 +6,9 @@ use super::Disk;
 use crate::error::Result;
 use crate::remote::sys::IoBuf;
 
-/// Runs once when an asynchronous request finishes, with its result, on a library thread.
-///
-/// ```
-/// let done: vixDiskLib::Completion = Box::new(|result| {
-///     if let Err(e) = result {
-///         eprintln!("request failed: {e}");
-///     }
-/// });
-/// # drop(done);
-/// ```
-pub type Completion = Box<dyn FnOnce(Result<()>) + Send>;
+pub use crate::backend::Finish as Completion;
 
 impl Disk {
-    /// Ok if `[start, start + count)` lies inside the disk, else `ErrorKind::OutOfRange`
-    /// (the check every sector call makes before it touches a buffer).
-    ///
-    /// ```
-    /// # use vixDiskLib::{Connection, CreateOptions, DiskKind, ErrorKind};
-    /// # let dir = tempfile::tempdir()?;
-    /// # let path = dir.path().join("d.vmdk");
-    /// # let conn = Connection::local();
-    /// # conn.create(&path, &CreateOptions::new(DiskKind::MonolithicSparse, 4096), &mut |_| {})?;
-    /// let disk = conn.open(&path, &Default::default())?;
-    /// disk.check_range(4000, 96)?;
-    /// assert_eq!(disk.check_range(4000, 97).unwrap_err().kind(), ErrorKind::OutOfRange);
-    /// assert!(disk.check_range(u64::MAX, 2).is_err());
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn check_range(&self, start: u64, count: u64) -> Result<()> {
-        self.backend().check_range(start, count)
-    }
-
     /// Starts reading whole sectors at `sector` into `buf`. When this returns Ok, `done` runs
     /// exactly once, on a library thread, after the read finished (successfully or not); on
     /// Err nothing was started and `done` never runs. The request keeps the disk's data

@@ -172,6 +172,25 @@ impl Disk {
         self.backend().transport().name()
     }
 
+    /// Ok if `[start, start + count)` lies inside the disk, else `ErrorKind::OutOfRange`
+    /// (the check every sector call makes before it touches a buffer).
+    ///
+    /// ```
+    /// # use vixDiskLib::{Connection, CreateOptions, DiskKind, ErrorKind};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("d.vmdk");
+    /// # let conn = Connection::local();
+    /// # conn.create(&path, &CreateOptions::new(DiskKind::MonolithicSparse, 4096), &mut |_| {})?;
+    /// let disk = conn.open(&path, &Default::default())?;
+    /// disk.check_range(4000, 96)?;
+    /// assert_eq!(disk.check_range(4000, 97).unwrap_err().kind(), ErrorKind::OutOfRange);
+    /// assert!(disk.check_range(u64::MAX, 2).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn check_range(&self, start: u64, count: u64) -> Result<()> {
+        self.backend().check_range(start, count)
+    }
+
     /// Reads whole sectors from `sector` into `buf` (a multiple of 512 bytes).
     ///
     /// ```
